@@ -1,0 +1,58 @@
+//! Attacks: perturbations within an L-infinity ball that maximise an objective.
+
+use crate::rng::Rng;
+use crate::Result;
+use candle_core::Tensor;
+
+/// What an attack maximises, as a function of its input.
+///
+/// Any closure `FnMut(&Tensor) -> Result<Tensor>` is an objective, so one PGD serves training (the
+/// SSL loss of the perturbed views) and evaluation (the cross-entropy of a probe).
+pub trait Objective {
+    /// The loss to maximise at input `x`: a scalar, or one value per example (shape `[B]`), in
+    /// which case the attack maximises each example's value.
+    fn loss(&mut self, x: &Tensor) -> Result<Tensor>;
+
+    /// Per-example success of the attack at `x` (for a classifier: misclassified), when the
+    /// objective knows it; attacks with restarts keep, per example, a successful perturbation.
+    fn succeeded(&mut self, _x: &Tensor) -> Result<Option<Vec<bool>>> {
+        Ok(None)
+    }
+}
+
+impl<F> Objective for F
+where
+    F: FnMut(&Tensor) -> Result<Tensor>,
+{
+    fn loss(&mut self, x: &Tensor) -> Result<Tensor> {
+        self(x)
+    }
+}
+
+/// The settings of an attack, for reports.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct AttackSpec {
+    /// The attack's registered name.
+    pub name: String,
+    /// Radius of the L-infinity ball.
+    pub eps: f64,
+    /// Iterations.
+    pub steps: usize,
+    /// Step size, where the attack has a fixed one.
+    pub step_size: Option<f64>,
+    /// Random restarts (1 = a single run).
+    pub restarts: usize,
+    /// Whether it starts from a random point of the ball.
+    pub random_start: bool,
+}
+
+/// An L-infinity attack on inputs in [0, 1].
+pub trait Attack: Send + Sync {
+    /// Its settings.
+    fn spec(&self) -> AttackSpec;
+
+    /// Returns `x + delta` with `|delta| <= eps` and `x + delta` in [0, 1], chosen to maximise
+    /// `objective`. Only the gradient with respect to the input is read: an attack never touches
+    /// weights. Random starts draw from `rng`.
+    fn perturb(&self, x: &Tensor, objective: &mut dyn Objective, rng: &mut Rng) -> Result<Tensor>;
+}

@@ -1,0 +1,40 @@
+//! Evaluators: classifiers fitted on a frozen encoder.
+
+use super::{FrozenEncoder, ImageSet};
+use crate::rng::Rng;
+use crate::Result;
+use candle_core::{Device, Tensor};
+
+/// What an evaluator fits its classifier with.
+pub struct FitContext<'a> {
+    /// The encoder, frozen (evaluation mode, no gradient to its weights).
+    pub encoder: FrozenEncoder<'a>,
+    /// Labelled training images.
+    pub train: &'a ImageSet,
+    /// The device of the encoder.
+    pub device: &'a Device,
+    /// A seed for the evaluator's own randomness.
+    pub seed: u64,
+    /// The attack that robust probes train against, where one is configured.
+    pub training_attack: Option<&'a dyn super::Attack>,
+}
+
+/// A classifier on images, end to end through the frozen encoder and differentiable with respect to
+/// its input, so that attacks can be run against it.
+pub trait Classifier: Send + Sync {
+    /// Logits (B, classes) of images (B, C, H, W). A random classifier (one that averages random
+    /// views, say) draws its randomness from `rng`.
+    fn logits(&self, images: &Tensor, rng: &mut Rng) -> Result<Tensor>;
+
+    /// `true` when [`Classifier::logits`] is random: attacks then use expectation over
+    /// transformation (gradients averaged over several draws).
+    fn is_random(&self) -> bool {
+        false
+    }
+}
+
+/// Fits a classifier on a frozen encoder (a linear probe, kNN, ...).
+pub trait Evaluator: Send + Sync {
+    /// Fits the classifier on `ctx.train`.
+    fn fit<'a>(&self, ctx: &FitContext<'a>) -> Result<Box<dyn Classifier + 'a>>;
+}

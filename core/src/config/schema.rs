@@ -1,0 +1,454 @@
+//! The typed configuration of a run, with the built-in defaults.
+//!
+//! Tables that choose a component (`data`, `views`, `encoder`, `loss`, `train.attack`, `eval`)
+//! are *slots*: besides their own keys they hold one section per component name, with that
+//! component's parameters. Those sections are checked against the registry, not here.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::PathBuf;
+
+/// A whole run: what is trained, how, and how it is evaluated.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Seed of every random choice of the run (initialisation, shuffling, views, attacks).
+    pub seed: u64,
+    /// `cpu`, `cuda:N`, or `auto` (the first GPU when the binary has CUDA and one is present).
+    pub device: DeviceSpec,
+    /// Worker threads for the CPU backend and data loading; 0 uses every core.
+    pub threads: usize,
+    /// Root folder of run folders.
+    pub out: PathBuf,
+    /// What this configuration is (its name, the paper row it reproduces).
+    pub method: MethodInfo,
+    /// The dataset and batching.
+    pub data: DataConfig,
+    /// The view strategy (slot of kind `views`).
+    pub views: SlotConfig,
+    /// The encoder (slot of kind `encoder`).
+    pub encoder: SlotConfig,
+    /// The SSL objective (slot of kind `loss`).
+    pub loss: LossConfig,
+    /// The optimiser and its schedule.
+    pub optim: OptimConfig,
+    /// The training regime.
+    pub train: TrainConfig,
+    /// The evaluation.
+    pub eval: EvalConfig,
+    /// Dynamic plugin libraries to load.
+    pub plugins: PluginsConfig,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            seed: 0,
+            device: DeviceSpec::Auto,
+            threads: 0,
+            out: PathBuf::from("runs"),
+            method: MethodInfo::default(),
+            data: DataConfig::default(),
+            views: SlotConfig::named("multi-crop"),
+            encoder: SlotConfig::named("resnet-small"),
+            loss: LossConfig::default(),
+            optim: OptimConfig::default(),
+            train: TrainConfig::default(),
+            eval: EvalConfig::default(),
+            plugins: PluginsConfig::default(),
+        }
+    }
+}
+
+/// Where tensors live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DeviceSpec {
+    /// The first CUDA GPU when the binary has CUDA and one is present, else the CPU.
+    #[default]
+    Auto,
+    /// The CPU.
+    Cpu,
+    /// CUDA GPU number N.
+    Cuda(usize),
+}
+
+impl fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceSpec::Auto => f.write_str("auto"),
+            DeviceSpec::Cpu => f.write_str("cpu"),
+            DeviceSpec::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+impl std::str::FromStr for DeviceSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(DeviceSpec::Auto),
+            "cpu" => Ok(DeviceSpec::Cpu),
+            "cuda" | "gpu" => Ok(DeviceSpec::Cuda(0)),
+            other => other
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(DeviceSpec::Cuda)
+                .ok_or_else(|| format!("`{other}` is not a device: use cpu, cuda:N or auto")),
+        }
+    }
+}
+
+impl Serialize for DeviceSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// What a configuration is.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct MethodInfo {
+    /// Short name, used in run-folder names and tables (e.g. `cf-amc-ssl`).
+    pub name: String,
+    /// One line describing the method.
+    pub description: String,
+    /// The row of the paper's table it reproduces, if any.
+    pub paper_row: String,
+}
+
+/// A slot that chooses one component by name.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default)]
+pub struct SlotConfig {
+    /// The registered name of the component.
+    pub name: String,
+}
+
+impl SlotConfig {
+    /// A slot choosing `name`.
+    pub fn named(name: &str) -> Self {
+        SlotConfig {
+            name: name.to_string(),
+        }
+    }
+}
+
+/// The dataset slot, with batching and subsets.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct DataConfig {
+    /// The registered name of the dataset.
+    pub name: String,
+    /// Images per batch (each with `views` views).
+    pub batch_size: usize,
+    /// Class-balanced subset of the training split (0 = all of it).
+    pub train_subset: usize,
+    /// Class-balanced subset of the test split (0 = all of it).
+    pub test_subset: usize,
+    /// Threads that render views in the background (0 = as many as `threads`).
+    pub workers: usize,
+    /// Batches prepared ahead of the model (bounds the loader's memory).
+    pub prefetch: usize,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            name: "embedded".into(),
+            batch_size: 32,
+            train_subset: 0,
+            test_subset: 0,
+            workers: 0,
+            prefetch: 2,
+        }
+    }
+}
+
+/// One weighted term of the SSL objective.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LossTerm {
+    /// The registered name of the loss.
+    pub name: String,
+    /// Its weight in the objective.
+    #[serde(default = "one")]
+    pub weight: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// The objective: a weighted sum of losses (slot of kind `loss`; parameters in `[loss.<name>]`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct LossConfig {
+    /// The terms. EMP-SSL: 200 x invariance + 1 x tcr; SimCLR: 1 x infonce.
+    pub terms: Vec<LossTerm>,
+}
+
+impl Default for LossConfig {
+    fn default() -> Self {
+        LossConfig {
+            terms: vec![
+                LossTerm {
+                    name: "invariance".into(),
+                    weight: 200.0,
+                },
+                LossTerm {
+                    name: "tcr".into(),
+                    weight: 1.0,
+                },
+            ],
+        }
+    }
+}
+
+/// The learning-rate schedule's shape.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScheduleKind {
+    /// Cosine annealing from `lr` to `min_lr`, evaluated per optimiser step.
+    Cosine,
+    /// A constant learning rate.
+    Constant,
+}
+
+/// What the cosine schedule's horizon counts.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScheduleHorizon {
+    /// Every optimiser step that will be taken (free training: replays x batches x epochs).
+    AllSteps,
+    /// Batches x epochs, as the reference code: free training then restarts the cosine.
+    Batches,
+}
+
+/// LARS (layer-wise adaptive rate scaling) around SGD, as the solo-learn wrapper.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LarsConfig {
+    /// Whether LARS wraps the optimiser.
+    pub enabled: bool,
+    /// Trust coefficient eta.
+    pub eta: f64,
+    /// Clip the adaptive rate at the global one (`min(new_lr / lr, 1)`).
+    pub clip: bool,
+    /// Exclude biases and normalisation parameters from LARS scaling and weight decay.
+    pub exclude_bias_and_norm: bool,
+}
+
+impl Default for LarsConfig {
+    fn default() -> Self {
+        LarsConfig {
+            enabled: true,
+            eta: 0.005,
+            clip: true,
+            exclude_bias_and_norm: true,
+        }
+    }
+}
+
+/// SGD with momentum, Nesterov and weight decay, wrapped in LARS, with a per-step schedule.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimConfig {
+    /// Base learning rate.
+    pub lr: f64,
+    /// Momentum.
+    pub momentum: f64,
+    /// Nesterov momentum.
+    pub nesterov: bool,
+    /// Weight decay (L2, added to the gradient).
+    pub weight_decay: f64,
+    /// The LARS wrapper.
+    pub lars: LarsConfig,
+    /// Schedule shape.
+    pub schedule: ScheduleKind,
+    /// Linear warm-up steps before the schedule.
+    pub warmup_steps: usize,
+    /// Final learning rate of the cosine.
+    pub min_lr: f64,
+    /// What the cosine's horizon counts.
+    pub horizon: ScheduleHorizon,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        OptimConfig {
+            lr: 0.3,
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 1e-4,
+            lars: LarsConfig::default(),
+            schedule: ScheduleKind::Cosine,
+            warmup_steps: 0,
+            min_lr: 0.0,
+            horizon: ScheduleHorizon::AllSteps,
+        }
+    }
+}
+
+/// How the encoder is trained.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Regime {
+    /// Clean views.
+    Standard,
+    /// K attack steps on the SSL loss, then a weight update on the perturbed views.
+    Pgd,
+    /// Free adversarial training: each batch replayed m times, one backward pass per replay gives
+    /// both the weight and the perturbation gradient.
+    Free,
+}
+
+impl fmt::Display for Regime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Regime::Standard => "standard",
+            Regime::Pgd => "pgd",
+            Regime::Free => "free",
+        })
+    }
+}
+
+/// Settings of the PGD regime (the attack itself is `[train.attack]`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PgdConfig {
+    /// Let attack passes update batch-norm running statistics, as the reference code does.
+    pub attack_updates_bn_stats: bool,
+}
+
+/// Settings of the free regime.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FreeConfig {
+    /// Replays m of each batch.
+    pub replays: usize,
+    /// Radius of the L-infinity ball.
+    pub eps: f64,
+    /// Ascent step on the perturbation.
+    pub step: f64,
+    /// Clamp x + delta to [0, 1] before every forward pass (the reference code skips this on a new
+    /// batch; set false to reproduce it).
+    pub clamp_input: bool,
+}
+
+impl Default for FreeConfig {
+    fn default() -> Self {
+        FreeConfig {
+            replays: 3,
+            eps: 8.0 / 255.0,
+            step: 0.01,
+            clamp_input: true,
+        }
+    }
+}
+
+/// The training regime and its length.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// standard, pgd or free.
+    pub regime: Regime,
+    /// The budget N in standard epochs. standard and pgd make N passes over the data; free makes
+    /// ceil(N / replays) passes, each batch replayed `replays` times (Shafahi et al. 2019).
+    /// 0 trains nothing: the run evaluates its freshly initialised encoder (a random baseline).
+    pub epochs: usize,
+    /// Stop each pass after this many batches (0 = the whole training set); for quick checks.
+    pub max_batches: usize,
+    /// Write a metrics line every this many optimiser steps.
+    pub log_every: usize,
+    /// The PGD regime's settings.
+    pub pgd: PgdConfig,
+    /// The free regime's settings.
+    pub free: FreeConfig,
+    /// The attack of the PGD regime (slot of kind `attack`).
+    pub attack: SlotConfig,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            regime: Regime::Standard,
+            epochs: 1,
+            max_batches: 0,
+            log_every: 10,
+            pgd: PgdConfig::default(),
+            free: FreeConfig::default(),
+            attack: SlotConfig::named("pgd-linf"),
+        }
+    }
+}
+
+/// The evaluation (slot of kind `evaluator`; parameters in `[eval.<name>]`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct EvalConfig {
+    /// The evaluators to run.
+    pub evaluators: Vec<String>,
+    /// The attack preset: `strong` (default), `paper` (the reference protocol) or `none`.
+    pub preset: String,
+    /// The radii attacked.
+    pub eps: Vec<f64>,
+    /// Evaluate at the end of `rossl run`.
+    pub after_training: bool,
+    /// Images per evaluation batch.
+    pub batch_size: usize,
+    /// Draws averaged per gradient when attacking a random classifier (expectation over
+    /// transformation).
+    pub eot_samples: usize,
+    /// Make a failed sanity check an error exit.
+    pub strict: bool,
+    /// Iterations of the strong preset's attacks.
+    pub steps: usize,
+    /// Runs of the strong preset's PGD (per example, the best is kept).
+    pub restarts: usize,
+    /// Iterations of the paper preset's PGD (the reference evaluation's `--iter`).
+    pub paper_steps: usize,
+    /// Include APGD-CE in the strong preset.
+    pub apgd: bool,
+    /// Test images the sanity checks use (0: all).
+    pub check_images: usize,
+    /// The "very large" radius of the sanity check that accuracy falls to near 0.
+    pub large_eps: f64,
+    /// The accuracy at `large_eps` above which that check fails.
+    pub large_eps_max_accuracy: f64,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig {
+            evaluators: vec!["linear-probe".into()],
+            preset: "strong".into(),
+            eps: vec![4.0 / 255.0, 8.0 / 255.0],
+            after_training: true,
+            batch_size: 256,
+            eot_samples: 8,
+            strict: false,
+            steps: 20,
+            restarts: 2,
+            paper_steps: 2,
+            apgd: true,
+            check_images: 256,
+            large_eps: 0.5,
+            large_eps_max_accuracy: 0.05,
+        }
+    }
+}
+
+/// Dynamic plugin libraries.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginsConfig {
+    /// Paths of plugin libraries, relative to the config file that names them.
+    pub load: Vec<PathBuf>,
+}

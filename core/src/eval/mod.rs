@@ -1,0 +1,19 @@
+//! Evaluation a robustness reviewer can trust: every evaluator's classifier is measured on clean
+//! test images and under an attack suite (per attack and per-example worst case), and every
+//! evaluation runs sanity checks whose numbers are reported.
+
+mod checks;
+mod classify;
+mod harness;
+mod report;
+mod run;
+mod suite;
+
+pub use checks::CheckSettings;
+pub use classify::{
+    accuracy, cross_entropy, extract_features, labels_tensor, log_softmax, margin_loss, predictions,
+};
+pub use harness::{evaluate, ClassifierObjective, EvalInputs};
+pub use report::{CheckResult, EvaluationReport, Results, RobustResult, TrainResults, WorstCase};
+pub use run::evaluate_run;
+pub use suite::{attack_suite, build_attack, AttackLoss, PlannedAttack};

@@ -1,0 +1,119 @@
+//! The attack suites of the presets.
+//!
+//! - `strong` (default): per radius, PGD-`steps` with step eps/4 from a random start with
+//!   `restarts` restarts against cross-entropy, the same against the CW margin, and APGD-CE
+//!   (Croce and Hein 2020).
+//! - `paper`: the reference protocol: PGD from a zero start, step 0.01, `paper_steps` steps,
+//!   cross-entropy.
+//! - `none`: no attack (clean accuracy only).
+
+use crate::components::{Attack, BuildContext};
+use crate::config::{ComponentConfig, EvalConfig};
+use crate::registry;
+use crate::Result;
+use serde::Serialize;
+
+/// What an evaluation attack maximises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttackLoss {
+    /// Cross-entropy of the true class.
+    CrossEntropy,
+    /// The CW margin: largest other logit minus the true one.
+    Margin,
+}
+
+impl AttackLoss {
+    /// Short name for labels.
+    pub fn short(self) -> &'static str {
+        match self {
+            AttackLoss::CrossEntropy => "ce",
+            AttackLoss::Margin => "margin",
+        }
+    }
+}
+
+/// One attack of a suite.
+pub struct PlannedAttack {
+    /// A label such as `pgd-linf/ce`.
+    pub label: String,
+    /// The attack.
+    pub attack: Box<dyn Attack>,
+    /// Its loss.
+    pub loss: AttackLoss,
+    /// Its radius.
+    pub eps: f64,
+}
+
+/// Builds the registered attack `name` with parameters `params`.
+pub fn build_attack(
+    name: &str,
+    params: toml::Table,
+    ctx: &BuildContext,
+) -> Result<Box<dyn Attack>> {
+    let section = format!("eval.attack.{name}");
+    let config = ComponentConfig::from_table(&section, params, "the evaluation preset");
+    let registration = registry::find::<dyn Attack>(name, "the evaluation preset")?;
+    (registration.build)(&config, ctx)
+}
+
+fn table(entries: &[(&str, toml::Value)]) -> toml::Table {
+    entries
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+/// The attacks of `config.preset` at radius `eps`.
+pub fn attack_suite(
+    config: &EvalConfig,
+    eps: f64,
+    ctx: &BuildContext,
+) -> Result<Vec<PlannedAttack>> {
+    use toml::Value::{Boolean, Float, Integer};
+    let mut plans = Vec::new();
+    match config.preset.as_str() {
+        "none" => {}
+        "paper" => {
+            let params = table(&[
+                ("eps", Float(eps)),
+                ("step", Float(0.01)),
+                ("steps", Integer(config.paper_steps as i64)),
+                ("random_start", Boolean(false)),
+            ]);
+            plans.push(PlannedAttack {
+                label: "pgd-linf/ce".into(),
+                attack: build_attack("pgd-linf", params, ctx)?,
+                loss: AttackLoss::CrossEntropy,
+                eps,
+            });
+        }
+        _ => {
+            for loss in [AttackLoss::CrossEntropy, AttackLoss::Margin] {
+                let params = table(&[
+                    ("eps", Float(eps)),
+                    ("step", Float(eps / 4.0)),
+                    ("steps", Integer(config.steps as i64)),
+                    ("random_start", Boolean(true)),
+                    ("restarts", Integer(config.restarts as i64)),
+                ]);
+                plans.push(PlannedAttack {
+                    label: format!("pgd-linf/{}", loss.short()),
+                    attack: build_attack("pgd-linf", params, ctx)?,
+                    loss,
+                    eps,
+                });
+            }
+            if config.apgd {
+                let params = table(&[("eps", Float(eps)), ("steps", Integer(config.steps as i64))]);
+                plans.push(PlannedAttack {
+                    label: "apgd-ce/ce".into(),
+                    attack: build_attack("apgd-ce", params, ctx)?,
+                    loss: AttackLoss::CrossEntropy,
+                    eps,
+                });
+            }
+        }
+    }
+    Ok(plans)
+}

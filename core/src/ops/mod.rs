@@ -1,0 +1,12 @@
+//! Tensor operations that candle lacks or that rossl computes faster: the log-determinant of
+//! symmetric positive-definite matrices (for the coding rate), channels-last convolution and
+//! batch normalisation with fast CPU kernels (candle's own operations on other devices).
+
+mod batch_norm;
+mod conv;
+mod logdet;
+mod storage;
+
+pub use batch_norm::{batch_norm_eval, batch_norm_train, batch_norm_train_reference, Moments};
+pub use conv::{conv2d_nhwc, conv2d_nhwc_reference};
+pub use logdet::logdet_spd;

@@ -1,0 +1,118 @@
+//! Run folders: where a run writes its configuration, metrics, checkpoint and results.
+//!
+//! ```text
+//! <out>/<method>-<digest>/
+//!   config.toml             the resolved configuration, each value with its source
+//!   metrics.jsonl           one JSON object per logged optimiser step, plus epoch summaries
+//!   checkpoint.safetensors  weights, buffers, optimiser state, configuration (every epoch)
+//!   summary.json            the training summary (written when training ends)
+//!   results.json            the evaluation (written by evaluation)
+//! ```
+
+use crate::config::ResolvedConfig;
+use crate::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// A run folder.
+#[derive(Clone, Debug)]
+pub struct RunDir {
+    path: PathBuf,
+}
+
+/// File names inside a run folder.
+pub mod files {
+    /// The resolved configuration with sources.
+    pub const CONFIG: &str = "config.toml";
+    /// Training metrics, JSON lines.
+    pub const METRICS: &str = "metrics.jsonl";
+    /// The latest checkpoint.
+    pub const CHECKPOINT: &str = "checkpoint.safetensors";
+    /// The training summary.
+    pub const SUMMARY: &str = "summary.json";
+    /// The evaluation results.
+    pub const RESULTS: &str = "results.json";
+}
+
+/// A folder-name-safe version of `name`.
+pub fn slug(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let s = s.trim_matches('-').to_string();
+    if s.is_empty() {
+        "run".into()
+    } else {
+        s
+    }
+}
+
+impl RunDir {
+    /// The folder a configuration's run lives in: `<out>/<method>-<digest prefix>`.
+    pub fn for_config(config: &ResolvedConfig) -> Result<Self> {
+        let digest = config.digest()?;
+        let method = if config.run.method.name.is_empty() {
+            "run"
+        } else {
+            config.run.method.name.as_str()
+        };
+        Ok(RunDir {
+            path: config
+                .run
+                .out
+                .join(format!("{}-{}", slug(method), &digest[..10])),
+        })
+    }
+
+    /// An existing folder.
+    pub fn open(path: &Path) -> Result<Self> {
+        if !path.is_dir() {
+            return Err(Error::data(path, "not a run folder (it does not exist)"));
+        }
+        Ok(RunDir {
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Creates the folder (and its parents).
+    pub fn create(&self) -> Result<()> {
+        std::fs::create_dir_all(&self.path)
+            .map_err(|e| Error::io(format!("creating run folder {}", self.path.display()), e))
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A file inside it.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Writes `contents` to file `name` atomically.
+    pub fn write(&self, name: &str, contents: &str) -> Result<()> {
+        let target = self.file(name);
+        let tmp = self.file(&format!(".{name}.tmp"));
+        std::fs::write(&tmp, contents)
+            .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+        std::fs::rename(&tmp, &target)
+            .map_err(|e| Error::io(format!("writing {}", target.display()), e))
+    }
+
+    /// Reads file `name`, if it exists.
+    pub fn read(&self, name: &str) -> Result<Option<String>> {
+        let path = self.file(name);
+        match std::fs::read_to_string(&path) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! `apgd-ce`: Auto-PGD (Croce and Hein 2020, "Reliable evaluation of adversarial robustness with
+//! an ensemble of diverse parameter-free attacks"), the step-size-free PGD of AutoAttack.
+//!
+//! From a random start, with per-example step sizes starting at 2 eps: a signed-gradient step
+//! with momentum 0.75, projection to the ball and [0, 1]; at checkpoints (first after 22% of the
+//! iterations, then shrinking by 3% down to 6%), an example whose loss rose in at most 75% of the
+//! steps since the last checkpoint, or that did not improve since a checkpoint without a step-size
+//! cut, halves its step and restarts from its best point. Returns, per example, a misclassifying
+//! point when one was found (if the objective reports success), else the highest-loss point.
+
+use candle_core::{DType, Tensor};
+use rossl_core::adversarial::{check_budget, input_gradient, project, uniform_delta};
+use rossl_core::components::{Attack, AttackSpec, Objective};
+use rossl_core::registry::{ParamError, Params};
+use rossl_core::rng::Rng;
+use rossl_core::Result;
+use serde::{Deserialize, Serialize};
+
+/// Parameters of `apgd-ce`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApgdParams {
+    /// Radius of the L-infinity ball.
+    pub eps: f64,
+    /// Iterations.
+    pub steps: usize,
+    /// Momentum of the update.
+    pub momentum: f64,
+    /// Fraction of improving steps below which the step is halved.
+    pub rho: f64,
+}
+
+impl Default for ApgdParams {
+    fn default() -> Self {
+        ApgdParams {
+            eps: 8.0 / 255.0,
+            steps: 100,
+            momentum: 0.75,
+            rho: 0.75,
+        }
+    }
+}
+
+impl Params for ApgdParams {
+    fn validate(&self) -> std::result::Result<(), ParamError> {
+        check_budget(self.eps, 0.0).map_err(|e| ParamError::new("eps", e.to_string()))?;
+        if self.steps == 0 {
+            return Err(ParamError::new("steps", "needs at least one step"));
+        }
+        if !(0.0..=1.0).contains(&self.momentum) || !(0.0..=1.0).contains(&self.rho) {
+            return Err(ParamError::new(
+                "momentum",
+                "momentum and rho must be in [0, 1]",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Auto-PGD.
+#[derive(Clone, Debug)]
+pub struct Apgd {
+    params: ApgdParams,
+}
+
+impl Apgd {
+    /// The attack with these settings.
+    pub fn new(params: ApgdParams) -> Self {
+        Apgd { params }
+    }
+}
+
+/// Per-example values of a loss (a scalar counts as one example).
+fn per_example(loss: &Tensor) -> Result<Vec<f32>> {
+    let loss = loss.to_dtype(DType::F32)?;
+    Ok(if loss.rank() == 0 {
+        vec![loss.to_scalar::<f32>()?]
+    } else {
+        loss.flatten_all()?.to_vec1::<f32>()?
+    })
+}
+
+/// Rows of `a` where `mask` is set, else rows of `b`; `mask` has one entry per row (or one for
+/// the whole tensor).
+fn select(mask: &[bool], a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if mask.len() == 1 {
+        return Ok(if mask[0] { a.clone() } else { b.clone() });
+    }
+    let m: Vec<u8> = mask.iter().map(|&v| u8::from(v)).collect();
+    let mut shape = vec![m.len()];
+    shape.extend(std::iter::repeat_n(1, a.rank() - 1));
+    let m = Tensor::from_vec(m, shape.as_slice(), a.device())?.broadcast_as(a.shape())?;
+    Ok(m.where_cond(a, b)?)
+}
+
+/// Per-row scale as a tensor broadcastable to `like`.
+fn row_tensor(values: &[f64], like: &Tensor) -> Result<Tensor> {
+    if values.len() == 1 {
+        return Ok(Tensor::new(values[0] as f32, like.device())?
+            .to_dtype(like.dtype())?
+            .broadcast_as(like.shape())?);
+    }
+    let mut shape = vec![values.len()];
+    shape.extend(std::iter::repeat_n(1, like.rank() - 1));
+    let v: Vec<f32> = values.iter().map(|&x| x as f32).collect();
+    Ok(Tensor::from_vec(v, shape.as_slice(), like.device())?
+        .to_dtype(like.dtype())?
+        .broadcast_as(like.shape())?)
+}
+
+impl Attack for Apgd {
+    fn spec(&self) -> AttackSpec {
+        AttackSpec {
+            name: "apgd-ce".into(),
+            eps: self.params.eps,
+            steps: self.params.steps,
+            step_size: None,
+            restarts: 1,
+            random_start: true,
+        }
+    }
+
+    fn perturb(&self, x: &Tensor, objective: &mut dyn Objective, rng: &mut Rng) -> Result<Tensor> {
+        let p = &self.params;
+        let x = x.detach();
+        let eps = p.eps;
+        if eps == 0.0 {
+            return Ok(x);
+        }
+        let n_iter = p.steps;
+        let first_check = ((0.22 * n_iter as f64) as usize).max(1);
+        let min_check = ((0.06 * n_iter as f64) as usize).max(1);
+        let decrease = ((0.03 * n_iter as f64) as usize).max(1);
+
+        let mut x_adv = project(&x, &(&x + uniform_delta(&x, eps, rng)?)?, eps)?;
+        let (loss, mut grad) = input_gradient(objective, &x_adv)?;
+        let mut losses = per_example(&loss)?;
+        let rows = losses.len();
+        let mut loss_best = losses.clone();
+        let mut x_best = x_adv.clone();
+        let mut grad_best = grad.clone();
+        let mut success = objective.succeeded(&x_adv)?.filter(|s| s.len() == rows);
+        let mut x_best_adv = x_adv.clone();
+        let mut step = vec![2.0 * eps; rows];
+        let mut x_old = x_adv.clone();
+        let mut history: Vec<Vec<f32>> = vec![losses.clone()];
+        let mut since_check = 0usize;
+        let mut window = first_check;
+        let mut best_at_last_check = loss_best.clone();
+        let mut reduced_at_last_check = vec![true; rows];
+
+        for i in 0..n_iter {
+            let a = if i > 0 { p.momentum } else { 1.0 };
+            let momentum_term = (&x_adv - &x_old)?;
+            x_old = x_adv.clone();
+            let z = project(
+                &x,
+                &(&x_adv + (grad.sign()? * row_tensor(&step, &grad)?)?)?,
+                eps,
+            )?;
+            let moved = ((&x_adv + ((z - &x_adv)? * a)?)? + (momentum_term * (1.0 - a))?)?;
+            x_adv = project(&x, &moved, eps)?;
+            let (loss, g) = input_gradient(objective, &x_adv)?;
+            grad = g;
+            losses = per_example(&loss)?;
+            if let (Some(best), Some(now)) = (success.as_mut(), objective.succeeded(&x_adv)?) {
+                if now.len() == rows {
+                    let newly: Vec<bool> = now
+                        .iter()
+                        .zip(best.iter())
+                        .map(|(n, b)| *n && !*b)
+                        .collect();
+                    x_best_adv = select(&newly, &x_adv, &x_best_adv)?;
+                    for (b, n) in best.iter_mut().zip(&now) {
+                        *b = *b || *n;
+                    }
+                }
+            }
+            let improved: Vec<bool> = losses.iter().zip(&loss_best).map(|(l, b)| l > b).collect();
+            x_best = select(&improved, &x_adv, &x_best)?;
+            grad_best = select(&improved, &grad, &grad_best)?;
+            for (b, (l, imp)) in loss_best.iter_mut().zip(losses.iter().zip(&improved)) {
+                if *imp {
+                    *b = *l;
+                }
+            }
+            history.push(losses.clone());
+            since_check += 1;
+            if since_check == window {
+                let len = history.len();
+                let mut reduce = vec![false; rows];
+                for r in 0..rows {
+                    let increases = (0..window)
+                        .filter(|&c| {
+                            len >= c + 2 && history[len - 1 - c][r] > history[len - 2 - c][r]
+                        })
+                        .count();
+                    let oscillating = increases as f64 <= window as f64 * p.rho;
+                    let stalled =
+                        !reduced_at_last_check[r] && best_at_last_check[r] >= loss_best[r];
+                    reduce[r] = oscillating || stalled;
+                }
+                reduced_at_last_check = reduce.clone();
+                best_at_last_check = loss_best.clone();
+                if reduce.iter().any(|&r| r) {
+                    for (s, &r) in step.iter_mut().zip(&reduce) {
+                        if r {
+                            *s /= 2.0;
+                        }
+                    }
+                    x_adv = select(&reduce, &x_best, &x_adv)?;
+                    grad = select(&reduce, &grad_best, &grad)?;
+                }
+                window = window.saturating_sub(decrease).max(min_check);
+                since_check = 0;
+            }
+        }
+        Ok(match success {
+            Some(found) => select(&found, &x_best_adv, &x_best)?,
+            None => x_best,
+        })
+    }
+}
+
+rossl_core::register! {
+    kind: attack,
+    name: "apgd-ce",
+    summary: "Auto-PGD (Croce & Hein 2020): step-size-free PGD with momentum and step halving, random start",
+    params: ApgdParams,
+    build: |p, _ctx| Ok(Box::new(Apgd::new(p))),
+}

@@ -1,0 +1,393 @@
+//! A CIFAR-style ResNet with the EMP-SSL head.
+//!
+//! Backbone: `conv1` (3x3, stride 1) - `bn1` - ReLU, then stages `layer1..layer4` of basic blocks
+//! (the first block of every stage after the first halves the resolution), global average
+//! pooling. Head: `pre_feature` = Linear(width, hidden) - BatchNorm1d - ReLU (the feature that
+//! probes read), `projection` = Linear(hidden, hidden) - BatchNorm1d - ReLU - Linear(hidden, z),
+//! then L2 normalisation. Parameter names are those of the reference `encoder` module
+//! (`backbone.layer1.0.conv1.weight`, `pre_feature.0.weight`, `projection.3.bias`, ...), so that
+//! weights can be exchanged with PyTorch through safetensors.
+
+use candle_core::{Device, Tensor};
+use rossl_core::components::{Buffer, BuildContext, Embedding, Encoder, Mode, Parameter};
+use rossl_core::nn::{
+    kaiming_normal_fan_out, l2_normalize, uniform_fan_in, BatchNorm, Conv2d, Linear, Module,
+};
+use rossl_core::registry::{ParamError, Params};
+use rossl_core::rng::{stream, Rng};
+use rossl_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// The shape of a ResNet encoder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResNetSpec {
+    /// Input channels.
+    pub in_channels: usize,
+    /// Channels of each stage (the stem has the first).
+    pub widths: Vec<usize>,
+    /// Basic blocks of each stage.
+    pub blocks: Vec<usize>,
+    /// Width of the head's hidden layers (the probed feature).
+    pub hidden: usize,
+    /// Width of the projection.
+    pub z_dim: usize,
+}
+
+struct BasicBlock {
+    conv1: Conv2d,
+    bn1: BatchNorm,
+    conv2: Conv2d,
+    bn2: BatchNorm,
+    downsample: Option<(Conv2d, BatchNorm)>,
+}
+
+impl BasicBlock {
+    fn new(
+        name: &str,
+        cin: usize,
+        cout: usize,
+        stride: usize,
+        rng: &mut Rng,
+        dev: &Device,
+    ) -> Result<Self> {
+        let k3 = kaiming_normal_fan_out(cout, 9);
+        let downsample = if stride != 1 || cin != cout {
+            Some((
+                Conv2d::new(
+                    &format!("{name}.downsample.0"),
+                    cin,
+                    cout,
+                    1,
+                    stride,
+                    0,
+                    kaiming_normal_fan_out(cout, 1),
+                    rng,
+                    dev,
+                )?,
+                BatchNorm::new(&format!("{name}.downsample.1"), cout, dev)?,
+            ))
+        } else {
+            None
+        };
+        Ok(BasicBlock {
+            conv1: Conv2d::new(
+                &format!("{name}.conv1"),
+                cin,
+                cout,
+                3,
+                stride,
+                1,
+                k3,
+                rng,
+                dev,
+            )?,
+            bn1: BatchNorm::new(&format!("{name}.bn1"), cout, dev)?,
+            conv2: Conv2d::new(&format!("{name}.conv2"), cout, cout, 3, 1, 1, k3, rng, dev)?,
+            bn2: BatchNorm::new(&format!("{name}.bn2"), cout, dev)?,
+            downsample,
+        })
+    }
+
+    /// Channels-last in and out.
+    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let y = self
+            .bn1
+            .forward(&self.conv1.forward(x, mode)?, mode, true)?;
+        let y = self
+            .bn2
+            .forward(&self.conv2.forward(&y, mode)?, mode, false)?;
+        let shortcut = match &self.downsample {
+            Some((conv, bn)) => bn.forward(&conv.forward(x, mode)?, mode, false)?,
+            None => x.clone(),
+        };
+        Ok((y + shortcut)?.relu()?)
+    }
+
+    fn modules(&self) -> Vec<&dyn Module> {
+        let mut m: Vec<&dyn Module> = vec![&self.conv1, &self.bn1, &self.conv2, &self.bn2];
+        if let Some((conv, bn)) = &self.downsample {
+            m.push(conv);
+            m.push(bn);
+        }
+        m
+    }
+}
+
+/// A ResNet backbone with the EMP-SSL head.
+pub struct ResNetEncoder {
+    spec: ResNetSpec,
+    conv1: Conv2d,
+    bn1: BatchNorm,
+    stages: Vec<Vec<BasicBlock>>,
+    pre_linear: Linear,
+    pre_bn: BatchNorm,
+    proj_linear1: Linear,
+    proj_bn: BatchNorm,
+    proj_linear2: Linear,
+}
+
+impl ResNetEncoder {
+    /// A freshly initialised encoder (PyTorch's initialisations, drawn from the run's seed).
+    pub fn new(spec: ResNetSpec, seed: u64, device: &Device) -> Result<Self> {
+        if spec.widths.is_empty() || spec.widths.len() != spec.blocks.len() {
+            return Err(Error::msg(format!(
+                "resnet: {} stage widths but {} block counts",
+                spec.widths.len(),
+                spec.blocks.len()
+            )));
+        }
+        let mut rng = Rng::derive(seed, &[stream::INIT]);
+        let dev = device;
+        let w0 = spec.widths[0];
+        // The CIFAR stem replaces torchvision's conv1 after construction: PyTorch's default init.
+        let conv1 = Conv2d::new(
+            "backbone.conv1",
+            spec.in_channels,
+            w0,
+            3,
+            1,
+            1,
+            uniform_fan_in(spec.in_channels * 9),
+            &mut rng,
+            dev,
+        )?;
+        let bn1 = BatchNorm::new("backbone.bn1", w0, dev)?;
+        let mut stages = Vec::new();
+        let mut cin = w0;
+        for (s, (&width, &count)) in spec.widths.iter().zip(&spec.blocks).enumerate() {
+            let mut blocks = Vec::new();
+            for b in 0..count {
+                let stride = if s > 0 && b == 0 { 2 } else { 1 };
+                blocks.push(BasicBlock::new(
+                    &format!("backbone.layer{}.{b}", s + 1),
+                    cin,
+                    width,
+                    stride,
+                    &mut rng,
+                    dev,
+                )?);
+                cin = width;
+            }
+            stages.push(blocks);
+        }
+        let pre_linear = Linear::new("pre_feature.0", cin, spec.hidden, &mut rng, dev)?;
+        let pre_bn = BatchNorm::new("pre_feature.1", spec.hidden, dev)?;
+        let proj_linear1 = Linear::new("projection.0", spec.hidden, spec.hidden, &mut rng, dev)?;
+        let proj_bn = BatchNorm::new("projection.1", spec.hidden, dev)?;
+        let proj_linear2 = Linear::new("projection.3", spec.hidden, spec.z_dim, &mut rng, dev)?;
+        Ok(ResNetEncoder {
+            spec,
+            conv1,
+            bn1,
+            stages,
+            pre_linear,
+            pre_bn,
+            proj_linear1,
+            proj_bn,
+            proj_linear2,
+        })
+    }
+
+    /// Its shape.
+    pub fn spec(&self) -> &ResNetSpec {
+        &self.spec
+    }
+
+    /// The pooled backbone output (B, last width) of images (B, C, H, W). The backbone computes
+    /// channels-last internally (the layout of the fast CPU kernels).
+    pub fn backbone(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let x = x.permute((0, 2, 3, 1))?.contiguous()?;
+        let mut h = self
+            .bn1
+            .forward(&self.conv1.forward(&x, mode)?, mode, true)?;
+        for block in self.stages.iter().flatten() {
+            h = block.forward(&h, mode)?;
+        }
+        Ok(h.mean((1, 2))?)
+    }
+
+    fn modules(&self) -> Vec<&dyn Module> {
+        let mut m: Vec<&dyn Module> = vec![&self.conv1, &self.bn1];
+        for block in self.stages.iter().flatten() {
+            m.extend(block.modules());
+        }
+        m.extend([
+            &self.pre_linear as &dyn Module,
+            &self.pre_bn,
+            &self.proj_linear1,
+            &self.proj_bn,
+            &self.proj_linear2,
+        ]);
+        m
+    }
+}
+
+impl Encoder for ResNetEncoder {
+    fn forward(&self, images: &Tensor, mode: Mode) -> Result<Embedding> {
+        let feature = self.features(images, mode)?;
+        let h = self
+            .proj_bn
+            .forward(&self.proj_linear1.forward(&feature, mode)?, mode, true)?;
+        let z = self.proj_linear2.forward(&h, mode)?;
+        Ok(Embedding {
+            projection: l2_normalize(&z)?,
+            feature,
+        })
+    }
+
+    fn features(&self, images: &Tensor, mode: Mode) -> Result<Tensor> {
+        let pooled = self.backbone(images, mode)?;
+        self.pre_bn
+            .forward(&self.pre_linear.forward(&pooled, mode)?, mode, true)
+    }
+
+    fn feature_dim(&self) -> usize {
+        self.spec.hidden
+    }
+
+    fn projection_dim(&self) -> usize {
+        self.spec.z_dim
+    }
+
+    fn parameters(&self) -> Vec<Parameter> {
+        let mut out = Vec::new();
+        for m in self.modules() {
+            m.collect_parameters(&mut out);
+        }
+        out
+    }
+
+    fn buffers(&self) -> Vec<Buffer> {
+        let mut out = Vec::new();
+        for m in self.modules() {
+            m.collect_buffers(&mut out);
+        }
+        out
+    }
+}
+
+fn in_channels(requested: usize, ctx: &BuildContext) -> Result<usize> {
+    match (requested, ctx.input) {
+        (0, Some(input)) => Ok(input.channels),
+        (0, None) => Ok(3),
+        (c, Some(input)) if c != input.channels => Err(Error::Config(format!(
+            "the encoder's in_channels = {c} but the data has {} channels; set in_channels = 0 to follow the data",
+            input.channels
+        ))),
+        (c, _) => Ok(c),
+    }
+}
+
+/// Parameters of `resnet18-cifar`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResNet18Params {
+    /// Input channels (0: follow the data).
+    pub in_channels: usize,
+    /// Width of the head's hidden layers and of the probed feature (EMP-SSL and SimCLR: 4096).
+    pub hidden: usize,
+    /// Width of the projection (EMP-SSL: 1024, SimCLR: 128).
+    pub z_dim: usize,
+}
+
+impl Default for ResNet18Params {
+    fn default() -> Self {
+        ResNet18Params {
+            in_channels: 0,
+            hidden: 4096,
+            z_dim: 1024,
+        }
+    }
+}
+
+impl Params for ResNet18Params {
+    fn validate(&self) -> std::result::Result<(), ParamError> {
+        if self.hidden == 0 || self.z_dim == 0 {
+            return Err(ParamError::new("hidden", "head widths must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// Parameters of `resnet-small`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResNetSmallParams {
+    /// Input channels (0: follow the data).
+    pub in_channels: usize,
+    /// Channels of each stage.
+    pub widths: Vec<usize>,
+    /// Basic blocks per stage (one number for every stage).
+    pub blocks: usize,
+    /// Width of the head's hidden layers (the probed feature).
+    pub hidden: usize,
+    /// Width of the projection.
+    pub z_dim: usize,
+}
+
+impl Default for ResNetSmallParams {
+    fn default() -> Self {
+        ResNetSmallParams {
+            in_channels: 0,
+            widths: vec![16, 32, 64, 128],
+            blocks: 1,
+            hidden: 512,
+            z_dim: 128,
+        }
+    }
+}
+
+impl Params for ResNetSmallParams {
+    fn validate(&self) -> std::result::Result<(), ParamError> {
+        if self.widths.is_empty() || self.widths.contains(&0) {
+            return Err(ParamError::new(
+                "widths",
+                "needs at least one stage, each at least 1 channel wide",
+            ));
+        }
+        if self.blocks == 0 {
+            return Err(ParamError::new(
+                "blocks",
+                "needs at least one block per stage",
+            ));
+        }
+        if self.hidden == 0 || self.z_dim == 0 {
+            return Err(ParamError::new("hidden", "head widths must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+rossl_core::register! {
+    kind: encoder,
+    name: "resnet18-cifar",
+    summary: "torchvision ResNet-18, 3x3 stride-1 stem, no max-pool, + EMP-SSL head (hidden 4096, z 1024)",
+    params: ResNet18Params,
+    build: |p, ctx| {
+        let spec = ResNetSpec {
+            in_channels: in_channels(p.in_channels, ctx)?,
+            widths: vec![64, 128, 256, 512],
+            blocks: vec![2, 2, 2, 2],
+            hidden: p.hidden,
+            z_dim: p.z_dim,
+        };
+        Ok(Box::new(ResNetEncoder::new(spec, ctx.seed, &ctx.device)?))
+    },
+}
+
+rossl_core::register! {
+    kind: encoder,
+    name: "resnet-small",
+    summary: "small CIFAR-style ResNet (widths 16/32/64/128, 1 block per stage, head 512/128) for CPU runs",
+    params: ResNetSmallParams,
+    build: |p, ctx| {
+        let spec = ResNetSpec {
+            in_channels: in_channels(p.in_channels, ctx)?,
+            blocks: vec![p.blocks; p.widths.len()],
+            widths: p.widths,
+            hidden: p.hidden,
+            z_dim: p.z_dim,
+        };
+        Ok(Box::new(ResNetEncoder::new(spec, ctx.seed, &ctx.device)?))
+    },
+}

@@ -1,0 +1,223 @@
+//! `multi-crop-probe`: EMP-SSL's bag-of-features probe. An image's feature is the mean of the
+//! encoder's features over `views` random resized crops (with random flips); a linear head is
+//! trained on those features. Crops are cut, resized and flipped as matrix products, so the
+//! classifier is differentiable in its input; being random, it is attacked with expectation over
+//! transformation (gradients averaged over `eval.eot_samples` fresh draws of the crops).
+//!
+//! Unlike the reference evaluation, the test-time views use crops and flips only (no colour
+//! jitter, blur or solarisation), so that gradients through them are exact.
+
+use crate::training::{train_on_features, HeadTraining, LinearHead};
+use candle_core::{DType, Device, Tensor};
+use rossl_core::components::{Classifier, Evaluator, FitContext, FrozenEncoder};
+use rossl_core::data::image_batch;
+use rossl_core::registry::{ParamError, Params};
+use rossl_core::rng::Rng;
+use rossl_core::Result;
+use rossl_views::crop::sample_crop;
+use rossl_views::resample::interpolation_matrix;
+use serde::{Deserialize, Serialize};
+
+/// Parameters of `multi-crop-probe`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MultiCropProbeParams {
+    /// Views averaged per image.
+    pub views: usize,
+    /// Crop area range.
+    pub scale: [f64; 2],
+    /// Crop aspect ratio range.
+    pub ratio: [f64; 2],
+    /// Mirror each view with probability 0.5.
+    pub flip: bool,
+    /// Optimiser (`adam` or `sgd`).
+    pub optimizer: String,
+    /// Learning rate.
+    pub lr: f64,
+    /// Epochs.
+    pub epochs: usize,
+    /// Batch size (images).
+    pub batch_size: usize,
+}
+
+impl Default for MultiCropProbeParams {
+    fn default() -> Self {
+        MultiCropProbeParams {
+            views: 16,
+            scale: [0.08, 1.0],
+            ratio: [3.0 / 4.0, 4.0 / 3.0],
+            flip: true,
+            optimizer: "adam".into(),
+            lr: 3e-4,
+            epochs: 10,
+            batch_size: 64,
+        }
+    }
+}
+
+impl Params for MultiCropProbeParams {
+    fn validate(&self) -> std::result::Result<(), ParamError> {
+        if self.views == 0 {
+            return Err(ParamError::new("views", "needs at least one view"));
+        }
+        if !(self.scale[0] > 0.0 && self.scale[0] <= self.scale[1] && self.scale[1] <= 1.0) {
+            return Err(ParamError::new(
+                "scale",
+                "must satisfy 0 < low <= high <= 1",
+            ));
+        }
+        if !(self.ratio[0] > 0.0 && self.ratio[0] <= self.ratio[1]) {
+            return Err(ParamError::new("ratio", "must satisfy 0 < low <= high"));
+        }
+        self.training().validate()
+    }
+}
+
+impl MultiCropProbeParams {
+    fn training(&self) -> HeadTraining {
+        HeadTraining {
+            optimizer: self.optimizer.clone(),
+            lr: self.lr,
+            epochs: self.epochs,
+            batch_size: 256,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+/// Random views of a batch as differentiable matrix products.
+struct ViewSampler {
+    views: usize,
+    scale: [f64; 2],
+    ratio: [f64; 2],
+    flip: bool,
+}
+
+impl ViewSampler {
+    /// (views * B, C, H, W) views of `x` (B, C, H, W), view-major.
+    fn views(&self, x: &Tensor, rng: &mut Rng) -> Result<Tensor> {
+        let (b, c, h, w) = x.dims4()?;
+        let n = self.views * b;
+        let mut rows = Vec::with_capacity(n * h * h);
+        let mut cols = Vec::with_capacity(n * w * w);
+        for _ in 0..n {
+            let crop = sample_crop(h, w, self.scale, self.ratio, rng);
+            let flip = self.flip && rng.bernoulli(0.5);
+            rows.extend(interpolation_matrix(crop.top, crop.height, h, h, false));
+            // columns: (W_out x W) transposed to (W x W_out) for x @ R^T
+            let m = interpolation_matrix(crop.left, crop.width, w, w, flip);
+            for j in 0..w {
+                for o in 0..w {
+                    cols.push(m[o * w + j]);
+                }
+            }
+        }
+        let device = x.device();
+        let ry = Tensor::from_vec(rows, (n, 1, h, h), device)?.to_dtype(x.dtype())?;
+        let rx_t = Tensor::from_vec(cols, (n, 1, w, w), device)?.to_dtype(x.dtype())?;
+        let repeated = x
+            .unsqueeze(0)?
+            .broadcast_as((self.views, b, c, h, w))?
+            .reshape((n, c, h, w))?;
+        let horizontal = repeated.broadcast_matmul(&rx_t)?; // (n, c, h, w)
+        Ok(ry.broadcast_matmul(&horizontal)?)
+    }
+}
+
+fn mean_features(
+    encoder: FrozenEncoder<'_>,
+    sampler: &ViewSampler,
+    x: &Tensor,
+    rng: &mut Rng,
+) -> Result<Tensor> {
+    let b = x.dim(0)?;
+    let views = sampler.views(x, rng)?;
+    let features = encoder.features(&views)?;
+    let f = features.dim(1)?;
+    Ok(features.reshape((sampler.views, b, f))?.mean(0)?)
+}
+
+/// The bag-of-features classifier.
+pub struct MultiCropClassifier<'a> {
+    encoder: FrozenEncoder<'a>,
+    sampler: ViewSampler,
+    head: LinearHead,
+}
+
+impl Classifier for MultiCropClassifier<'_> {
+    fn logits(&self, images: &Tensor, rng: &mut Rng) -> Result<Tensor> {
+        self.head
+            .logits_detached(&mean_features(self.encoder, &self.sampler, images, rng)?)
+    }
+
+    fn is_random(&self) -> bool {
+        true
+    }
+}
+
+/// The multi-crop probe.
+pub struct MultiCropProbe {
+    params: MultiCropProbeParams,
+}
+
+fn bag_of_features(
+    encoder: FrozenEncoder<'_>,
+    sampler: &ViewSampler,
+    ctx: &FitContext<'_>,
+    batch: usize,
+    rng: &mut Rng,
+    device: &Device,
+) -> Result<Tensor> {
+    let indices: Vec<usize> = (0..ctx.train.len()).collect();
+    let mut parts = Vec::new();
+    for part in indices.chunks(batch.max(1)) {
+        let (x, _) = image_batch(ctx.train, part, device)?;
+        parts.push(
+            mean_features(encoder, sampler, &x, rng)?
+                .detach()
+                .to_dtype(DType::F32)?,
+        );
+    }
+    Ok(Tensor::cat(&parts, 0)?)
+}
+
+impl Evaluator for MultiCropProbe {
+    fn fit<'a>(&self, ctx: &FitContext<'a>) -> Result<Box<dyn Classifier + 'a>> {
+        let p = &self.params;
+        let sampler = ViewSampler {
+            views: p.views,
+            scale: p.scale,
+            ratio: p.ratio,
+            flip: p.flip,
+        };
+        let mut rng = Rng::new(ctx.seed);
+        let features = bag_of_features(
+            ctx.encoder,
+            &sampler,
+            ctx,
+            p.batch_size,
+            &mut rng,
+            ctx.device,
+        )?;
+        let head = LinearHead::new(
+            ctx.encoder.feature_dim(),
+            ctx.train.classes,
+            &mut rng,
+            ctx.device,
+        )?;
+        train_on_features(&head, &features, &ctx.train.labels, &p.training(), &mut rng)?;
+        Ok(Box::new(MultiCropClassifier {
+            encoder: ctx.encoder,
+            sampler,
+            head,
+        }))
+    }
+}
+
+rossl_core::register! {
+    kind: evaluator,
+    name: "multi-crop-probe",
+    summary: "EMP-SSL bag-of-features: features averaged over random crops, linear head; attacked with EOT",
+    params: MultiCropProbeParams,
+    build: |p, _ctx| Ok(Box::new(MultiCropProbe { params: p })),
+}

@@ -1,0 +1,225 @@
+//! The registered view strategies.
+
+use crate::augment::{emp_ssl, Augmentation};
+use crate::crop::{sample_crop, CropBox};
+use crate::resample::resized_crop;
+use rossl_core::components::{ImageRef, ViewStrategy};
+use rossl_core::registry::{ParamError, Params};
+use rossl_core::rng::Rng;
+use serde::{Deserialize, Serialize};
+
+/// How views are cut from an image before augmentation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cut {
+    /// torchvision's RandomResizedCrop with these scale and ratio ranges.
+    Random {
+        /// Area fraction range.
+        scale: [f64; 2],
+        /// Aspect ratio (width / height) range.
+        ratio: [f64; 2],
+    },
+    /// The whole image.
+    Whole,
+}
+
+/// Views made by cutting, resizing to `size` and augmenting.
+#[derive(Clone, Debug)]
+pub struct CropViews {
+    views: usize,
+    size: Option<(usize, usize)>,
+    cut: Cut,
+    augment: Vec<Augmentation>,
+}
+
+impl CropViews {
+    /// A strategy with `views` views per image, output `size` (None: the input size).
+    pub fn new(
+        views: usize,
+        size: Option<(usize, usize)>,
+        cut: Cut,
+        augment: Vec<Augmentation>,
+    ) -> Self {
+        CropViews {
+            views,
+            size,
+            cut,
+            augment,
+        }
+    }
+}
+
+impl ViewStrategy for CropViews {
+    fn views_per_image(&self) -> usize {
+        self.views
+    }
+
+    fn output_size(&self, height: usize, width: usize) -> (usize, usize) {
+        self.size.unwrap_or((height, width))
+    }
+
+    fn render(&self, image: ImageRef<'_>, rng: &mut Rng, out: &mut [f32]) {
+        let (h, w) = (image.height, image.width);
+        let crop = match self.cut {
+            Cut::Random { scale, ratio } => sample_crop(h, w, scale, ratio, rng),
+            Cut::Whole => CropBox {
+                top: 0,
+                left: 0,
+                height: h,
+                width: w,
+            },
+        };
+        let (oh, ow) = self.output_size(h, w);
+        resized_crop(image.pixels, (image.channels, h, w), crop, (oh, ow), out);
+        for step in &self.augment {
+            step.apply(out, (image.channels, oh, ow), rng);
+        }
+    }
+}
+
+fn check_range(key: &'static str, range: [f64; 2], max: f64) -> Result<(), ParamError> {
+    if !(range[0] > 0.0 && range[0] <= range[1] && range[1] <= max) {
+        return Err(ParamError::new(
+            key,
+            format!("range {range:?} must satisfy 0 < low <= high <= {max}"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_common(views: usize, augment: &[Augmentation]) -> Result<(), ParamError> {
+    if views == 0 {
+        return Err(ParamError::new("views", "needs at least one view"));
+    }
+    for (i, step) in augment.iter().enumerate() {
+        step.validate(&format!("augment[{i}]"))?;
+    }
+    Ok(())
+}
+
+fn size(size: usize) -> Option<(usize, usize)> {
+    (size > 0).then_some((size, size))
+}
+
+/// Parameters of `multi-crop`. Defaults: EMP-SSL's 16 crops of scale 0.08-1 and ratio 3/4-4/3
+/// with its augmentations.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MultiCropParams {
+    /// Views per image.
+    pub views: usize,
+    /// Output side in pixels (0: the input size).
+    pub size: usize,
+    /// Range of the crop's area as a fraction of the image.
+    pub scale: [f64; 2],
+    /// Range of the crop's aspect ratio (width / height), sampled log-uniformly.
+    pub ratio: [f64; 2],
+    /// Augmentations, in order.
+    pub augment: Vec<Augmentation>,
+}
+
+impl Default for MultiCropParams {
+    fn default() -> Self {
+        MultiCropParams {
+            views: 16,
+            size: 0,
+            scale: [0.08, 1.0],
+            ratio: [3.0 / 4.0, 4.0 / 3.0],
+            augment: emp_ssl(),
+        }
+    }
+}
+
+impl Params for MultiCropParams {
+    fn validate(&self) -> Result<(), ParamError> {
+        check_common(self.views, &self.augment)?;
+        check_range("scale", self.scale, 1.0)?;
+        check_range("ratio", self.ratio, f64::MAX)
+    }
+}
+
+/// Parameters of `patches`: fixed-scale square crops at random places (EMP-SSL's patches: a
+/// quarter of the image, 16x16 of 32x32, resized to 32x32).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PatchParams {
+    /// Views per image.
+    pub views: usize,
+    /// Output side in pixels (0: the input size).
+    pub size: usize,
+    /// The patch's area as a fraction of the image.
+    pub scale: f64,
+    /// The patch's aspect ratio (width / height).
+    pub ratio: f64,
+    /// Augmentations, in order.
+    pub augment: Vec<Augmentation>,
+}
+
+impl Default for PatchParams {
+    fn default() -> Self {
+        PatchParams {
+            views: 16,
+            size: 0,
+            scale: 0.25,
+            ratio: 1.0,
+            augment: emp_ssl(),
+        }
+    }
+}
+
+impl Params for PatchParams {
+    fn validate(&self) -> Result<(), ParamError> {
+        check_common(self.views, &self.augment)?;
+        check_range("scale", [self.scale, self.scale], 1.0)?;
+        check_range("ratio", [self.ratio, self.ratio], f64::MAX)
+    }
+}
+
+/// Parameters of `single`: the whole image, resized to `size` if given, optionally augmented.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SingleParams {
+    /// Output side in pixels (0: the input size).
+    pub size: usize,
+    /// Augmentations, in order (none by default).
+    pub augment: Vec<Augmentation>,
+}
+
+impl Params for SingleParams {
+    fn validate(&self) -> Result<(), ParamError> {
+        check_common(1, &self.augment)
+    }
+}
+
+rossl_core::register! {
+    kind: views,
+    name: "multi-crop",
+    summary: "n random resized crops (torchvision RandomResizedCrop sampling, bilinear) with an augmentation list",
+    params: MultiCropParams,
+    build: |p, _ctx| Ok(Box::new(CropViews::new(
+        p.views,
+        size(p.size),
+        Cut::Random { scale: p.scale, ratio: p.ratio },
+        p.augment,
+    ))),
+}
+
+rossl_core::register! {
+    kind: views,
+    name: "patches",
+    summary: "n fixed-scale patches at random places (the paper's patch-based views), resized, augmented",
+    params: PatchParams,
+    build: |p, _ctx| Ok(Box::new(CropViews::new(
+        p.views,
+        size(p.size),
+        Cut::Random { scale: [p.scale, p.scale], ratio: [p.ratio, p.ratio] },
+        p.augment,
+    ))),
+}
+
+rossl_core::register! {
+    kind: views,
+    name: "single",
+    summary: "the whole image as one view (for probes), optionally resized and augmented",
+    params: SingleParams,
+    build: |p, _ctx| Ok(Box::new(CropViews::new(1, size(p.size), Cut::Whole, p.augment))),
+}

@@ -1,0 +1,65 @@
+//! Command-line arguments and dispatch.
+
+use crate::commands;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// rossl: robust self-supervised learning research on candle.
+#[derive(Debug, Parser)]
+#[command(name = "rossl", version, about, long_about = None)]
+pub struct Cli {
+    /// More log output (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less log output (-q warnings only, -qq errors only).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Config files and overrides, shared by the commands that read a configuration.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ConfigArgs {
+    /// Config files, applied in order (later files win).
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Override a key with a TOML value, after files and ROSSL_ environment variables
+    /// (repeatable): --set train.epochs=5 --set encoder.name=resnet-small
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List every registered component by kind, with its summary and default parameters.
+    Plugins(commands::plugins::PluginsArgs),
+    /// Print the merged configuration as TOML (--explain: with the source of every value).
+    Config(commands::config::ConfigCommandArgs),
+    /// Train a configuration, checkpointing every epoch, then evaluate it.
+    Run(commands::run::RunArgs),
+    /// Time the training step against the PyTorch reference's workloads, or the view pipeline.
+    Bench(commands::bench::BenchArgs),
+}
+
+/// Parses the command line, runs the command, and turns errors into a message and exit code 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::logging::init(cli.verbose as i8 - cli.quiet as i8);
+    let result = match cli.command {
+        Command::Plugins(args) => commands::plugins::run(&args),
+        Command::Config(args) => commands::config::run(&args),
+        Command::Run(args) => commands::run::run(&args),
+        Command::Bench(args) => commands::bench::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

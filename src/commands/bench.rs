@@ -1,0 +1,294 @@
+//! `rossl bench`: times the CF-AMC-SSL inner training step exactly as the PyTorch reference
+//! (`torch_reference.py`) does, and the view pipeline.
+
+use clap::Args;
+use rossl_core::components::{ImageRef, Mode, ParamRole, SslLoss, ViewStrategy};
+use rossl_core::config::{ComponentConfig, LarsConfig, OptimConfig};
+use rossl_core::objective::{SslObjective, Term};
+use rossl_core::optim::SgdLars;
+use rossl_core::registry;
+use rossl_core::rng::Rng;
+use rossl_core::{adversarial, profile};
+use rossl_encoders::resnet::{ResNetEncoder, ResNetSpec};
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Arguments of `rossl bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// `small`, `resnet18`, `resnet18-paper` (the training step), or `views` (the augmentation
+    /// pipeline: 16 views of 32x32 RGB images).
+    #[arg(long, default_value = "small")]
+    pub workload: String,
+    /// Timed steps.
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+    /// Untimed warm-up steps.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Threads (0: every core).
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Device: cpu, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// A training-step workload of the reference benchmark.
+struct Workload {
+    in_ch: usize,
+    hw: usize,
+    widths: Vec<usize>,
+    blocks: usize,
+    hidden: usize,
+    z_dim: usize,
+    images: usize,
+    crops: usize,
+}
+
+fn workload(name: &str) -> anyhow::Result<Workload> {
+    let (in_ch, hw, widths, blocks, hidden, z_dim, images, crops) = match name {
+        "small" => (1, 28, vec![16, 32, 64, 128], 1, 512, 128, 16, 16),
+        "resnet18" => (3, 32, vec![64, 128, 256, 512], 2, 4096, 1024, 4, 16),
+        "resnet18-paper" => (3, 32, vec![64, 128, 256, 512], 2, 4096, 1024, 100, 16),
+        other => anyhow::bail!(
+            "unknown workload `{other}`: use small, resnet18, resnet18-paper or views"
+        ),
+    };
+    Ok(Workload {
+        in_ch,
+        hw,
+        widths,
+        blocks,
+        hidden,
+        z_dim,
+        images,
+        crops,
+    })
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+fn loss_from_registry(name: &str) -> anyhow::Result<Box<dyn SslLoss>> {
+    let registration = registry::find::<dyn SslLoss>(name, "the benchmark")?;
+    let ctx = rossl_core::components::BuildContext::cpu(0);
+    Ok((registration.build)(
+        &ComponentConfig::defaults(&format!("loss.{name}")),
+        &ctx,
+    )?)
+}
+
+fn bench_step(args: &BenchArgs) -> anyhow::Result<()> {
+    let w = workload(&args.workload)?;
+    let device =
+        rossl_core::device::select_device(args.device.parse().map_err(anyhow::Error::msg)?)?;
+    let dev = device.device.clone();
+    let spec = ResNetSpec {
+        in_channels: w.in_ch,
+        widths: w.widths.clone(),
+        blocks: vec![w.blocks; w.widths.len()],
+        hidden: w.hidden,
+        z_dim: w.z_dim,
+    };
+    let encoder = ResNetEncoder::new(spec, 0, &dev)?;
+    let objective = SslObjective::new(vec![
+        Term {
+            name: "invariance".into(),
+            weight: 200.0,
+            loss: loss_from_registry("invariance")?,
+        },
+        Term {
+            name: "tcr".into(),
+            weight: 1.0,
+            loss: loss_from_registry("tcr")?,
+        },
+    ])?;
+    // plain SGD, lr 0.01, as the reference
+    let sgd = OptimConfig {
+        lr: 0.01,
+        momentum: 0.0,
+        nesterov: false,
+        weight_decay: 0.0,
+        lars: LarsConfig {
+            enabled: false,
+            ..LarsConfig::default()
+        },
+        ..OptimConfig::default()
+    };
+    let params: Vec<_> = rossl_core::components::Encoder::parameters(&encoder)
+        .into_iter()
+        .map(|mut p| {
+            p.role = ParamRole::Weight;
+            p
+        })
+        .collect();
+    let mut optimizer = SgdLars::new(params, &sgd);
+    let n = w.images * w.crops;
+    let mut rng = Rng::new(0);
+    let pixels: Vec<f32> = (0..n * w.in_ch * w.hw * w.hw)
+        .map(|_| rng.uniform() as f32)
+        .collect();
+    let x = candle_core::Tensor::from_vec(pixels, (n, w.in_ch, w.hw, w.hw), &dev)?;
+    let mut delta = x.zeros_like()?;
+    let (eps, alpha) = (8.0 / 255.0, 0.01);
+    let mut times = Vec::new();
+    let mut phases: std::collections::BTreeMap<String, f64> = Default::default();
+    let sync = |t: &candle_core::Tensor| -> anyhow::Result<()> {
+        t.device().synchronize()?;
+        Ok(())
+    };
+    profile::enable(true);
+    for step in 0..args.warmup + args.steps {
+        profile::reset();
+        sync(&x)?;
+        let t0 = Instant::now();
+        let delta_var = candle_core::Var::from_tensor(&delta)?;
+        let input = (&x + delta_var.as_tensor())?;
+        let embedding = rossl_core::components::Encoder::forward(&encoder, &input, Mode::Train)?;
+        sync(&embedding.projection)?;
+        let t1 = Instant::now();
+        let value = objective.evaluate(&embedding.projection, w.crops)?;
+        let loss = value.finite_total()?;
+        let t2 = Instant::now();
+        let grads = value.total.backward()?;
+        sync(&x)?;
+        let t3 = Instant::now();
+        optimizer.step(&grads, 0.01)?;
+        sync(&x)?;
+        let t4 = Instant::now();
+        let g = grads
+            .get(delta_var.as_tensor())
+            .cloned()
+            .unwrap_or(delta.zeros_like()?);
+        delta = adversarial::clip_delta(&x, &(&delta + (g.sign()? * alpha)?)?, eps)?;
+        sync(&delta)?;
+        let t5 = Instant::now();
+        let dt = (t5 - t0).as_secs_f64();
+        eprintln!("step {step} loss {loss:.4} {dt:.3}s");
+        if step >= args.warmup {
+            times.push(dt);
+            let mut add = |k: &str, v: f64| *phases.entry(k.to_string()).or_default() += v;
+            add("forward (total)", (t1 - t0).as_secs_f64());
+            add("loss", (t2 - t1).as_secs_f64());
+            add("backward (total)", (t3 - t2).as_secs_f64());
+            add("optimiser", (t4 - t3).as_secs_f64());
+            add("perturbation update", (t5 - t4).as_secs_f64());
+            for (name, secs, _) in profile::totals() {
+                add(name, secs);
+            }
+        }
+    }
+    profile::enable(false);
+    let timed = times.len().max(1) as f64;
+    let med = median(&mut times.clone());
+    println!(
+        "RESULT workload={} device={} threads={} steps={} median_step_s={med:.4} images_per_s={:.1}",
+        args.workload,
+        device.description,
+        rayon::current_num_threads(),
+        times.len(),
+        n as f64 / med
+    );
+    println!("phase breakdown (mean seconds per step):");
+    let get = |k: &str| phases.get(k).copied().unwrap_or(0.0) / timed;
+    let rows = [
+        ("forward (total)", get("forward (total)")),
+        ("  conv", get("conv.forward")),
+        ("  batch norm + relu", get("batchnorm.forward")),
+        (
+            "  other (linear, add, pool, permute)",
+            get("forward (total)") - get("conv.forward") - get("batchnorm.forward"),
+        ),
+        ("loss (EMP: invariance + TCR)", get("loss")),
+        ("backward (total)", get("backward (total)")),
+        ("  conv input gradient", get("conv.backward.input")),
+        ("  conv weight gradient", get("conv.backward.weight")),
+        ("  batch norm + relu", get("batchnorm.backward")),
+        (
+            "  other (linear, add, pool, loss)",
+            get("backward (total)")
+                - get("conv.backward.input")
+                - get("conv.backward.weight")
+                - get("batchnorm.backward"),
+        ),
+        ("optimiser", get("optimiser")),
+        ("perturbation update", get("perturbation update")),
+    ];
+    for (name, secs) in rows {
+        println!("  {name:<40} {secs:>8.4} s");
+    }
+    Ok(())
+}
+
+fn bench_views(args: &BenchArgs) -> anyhow::Result<()> {
+    let registration = registry::find::<dyn ViewStrategy>("multi-crop", "the benchmark")?;
+    let ctx = rossl_core::components::BuildContext::cpu(0);
+    let views = (registration.build)(&ComponentConfig::defaults("views.multi-crop"), &ctx)?;
+    let images = 256;
+    let mut rng = Rng::new(1);
+    let set: Vec<f32> = (0..images * 3 * 32 * 32)
+        .map(|_| rng.uniform() as f32)
+        .collect();
+    let labels = vec![0u32; images];
+    let set = std::sync::Arc::new(rossl_core::components::ImageSet::new(
+        set,
+        labels,
+        (3, 32, 32),
+        1,
+    )?);
+    let loader = rossl_core::data::Loader::new(
+        set.clone(),
+        std::sync::Arc::from(views),
+        rossl_core::data::LoaderSettings {
+            batch_size: 64,
+            workers: rayon::current_num_threads(),
+            prefetch: 2,
+            seed: 0,
+            max_batches: 0,
+        },
+    )?;
+    let mut times = Vec::new();
+    for step in 0..args.warmup + args.steps {
+        let t0 = Instant::now();
+        let batches: Vec<_> = loader.epoch(step).collect();
+        let dt = t0.elapsed().as_secs_f64();
+        let rendered: usize = batches.iter().map(|b| b.views * b.batch).sum();
+        if step >= args.warmup {
+            times.push(rendered as f64 / dt);
+        }
+    }
+    let _ = ImageRef {
+        pixels: &[],
+        channels: 0,
+        height: 0,
+        width: 0,
+    };
+    let med = median(&mut times);
+    println!(
+        "RESULT workload=views threads={} views_per_s={med:.0} (16 views of 32x32 RGB, EMP-SSL augmentations, {} images per epoch)",
+        rayon::current_num_threads(),
+        images
+    );
+    Ok(())
+}
+
+/// Runs `rossl bench`.
+pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    rossl_core::device::configure_threads(args.threads);
+    if args.workload == "views" {
+        bench_views(args)?;
+    } else {
+        bench_step(args)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

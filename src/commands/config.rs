@@ -1,0 +1,30 @@
+//! `rossl config`: the merged configuration.
+
+use crate::cli::ConfigArgs;
+use clap::Args;
+use rossl_core::config::{ConfigSources, ResolvedConfig};
+use std::process::ExitCode;
+
+/// Arguments of `rossl config`.
+#[derive(Debug, Args)]
+pub struct ConfigCommandArgs {
+    /// Config files and overrides.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Add a comment to every value saying where it came from.
+    #[arg(long)]
+    pub explain: bool,
+}
+
+/// Stacks and checks the configuration named by `args`.
+pub fn resolve(args: &ConfigArgs) -> anyhow::Result<ResolvedConfig> {
+    let sources = ConfigSources::new(args.files.clone(), args.sets.clone());
+    Ok(ResolvedConfig::load(&sources)?)
+}
+
+/// Runs `rossl config`.
+pub fn run(args: &ConfigCommandArgs) -> anyhow::Result<ExitCode> {
+    let resolved = resolve(&args.config)?;
+    print!("{}", resolved.to_toml(args.explain)?);
+    Ok(ExitCode::SUCCESS)
+}

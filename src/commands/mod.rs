@@ -1,0 +1,8 @@
+//! One module per subcommand.
+
+pub mod bench;
+pub mod compare;
+pub mod config;
+pub mod plugins;
+pub mod run;
+pub mod session;

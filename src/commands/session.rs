@@ -1,0 +1,55 @@
+//! What every training or evaluation command sets up first: configuration, threads, device,
+//! components.
+
+use crate::cli::ConfigArgs;
+use rossl_core::assembly::Assembly;
+use rossl_core::config::{ConfigSources, ResolvedConfig};
+use rossl_core::device::{configure_threads, select_device};
+use rossl_core::run_dir::files;
+use std::path::Path;
+
+/// A configuration turned into components, ready to train or evaluate.
+pub struct Session {
+    /// The components.
+    pub assembly: Assembly,
+    /// The sources the configuration came from.
+    pub sources: ConfigSources,
+}
+
+/// The sources of a command: with `run_dir`, its `config.toml` comes first; `--out` becomes the
+/// last `--set out=...`.
+pub fn sources(args: &ConfigArgs, out: Option<&Path>, run_dir: Option<&Path>) -> ConfigSources {
+    let mut files = Vec::new();
+    if let Some(dir) = run_dir {
+        files.push(dir.join(files::CONFIG));
+    }
+    files.extend(args.files.iter().cloned());
+    let mut sets = args.sets.clone();
+    if let Some(out) = out {
+        sets.push(format!(
+            "out={}",
+            toml::Value::String(out.display().to_string())
+        ));
+    }
+    ConfigSources::new(files, sets)
+}
+
+/// Resolves the configuration, configures threads, chooses the device and builds the components.
+pub fn prepare(
+    args: &ConfigArgs,
+    out: Option<&Path>,
+    run_dir: Option<&Path>,
+) -> anyhow::Result<Session> {
+    let sources = sources(args, out, run_dir);
+    build(sources)
+}
+
+/// Builds a session from configuration sources.
+pub fn build(sources: ConfigSources) -> anyhow::Result<Session> {
+    let resolved = ResolvedConfig::load(&sources)?;
+    let threads = configure_threads(resolved.run.threads);
+    let device = select_device(resolved.run.device)?;
+    tracing::info!(threads, device = %device.description, "set up");
+    let assembly = Assembly::build(resolved, device)?;
+    Ok(Session { assembly, sources })
+}

@@ -1,0 +1,5 @@
+//! The `rossl` command line.
+
+fn main() -> std::process::ExitCode {
+    rossl::cli::main()
+}

@@ -1,0 +1,83 @@
+//! Printing summaries and results for people.
+
+use rossl_core::eval::Results;
+use rossl_core::run_dir::RunDir;
+use rossl_core::train::TrainSummary;
+
+/// Prints the training summary.
+pub fn print_summary(run_dir: &RunDir, s: &TrainSummary) {
+    println!(
+        "trained {} ({} regime): {} pass(es), {} steps, {} forward / {} backward encoder passes, {:.1} s on {}{}",
+        if s.method.is_empty() { "run" } else { &s.method },
+        s.regime,
+        s.epochs,
+        s.steps,
+        s.forward_passes,
+        s.backward_passes,
+        s.seconds,
+        s.device,
+        s.final_loss.map(|l| format!(", final loss {l:.4}")).unwrap_or_default()
+    );
+    println!("run folder: {}", run_dir.path().display());
+}
+
+/// The number of failed sanity checks in `results`.
+pub fn failed_checks(results: &Results) -> usize {
+    results
+        .evaluations
+        .iter()
+        .map(|e| e.failed_checks().count())
+        .sum()
+}
+
+/// Prints every evaluation: failed checks first, then accuracies.
+pub fn print_results(results: &Results) {
+    for e in &results.evaluations {
+        for c in e.failed_checks() {
+            println!("FAILED CHECK [{}] {}: {}", e.evaluator, c.name, c.detail);
+        }
+    }
+    for e in &results.evaluations {
+        println!(
+            "\n{}: clean accuracy {:.2}% on {} test images ({:.1} s)",
+            e.evaluator,
+            100.0 * e.clean_accuracy,
+            e.test_images,
+            e.seconds
+        );
+        if !e.robust.is_empty() {
+            println!(
+                "  {:<16} {:>8} {:>6} {:>9}",
+                "attack", "eps", "steps", "accuracy"
+            );
+            for r in &e.robust {
+                println!(
+                    "  {:<16} {:>8.4} {:>6} {:>8.2}%",
+                    r.attack,
+                    r.eps,
+                    r.steps,
+                    100.0 * r.accuracy
+                );
+            }
+            for w in &e.worst_case {
+                println!(
+                    "  {:<16} {:>8.4} {:>6} {:>8.2}%",
+                    "worst case",
+                    w.eps,
+                    "",
+                    100.0 * w.accuracy
+                );
+            }
+        }
+        let passed = e.checks.iter().filter(|c| c.passed).count();
+        println!("  sanity checks: {passed}/{} passed", e.checks.len());
+        for c in &e.checks {
+            println!(
+                "    [{}] {}: {}",
+                if c.passed { "ok" } else { "FAILED" },
+                c.name,
+                c.detail
+            );
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use rossl::rossl_core::config::{ConfigSources, ResolvedConfig};
+use std::path::{Path, PathBuf};
+
+/// A fresh temporary folder for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rossl-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("parent dir");
+    }
+    std::fs::write(&path, text).expect("write file");
+    path
+}
+
+/// Resolves files and --set arguments without reading the environment.
+pub fn resolve(files: &[PathBuf], sets: &[&str]) -> rossl::rossl_core::Result<ResolvedConfig> {
+    let sources = ConfigSources {
+        files: files.to_vec(),
+        sets: sets.iter().map(|s| s.to_string()).collect(),
+        use_env: false,
+    };
+    ResolvedConfig::load(&sources)
+}
+
+/// The error message of a result that must be an error.
+pub fn error_of<T: std::fmt::Debug>(result: rossl::rossl_core::Result<T>) -> String {
+    match result {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// A tiny, fast training configuration on synthetic data.
+pub const TINY: &str = r#"
+device = "cpu"
+[method]
+name = "tiny"
+[data]
+name = "synthetic"
+batch_size = 8
+prefetch = 1
+[data.synthetic]
+channels = 1
+height = 12
+width = 12
+train_size = 48
+test_size = 40
+classes = 4
+[views.multi-crop]
+views = 4
+[encoder.resnet-small]
+widths = [4, 8]
+hidden = 16
+z_dim = 8
+[train]
+epochs = 2
+log_every = 1
+[eval]
+evaluators = ["linear-probe"]
+steps = 3
+restarts = 1
+check_images = 16
+batch_size = 20
+[eval.linear-probe]
+epochs = 3
+"#;

@@ -1,0 +1,189 @@
+//! Layered configuration: every shipped config assembles; mistakes are errors that name the key,
+//! the source and the alternatives; later layers win; switching a component never leaks
+//! parameters.
+
+mod common;
+use common::{error_of, resolve, temp_dir, write};
+use rossl::rossl_core::assembly::Assembly;
+use rossl::rossl_core::config::DeviceSpec;
+use rossl::rossl_core::device::{select_device, SelectedDevice};
+use std::path::{Path, PathBuf};
+
+fn toml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            toml_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "toml") {
+            out.push(path);
+        }
+    }
+}
+
+fn cpu() -> SelectedDevice {
+    select_device(DeviceSpec::Cpu).unwrap()
+}
+
+#[test]
+fn every_file_under_configs_parses_and_assembles() {
+    let mut files = Vec::new();
+    toml_files(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("configs")
+            .as_path(),
+        &mut files,
+    );
+    assert!(files.len() >= 13, "found {files:?}");
+    for file in files {
+        let resolved = resolve(std::slice::from_ref(&file), &[])
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        // components are built (datasets are not loaded; paper-scale encoders are allocated)
+        Assembly::build(resolved, cpu()).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    }
+}
+
+#[test]
+fn a_misspelt_key_names_the_key_the_file_and_the_right_spelling() {
+    let dir = temp_dir("misspelt");
+    let file = write(&dir, "method.toml", "[train]\nepocs = 5\n");
+    let message = error_of(resolve(&[file], &[]));
+    assert!(message.contains("train.epocs"), "{message}");
+    assert!(message.contains("method.toml"), "{message}");
+    assert!(message.contains("did you mean `epochs`"), "{message}");
+}
+
+#[test]
+fn a_misspelt_component_section_is_caught_with_a_suggestion() {
+    let dir = temp_dir("section");
+    let file = write(&dir, "m.toml", "[encoder.resnet-smal]\nhidden = 8\n");
+    let message = error_of(resolve(&[file], &[]));
+    assert!(message.contains("encoder.resnet-smal"), "{message}");
+    assert!(message.contains("did you mean `resnet-small`"), "{message}");
+    // and inside a component's own section
+    let file = write(&dir, "n.toml", "[loss.tcr]\nepsilon = 0.5\n");
+    let message = error_of(resolve(&[file], &[]));
+    assert!(
+        message.contains("loss.tcr.epsilon") && message.contains("n.toml"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_wrong_type_names_the_key_and_its_source() {
+    let dir = temp_dir("type");
+    let file = write(&dir, "m.toml", "[data]\nbatch_size = \"many\"\n");
+    let message = error_of(resolve(&[file], &[]));
+    assert!(
+        message.contains("data.batch_size") && message.contains("m.toml"),
+        "{message}"
+    );
+    let message = error_of(resolve(&[], &["train.epochs=lots"]));
+    assert!(
+        message.contains("train.epochs") && message.contains("--set train.epochs=lots"),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_unknown_component_lists_the_names_and_suggests_the_closest() {
+    let message = error_of(resolve(&[], &["encoder.name=resnet-smal"]));
+    assert!(
+        message.contains("unknown encoder `resnet-smal`"),
+        "{message}"
+    );
+    assert!(message.contains("did you mean `resnet-small`"), "{message}");
+    assert!(message.contains("resnet18-cifar"), "{message}");
+    assert!(
+        message.contains("--set encoder.name=resnet-smal"),
+        "{message}"
+    );
+    let message = error_of(resolve(&[], &["loss.terms=[{ name = \"tcrr\" }]"]));
+    assert!(
+        message.contains("unknown loss `tcrr`") && message.contains("did you mean `tcr`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn later_layers_win_and_explain_names_each_source() {
+    let dir = temp_dir("layers");
+    let a = write(
+        &dir,
+        "a.toml",
+        "seed = 1\n[train]\nepochs = 4\n[optim]\nlr = 0.1\n",
+    );
+    let b = write(&dir, "b.toml", "seed = 2\n");
+    let resolved = resolve(&[a, b], &["seed=3", "optim.lr=0.2"]).unwrap();
+    assert_eq!(resolved.run.seed, 3);
+    assert_eq!(resolved.run.train.epochs, 4);
+    assert_eq!(resolved.run.optim.lr, 0.2);
+    let text = resolved.to_toml(true).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("seed = 3") && l.contains("--set seed=3")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("epochs = 4") && l.contains("a.toml")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("momentum = 0.9") && l.contains("built-in defaults")),
+        "{text}"
+    );
+    // the resolved text is itself a config that resolves to the same run
+    let again = write(&dir, "resolved.toml", &text);
+    assert_eq!(
+        resolve(&[again], &[]).unwrap().digest().unwrap(),
+        resolved.digest().unwrap()
+    );
+}
+
+#[test]
+fn switching_a_component_does_not_leak_its_parameters() {
+    let dir = temp_dir("leak");
+    let a = write(
+        &dir,
+        "a.toml",
+        "[encoder]\nname = \"resnet18-cifar\"\n[encoder.resnet18-cifar]\nhidden = 64\nz_dim = 16\n",
+    );
+    let resolved = resolve(&[a], &["encoder.name=resnet-small"]).unwrap();
+    let encoder = resolved
+        .components
+        .iter()
+        .find(|c| c.section.starts_with("encoder."))
+        .unwrap();
+    assert_eq!(encoder.name, "resnet-small");
+    // resnet-small keeps its own defaults: nothing of resnet18-cifar's section reaches it
+    assert_eq!(encoder.params["hidden"].as_integer(), Some(512));
+    assert_eq!(encoder.params["z_dim"].as_integer(), Some(128));
+    let text = resolved.to_toml(false).unwrap();
+    assert!(!text.contains("resnet18-cifar"), "{text}");
+}
+
+#[test]
+fn invalid_values_are_caught_before_anything_runs() {
+    let message = error_of(resolve(&[], &["views.multi-crop.scale=[0.5, 0.1]"]));
+    assert!(message.contains("views.multi-crop.scale"), "{message}");
+    let message = error_of(resolve(&[], &["data.batch_size=0"]));
+    assert!(
+        message.contains("data.batch_size") && message.contains("at least 1"),
+        "{message}"
+    );
+    let message = error_of(resolve(&[], &["device=\"gpu7\""]));
+    assert!(message.contains("device"), "{message}");
+    let message = error_of(resolve(&[PathBuf::from("/nonexistent/x.toml")], &[]));
+    assert!(
+        message.contains("/nonexistent/x.toml") && message.contains("not found"),
+        "{message}"
+    );
+    let dir = temp_dir("syntax");
+    let bad = write(&dir, "bad.toml", "[train\nepochs = 1\n");
+    let message = error_of(resolve(&[bad], &[]));
+    assert!(
+        message.contains("bad.toml") && message.contains("not valid TOML"),
+        "{message}"
+    );
+}

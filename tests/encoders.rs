@@ -1,0 +1,193 @@
+//! The encoders: shapes, PyTorch parameter names, batch-norm modes, initialisation.
+
+use candle_core::{DType, Device, Tensor};
+use rossl::rossl_core::components::{BuildContext, Encoder, InputShape, Mode};
+use rossl::rossl_core::config::ComponentConfig;
+use rossl::rossl_core::registry;
+
+fn encoder(name: &str, params: &str, channels: usize) -> Box<dyn Encoder> {
+    let config = ComponentConfig::from_toml(&format!("encoder.{name}"), params).unwrap();
+    let ctx = BuildContext::cpu(0).with_input(InputShape {
+        channels,
+        height: 32,
+        width: 32,
+        classes: 10,
+    });
+    let registration = registry::find::<dyn Encoder>(name, "test").unwrap();
+    (registration.build)(&config, &ctx).unwrap()
+}
+
+#[test]
+fn resnet18_cifar_has_pytorch_s_state_dict() {
+    // The reference `encoder` module (torchvision resnet18 with the CIFAR stem, EMP-SSL head) has
+    // 136 state_dict entries and 34,263,104 trainable values (PyTorch: len(E().state_dict()) and
+    // the sum of numel over weights and biases).
+    let e = encoder("resnet18-cifar", "", 3);
+    let params = e.parameters();
+    let buffers = e.buffers();
+    assert_eq!(params.len() + buffers.len(), 136);
+    let trainable: usize = params.iter().map(|p| p.var.elem_count()).sum();
+    assert_eq!(trainable, 34_263_104);
+    let shape = |name: &str| -> Vec<usize> {
+        params
+            .iter()
+            .map(|p| (&p.name, p.var.dims().to_vec()))
+            .chain(buffers.iter().map(|b| (&b.name, b.var.dims().to_vec())))
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("no `{name}`"))
+            .1
+    };
+    assert_eq!(shape("backbone.conv1.weight"), vec![64, 3, 3, 3]);
+    assert_eq!(
+        shape("backbone.layer2.0.downsample.0.weight"),
+        vec![128, 64, 1, 1]
+    );
+    assert_eq!(shape("backbone.layer4.1.bn2.running_var"), vec![512]);
+    assert_eq!(
+        shape("backbone.layer1.0.bn1.num_batches_tracked"),
+        Vec::<usize>::new()
+    );
+    assert_eq!(shape("pre_feature.0.weight"), vec![4096, 512]);
+    assert_eq!(shape("pre_feature.1.bias"), vec![4096]);
+    assert_eq!(shape("projection.3.weight"), vec![1024, 4096]);
+    assert_eq!((e.feature_dim(), e.projection_dim()), (4096, 1024));
+}
+
+#[test]
+fn outputs_have_the_documented_shapes_and_unit_norm() {
+    let e = encoder(
+        "resnet-small",
+        "widths = [8, 16, 32]\nhidden = 64\nz_dim = 16",
+        1,
+    );
+    let x = Tensor::rand(0f32, 1f32, (6, 1, 28, 28), &Device::Cpu).unwrap();
+    let out = e.forward(&x, Mode::Train).unwrap();
+    assert_eq!(out.feature.dims(), &[6, 64]);
+    assert_eq!(out.projection.dims(), &[6, 16]);
+    let norms = out
+        .projection
+        .sqr()
+        .unwrap()
+        .sum(1)
+        .unwrap()
+        .sqrt()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-5), "{norms:?}");
+    // the feature is post-ReLU
+    assert!(out.feature.min_all().unwrap().to_scalar::<f32>().unwrap() >= 0.0);
+    assert_eq!(e.features(&x, Mode::Eval).unwrap().dims(), &[6, 64]);
+}
+
+fn running_mean(e: &dyn Encoder) -> Vec<f32> {
+    e.buffers()
+        .iter()
+        .find(|b| b.name == "backbone.bn1.running_mean")
+        .unwrap()
+        .var
+        .to_vec1::<f32>()
+        .unwrap()
+}
+
+#[test]
+fn batch_norm_updates_running_statistics_only_in_training_mode() {
+    let e = encoder("resnet-small", "widths = [4, 8]\nhidden = 8\nz_dim = 4", 1);
+    let x = Tensor::rand(0f32, 1f32, (8, 1, 12, 12), &Device::Cpu).unwrap();
+    let before = running_mean(e.as_ref());
+    assert!(before.iter().all(|v| *v == 0.0));
+    e.forward(&x, Mode::Eval).unwrap();
+    e.forward(&x, Mode::Attack).unwrap();
+    assert_eq!(
+        running_mean(e.as_ref()),
+        before,
+        "eval and attack passes leave running statistics"
+    );
+    e.forward(&x, Mode::Train).unwrap();
+    let after = running_mean(e.as_ref());
+    assert_ne!(after, before);
+    let tracked = e
+        .buffers()
+        .iter()
+        .find(|b| b.name == "backbone.bn1.num_batches_tracked")
+        .unwrap()
+        .var
+        .to_dtype(DType::F32)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert_eq!(tracked, 1.0);
+    // training mode normalises with the batch: the first batch-norm output is batch-dependent,
+    // evaluation mode is not
+    let one = x.narrow(0, 0, 1).unwrap();
+    let alone = e.features(&one, Mode::Eval).unwrap();
+    let in_batch = e.features(&x, Mode::Eval).unwrap().narrow(0, 0, 1).unwrap();
+    let diff = (alone - in_batch)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(diff < 1e-5, "evaluation mode depends on the batch: {diff}");
+}
+
+#[test]
+fn attack_and_eval_passes_give_gradients_to_the_input_only() {
+    let e = encoder("resnet-small", "widths = [4, 8]\nhidden = 8\nz_dim = 4", 1);
+    let x = candle_core::Var::from_tensor(
+        &Tensor::rand(0f32, 1f32, (4, 1, 12, 12), &Device::Cpu).unwrap(),
+    )
+    .unwrap();
+    for mode in [Mode::Attack, Mode::Eval] {
+        let grads = e
+            .forward(x.as_tensor(), mode)
+            .unwrap()
+            .projection
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert!(grads.get(x.as_tensor()).is_some());
+        assert!(
+            e.parameters()
+                .iter()
+                .all(|p| grads.get(p.var.as_tensor()).is_none()),
+            "{mode:?}"
+        );
+    }
+    let grads = e
+        .forward(x.as_tensor(), Mode::Train)
+        .unwrap()
+        .projection
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    assert!(e
+        .parameters()
+        .iter()
+        .all(|p| grads.get(p.var.as_tensor()).is_some()));
+}
+
+#[test]
+fn the_same_seed_initialises_the_same_weights() {
+    let a = encoder("resnet-small", "widths = [4, 8]\nhidden = 8\nz_dim = 4", 1);
+    let b = encoder("resnet-small", "widths = [4, 8]\nhidden = 8\nz_dim = 4", 1);
+    for (p, q) in a.parameters().iter().zip(b.parameters()) {
+        assert_eq!(
+            p.var.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            q.var.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        );
+    }
+    // kaiming normal (fan out) on a 3x3 conv of 8 outputs: std sqrt(2 / 72) = 0.1667
+    let w = a
+        .parameters()
+        .into_iter()
+        .find(|p| p.name == "backbone.layer2.0.conv2.weight")
+        .unwrap();
+    let v = w.var.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let sd = (v.iter().map(|x| x * x).sum::<f32>() / v.len() as f32).sqrt();
+    assert!((sd - 0.1667).abs() < 0.04, "{sd}");
+}

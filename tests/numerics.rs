@@ -1,0 +1,422 @@
+//! Losses, the log-determinant, the optimiser and the fast operations against independent
+//! references: PyTorch values (the expressions are in the comments), closed forms, candle's own
+//! operations and central finite differences in f64.
+
+use candle_core::{DType, Device, Tensor, Var};
+use rossl::rossl_core::components::{BuildContext, ParamRole, Parameter, SslLoss};
+use rossl::rossl_core::config::{ComponentConfig, OptimConfig};
+use rossl::rossl_core::ops::{
+    batch_norm_eval, batch_norm_train, batch_norm_train_reference, conv2d_nhwc,
+    conv2d_nhwc_reference, logdet_spd,
+};
+use rossl::rossl_core::optim::SgdLars;
+use rossl::rossl_core::registry;
+use rossl::rossl_core::rng::Rng;
+
+const DEV: Device = Device::Cpu;
+
+fn loss(name: &str) -> Box<dyn SslLoss> {
+    let registration = registry::find::<dyn SslLoss>(name, "test").unwrap();
+    (registration.build)(
+        &ComponentConfig::defaults(&format!("loss.{name}")),
+        &BuildContext::cpu(0),
+    )
+    .unwrap()
+}
+
+/// z (12 x 5): 3 views of 4 images, z[r][j] = sin(0.7 r + 1.3 j + 0.1 r j), rows L2-normalised.
+fn sample_z() -> Vec<f64> {
+    let (rows, dim) = (12, 5);
+    let mut z = Vec::new();
+    for r in 0..rows {
+        let row: Vec<f64> = (0..dim)
+            .map(|j| (0.7 * r as f64 + 1.3 * j as f64 + 0.1 * (r * j) as f64).sin())
+            .collect();
+        let n = row.iter().map(|v| v * v).sum::<f64>().sqrt();
+        z.extend(row.iter().map(|v| v / n));
+    }
+    z
+}
+
+fn value_and_grad(l: &dyn SslLoss, z: &[f64]) -> (f64, Vec<f64>) {
+    let var = Var::from_tensor(&Tensor::from_slice(z, (12, 5), &DEV).unwrap()).unwrap();
+    let value = l.loss(var.as_tensor(), 3).unwrap();
+    let grads = value.backward().unwrap();
+    let g = grads
+        .get(var.as_tensor())
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
+    (value.to_scalar::<f64>().unwrap(), g)
+}
+
+fn check_against_pytorch_and_finite_differences(
+    name: &str,
+    expected: f64,
+    expected_grad: [f64; 3],
+) {
+    let l = loss(name);
+    let z = sample_z();
+    let (v, g) = value_and_grad(l.as_ref(), &z);
+    assert!(
+        (v - expected).abs() < 1e-9,
+        "{name}: {v} vs PyTorch {expected}"
+    );
+    for (a, b) in g.iter().zip(expected_grad) {
+        assert!((a - b).abs() < 1e-9, "{name} gradient {a} vs PyTorch {b}");
+    }
+    let h = 1e-6;
+    for i in 0..z.len() {
+        let (mut plus, mut minus) = (z.clone(), z.clone());
+        plus[i] += h;
+        minus[i] -= h;
+        let numeric = (value_and_grad(l.as_ref(), &plus).0 - value_and_grad(l.as_ref(), &minus).0)
+            / (2.0 * h);
+        assert!(
+            (numeric - g[i]).abs() < 1e-6 * (1.0 + numeric.abs()),
+            "{name} d/dz[{i}]: {numeric} vs {}",
+            g[i]
+        );
+    }
+}
+
+// PyTorch (float64), z as in `sample_z`, V = 3 views:
+//   tcr: sum over chunks c of -logdet(I + (p / (m * 0.2)) * c.T.T @ c.T) / 2, divided by 3
+//        -> -2.729887817706963, grad z[0,:3] = [-0.14315664083321306, -0.14301985327259145, -0.06661852084210217]
+//   invariance: -sum(F.cosine_similarity(c, mean, dim=1).mean() for c in chunks) / 3
+//        -> -0.23231847531221064, grad z[0,:3] = [0.02077279656834059, -0.03645033245176575, 0.013513111432859675]
+//   infonce: SupConLoss(temperature=0.07, base_temperature=0.07, contrast_mode="all") on features [4, 3, 5]
+//        -> 16.053953423596674, grad z[0,:3] = [0.19918872950151117, 0.7105628594870667, 0.45352796266926776]
+#[test]
+fn tcr_matches_pytorch_and_finite_differences() {
+    check_against_pytorch_and_finite_differences(
+        "tcr",
+        -2.729887817706963,
+        [
+            -0.14315664083321306,
+            -0.14301985327259145,
+            -0.06661852084210217,
+        ],
+    );
+}
+
+#[test]
+fn invariance_matches_pytorch_and_finite_differences() {
+    check_against_pytorch_and_finite_differences(
+        "invariance",
+        -0.23231847531221064,
+        [
+            0.02077279656834059,
+            -0.03645033245176575,
+            0.013513111432859675,
+        ],
+    );
+}
+
+#[test]
+fn infonce_matches_pytorch_and_finite_differences() {
+    check_against_pytorch_and_finite_differences(
+        "infonce",
+        16.053953423596674,
+        [0.19918872950151117, 0.7105628594870667, 0.45352796266926776],
+    );
+}
+
+#[test]
+fn logdet_of_either_gram_side_agrees_and_non_positive_matrices_are_errors() {
+    // logdet(I_d + c W W^T) = logdet(I_b + c W^T W) for W (d x b)
+    let (d, b, c) = (7, 3, 0.8);
+    let mut rng = Rng::new(4);
+    let w: Vec<f64> = (0..d * b).map(|_| rng.normal()).collect();
+    let w = Tensor::from_vec(w, (d, b), &DEV).unwrap();
+    let big = ((w.matmul(&w.t().unwrap()).unwrap() * c).unwrap()
+        + Tensor::eye(d, DType::F64, &DEV).unwrap())
+    .unwrap();
+    let small = ((w.t().unwrap().matmul(&w).unwrap() * c).unwrap()
+        + Tensor::eye(b, DType::F64, &DEV).unwrap())
+    .unwrap();
+    let (a, s) = (
+        logdet_spd(&big).unwrap().to_scalar::<f64>().unwrap(),
+        logdet_spd(&small).unwrap().to_scalar::<f64>().unwrap(),
+    );
+    assert!((a - s).abs() < 1e-10, "{a} vs {s}");
+    let indefinite = Tensor::new(&[[1.0f64, 0.0], [0.0, -1.0]], &DEV).unwrap();
+    let message = logdet_spd(&indefinite).unwrap_err().to_string();
+    assert!(message.contains("not positive definite"), "{message}");
+    // a NaN projection makes the coding rate an error, not a NaN
+    let z = Tensor::new(&[[f32::NAN, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]], &DEV).unwrap();
+    assert!(loss("tcr").loss(&z, 2).is_err());
+}
+
+#[test]
+fn one_sgd_lars_step_matches_the_reference_wrapper() {
+    // PyTorch: SGD(lr=0.3, momentum=0.9, weight_decay=1e-4, nesterov=True) in solo-learn's
+    // LARSWrapper(eta=0.005, clip=True, exclude_bias_n_norm=True), two steps with the gradients
+    // below, prints W = [0.4941035940337887, -1.0117916327101906, 2.005894931938421,
+    // 0.24705179701689434, 0.0, -0.7676878912736228], b = [-0.185, 0.085, -0.27] after step 1 and
+    // W = [0.5079626064104623, -1.0250043375289077, 2.008406392360929, 0.23760815536245503,
+    // -0.008186573921388074, -0.783414464054083], b = [-0.449, 0.064, 0.057] after step 2.
+    let w =
+        Var::from_tensor(&Tensor::new(&[[0.5f64, -1.0, 2.0], [0.25, 0.0, -0.75]], &DEV).unwrap())
+            .unwrap();
+    let b = Var::from_tensor(&Tensor::new(&[0.1f64, -0.2, 0.3], &DEV).unwrap()).unwrap();
+    let params = vec![
+        Parameter {
+            name: "w".into(),
+            var: w.clone(),
+            role: ParamRole::Weight,
+        },
+        Parameter {
+            name: "b".into(),
+            var: b.clone(),
+            role: ParamRole::BiasOrNorm,
+        },
+    ];
+    let mut opt = SgdLars::new(params, &OptimConfig::default());
+    // (weight gradient, bias gradient, expected weight, expected bias) per step
+    type Step = ([[f64; 3]; 2], [f64; 3], [f64; 6], [f64; 3]);
+    let steps: [Step; 2] = [
+        (
+            [[1.0, 2.0, -1.0], [0.5, 0.0, 3.0]],
+            [0.5, -0.5, 1.0],
+            [
+                0.4941035940337887,
+                -1.0117916327101906,
+                2.005894931938421,
+                0.24705179701689434,
+                0.0,
+                -0.7676878912736228,
+            ],
+            [-0.185, 0.085, -0.27],
+        ),
+        (
+            [[-2.0, 1.0, 0.0], [1.0, 1.0, 1.0]],
+            [0.25, 0.25, -1.0],
+            [
+                0.5079626064104623,
+                -1.0250043375289077,
+                2.008406392360929,
+                0.23760815536245503,
+                -0.008186573921388074,
+                -0.783414464054083,
+            ],
+            [-0.449, 0.064, 0.057],
+        ),
+    ];
+    for (gw, gb, ew, eb) in steps {
+        // gradients of sum(w * gw) + sum(b * gb) are exactly gw and gb
+        let loss = ((w.as_tensor() * Tensor::new(&gw, &DEV).unwrap())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            + (b.as_tensor() * Tensor::new(&gb, &DEV).unwrap())
+                .unwrap()
+                .sum_all()
+                .unwrap())
+        .unwrap();
+        opt.step(&loss.backward().unwrap(), 0.3).unwrap();
+        let got_w = w.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        let got_b = b.to_vec1::<f64>().unwrap();
+        for (g, e) in got_w.iter().chain(&got_b).zip(ew.iter().chain(&eb)) {
+            assert!((g - e).abs() < 1e-12, "{got_w:?} {got_b:?}");
+        }
+    }
+}
+
+fn random(shape: &[usize], seed: u64, dtype: DType) -> Tensor {
+    let mut rng = Rng::new(seed);
+    let n: usize = shape.iter().product();
+    let v: Vec<f64> = (0..n).map(|_| rng.uniform_range(-1.0, 1.0)).collect();
+    Tensor::from_vec(v, shape, &DEV)
+        .unwrap()
+        .to_dtype(dtype)
+        .unwrap()
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
+}
+
+#[test]
+fn fast_convolution_matches_candle_s_and_its_gradients_match_finite_differences() {
+    for &(k, stride, pad, c, o, hw) in &[
+        (3, 1, 1, 3, 8, 9),
+        (3, 2, 1, 8, 16, 8),
+        (1, 1, 0, 16, 8, 5),
+        (1, 2, 0, 8, 16, 8),
+    ] {
+        let x = Var::from_tensor(&random(&[2, hw, hw, c], 1, DType::F32)).unwrap();
+        let w = Var::from_tensor(&random(&[o, c, k, k], 2, DType::F32)).unwrap();
+        let g = random(
+            &[
+                2,
+                (hw + 2 * pad - k) / stride + 1,
+                (hw + 2 * pad - k) / stride + 1,
+                o,
+            ],
+            3,
+            DType::F32,
+        );
+        let fast = conv2d_nhwc(x.as_tensor(), w.as_tensor(), stride, pad).unwrap();
+        let reference = conv2d_nhwc_reference(x.as_tensor(), w.as_tensor(), stride, pad).unwrap();
+        assert!(max_diff(&fast, &reference) < 1e-4, "forward k{k} s{stride}");
+        let gf = (fast * &g).unwrap().sum_all().unwrap().backward().unwrap();
+        let gr = (reference * &g)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for v in [&x, &w] {
+            let d = max_diff(
+                gf.get(v.as_tensor()).unwrap(),
+                gr.get(v.as_tensor()).unwrap(),
+            );
+            assert!(d < 1e-4, "gradient k{k} s{stride}: {d}");
+        }
+    }
+    // f64 finite differences of L = sum(conv(x, w) * g)
+    let (k, stride, pad) = (3, 2, 1);
+    let x = random(&[1, 5, 5, 2], 4, DType::F64);
+    let w = random(&[3, 2, k, k], 5, DType::F64);
+    let g = random(&[1, 3, 3, 3], 6, DType::F64);
+    let loss = |x: &Tensor, w: &Tensor| {
+        (conv2d_nhwc(x, w, stride, pad).unwrap() * &g)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+    };
+    let xv = Var::from_tensor(&x).unwrap();
+    let wv = Var::from_tensor(&w).unwrap();
+    let grads = (conv2d_nhwc(xv.as_tensor(), wv.as_tensor(), stride, pad).unwrap() * &g)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    for (t, var) in [(&x, &xv), (&w, &wv)] {
+        let analytic = grads
+            .get(var.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        let flat = t.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        for i in (0..flat.len()).step_by(3) {
+            let bump = |d: f64| {
+                let mut v = flat.clone();
+                v[i] += d;
+                Tensor::from_vec(v, t.shape(), &DEV).unwrap()
+            };
+            let numeric = if std::ptr::eq(t, &x) {
+                (loss(&bump(1e-6), &w) - loss(&bump(-1e-6), &w)) / 2e-6
+            } else {
+                (loss(&x, &bump(1e-6)) - loss(&x, &bump(-1e-6))) / 2e-6
+            };
+            assert!(
+                (numeric - analytic[i]).abs() < 1e-7,
+                "{numeric} vs {}",
+                analytic[i]
+            );
+        }
+    }
+}
+
+#[test]
+fn fused_batch_norm_matches_candle_s_operations_and_its_gradients() {
+    for relu in [false, true] {
+        for shape in [vec![4usize, 3, 3, 5], vec![6, 7]] {
+            let c = *shape.last().unwrap();
+            let x = Var::from_tensor(&random(&shape, 7, DType::F64)).unwrap();
+            let gamma = Var::from_tensor(&random(&[c], 8, DType::F64)).unwrap();
+            let beta = Var::from_tensor(&random(&[c], 9, DType::F64)).unwrap();
+            let g = random(&shape, 10, DType::F64);
+            let (fast, (mean, var)) = batch_norm_train(
+                x.as_tensor(),
+                gamma.as_tensor(),
+                beta.as_tensor(),
+                1e-5,
+                relu,
+            )
+            .unwrap();
+            let (reference, (rmean, rvar)) = batch_norm_train_reference(
+                x.as_tensor(),
+                gamma.as_tensor(),
+                beta.as_tensor(),
+                1e-5,
+                relu,
+            )
+            .unwrap();
+            assert!(max_diff(&fast, &reference) < 1e-10);
+            for (a, b) in mean.iter().zip(&rmean).chain(var.iter().zip(&rvar)) {
+                assert!((a - b).abs() < 1e-12);
+            }
+            let gf = (fast * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            let gr = (reference * &g)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            for v in [&x, &gamma, &beta] {
+                let d = max_diff(
+                    gf.get(v.as_tensor()).unwrap(),
+                    gr.get(v.as_tensor()).unwrap(),
+                );
+                assert!(
+                    d < 1e-9,
+                    "batch norm gradient (relu {relu}, {shape:?}): {d}"
+                );
+            }
+            // evaluation mode with frozen statistics: (x - m) / sqrt(v + eps) * gamma + beta
+            let m = Tensor::new(&[0.1f64; 1], &DEV)
+                .unwrap()
+                .broadcast_as(c)
+                .unwrap()
+                .contiguous()
+                .unwrap();
+            let v = Tensor::new(&[2.0f64; 1], &DEV)
+                .unwrap()
+                .broadcast_as(c)
+                .unwrap()
+                .contiguous()
+                .unwrap();
+            let eval = batch_norm_eval(
+                x.as_tensor(),
+                &m,
+                &v,
+                gamma.as_tensor(),
+                beta.as_tensor(),
+                1e-5,
+                relu,
+            )
+            .unwrap();
+            let direct = x
+                .as_tensor()
+                .broadcast_sub(&m)
+                .unwrap()
+                .broadcast_div(&(&v + 1e-5).unwrap().sqrt().unwrap())
+                .unwrap()
+                .broadcast_mul(gamma.as_tensor())
+                .unwrap()
+                .broadcast_add(beta.as_tensor())
+                .unwrap();
+            let direct = if relu { direct.relu().unwrap() } else { direct };
+            assert!(max_diff(&eval, &direct) < 1e-12);
+        }
+    }
+}

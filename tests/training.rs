@@ -1,0 +1,407 @@
+//! The three training regimes: each lowers the loss; free training's perturbation stays in the
+//! ball and the pixel range; a PGD step equals a standard step on the perturbed batch (no
+//! gradient leak); resuming reproduces the uninterrupted weights; passes are counted; every
+//! method config trains at CPU scale.
+
+mod common;
+use candle_core::{Device, Tensor};
+use common::{temp_dir, write, TINY};
+use rossl::rossl_core::assembly::Assembly;
+use rossl::rossl_core::checkpoint;
+use rossl::rossl_core::components::{Attack, BuildContext};
+use rossl::rossl_core::config::{ComponentConfig, DeviceSpec};
+use rossl::rossl_core::device::select_device;
+use rossl::rossl_core::optim::SgdLars;
+use rossl::rossl_core::registry;
+use rossl::rossl_core::rng::Rng;
+use rossl::rossl_core::run_dir::{files, RunDir};
+use rossl::rossl_core::train::regimes::{self, FreeState, Passes, StepContext};
+use rossl::rossl_core::train::{encoder_tensors, train, train_with, TrainOptions, TrainSummary};
+use std::path::PathBuf;
+
+fn assemble(dir: &std::path::Path, extra: &[&str]) -> Assembly {
+    let file = write(dir, "tiny.toml", TINY);
+    let mut sets: Vec<&str> = vec![];
+    let out = format!("out={:?}", dir.join("runs").display().to_string());
+    sets.push(&out);
+    sets.extend_from_slice(extra);
+    let resolved = common::resolve(&[file], &sets).unwrap();
+    Assembly::build(resolved, select_device(DeviceSpec::Cpu).unwrap()).unwrap()
+}
+
+fn run(asm: &Assembly) -> (RunDir, TrainSummary) {
+    let run_dir = RunDir::for_config(&asm.config).unwrap();
+    run_dir.create().unwrap();
+    let summary = train(asm, &run_dir, None).unwrap();
+    (run_dir, summary)
+}
+
+fn step_losses(run_dir: &RunDir) -> Vec<f64> {
+    std::fs::read_to_string(run_dir.file(files::METRICS))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "step")
+        .map(|v| v["loss"].as_f64().unwrap())
+        .collect()
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+#[test]
+fn each_regime_lowers_the_loss_and_counts_its_passes() {
+    for (regime, fwd_per_batch) in [("standard", 1u64), ("pgd", 4), ("free", 3)] {
+        let dir = temp_dir(&format!("regime-{regime}"));
+        let regime_set = format!("train.regime={regime:?}");
+        let asm = assemble(
+            &dir,
+            &[
+                &regime_set,
+                "train.epochs=6",
+                "train.attack.pgd-linf.steps=3",
+                "optim.lr=0.5",
+            ],
+        );
+        let (run_dir, summary) = run(&asm);
+        let losses = step_losses(&run_dir);
+        let k = (losses.len() / 4).max(1);
+        let (first, last) = (mean(&losses[..k]), mean(&losses[losses.len() - k..]));
+        assert!(
+            last < first,
+            "{regime}: loss did not fall ({first} -> {last})"
+        );
+        // 48 images, batches of 8: 6 batches per pass
+        let batches = summary.epochs as u64 * 6;
+        assert_eq!(summary.forward_passes, batches * fwd_per_batch, "{regime}");
+        assert_eq!(summary.backward_passes, batches * fwd_per_batch, "{regime}");
+        let expected_passes = if regime == "free" { 2 } else { 6 };
+        assert_eq!(
+            summary.epochs, expected_passes,
+            "{regime}: epochs follow N/m"
+        );
+        assert!(run_dir.file(files::CHECKPOINT).is_file());
+    }
+}
+
+#[test]
+fn free_training_keeps_its_perturbation_in_the_ball_and_the_pixel_range() {
+    let dir = temp_dir("free-ball");
+    let asm = assemble(&dir, &["train.regime=\"free\""]);
+    let mut optimizer = SgdLars::new(asm.encoder.parameters(), &asm.config.run.optim);
+    let ctx = StepContext {
+        encoder: asm.encoder.as_ref(),
+        objective: &asm.objective,
+        views: 4,
+    };
+    let eps = 8.0 / 255.0;
+    let mut state = FreeState {
+        delta: None,
+        eps,
+        step: 0.01,
+        clamp_input: true,
+    };
+    let mut passes = Passes::default();
+    let mut rng = Rng::new(1);
+    for batch in 0..5 {
+        // each batch new images, some at the pixel range's ends
+        let values: Vec<f32> = (0..32 * 144)
+            .map(|i| {
+                if i % 7 == 0 {
+                    (batch % 2) as f32
+                } else {
+                    rng.uniform() as f32
+                }
+            })
+            .collect();
+        let x = Tensor::from_vec(values, (32, 1, 12, 12), &Device::Cpu).unwrap();
+        for _ in 0..3 {
+            regimes::free_replay(&ctx, &mut optimizer, &mut state, &x, 0.1, &mut passes).unwrap();
+            let delta = state.delta.as_ref().unwrap();
+            let linf = delta
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(linf <= eps as f32 + 1e-6, "|delta| = {linf}");
+            let moved = (&x + delta).unwrap();
+            assert!(moved.min_all().unwrap().to_scalar::<f32>().unwrap() >= -1e-6);
+            assert!(moved.max_all().unwrap().to_scalar::<f32>().unwrap() <= 1.0 + 1e-6);
+        }
+        // the perturbation persists across batches
+        assert!(
+            state
+                .delta
+                .as_ref()
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+                > 0.0
+        );
+    }
+    assert_eq!(
+        passes,
+        Passes {
+            forward: 15,
+            backward: 15
+        }
+    );
+}
+
+#[test]
+fn a_pgd_step_equals_a_standard_step_on_the_perturbed_batch() {
+    let dir = temp_dir("pgd-leak");
+    let a = assemble(&dir, &[]);
+    let b = assemble(&dir, &[]);
+    let attack_config =
+        ComponentConfig::from_toml("train.attack.pgd-linf", "steps = 4\nrandom_start = true")
+            .unwrap();
+    let attack = (registry::find::<dyn Attack>("pgd-linf", "test")
+        .unwrap()
+        .build)(&attack_config, &BuildContext::cpu(0))
+    .unwrap();
+    let x = Tensor::rand(0f32, 1f32, (32, 1, 12, 12), &Device::Cpu).unwrap();
+    let mut opt_a = SgdLars::new(a.encoder.parameters(), &a.config.run.optim);
+    let mut opt_b = SgdLars::new(b.encoder.parameters(), &b.config.run.optim);
+    let ctx_a = StepContext {
+        encoder: a.encoder.as_ref(),
+        objective: &a.objective,
+        views: 4,
+    };
+    let ctx_b = StepContext {
+        encoder: b.encoder.as_ref(),
+        objective: &b.objective,
+        views: 4,
+    };
+    let mut passes = Passes::default();
+    let outcome = regimes::pgd(
+        &ctx_a,
+        &mut opt_a,
+        attack.as_ref(),
+        rossl::rossl_core::components::Mode::Attack,
+        &x,
+        0.3,
+        &mut Rng::new(2),
+        &mut passes,
+    )
+    .unwrap();
+    assert_eq!(
+        passes,
+        Passes {
+            forward: 5,
+            backward: 5
+        },
+        "K + 1 passes each"
+    );
+    let perturbed = outcome.input.unwrap();
+    assert!(
+        (&perturbed - &x)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+            > 0.0
+    );
+    regimes::standard(&ctx_b, &mut opt_b, &perturbed, 0.3, &mut Passes::default()).unwrap();
+    for ((name, ta), (_, tb)) in encoder_tensors(a.encoder.as_ref())
+        .iter()
+        .zip(encoder_tensors(b.encoder.as_ref()))
+    {
+        let same = ta
+            .flatten_all()
+            .unwrap()
+            .eq(&tb.flatten_all().unwrap())
+            .unwrap()
+            .to_dtype(candle_core::DType::F32)
+            .unwrap()
+            .min_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert_eq!(
+            same, 1.0,
+            "`{name}` differs: attack passes leaked into the update"
+        );
+    }
+}
+
+fn weights_of(path: &std::path::Path) -> Vec<(String, Vec<f32>)> {
+    let ckpt = checkpoint::load(path, &Device::Cpu).unwrap();
+    let mut v: Vec<(String, Vec<f32>)> = ckpt
+        .tensors
+        .iter()
+        .map(|(n, t)| {
+            (
+                n.clone(),
+                t.to_dtype(candle_core::DType::F32)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[test]
+fn resuming_an_interrupted_run_gives_the_uninterrupted_weights() {
+    for regime in ["standard", "free", "pgd"] {
+        let regime_set = format!("train.regime={regime:?}");
+        let epochs = if regime == "free" {
+            "train.epochs=6"
+        } else {
+            "train.epochs=3"
+        };
+        let sets = [
+            regime_set.as_str(),
+            epochs,
+            "train.attack.pgd-linf.random_start=true",
+        ];
+        let whole_dir = temp_dir(&format!("resume-whole-{regime}"));
+        let (whole, _) = run(&assemble(&whole_dir, &sets));
+
+        let parts_dir = temp_dir(&format!("resume-parts-{regime}"));
+        let first = assemble(&parts_dir, &sets);
+        let run_dir = RunDir::for_config(&first.config).unwrap();
+        run_dir.create().unwrap();
+        let partial = train_with(
+            &first,
+            &run_dir,
+            None,
+            &TrainOptions {
+                stop_after_passes: Some(1),
+            },
+        )
+        .unwrap();
+        assert!(!partial.complete, "{regime}");
+        assert!(!run_dir.file(files::SUMMARY).exists());
+        let ckpt = checkpoint::load(&run_dir.file(files::CHECKPOINT), &Device::Cpu).unwrap();
+        let second = assemble(&parts_dir, &sets); // a fresh process would rebuild everything
+        let summary = train(&second, &run_dir, Some(&ckpt)).unwrap();
+        assert!(summary.complete);
+        assert_eq!(
+            weights_of(&whole.file(files::CHECKPOINT)),
+            weights_of(&run_dir.file(files::CHECKPOINT)),
+            "{regime}"
+        );
+        // the metrics of the resumed run continue those of the interrupted one
+        let steps: Vec<u64> = std::fs::read_to_string(run_dir.file(files::METRICS))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["kind"] == "step")
+            .map(|v| v["step"].as_u64().unwrap())
+            .collect();
+        assert!(steps.windows(2).all(|w| w[1] == w[0] + 1), "{steps:?}");
+    }
+}
+
+/// A loss for this test: 0 for its first `after` calls, then NaN.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct NanLaterParams {
+    after: usize,
+}
+impl rossl::rossl_core::registry::Params for NanLaterParams {}
+struct NanLater {
+    after: usize,
+    calls: std::sync::atomic::AtomicUsize,
+}
+impl rossl::rossl_core::components::SslLoss for NanLater {
+    fn loss(&self, z: &Tensor, _views: usize) -> rossl::rossl_core::Result<Tensor> {
+        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let value = if n < self.after { 0.0 } else { f64::NAN };
+        Ok(((z.sum_all()? * 0.0)? + value)?)
+    }
+}
+rossl::rossl_core::register! {
+    kind: loss,
+    name: "test-nan-later",
+    summary: "test only: NaN after a number of calls",
+    params: NanLaterParams,
+    build: |p, _ctx| Ok(Box::new(NanLater { after: p.after, calls: Default::default() })),
+}
+
+#[test]
+fn a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
+    let dir = temp_dir("nan");
+    // 6 batches per pass: the NaN comes in the second pass
+    let asm = assemble(
+        &dir,
+        &[
+            "train.epochs=3",
+            "loss.terms=[{ name = \"invariance\" }, { name = \"test-nan-later\" }]",
+            "loss.test-nan-later.after=8",
+        ],
+    );
+    let run_dir = RunDir::for_config(&asm.config).unwrap();
+    run_dir.create().unwrap();
+    let message = train(&asm, &run_dir, None).unwrap_err().to_string();
+    assert!(
+        message.contains("NaN") && message.contains("test-nan-later"),
+        "{message}"
+    );
+    assert!(message.contains("pass 2, batch 2, step 9"), "{message}");
+    assert!(
+        message.contains("last good checkpoint") && message.contains(files::CHECKPOINT),
+        "{message}"
+    );
+    let ckpt = checkpoint::load(&run_dir.file(files::CHECKPOINT), &Device::Cpu).unwrap();
+    assert_eq!(
+        (
+            ckpt.state.epochs_done,
+            ckpt.state.steps,
+            ckpt.state.complete
+        ),
+        (1, 6, false)
+    );
+    assert!(!run_dir.file(files::SUMMARY).exists());
+}
+
+#[test]
+fn every_method_config_runs_one_step_at_cpu_scale() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let mut methods: Vec<PathBuf> = std::fs::read_dir(root.join("methods"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    methods.sort();
+    assert_eq!(methods.len(), 9);
+    let dir = temp_dir("methods");
+    for method in methods {
+        let out = format!("out={:?}", dir.display().to_string());
+        let resolved = common::resolve(
+            &[method.clone(), root.join("scale/cpu.toml")],
+            &[
+                &out,
+                "data.batch_size=4",
+                "data.train_subset=40",
+                "train.epochs=1",
+                "train.max_batches=1",
+                "train.attack.pgd-linf.steps=1",
+            ],
+        )
+        .unwrap();
+        let asm = Assembly::build(resolved, select_device(DeviceSpec::Cpu).unwrap()).unwrap();
+        let (_, summary) = run(&asm);
+        assert!(summary.steps >= 1, "{}", method.display());
+        assert!(
+            summary.final_loss.unwrap().is_finite(),
+            "{}",
+            method.display()
+        );
+    }
+}
