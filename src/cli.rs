@@ -41,19 +41,29 @@ pub enum Command {
     Config(commands::config::ConfigCommandArgs),
     /// Train a configuration, checkpointing every epoch, then evaluate it.
     Run(commands::run::RunArgs),
+    /// Evaluate a trained run (again), e.g. with other attacks: writes its results.json.
+    Eval(commands::eval::EvalArgs),
+    /// Train and evaluate several method configs under the same overrides; write a comparison.
+    Compare(commands::compare::CompareArgs),
     /// Time the training step against the PyTorch reference's workloads, or the view pipeline.
     Bench(commands::bench::BenchArgs),
+    /// Draw a few training images and their views into a PNG grid.
+    Views(commands::views::ViewsArgs),
 }
 
 /// Parses the command line, runs the command, and turns errors into a message and exit code 1.
 pub fn main() -> ExitCode {
+    rossl_core::device::tune_allocator();
     let cli = Cli::parse();
     crate::logging::init(cli.verbose as i8 - cli.quiet as i8);
     let result = match cli.command {
         Command::Plugins(args) => commands::plugins::run(&args),
         Command::Config(args) => commands::config::run(&args),
         Command::Run(args) => commands::run::run(&args),
+        Command::Eval(args) => commands::eval::run(&args),
+        Command::Compare(args) => commands::compare::run(&args),
         Command::Bench(args) => commands::bench::run(&args),
+        Command::Views(args) => commands::views::run(&args),
     };
     match result {
         Ok(code) => code,

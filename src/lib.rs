@@ -17,6 +17,7 @@ pub use rossl_core;
 
 pub mod cli;
 pub mod commands;
+pub mod comparison;
 pub mod logging;
 pub mod report;
 

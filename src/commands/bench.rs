@@ -160,7 +160,8 @@ fn bench_step(args: &BenchArgs) -> anyhow::Result<()> {
         let value = objective.evaluate(&embedding.projection, w.crops)?;
         let loss = value.finite_total()?;
         let t2 = Instant::now();
-        let grads = value.total.backward()?;
+        let mut grads = value.total.backward()?;
+        rossl_core::components::Encoder::route_gradients(&encoder, &mut grads)?;
         sync(&x)?;
         let t3 = Instant::now();
         optimizer.step(&grads, 0.01)?;
@@ -209,6 +210,7 @@ fn bench_step(args: &BenchArgs) -> anyhow::Result<()> {
             "  other (linear, add, pool, permute)",
             get("forward (total)") - get("conv.forward") - get("batchnorm.forward"),
         ),
+        ("  (fused backbone forward, all of it)", get("backbone.forward (all)")),
         ("loss (EMP: invariance + TCR)", get("loss")),
         ("backward (total)", get("backward (total)")),
         ("  conv input gradient", get("conv.backward.input")),
@@ -221,6 +223,7 @@ fn bench_step(args: &BenchArgs) -> anyhow::Result<()> {
                 - get("conv.backward.weight")
                 - get("batchnorm.backward"),
         ),
+        ("  (fused backbone backward, all of it)", get("backbone.backward (all)")),
         ("optimiser", get("optimiser")),
         ("perturbation update", get("perturbation update")),
     ];
@@ -285,6 +288,18 @@ fn bench_views(args: &BenchArgs) -> anyhow::Result<()> {
 /// Runs `rossl bench`.
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     rossl_core::device::configure_threads(args.threads);
+    if std::env::var_os("ROSSL_BENCH_FTZ").is_some() {
+        #[allow(deprecated)]
+        fn set() {
+            unsafe {
+                use std::arch::x86_64::*;
+                _mm_setcsr(_mm_getcsr() | 0x8040);
+            }
+        }
+        set();
+        rayon::broadcast(|_| set());
+        eprintln!("flush-to-zero on");
+    }
     if args.workload == "views" {
         bench_views(args)?;
     } else {

@@ -1,14 +1,122 @@
-//! `rossl compare` and the baselines of `rossl run` (filled in by the comparison issue).
+//! `rossl compare` (several method configs under the same overrides) and the `[compare]`
+//! baselines of `rossl run` (the quickstart's random encoder and standard EMP-SSL).
 
-use crate::commands::run::{RunArgs, RunOutcome};
-use crate::commands::session::Session;
+use crate::cli::ConfigArgs;
+use crate::commands::run::{run_one, RunArgs, RunOutcome};
+use crate::commands::session::{build, Session};
+use crate::comparison::{write_all, Row};
+use clap::Args;
+use rossl_core::config::ConfigSources;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// Runs the `[compare]` baselines of a run's configuration, if it has any.
-pub fn run_baselines(
-    _session: &Session,
-    _args: &RunArgs,
-    _outcome: &RunOutcome,
-) -> anyhow::Result<Option<ExitCode>> {
-    Ok(None)
+/// Arguments of `rossl compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Method config files: one row each.
+    #[arg(value_name = "FILE", required = true)]
+    pub methods: Vec<PathBuf>,
+    /// Overlay files applied after every method file (e.g. configs/scale/cpu.toml).
+    #[arg(long = "with", value_name = "FILE")]
+    pub with: Vec<PathBuf>,
+    /// Overrides applied to every method (TOML values).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Root folder of the runs; the comparison files go there too.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Make a failed sanity check an error exit.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+fn row(session: &Session, outcome: RunOutcome, label: Option<&str>) -> anyhow::Result<Row> {
+    let results = outcome
+        .results
+        .ok_or_else(|| anyhow::anyhow!("{} was not evaluated", outcome.run_dir.path().display()))?;
+    let run = &session.assembly.config.run;
+    let label = label
+        .map(str::to_string)
+        .or_else(|| (!run.compare.label.is_empty()).then(|| run.compare.label.clone()))
+        .unwrap_or_else(|| run.method.name.clone());
+    Ok(Row {
+        label,
+        run_dir: outcome.run_dir.path().to_path_buf(),
+        summary: outcome.summary,
+        results,
+    })
+}
+
+fn plain_run_args() -> RunArgs {
+    RunArgs {
+        config: ConfigArgs::default(),
+        out: None,
+        resume: None,
+        force: false,
+        no_eval: false,
+        strict: false,
+        stop_after: None,
+    }
+}
+
+fn finish(rows: &[Row], dir: &Path, strict: bool) -> anyhow::Result<ExitCode> {
+    let table = write_all(rows, dir)?;
+    println!("\n{table}");
+    println!(
+        "comparison written to {} (comparison.md, comparison.json, robust_accuracy.svg, loss_curves.svg, accuracy_vs_time.svg)",
+        dir.display()
+    );
+    let failed: usize = rows.iter().map(|r| crate::report::failed_checks(&r.results)).sum();
+    if strict && failed > 0 {
+        eprintln!("error: {failed} sanity check(s) failed (strict mode)");
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the `[compare]` baselines of a run's configuration, if it has any, and writes the
+/// comparison of the run with them into the run root.
+pub fn run_baselines(session: &Session, args: &RunArgs, outcome: &RunOutcome) -> anyhow::Result<Option<ExitCode>> {
+    let baselines = session.assembly.config.run.compare.baselines.clone();
+    if baselines.is_empty() || args.resume.is_some() {
+        return Ok(None);
+    }
+    let Some(results) = outcome.results.clone() else { return Ok(None) };
+    let main = RunOutcome {
+        run_dir: outcome.run_dir.clone(),
+        summary: outcome.summary.clone(),
+        results: Some(results),
+    };
+    let mut rows = vec![row(session, main, None)?];
+    for baseline in &baselines {
+        println!("\n== baseline: {} ==", baseline.label);
+        let mut sources = session.sources.clone();
+        sources.sets.extend(baseline.set.iter().cloned());
+        let baseline_session = build(sources)?;
+        let outcome = run_one(&baseline_session, &RunArgs { strict: args.strict, ..plain_run_args() })?;
+        rows.push(row(&baseline_session, outcome, Some(&baseline.label))?);
+    }
+    let dir = session.assembly.config.run.out.clone();
+    finish(&rows, &dir, args.strict || session.assembly.config.run.eval.strict).map(Some)
+}
+
+/// Runs `rossl compare`.
+pub fn run(args: &CompareArgs) -> anyhow::Result<ExitCode> {
+    let mut rows = Vec::new();
+    let mut out_dir = None;
+    for method in &args.methods {
+        println!("\n== {} ==", method.display());
+        let mut files = vec![method.clone()];
+        files.extend(args.with.iter().cloned());
+        let mut sets = args.sets.clone();
+        if let Some(out) = &args.out {
+            sets.push(format!("out={}", toml::Value::String(out.display().to_string())));
+        }
+        let session = build(ConfigSources::new(files, sets))?;
+        out_dir.get_or_insert_with(|| session.assembly.config.run.out.clone());
+        let outcome = run_one(&session, &RunArgs { strict: args.strict, ..plain_run_args() })?;
+        rows.push(row(&session, outcome, None)?);
+    }
+    let dir = out_dir.unwrap_or_else(|| PathBuf::from("runs"));
+    finish(&rows, &dir, args.strict)
 }

@@ -3,6 +3,8 @@
 pub mod bench;
 pub mod compare;
 pub mod config;
+pub mod eval;
 pub mod plugins;
 pub mod run;
 pub mod session;
+pub mod views;

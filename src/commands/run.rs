@@ -54,6 +54,14 @@ fn read_summary(run_dir: &RunDir) -> anyhow::Result<Option<TrainSummary>> {
     })
 }
 
+/// The run's results, if they were computed with the current training and evaluation settings.
+fn read_results(run_dir: &RunDir, asm: &rossl_core::assembly::Assembly) -> anyhow::Result<Option<rossl_core::eval::Results>> {
+    let Some(text) = run_dir.read(files::RESULTS)? else { return Ok(None) };
+    let Ok(results) = serde_json::from_str::<rossl_core::eval::Results>(&text) else { return Ok(None) };
+    let current = results.config_digest == asm.config.digest()? && results.eval_digest == asm.config.eval_digest()?;
+    Ok(current.then_some(results))
+}
+
 /// Trains (or reuses) and evaluates one configuration.
 pub fn run_one(session: &Session, args: &RunArgs) -> anyhow::Result<RunOutcome> {
     let asm = &session.assembly;
@@ -67,6 +75,7 @@ pub fn run_one(session: &Session, args: &RunArgs) -> anyhow::Result<RunOutcome> 
     let options = TrainOptions {
         stop_after_passes: args.stop_after,
     };
+    let reused = finished.is_some() && !args.force;
     let summary = match (finished, args.force, &args.resume) {
         (Some(summary), false, _) => {
             let ckpt = checkpoint::load(&checkpoint_path, &asm.device.device)?;
@@ -119,7 +128,14 @@ pub fn run_one(session: &Session, args: &RunArgs) -> anyhow::Result<RunOutcome> 
     let results = if args.no_eval || !asm.config.run.eval.after_training {
         None
     } else {
-        let results = evaluate_run(asm, &run_dir, &summary)?;
+        let previous = if reused { read_results(&run_dir, asm)? } else { None };
+        let results = match previous {
+            Some(results) => {
+                eprintln!("{}: already evaluated with these settings; reusing results.json", run_dir.path().display());
+                results
+            }
+            None => evaluate_run(asm, &run_dir, &summary)?,
+        };
         report::print_results(&results);
         Some(results)
     };

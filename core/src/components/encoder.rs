@@ -84,6 +84,13 @@ pub trait Encoder: Send + Sync {
 
     /// The state that is saved but never optimised, in a stable order.
     fn buffers(&self) -> Vec<Buffer>;
+
+    /// Completes a gradient store after a backward pass, before the optimiser reads it. Encoders
+    /// implemented as fused operations receive their weights' gradients in one flat tensor and
+    /// split it here into per-parameter gradients; others need do nothing.
+    fn route_gradients(&self, _grads: &mut candle_core::backprop::GradStore) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// An encoder that can only run in evaluation mode: what evaluators receive. Gradients flow to the

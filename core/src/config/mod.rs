@@ -24,7 +24,7 @@ pub use fields::struct_fields;
 pub use layers::{ConfigSources, ENV_PREFIX};
 pub use resolve::{ChosenComponent, ResolvedConfig};
 pub use schema::{
-    DataConfig, DeviceSpec, EvalConfig, FreeConfig, LarsConfig, LossConfig, LossTerm, MethodInfo,
+    Baseline, CompareConfig, DataConfig, DeviceSpec, EvalConfig, FreeConfig, LarsConfig, LossConfig, LossTerm, MethodInfo,
     OptimConfig, PgdConfig, PluginsConfig, Regime, RunConfig, ScheduleHorizon, ScheduleKind,
     SlotConfig, TrainConfig,
 };

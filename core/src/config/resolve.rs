@@ -216,7 +216,7 @@ impl ResolvedConfig {
     /// without `out`, `threads` and the `eval` table. Run folders are named after it, so that a
     /// finished run is found again (and only re-evaluated when the evaluation settings change).
     pub fn digest(&self) -> Result<String> {
-        self.digest_without(&["out", "threads", "eval"])
+        self.digest_without(&["out", "threads", "eval", "compare"])
     }
 
     /// A digest of the evaluation settings (the `eval` table and the test subset).

@@ -38,6 +38,8 @@ pub struct RunConfig {
     pub eval: EvalConfig,
     /// Dynamic plugin libraries to load.
     pub plugins: PluginsConfig,
+    /// Baselines that `rossl run` trains and evaluates next to this run.
+    pub compare: CompareConfig,
 }
 
 impl Default for RunConfig {
@@ -56,6 +58,7 @@ impl Default for RunConfig {
             train: TrainConfig::default(),
             eval: EvalConfig::default(),
             plugins: PluginsConfig::default(),
+            compare: CompareConfig::default(),
         }
     }
 }
@@ -451,4 +454,26 @@ impl Default for EvalConfig {
 pub struct PluginsConfig {
     /// Paths of plugin libraries, relative to the config file that names them.
     pub load: Vec<PathBuf>,
+}
+
+/// A baseline of a comparison: the same configuration with some overrides.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Baseline {
+    /// Its row label.
+    pub label: String,
+    /// `key=value` overrides (TOML values), applied after every other layer.
+    #[serde(default)]
+    pub set: Vec<String>,
+}
+
+/// Baselines to run next to this configuration (the quickstart puts CF-AMC-SSL next to a random
+/// encoder and standard EMP-SSL).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompareConfig {
+    /// The label of this configuration's own row (default: the method's name).
+    pub label: String,
+    /// The baselines.
+    pub baselines: Vec<Baseline>,
 }

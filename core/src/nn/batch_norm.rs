@@ -63,7 +63,19 @@ impl BatchNorm {
         Ok(y)
     }
 
-    fn update_running(&self, mean: &[f64], var: &[f64], count: usize) -> Result<()> {
+    /// The scale (gamma), shift (beta), running mean and running variance variables.
+    pub fn vars(&self) -> [&Var; 4] {
+        [&self.gamma, &self.beta, &self.running_mean, &self.running_var]
+    }
+
+    /// The epsilon added to the variance.
+    pub fn eps(&self) -> f64 {
+        self.eps
+    }
+
+    /// Folds a batch's mean and biased variance over `count` values per channel into the running
+    /// statistics (momentum 0.1, unbiased variance), as a training-mode forward pass does.
+    pub fn update_running(&self, mean: &[f64], var: &[f64], count: usize) -> Result<()> {
         let m = self.momentum;
         let unbiased = if count > 1 {
             count as f64 / (count as f64 - 1.0)

@@ -38,6 +38,16 @@ impl Conv2d {
         })
     }
 
+    /// The weight variable (out, in, k, k).
+    pub fn weight_var(&self) -> &Var {
+        &self.weight
+    }
+
+    /// (stride, padding).
+    pub fn geometry(&self) -> (usize, usize) {
+        (self.stride, self.padding)
+    }
+
     /// Channels-last (B, H, W, in) -> (B, H', W', out).
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let w = weight(&self.weight, mode);

@@ -76,8 +76,9 @@ fn update(
     passes.forward += 1;
     let value = ctx.objective.evaluate(&embedding.projection, ctx.views)?;
     let loss = value.finite_total()?;
-    let grads = value.total.backward()?;
+    let mut grads = value.total.backward()?;
     passes.backward += 1;
+    ctx.encoder.route_gradients(&mut grads)?;
     let report = optimizer.step(&grads, lr)?;
     Ok((loss, value.term_values()?, report))
 }
@@ -175,8 +176,9 @@ pub fn free_replay(
     passes.forward += 1;
     let value = ctx.objective.evaluate(&embedding.projection, ctx.views)?;
     let loss = value.finite_total()?;
-    let grads = value.total.backward()?;
+    let mut grads = value.total.backward()?;
     passes.backward += 1;
+    ctx.encoder.route_gradients(&mut grads)?;
     let report = optimizer.step(&grads, lr)?;
     let ascent = match grads.get(delta_var.as_tensor()) {
         Some(g) => (g.sign()? * state.step)?,

@@ -2,4 +2,5 @@
 //! and no max-pool, the paper's backbone) and `resnet-small` (the same design, narrower and
 //! shallower, for CPU runs), each followed by the EMP-SSL head.
 
+mod fused;
 pub mod resnet;

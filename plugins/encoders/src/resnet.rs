@@ -8,7 +8,10 @@
 //! (`backbone.layer1.0.conv1.weight`, `pre_feature.0.weight`, `projection.3.bias`, ...), so that
 //! weights can be exchanged with PyTorch through safetensors.
 
-use candle_core::{Device, Tensor};
+use crate::fused::{BackboneDesc, BackboneOp, BlockDesc, BnDesc, ConvDesc};
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Device, Tensor, Var};
+use std::sync::Arc;
 use rossl_core::components::{Buffer, BuildContext, Embedding, Encoder, Mode, Parameter};
 use rossl_core::nn::{
     kaiming_normal_fan_out, l2_normalize, uniform_fan_in, BatchNorm, Conv2d, Linear, Module,
@@ -116,6 +119,7 @@ impl BasicBlock {
 /// A ResNet backbone with the EMP-SSL head.
 pub struct ResNetEncoder {
     spec: ResNetSpec,
+    fused: Option<Fused>,
     conv1: Conv2d,
     bn1: BatchNorm,
     stages: Vec<Vec<BasicBlock>>,
@@ -126,7 +130,95 @@ pub struct ResNetEncoder {
     proj_linear2: Linear,
 }
 
+/// The fused CPU backbone: its description, the flat gradient sink, and where each parameter's
+/// gradient sits in it.
+struct Fused {
+    desc: Arc<BackboneDesc>,
+    sink: Var,
+    slices: Vec<(Var, usize)>,
+    norms: Vec<BatchNorm>,
+}
+
+fn conv_desc(conv: &Conv2d) -> ConvDesc {
+    let (stride, pad) = conv.geometry();
+    ConvDesc { weight: conv.weight_var().as_tensor().clone(), stride, pad }
+}
+
+fn bn_desc(bn: &BatchNorm) -> BnDesc {
+    let [gamma, beta, mean, var] = bn.vars();
+    BnDesc {
+        gamma: gamma.as_tensor().clone(),
+        beta: beta.as_tensor().clone(),
+        running_mean: mean.as_tensor().clone(),
+        running_var: var.as_tensor().clone(),
+        eps: bn.eps(),
+    }
+}
+
 impl ResNetEncoder {
+    fn build_fused(&self) -> Result<Option<Fused>> {
+        let device = self.conv1.weight_var().device();
+        if !device.is_cpu() || self.conv1.weight_var().dtype() != DType::F32 {
+            return Ok(None);
+        }
+        let blocks = self
+            .stages
+            .iter()
+            .flatten()
+            .map(|b| BlockDesc {
+                conv1: conv_desc(&b.conv1),
+                bn1: bn_desc(&b.bn1),
+                conv2: conv_desc(&b.conv2),
+                bn2: bn_desc(&b.bn2),
+                down: b.downsample.as_ref().map(|(c, n)| (conv_desc(c), bn_desc(n))),
+            })
+            .collect();
+        let desc = Arc::new(BackboneDesc { conv1: conv_desc(&self.conv1), bn1: bn_desc(&self.bn1), blocks });
+        let mut pairs: Vec<(&Conv2d, &BatchNorm)> = vec![(&self.conv1, &self.bn1)];
+        for b in self.stages.iter().flatten() {
+            pairs.push((&b.conv1, &b.bn1));
+            pairs.push((&b.conv2, &b.bn2));
+            if let Some((c, n)) = &b.downsample {
+                pairs.push((c, n));
+            }
+        }
+        let mut slices = Vec::new();
+        let mut offset = 0;
+        for (conv, bn) in &pairs {
+            let [gamma, beta, _, _] = bn.vars();
+            for var in [conv.weight_var(), gamma, beta] {
+                slices.push((var.clone(), offset));
+                offset += var.elem_count();
+            }
+        }
+        let sink = Var::from_tensor(&Tensor::zeros(offset, DType::F32, device)?)?;
+        let norms = pairs.iter().map(|(_, bn)| (*bn).clone()).collect();
+        Ok(Some(Fused { desc, sink, slices, norms }))
+    }
+
+    /// Uses (or not) the fused CPU backbone; the layered one is the reference implementation.
+    pub fn set_fused(&mut self, on: bool) -> Result<()> {
+        self.fused = if on { self.build_fused()? } else { None };
+        Ok(())
+    }
+
+    fn fused_backbone(&self, fused: &Fused, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let op = BackboneOp::new(fused.desc.clone(), mode.batch_statistics());
+        let moments = op.moments.clone();
+        let pooled = if mode.tracks_weights() {
+            x.contiguous()?.apply_op2(fused.sink.as_tensor(), op)?
+        } else {
+            x.contiguous()?.apply_op1(op)?
+        };
+        if mode == Mode::Train {
+            let moments = moments.lock().map_err(|_| Error::msg("fused backbone: poisoned statistics"))?;
+            for (bn, (mean, var, count)) in fused.norms.iter().zip(moments.iter()) {
+                bn.update_running(mean, var, *count)?;
+            }
+        }
+        Ok(pooled)
+    }
+
     /// A freshly initialised encoder (PyTorch's initialisations, drawn from the run's seed).
     pub fn new(spec: ResNetSpec, seed: u64, device: &Device) -> Result<Self> {
         if spec.widths.is_empty() || spec.widths.len() != spec.blocks.len() {
@@ -175,8 +267,9 @@ impl ResNetEncoder {
         let proj_linear1 = Linear::new("projection.0", spec.hidden, spec.hidden, &mut rng, dev)?;
         let proj_bn = BatchNorm::new("projection.1", spec.hidden, dev)?;
         let proj_linear2 = Linear::new("projection.3", spec.hidden, spec.z_dim, &mut rng, dev)?;
-        Ok(ResNetEncoder {
+        let mut encoder = ResNetEncoder {
             spec,
+            fused: None,
             conv1,
             bn1,
             stages,
@@ -185,7 +278,9 @@ impl ResNetEncoder {
             proj_linear1,
             proj_bn,
             proj_linear2,
-        })
+        };
+        encoder.fused = encoder.build_fused()?;
+        Ok(encoder)
     }
 
     /// Its shape.
@@ -196,6 +291,11 @@ impl ResNetEncoder {
     /// The pooled backbone output (B, last width) of images (B, C, H, W). The backbone computes
     /// channels-last internally (the layout of the fast CPU kernels).
     pub fn backbone(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        if let Some(fused) = &self.fused {
+            if x.device().is_cpu() && x.dtype() == DType::F32 {
+                return self.fused_backbone(fused, x, mode);
+            }
+        }
         let x = x.permute((0, 2, 3, 1))?.contiguous()?;
         let mut h = self
             .bn1
@@ -263,6 +363,20 @@ impl Encoder for ResNetEncoder {
             m.collect_buffers(&mut out);
         }
         out
+    }
+
+    fn route_gradients(&self, grads: &mut GradStore) -> Result<()> {
+        let Some(fused) = &self.fused else { return Ok(()) };
+        let Some(flat) = grads.remove(fused.sink.as_tensor()) else { return Ok(()) };
+        for (var, offset) in &fused.slices {
+            let g = flat.narrow(0, *offset, var.elem_count())?.reshape(var.shape())?;
+            let total = match grads.remove(var.as_tensor()) {
+                Some(existing) => (existing + g)?,
+                None => g,
+            };
+            grads.insert(var.as_tensor(), total);
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,63 @@
+//! `rossl eval`: evaluate a trained run again, possibly with other evaluation settings.
+
+use crate::cli::ConfigArgs;
+use crate::commands::session::prepare;
+use crate::report;
+use clap::Args;
+use rossl_core::checkpoint;
+use rossl_core::config::{ConfigSources, ResolvedConfig};
+use rossl_core::eval::evaluate_run;
+use rossl_core::run_dir::{files, RunDir};
+use rossl_core::train::{restore_encoder, TrainSummary};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Arguments of `rossl eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The run folder.
+    #[arg(value_name = "RUN_DIR")]
+    pub run_dir: PathBuf,
+    /// Extra config files and overrides (evaluation settings; training settings must not change).
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Make a failed sanity check an error exit.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// Runs `rossl eval`.
+pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
+    let run_dir = RunDir::open(&args.run_dir)?;
+    let own = ResolvedConfig::load(&ConfigSources::new(vec![run_dir.file(files::CONFIG)], vec![]))?;
+    let session = prepare(&args.config, None, Some(&args.run_dir))?;
+    let asm = &session.assembly;
+    if asm.config.digest()? != own.digest()? {
+        anyhow::bail!(
+            "the overrides change how the encoder of {} was trained; `rossl eval` only takes evaluation settings (the `eval` table, the test subset)",
+            run_dir.path().display()
+        );
+    }
+    let ckpt = checkpoint::load(&run_dir.file(files::CHECKPOINT), &asm.device.device)?;
+    if !ckpt.state.complete {
+        eprintln!(
+            "warning: {} holds an unfinished run ({} passes); evaluating its last checkpoint",
+            run_dir.path().display(),
+            ckpt.state.epochs_done
+        );
+    }
+    restore_encoder(asm.encoder.as_ref(), &ckpt.tensors)?;
+    let summary: TrainSummary = match run_dir.read(files::SUMMARY)? {
+        Some(text) => serde_json::from_str(&text)?,
+        None => anyhow::bail!("{} has no training summary yet", run_dir.path().display()),
+    };
+    let results = evaluate_run(asm, &run_dir, &summary)?;
+    report::print_results(&results);
+    println!("\nresults written to {}", run_dir.file(files::RESULTS).display());
+    let failed = report::failed_checks(&results);
+    if (args.strict || asm.config.run.eval.strict) && failed > 0 {
+        eprintln!("error: {failed} sanity check(s) failed (strict mode)");
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,291 @@
+//! Comparisons of several runs: the paper-shaped table (`comparison.md`), the data
+//! (`comparison.json`) and plots (`robust_accuracy.svg`, `loss_curves.svg`,
+//! `accuracy_vs_time.svg`).
+
+use plotters::prelude::*;
+use rossl_core::eval::Results;
+use rossl_core::run_dir::files;
+use rossl_core::train::TrainSummary;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// One row of a comparison.
+#[derive(Clone, Debug)]
+pub struct Row {
+    /// Its label.
+    pub label: String,
+    /// Its run folder.
+    pub run_dir: PathBuf,
+    /// Its training summary.
+    pub summary: TrainSummary,
+    /// Its evaluation.
+    pub results: Results,
+}
+
+impl Row {
+    /// (step, loss) of every logged optimiser step of the run.
+    pub fn loss_curve(&self) -> Vec<(f64, f64)> {
+        std::fs::read_to_string(self.run_dir.join(files::METRICS))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["kind"] == "step")
+            .filter_map(|v| Some((v["step"].as_f64()?, v["loss"].as_f64()?)))
+            .collect()
+    }
+}
+
+/// `k/255` when `eps` is (nearly) a multiple of 1/255, else the number.
+pub fn eps_label(eps: f64) -> String {
+    let k = eps * 255.0;
+    if eps == 0.0 {
+        "0".into()
+    } else if (k - k.round()).abs() < 1e-6 {
+        format!("{}/255", k.round() as i64)
+    } else {
+        format!("{eps:.4}")
+    }
+}
+
+fn regime_label(row: &Row) -> String {
+    let s = &row.summary;
+    if s.regime == "free" {
+        format!("free (m={})", s.plan.steps_per_batch)
+    } else {
+        s.regime.clone()
+    }
+}
+
+fn percent(v: Option<f64>) -> String {
+    v.map(|a| format!("{:.2}", 100.0 * a)).unwrap_or_else(|| "-".into())
+}
+
+/// The radii measured in the first row's first evaluation.
+fn radii(rows: &[Row]) -> Vec<f64> {
+    rows.first()
+        .and_then(|r| r.results.evaluations.first())
+        .map(|e| e.worst_case.iter().map(|w| w.eps).collect())
+        .unwrap_or_default()
+}
+
+/// The paper-shaped table, one per evaluator, in Markdown.
+pub fn markdown(rows: &[Row]) -> String {
+    let mut out = String::new();
+    let eps = radii(rows);
+    let evaluators: Vec<String> = rows
+        .first()
+        .map(|r| r.results.evaluations.iter().map(|e| e.evaluator.clone()).collect())
+        .unwrap_or_default();
+    for evaluator in evaluators {
+        let _ = writeln!(out, "### {evaluator}\n");
+        let mut header = "| method | views | regime | epochs | clean |".to_string();
+        for e in &eps {
+            let _ = write!(header, " PGD {} |", eps_label(*e));
+        }
+        header.push_str(" training time | encoder passes (fwd / bwd) | failed checks |");
+        let _ = writeln!(out, "{header}");
+        let _ = writeln!(out, "|{}", "---|".repeat(8 + eps.len()));
+        for row in rows {
+            let Some(e) = row.results.evaluations.iter().find(|e| e.evaluator == evaluator) else { continue };
+            let mut line = format!(
+                "| {} | {} | {} | {} | {} |",
+                row.label,
+                row.results.views_per_image,
+                regime_label(row),
+                row.summary.epochs,
+                percent(Some(e.clean_accuracy))
+            );
+            for r in &eps {
+                let _ = write!(line, " {} |", percent(e.worst_at(*r)));
+            }
+            let _ = write!(
+                line,
+                " {:.1} s | {} / {} | {} |",
+                row.summary.seconds,
+                row.summary.forward_passes,
+                row.summary.backward_passes,
+                e.failed_checks().count()
+            );
+            let _ = writeln!(out, "{line}");
+        }
+        let _ = writeln!(out);
+    }
+    let _ = writeln!(
+        out,
+        "Accuracies in %, on the test split; PGD columns are the per-example worst case over the \
+         evaluation preset's attacks at that radius (L-infinity, inputs in [0, 1], white box through \
+         encoder and probe). Epochs are passes over the data; training time is wall-clock \
+         pre-training only."
+    );
+    out
+}
+
+/// The comparison as JSON: one entry per row, the fields of `results.json` plus `label` and
+/// `run_dir`.
+pub fn json(rows: &[Row]) -> anyhow::Result<String> {
+    let entries: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|row| {
+            let mut v = serde_json::to_value(&row.results)?;
+            if let Some(map) = v.as_object_mut() {
+                map.insert("label".into(), row.label.clone().into());
+                map.insert("run_dir".into(), row.run_dir.display().to_string().into());
+            }
+            Ok(v)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(serde_json::to_string_pretty(&entries)?)
+}
+
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+fn plot_err<E: std::fmt::Display>(e: E) -> anyhow::Error {
+    anyhow::anyhow!("plotting: {e}")
+}
+
+/// Robust accuracy (worst case) against eps, one line per row (first evaluator).
+pub fn plot_robustness(rows: &[Row], path: &Path) -> anyhow::Result<()> {
+    let root = SVGBackend::new(path, (720, 480)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let max_eps = radii(rows).into_iter().fold(0.0, f64::max).max(1e-3);
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Robust accuracy (worst case over attacks) against eps", ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0f64..max_eps * 1.05, 0f64..100f64)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("eps (L-infinity)")
+        .y_desc("accuracy (%)")
+        .x_label_formatter(&|x| format!("{:.1}/255", x * 255.0))
+        .draw()
+        .map_err(plot_err)?;
+    for (i, row) in rows.iter().enumerate() {
+        let Some(e) = row.results.evaluations.first() else { continue };
+        let colour = PALETTE[i % PALETTE.len()];
+        let mut points = vec![(0.0, 100.0 * e.clean_accuracy)];
+        points.extend(e.worst_case.iter().map(|w| (w.eps, 100.0 * w.accuracy)));
+        chart
+            .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
+            .map_err(plot_err)?
+            .label(row.label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+        chart
+            .draw_series(points.into_iter().map(|p| Circle::new(p, 4, colour.filled())))
+            .map_err(plot_err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerLeft)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_err)?;
+    root.present().map_err(plot_err)?;
+    Ok(())
+}
+
+/// Training loss against optimiser step, one line per row.
+pub fn plot_losses(rows: &[Row], path: &Path) -> anyhow::Result<()> {
+    let curves: Vec<Vec<(f64, f64)>> = rows.iter().map(Row::loss_curve).collect();
+    let points = curves.iter().flatten();
+    let (mut x_max, mut y_min, mut y_max) = (1.0f64, f64::INFINITY, f64::NEG_INFINITY);
+    for &(x, y) in points {
+        x_max = x_max.max(x);
+        y_min = y_min.min(y);
+        y_max = y_max.max(y);
+    }
+    if !y_min.is_finite() {
+        (y_min, y_max) = (0.0, 1.0);
+    }
+    let pad = ((y_max - y_min) * 0.05).max(1e-3);
+    let root = SVGBackend::new(path, (720, 480)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Training loss", ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..x_max, (y_min - pad)..(y_max + pad))
+        .map_err(plot_err)?;
+    chart.configure_mesh().x_desc("optimiser step").y_desc("SSL objective").draw().map_err(plot_err)?;
+    for (i, (row, curve)) in rows.iter().zip(curves).enumerate() {
+        if curve.is_empty() {
+            continue;
+        }
+        let colour = PALETTE[i % PALETTE.len()];
+        chart
+            .draw_series(LineSeries::new(curve, colour.stroke_width(2)))
+            .map_err(plot_err)?
+            .label(row.label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+    }
+    chart.configure_series_labels().background_style(WHITE.mix(0.9)).border_style(BLACK).draw().map_err(plot_err)?;
+    root.present().map_err(plot_err)?;
+    Ok(())
+}
+
+/// Clean (circles) and worst-case robust accuracy at the largest eps (triangles) against
+/// training time, one colour per row.
+pub fn plot_accuracy_vs_time(rows: &[Row], path: &Path) -> anyhow::Result<()> {
+    let max_eps = radii(rows).into_iter().fold(0.0, f64::max);
+    let t_max = rows.iter().map(|r| r.summary.seconds).fold(1.0, f64::max) * 1.15;
+    let root = SVGBackend::new(path, (720, 480)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(format!("Accuracy against training time (triangles: worst case at eps {})", eps_label(max_eps)), ("sans-serif", 16))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0f64..t_max, 0f64..100f64)
+        .map_err(plot_err)?;
+    chart.configure_mesh().x_desc("pre-training time (s)").y_desc("accuracy (%)").draw().map_err(plot_err)?;
+    for (i, row) in rows.iter().enumerate() {
+        let Some(e) = row.results.evaluations.first() else { continue };
+        let colour = PALETTE[i % PALETTE.len()];
+        let t = row.summary.seconds;
+        chart
+            .draw_series(std::iter::once(Circle::new((t, 100.0 * e.clean_accuracy), 6, colour.filled())))
+            .map_err(plot_err)?
+            .label(row.label.clone())
+            .legend(move |(x, y)| Circle::new((x + 10, y), 5, colour.filled()));
+        if let Some(w) = e.worst_at(max_eps) {
+            chart
+                .draw_series(std::iter::once(TriangleMarker::new((t, 100.0 * w), 7, colour.filled())))
+                .map_err(plot_err)?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_err)?;
+    root.present().map_err(plot_err)?;
+    Ok(())
+}
+
+/// Writes `comparison.md`, `comparison.json` and the three plots into `dir`; returns the
+/// Markdown table.
+pub fn write_all(rows: &[Row], dir: &Path) -> anyhow::Result<String> {
+    std::fs::create_dir_all(dir)?;
+    let table = markdown(rows);
+    std::fs::write(dir.join("comparison.md"), format!("# Comparison\n\n{table}"))?;
+    std::fs::write(dir.join("comparison.json"), json(rows)?)?;
+    plot_robustness(rows, &dir.join("robust_accuracy.svg"))?;
+    plot_losses(rows, &dir.join("loss_curves.svg"))?;
+    plot_accuracy_vs_time(rows, &dir.join("accuracy_vs_time.svg"))?;
+    Ok(table)
+}
