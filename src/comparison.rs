@@ -57,7 +57,8 @@ fn regime_label(row: &Row) -> String {
 }
 
 fn percent(v: Option<f64>) -> String {
-    v.map(|a| format!("{:.2}", 100.0 * a)).unwrap_or_else(|| "-".into())
+    v.map(|a| format!("{:.2}", 100.0 * a))
+        .unwrap_or_else(|| "-".into())
 }
 
 /// The radii measured in the first row's first evaluation.
@@ -74,7 +75,13 @@ pub fn markdown(rows: &[Row]) -> String {
     let eps = radii(rows);
     let evaluators: Vec<String> = rows
         .first()
-        .map(|r| r.results.evaluations.iter().map(|e| e.evaluator.clone()).collect())
+        .map(|r| {
+            r.results
+                .evaluations
+                .iter()
+                .map(|e| e.evaluator.clone())
+                .collect()
+        })
         .unwrap_or_default();
     for evaluator in evaluators {
         let _ = writeln!(out, "### {evaluator}\n");
@@ -86,7 +93,14 @@ pub fn markdown(rows: &[Row]) -> String {
         let _ = writeln!(out, "{header}");
         let _ = writeln!(out, "|{}", "---|".repeat(8 + eps.len()));
         for row in rows {
-            let Some(e) = row.results.evaluations.iter().find(|e| e.evaluator == evaluator) else { continue };
+            let Some(e) = row
+                .results
+                .evaluations
+                .iter()
+                .find(|e| e.evaluator == evaluator)
+            else {
+                continue;
+            };
             let mut line = format!(
                 "| {} | {} | {} | {} | {} |",
                 row.label,
@@ -158,7 +172,10 @@ pub fn plot_robustness(rows: &[Row], path: &Path) -> anyhow::Result<()> {
     root.fill(&WHITE).map_err(plot_err)?;
     let max_eps = radii(rows).into_iter().fold(0.0, f64::max).max(1e-3);
     let mut chart = ChartBuilder::on(&root)
-        .caption("Robust accuracy (worst case over attacks) against eps", ("sans-serif", 18))
+        .caption(
+            "Robust accuracy (worst case over attacks) against eps",
+            ("sans-serif", 18),
+        )
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(50)
@@ -172,7 +189,9 @@ pub fn plot_robustness(rows: &[Row], path: &Path) -> anyhow::Result<()> {
         .draw()
         .map_err(plot_err)?;
     for (i, row) in rows.iter().enumerate() {
-        let Some(e) = row.results.evaluations.first() else { continue };
+        let Some(e) = row.results.evaluations.first() else {
+            continue;
+        };
         let colour = PALETTE[i % PALETTE.len()];
         let mut points = vec![(0.0, 100.0 * e.clean_accuracy)];
         points.extend(e.worst_case.iter().map(|w| (w.eps, 100.0 * w.accuracy)));
@@ -180,9 +199,15 @@ pub fn plot_robustness(rows: &[Row], path: &Path) -> anyhow::Result<()> {
             .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
             .map_err(plot_err)?
             .label(row.label.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+            });
         chart
-            .draw_series(points.into_iter().map(|p| Circle::new(p, 4, colour.filled())))
+            .draw_series(
+                points
+                    .into_iter()
+                    .map(|p| Circle::new(p, 4, colour.filled())),
+            )
             .map_err(plot_err)?;
     }
     chart
@@ -219,7 +244,12 @@ pub fn plot_losses(rows: &[Row], path: &Path) -> anyhow::Result<()> {
         .y_label_area_size(60)
         .build_cartesian_2d(0f64..x_max, (y_min - pad)..(y_max + pad))
         .map_err(plot_err)?;
-    chart.configure_mesh().x_desc("optimiser step").y_desc("SSL objective").draw().map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("optimiser step")
+        .y_desc("SSL objective")
+        .draw()
+        .map_err(plot_err)?;
     for (i, (row, curve)) in rows.iter().zip(curves).enumerate() {
         if curve.is_empty() {
             continue;
@@ -229,9 +259,16 @@ pub fn plot_losses(rows: &[Row], path: &Path) -> anyhow::Result<()> {
             .draw_series(LineSeries::new(curve, colour.stroke_width(2)))
             .map_err(plot_err)?
             .label(row.label.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+            });
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.9)).border_style(BLACK).draw().map_err(plot_err)?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_err)?;
     root.present().map_err(plot_err)?;
     Ok(())
 }
@@ -244,25 +281,46 @@ pub fn plot_accuracy_vs_time(rows: &[Row], path: &Path) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, (720, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(format!("Accuracy against training time (triangles: worst case at eps {})", eps_label(max_eps)), ("sans-serif", 16))
+        .caption(
+            format!(
+                "Accuracy against training time (triangles: worst case at eps {})",
+                eps_label(max_eps)
+            ),
+            ("sans-serif", 16),
+        )
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(50)
         .build_cartesian_2d(0f64..t_max, 0f64..100f64)
         .map_err(plot_err)?;
-    chart.configure_mesh().x_desc("pre-training time (s)").y_desc("accuracy (%)").draw().map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("pre-training time (s)")
+        .y_desc("accuracy (%)")
+        .draw()
+        .map_err(plot_err)?;
     for (i, row) in rows.iter().enumerate() {
-        let Some(e) = row.results.evaluations.first() else { continue };
+        let Some(e) = row.results.evaluations.first() else {
+            continue;
+        };
         let colour = PALETTE[i % PALETTE.len()];
         let t = row.summary.seconds;
         chart
-            .draw_series(std::iter::once(Circle::new((t, 100.0 * e.clean_accuracy), 6, colour.filled())))
+            .draw_series(std::iter::once(Circle::new(
+                (t, 100.0 * e.clean_accuracy),
+                6,
+                colour.filled(),
+            )))
             .map_err(plot_err)?
             .label(row.label.clone())
             .legend(move |(x, y)| Circle::new((x + 10, y), 5, colour.filled()));
         if let Some(w) = e.worst_at(max_eps) {
             chart
-                .draw_series(std::iter::once(TriangleMarker::new((t, 100.0 * w), 7, colour.filled())))
+                .draw_series(std::iter::once(TriangleMarker::new(
+                    (t, 100.0 * w),
+                    7,
+                    colour.filled(),
+                )))
                 .map_err(plot_err)?;
         }
     }
@@ -282,7 +340,10 @@ pub fn plot_accuracy_vs_time(rows: &[Row], path: &Path) -> anyhow::Result<()> {
 pub fn write_all(rows: &[Row], dir: &Path) -> anyhow::Result<String> {
     std::fs::create_dir_all(dir)?;
     let table = markdown(rows);
-    std::fs::write(dir.join("comparison.md"), format!("# Comparison\n\n{table}"))?;
+    std::fs::write(
+        dir.join("comparison.md"),
+        format!("# Comparison\n\n{table}"),
+    )?;
     std::fs::write(dir.join("comparison.json"), json(rows)?)?;
     plot_robustness(rows, &dir.join("robust_accuracy.svg"))?;
     plot_losses(rows, &dir.join("loss_curves.svg"))?;

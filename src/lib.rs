@@ -13,6 +13,10 @@ extern crate rossl_evaluators;
 extern crate rossl_losses;
 extern crate rossl_views;
 
+// With the `dynamic` feature, rossl-core (and candle) come from librossl_dylib, shared with plugins.
+#[cfg(feature = "dynamic")]
+extern crate rossl_dylib;
+
 pub use rossl_core;
 
 pub mod cli;

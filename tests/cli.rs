@@ -20,13 +20,22 @@ fn rossl(args: &[&str]) -> (bool, String, String) {
 #[test]
 fn plugins_lists_components_as_text_and_json() {
     let (ok, text, _) = rossl(&["plugins", "--kind", "loss"]);
-    assert!(ok && text.contains("tcr") && text.contains("defaults: { eps = 0.2 }"), "{text}");
+    assert!(
+        ok && text.contains("tcr") && text.contains("defaults: { eps = 0.2 }"),
+        "{text}"
+    );
     let (ok, json, _) = rossl(&["plugins", "--json"]);
     assert!(ok);
     let items: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
-    assert!(items.iter().any(|i| i["kind"] == "encoder" && i["name"] == "resnet18-cifar"));
+    assert!(items
+        .iter()
+        .any(|i| i["kind"] == "encoder" && i["name"] == "resnet18-cifar"));
     let (ok, _, err) = rossl(&["plugins", "--kind", "losses"]);
-    assert!(!ok && err.contains("unknown component kind `losses`") && err.contains("did you mean `loss`"), "{err}");
+    assert!(
+        !ok && err.contains("unknown component kind `losses`")
+            && err.contains("did you mean `loss`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -36,17 +45,41 @@ fn config_prints_the_merged_configuration_and_errors_exit_non_zero() {
     let path = file.display().to_string();
     let (ok, text, _) = rossl(&["config", &path, "--set", "seed=4", "--explain"]);
     assert!(ok);
-    assert!(text.lines().any(|l| l.starts_with("epochs = 7") && l.contains("a.toml")), "{text}");
-    assert!(text.lines().any(|l| l.starts_with("seed = 4") && l.contains("--set seed=4")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("epochs = 7") && l.contains("a.toml")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("seed = 4") && l.contains("--set seed=4")),
+        "{text}"
+    );
     let (ok, _, err) = rossl(&["config", &path, "--set", "train.epoch=3"]);
-    assert!(!ok && err.contains("train.epoch") && err.contains("did you mean `epochs`"), "{err}");
+    assert!(
+        !ok && err.contains("train.epoch") && err.contains("did you mean `epochs`"),
+        "{err}"
+    );
 }
 
 #[test]
 fn views_writes_a_png_grid() {
     let dir = temp_dir("cli-views");
     let png = dir.join("grid.png");
-    let (ok, _, err) = rossl(&["views", "--set", "data.name=synthetic", "--out", &png.display().to_string(), "--images", "2", "--views", "3", "--zoom", "1", "-q"]);
+    let (ok, _, err) = rossl(&[
+        "views",
+        "--set",
+        "data.name=synthetic",
+        "--out",
+        &png.display().to_string(),
+        "--images",
+        "2",
+        "--views",
+        "3",
+        "--zoom",
+        "1",
+        "-q",
+    ]);
     assert!(ok, "{err}");
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
@@ -59,27 +92,76 @@ fn views_writes_a_png_grid() {
 #[test]
 fn run_eval_and_compare_write_their_files() {
     let dir = temp_dir("cli-compare");
-    let a = write(&dir, "a.toml", &format!("{TINY}\n[compare]\nlabel = \"A\"\n"));
-    let b = write(&dir, "b.toml", &TINY.replace("name = \"tiny\"", "name = \"tiny-free\"").replace("epochs = 2", "epochs = 3\nregime = \"free\""));
+    let a = write(
+        &dir,
+        "a.toml",
+        &format!("{TINY}\n[compare]\nlabel = \"A\"\n"),
+    );
+    let b = write(
+        &dir,
+        "b.toml",
+        &TINY
+            .replace("name = \"tiny\"", "name = \"tiny-free\"")
+            .replace("epochs = 2", "epochs = 3\nregime = \"free\""),
+    );
     let out = dir.join("runs").display().to_string();
-    let (ok, text, err) = rossl(&["compare", &a.display().to_string(), &b.display().to_string(), "--out", &out, "-q"]);
+    let (ok, text, err) = rossl(&[
+        "compare",
+        &a.display().to_string(),
+        &b.display().to_string(),
+        "--out",
+        &out,
+        "-q",
+    ]);
     assert!(ok, "{err}");
-    assert!(text.contains("| A |") && text.contains("free (m=3)"), "{text}");
-    for f in ["comparison.md", "comparison.json", "robust_accuracy.svg", "loss_curves.svg", "accuracy_vs_time.svg"] {
+    assert!(
+        text.contains("| A |") && text.contains("free (m=3)"),
+        "{text}"
+    );
+    for f in [
+        "comparison.md",
+        "comparison.json",
+        "robust_accuracy.svg",
+        "loss_curves.svg",
+        "accuracy_vs_time.svg",
+    ] {
         assert!(dir.join("runs").join(f).is_file(), "{f}");
     }
-    let entries: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(dir.join("runs/comparison.json")).unwrap()).unwrap();
+    let entries: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("runs/comparison.json")).unwrap())
+            .unwrap();
     assert_eq!(entries.len(), 2);
-    assert!(entries.iter().all(|e| e["evaluations"][0]["clean_accuracy"].is_number() && e["train"]["forward_passes"].is_number()));
+    assert!(entries
+        .iter()
+        .all(|e| e["evaluations"][0]["clean_accuracy"].is_number()
+            && e["train"]["forward_passes"].is_number()));
     // a second compare reuses the finished runs
-    let (ok, _, err) = rossl(&["compare", &a.display().to_string(), &b.display().to_string(), "--out", &out]);
+    let (ok, _, err) = rossl(&[
+        "compare",
+        &a.display().to_string(),
+        &b.display().to_string(),
+        "--out",
+        &out,
+    ]);
     assert!(ok && err.contains("reusing"), "{err}");
     // eval with other evaluation settings re-evaluates; training settings are refused
     let run_dir = entries[0]["run_dir"].as_str().unwrap().to_string();
     let (ok, text, err) = rossl(&["eval", &run_dir, "--set", "eval.preset=\"paper\"", "-q"]);
     assert!(ok && text.contains("results written"), "{err}");
-    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(std::path::Path::new(&run_dir).join("results.json")).unwrap()).unwrap();
-    assert_eq!(results["evaluations"][0]["robust"].as_array().unwrap().len(), 2);
+    let results: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(std::path::Path::new(&run_dir).join("results.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        results["evaluations"][0]["robust"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     let (ok, _, err) = rossl(&["eval", &run_dir, "--set", "train.epochs=9"]);
-    assert!(!ok && err.contains("only takes evaluation settings"), "{err}");
+    assert!(
+        !ok && err.contains("only takes evaluation settings"),
+        "{err}"
+    );
 }

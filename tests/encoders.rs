@@ -177,7 +177,13 @@ fn attack_and_eval_passes_give_gradients_to_the_input_only() {
 #[test]
 fn the_fused_backbone_matches_the_layered_reference() {
     use rossl_encoders::resnet::{ResNetEncoder, ResNetSpec};
-    let spec = ResNetSpec { in_channels: 3, widths: vec![8, 16, 16], blocks: vec![1, 2, 1], hidden: 12, z_dim: 6 };
+    let spec = ResNetSpec {
+        in_channels: 3,
+        widths: vec![8, 16, 16],
+        blocks: vec![1, 2, 1],
+        hidden: 12,
+        z_dim: 6,
+    };
     let fused = ResNetEncoder::new(spec.clone(), 3, &Device::Cpu).unwrap();
     let mut layered = ResNetEncoder::new(spec, 3, &Device::Cpu).unwrap();
     layered.set_fused(false).unwrap();
@@ -189,27 +195,68 @@ fn the_fused_backbone_matches_the_layered_reference() {
             .iter()
             .map(|e| {
                 let out = e.forward(xv.as_tensor(), mode).unwrap();
-                let mut grads = (out.projection.clone() * &g).unwrap().sum_all().unwrap().backward().unwrap();
+                let mut grads = (out.projection.clone() * &g)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
                 e.route_gradients(&mut grads).unwrap();
                 let dx = grads.get(xv.as_tensor()).unwrap().clone();
-                let dw: Vec<Option<Tensor>> = e.parameters().iter().map(|p| grads.get(p.var.as_tensor()).cloned()).collect();
+                let dw: Vec<Option<Tensor>> = e
+                    .parameters()
+                    .iter()
+                    .map(|p| grads.get(p.var.as_tensor()).cloned())
+                    .collect();
                 (out.projection, dx, dw)
             })
             .collect();
-        let diff = |a: &Tensor, b: &Tensor| (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-        let scale = |a: &Tensor| a.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1e-6);
+        let diff = |a: &Tensor, b: &Tensor| {
+            (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
+        let scale = |a: &Tensor| {
+            a.abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+                .max(1e-6)
+        };
         assert!(diff(&results[0].0, &results[1].0) < 1e-4, "{mode:?} output");
-        assert!(diff(&results[0].1, &results[1].1) < 1e-4 * scale(&results[1].1), "{mode:?} input gradient");
+        assert!(
+            diff(&results[0].1, &results[1].1) < 1e-4 * scale(&results[1].1),
+            "{mode:?} input gradient"
+        );
         for (i, (a, b)) in results[0].2.iter().zip(&results[1].2).enumerate() {
             match (a, b) {
-                (Some(a), Some(b)) => assert!(diff(a, b) <= 2e-3 * scale(b), "{mode:?} weight gradient {i}: {} vs scale {}", diff(a, b), scale(b)),
+                (Some(a), Some(b)) => assert!(
+                    diff(a, b) <= 2e-3 * scale(b),
+                    "{mode:?} weight gradient {i}: {} vs scale {}",
+                    diff(a, b),
+                    scale(b)
+                ),
                 (None, None) => assert_ne!(mode, Mode::Train),
                 _ => panic!("{mode:?}: gradient {i} present in one implementation only"),
             }
         }
         for (a, b) in fused.buffers().iter().zip(layered.buffers()) {
-            let d = diff(&a.var.to_dtype(DType::F32).unwrap(), &b.var.to_dtype(DType::F32).unwrap());
-            assert!(d < 1e-5, "{mode:?}: running statistic `{}` differs by {d}", a.name);
+            let d = diff(
+                &a.var.to_dtype(DType::F32).unwrap(),
+                &b.var.to_dtype(DType::F32).unwrap(),
+            );
+            assert!(
+                d < 1e-5,
+                "{mode:?}: running statistic `{}` differs by {d}",
+                a.name
+            );
         }
     }
 }

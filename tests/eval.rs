@@ -7,7 +7,8 @@ use common::{temp_dir, write, TINY};
 use proptest::prelude::*;
 use rossl::rossl_core::assembly::Assembly;
 use rossl::rossl_core::components::{
-    Attack, BuildContext, Buffer, Classifier, Embedding, Encoder, Evaluator, FitContext, ImageSet, Mode, Parameter, Split,
+    Attack, Buffer, BuildContext, Classifier, Embedding, Encoder, Evaluator, FitContext, ImageSet,
+    Mode, Parameter, Split,
 };
 use rossl::rossl_core::config::{ComponentConfig, DeviceSpec, EvalConfig};
 use rossl::rossl_core::device::select_device;
@@ -20,7 +21,8 @@ use std::sync::Arc;
 
 fn attack(name: &str, params: &str) -> Box<dyn Attack> {
     let config = ComponentConfig::from_toml(&format!("attack.{name}"), params).unwrap();
-    (registry::find::<dyn Attack>(name, "test").unwrap().build)(&config, &BuildContext::cpu(0)).unwrap()
+    (registry::find::<dyn Attack>(name, "test").unwrap().build)(&config, &BuildContext::cpu(0))
+        .unwrap()
 }
 
 /// A linear classifier's negative margin y (w.x + b) per example: its worst L-infinity
@@ -38,19 +40,48 @@ fn attacks_find_the_closed_form_worst_case_of_a_linear_classifier() {
     let eps = 0.05;
     let w = Tensor::new(&[0.7f32, -1.3, 0.2, -0.4, 2.0, -0.01], &dev).unwrap();
     // inputs well inside [0, 1], labels +1 / -1
-    let x = Tensor::new(&[[0.3f32, 0.5, 0.6, 0.4, 0.5, 0.7], [0.6, 0.4, 0.5, 0.5, 0.3, 0.2]], &dev).unwrap();
+    let x = Tensor::new(
+        &[
+            [0.3f32, 0.5, 0.6, 0.4, 0.5, 0.7],
+            [0.6, 0.4, 0.5, 0.5, 0.3, 0.2],
+        ],
+        &dev,
+    )
+    .unwrap();
     let y = Tensor::new(&[1.0f32, -1.0], &dev).unwrap();
-    let expected = (&x - (y.unsqueeze(1).unwrap().broadcast_mul(&w.sign().unwrap().unsqueeze(0).unwrap()).unwrap() * eps).unwrap()).unwrap();
+    let expected = (&x
+        - (y.unsqueeze(1)
+            .unwrap()
+            .broadcast_mul(&w.sign().unwrap().unsqueeze(0).unwrap())
+            .unwrap()
+            * eps)
+            .unwrap())
+    .unwrap();
     for (name, params) in [
         ("fgsm", "eps = 0.05"),
         ("pgd-linf", "eps = 0.05\nstep = 0.0125\nsteps = 10"),
-        ("pgd-linf", "eps = 0.05\nstep = 0.0125\nsteps = 10\nrandom_start = true\nrestarts = 3"),
+        (
+            "pgd-linf",
+            "eps = 0.05\nstep = 0.0125\nsteps = 10\nrandom_start = true\nrestarts = 3",
+        ),
         ("apgd-ce", "eps = 0.05\nsteps = 20"),
     ] {
         let mut objective = linear_objective(w.clone(), y.clone());
-        let adv = attack(name, params).perturb(&x, &mut objective, &mut Rng::new(1)).unwrap();
-        let err = (adv - &expected).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-        assert!(err < 1e-5, "{name} ({params}) misses eps * sign(w) by {err}");
+        let adv = attack(name, params)
+            .perturb(&x, &mut objective, &mut Rng::new(1))
+            .unwrap();
+        let err = (adv - &expected)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(
+            err < 1e-5,
+            "{name} ({params}) misses eps * sign(w) by {err}"
+        );
     }
 }
 
@@ -93,7 +124,10 @@ struct Flatten;
 impl Encoder for Flatten {
     fn forward(&self, images: &Tensor, mode: Mode) -> Result<Embedding> {
         let feature = self.features(images, mode)?;
-        Ok(Embedding { projection: feature.clone(), feature })
+        Ok(Embedding {
+            projection: feature.clone(),
+            feature,
+        })
     }
     fn features(&self, images: &Tensor, _mode: Mode) -> Result<Tensor> {
         Ok(images.flatten_from(1)?)
@@ -118,7 +152,10 @@ fn synthetic(noise: f64) -> (ImageSet, ImageSet) {
         &format!("channels = 1\nheight = 16\nwidth = 16\nclasses = 4\ntrain_size = 200\ntest_size = 80\nnoise = {noise}\nmax_shift = 0"),
     )
     .unwrap();
-    let d = (registry::find::<dyn rossl::rossl_core::components::Dataset>("synthetic", "test").unwrap().build)(&config, &BuildContext::cpu(0)).unwrap();
+    let d = (registry::find::<dyn rossl::rossl_core::components::Dataset>("synthetic", "test")
+        .unwrap()
+        .build)(&config, &BuildContext::cpu(0))
+    .unwrap();
     (d.load(Split::Train).unwrap(), d.load(Split::Test).unwrap())
 }
 
@@ -138,7 +175,8 @@ fn eval_config(preset: &str) -> EvalConfig {
 
 fn evaluator(name: &str, params: &str) -> Box<dyn Evaluator> {
     let config = ComponentConfig::from_toml(&format!("eval.{name}"), params).unwrap();
-    (registry::find::<dyn Evaluator>(name, "test").unwrap().build)(&config, &BuildContext::cpu(0)).unwrap()
+    (registry::find::<dyn Evaluator>(name, "test").unwrap().build)(&config, &BuildContext::cpu(0))
+        .unwrap()
 }
 
 #[test]
@@ -147,15 +185,33 @@ fn probes_and_knn_reach_near_100_percent_on_separable_data() {
     let encoder = Flatten;
     let config = eval_config("none");
     let ctx = BuildContext::cpu(0);
-    let inputs = EvalInputs { encoder: &encoder, train: &train, test: &test, device: &Device::Cpu, seed: 1, config: &config, ctx: &ctx };
+    let inputs = EvalInputs {
+        encoder: &encoder,
+        train: &train,
+        test: &test,
+        device: &Device::Cpu,
+        seed: 1,
+        config: &config,
+        ctx: &ctx,
+    };
     for (name, params) in [
         ("linear-probe", "epochs = 30\nlr = 0.01\nbatch_size = 32"),
         ("knn", "k = 5"),
-        ("robust-linear-probe", "clean_epochs = 20\nadversarial_epochs = 2\nlr = 0.01\nbatch_size = 32\nsteps = 2"),
-        ("multi-crop-probe", "views = 4\nscale = [0.6, 1.0]\nepochs = 30\nlr = 0.01\nbatch_size = 32"),
+        (
+            "robust-linear-probe",
+            "clean_epochs = 20\nadversarial_epochs = 2\nlr = 0.01\nbatch_size = 32\nsteps = 2",
+        ),
+        (
+            "multi-crop-probe",
+            "views = 4\nscale = [0.6, 1.0]\nepochs = 30\nlr = 0.01\nbatch_size = 32",
+        ),
     ] {
         let report = evaluate(name, evaluator(name, params).as_ref(), 0, &inputs).unwrap();
-        assert!(report.clean_accuracy >= 0.95, "{name}: clean accuracy {}", report.clean_accuracy);
+        assert!(
+            report.clean_accuracy >= 0.95,
+            "{name}: clean accuracy {}",
+            report.clean_accuracy
+        );
         assert!(report.robust.is_empty());
     }
 }
@@ -178,15 +234,34 @@ impl Evaluator for TrainModeProbe {
     fn fit<'a>(&self, ctx: &FitContext<'a>) -> Result<Box<dyn Classifier + 'a>> {
         let mut rng = Rng::new(ctx.seed);
         let f = self.encoder.feature_dim();
-        let w: Vec<f32> = (0..f * ctx.train.classes).map(|_| rng.normal() as f32).collect();
-        Ok(Box::new(TrainModeClassifier { encoder: self.encoder.clone(), w: Tensor::from_vec(w, (f, ctx.train.classes), ctx.device)? }))
+        let w: Vec<f32> = (0..f * ctx.train.classes)
+            .map(|_| rng.normal() as f32)
+            .collect();
+        Ok(Box::new(TrainModeClassifier {
+            encoder: self.encoder.clone(),
+            w: Tensor::from_vec(w, (f, ctx.train.classes), ctx.device)?,
+        }))
     }
 }
 
 fn small_encoder() -> Arc<dyn Encoder> {
-    let config = ComponentConfig::from_toml("encoder.resnet-small", "widths = [4, 8]\nhidden = 16\nz_dim = 8").unwrap();
-    let ctx = BuildContext::cpu(3).with_input(rossl::rossl_core::components::InputShape { channels: 1, height: 16, width: 16, classes: 4 });
-    Arc::from((registry::find::<dyn Encoder>("resnet-small", "test").unwrap().build)(&config, &ctx).unwrap())
+    let config = ComponentConfig::from_toml(
+        "encoder.resnet-small",
+        "widths = [4, 8]\nhidden = 16\nz_dim = 8",
+    )
+    .unwrap();
+    let ctx = BuildContext::cpu(3).with_input(rossl::rossl_core::components::InputShape {
+        channels: 1,
+        height: 16,
+        width: 16,
+        classes: 4,
+    });
+    Arc::from(
+        (registry::find::<dyn Encoder>("resnet-small", "test")
+            .unwrap()
+            .build)(&config, &ctx)
+        .unwrap(),
+    )
 }
 
 #[test]
@@ -195,14 +270,49 @@ fn the_sanity_checks_catch_batch_norm_left_in_training_mode() {
     let encoder = small_encoder();
     let config = eval_config("paper");
     let ctx = BuildContext::cpu(0);
-    let inputs = EvalInputs { encoder: encoder.as_ref(), train: &train, test: &test, device: &Device::Cpu, seed: 1, config: &config, ctx: &ctx };
-    let broken = evaluate("broken", &TrainModeProbe { encoder: encoder.clone() }, 0, &inputs).unwrap();
+    let inputs = EvalInputs {
+        encoder: encoder.as_ref(),
+        train: &train,
+        test: &test,
+        device: &Device::Cpu,
+        seed: 1,
+        config: &config,
+        ctx: &ctx,
+    };
+    let broken = evaluate(
+        "broken",
+        &TrainModeProbe {
+            encoder: encoder.clone(),
+        },
+        0,
+        &inputs,
+    )
+    .unwrap();
     let failed: Vec<&str> = broken.failed_checks().map(|c| c.name.as_str()).collect();
-    assert!(failed.contains(&"eps = 0 gives exactly the clean accuracy"), "{:#?}", broken.checks);
-    assert!(failed.contains(&"attacks leave weights and batch-norm statistics unchanged"), "{:#?}", broken.checks);
+    assert!(
+        failed.contains(&"eps = 0 gives exactly the clean accuracy"),
+        "{:#?}",
+        broken.checks
+    );
+    assert!(
+        failed.contains(&"attacks leave weights and batch-norm statistics unchanged"),
+        "{:#?}",
+        broken.checks
+    );
     // the same encoder through a proper probe passes them
-    let fine = evaluate("linear-probe", evaluator("linear-probe", "epochs = 2").as_ref(), 1, &inputs).unwrap();
-    for name in ["eps = 0 gives exactly the clean accuracy", "attacks leave weights and batch-norm statistics unchanged", "perturbations stay in the eps ball and the pixel range [0, 1]", "input gradients are finite and non-zero"] {
+    let fine = evaluate(
+        "linear-probe",
+        evaluator("linear-probe", "epochs = 2").as_ref(),
+        1,
+        &inputs,
+    )
+    .unwrap();
+    for name in [
+        "eps = 0 gives exactly the clean accuracy",
+        "attacks leave weights and batch-norm statistics unchanged",
+        "perturbations stay in the eps ball and the pixel range [0, 1]",
+        "input gradients are finite and non-zero",
+    ] {
         let c = fine.checks.iter().find(|c| c.name == name).unwrap();
         assert!(c.passed, "{name}: {}", c.detail);
     }
@@ -215,13 +325,19 @@ fn results_json_follows_the_schema() {
     let dir = temp_dir("results");
     let file = write(&dir, "tiny.toml", TINY);
     let out = format!("out={:?}", dir.join("runs").display().to_string());
-    let resolved = common::resolve(&[file], &[&out, "eval.evaluators=[\"linear-probe\", \"knn\"]"]).unwrap();
+    let resolved = common::resolve(
+        &[file],
+        &[&out, "eval.evaluators=[\"linear-probe\", \"knn\"]"],
+    )
+    .unwrap();
     let asm = Assembly::build(resolved, select_device(DeviceSpec::Cpu).unwrap()).unwrap();
     let run_dir = RunDir::for_config(&asm.config).unwrap();
     run_dir.create().unwrap();
     let summary = rossl::rossl_core::train::train(&asm, &run_dir, None).unwrap();
     rossl::rossl_core::eval::evaluate_run(&asm, &run_dir, &summary).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir.file(files::RESULTS)).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.file(files::RESULTS)).unwrap())
+            .unwrap();
     assert_eq!(v["method"], "tiny");
     assert_eq!(v["dataset"], "synthetic");
     assert_eq!(v["encoder"], "resnet-small");

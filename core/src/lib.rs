@@ -24,6 +24,7 @@ pub mod nn;
 pub mod objective;
 pub mod ops;
 pub mod optim;
+pub mod plugins;
 pub mod profile;
 pub mod progress;
 pub mod registry;

@@ -210,7 +210,10 @@ fn bench_step(args: &BenchArgs) -> anyhow::Result<()> {
             "  other (linear, add, pool, permute)",
             get("forward (total)") - get("conv.forward") - get("batchnorm.forward"),
         ),
-        ("  (fused backbone forward, all of it)", get("backbone.forward (all)")),
+        (
+            "  (fused backbone forward, all of it)",
+            get("backbone.forward (all)"),
+        ),
         ("loss (EMP: invariance + TCR)", get("loss")),
         ("backward (total)", get("backward (total)")),
         ("  conv input gradient", get("conv.backward.input")),
@@ -223,7 +226,10 @@ fn bench_step(args: &BenchArgs) -> anyhow::Result<()> {
                 - get("conv.backward.weight")
                 - get("batchnorm.backward"),
         ),
-        ("  (fused backbone backward, all of it)", get("backbone.backward (all)")),
+        (
+            "  (fused backbone backward, all of it)",
+            get("backbone.backward (all)"),
+        ),
         ("optimiser", get("optimiser")),
         ("perturbation update", get("perturbation update")),
     ];

@@ -66,7 +66,10 @@ fn finish(rows: &[Row], dir: &Path, strict: bool) -> anyhow::Result<ExitCode> {
         "comparison written to {} (comparison.md, comparison.json, robust_accuracy.svg, loss_curves.svg, accuracy_vs_time.svg)",
         dir.display()
     );
-    let failed: usize = rows.iter().map(|r| crate::report::failed_checks(&r.results)).sum();
+    let failed: usize = rows
+        .iter()
+        .map(|r| crate::report::failed_checks(&r.results))
+        .sum();
     if strict && failed > 0 {
         eprintln!("error: {failed} sanity check(s) failed (strict mode)");
         return Ok(ExitCode::from(2));
@@ -76,12 +79,18 @@ fn finish(rows: &[Row], dir: &Path, strict: bool) -> anyhow::Result<ExitCode> {
 
 /// Runs the `[compare]` baselines of a run's configuration, if it has any, and writes the
 /// comparison of the run with them into the run root.
-pub fn run_baselines(session: &Session, args: &RunArgs, outcome: &RunOutcome) -> anyhow::Result<Option<ExitCode>> {
+pub fn run_baselines(
+    session: &Session,
+    args: &RunArgs,
+    outcome: &RunOutcome,
+) -> anyhow::Result<Option<ExitCode>> {
     let baselines = session.assembly.config.run.compare.baselines.clone();
     if baselines.is_empty() || args.resume.is_some() {
         return Ok(None);
     }
-    let Some(results) = outcome.results.clone() else { return Ok(None) };
+    let Some(results) = outcome.results.clone() else {
+        return Ok(None);
+    };
     let main = RunOutcome {
         run_dir: outcome.run_dir.clone(),
         summary: outcome.summary.clone(),
@@ -93,11 +102,22 @@ pub fn run_baselines(session: &Session, args: &RunArgs, outcome: &RunOutcome) ->
         let mut sources = session.sources.clone();
         sources.sets.extend(baseline.set.iter().cloned());
         let baseline_session = build(sources)?;
-        let outcome = run_one(&baseline_session, &RunArgs { strict: args.strict, ..plain_run_args() })?;
+        let outcome = run_one(
+            &baseline_session,
+            &RunArgs {
+                strict: args.strict,
+                ..plain_run_args()
+            },
+        )?;
         rows.push(row(&baseline_session, outcome, Some(&baseline.label))?);
     }
     let dir = session.assembly.config.run.out.clone();
-    finish(&rows, &dir, args.strict || session.assembly.config.run.eval.strict).map(Some)
+    finish(
+        &rows,
+        &dir,
+        args.strict || session.assembly.config.run.eval.strict,
+    )
+    .map(Some)
 }
 
 /// Runs `rossl compare`.
@@ -110,11 +130,20 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<ExitCode> {
         files.extend(args.with.iter().cloned());
         let mut sets = args.sets.clone();
         if let Some(out) = &args.out {
-            sets.push(format!("out={}", toml::Value::String(out.display().to_string())));
+            sets.push(format!(
+                "out={}",
+                toml::Value::String(out.display().to_string())
+            ));
         }
         let session = build(ConfigSources::new(files, sets))?;
         out_dir.get_or_insert_with(|| session.assembly.config.run.out.clone());
-        let outcome = run_one(&session, &RunArgs { strict: args.strict, ..plain_run_args() })?;
+        let outcome = run_one(
+            &session,
+            &RunArgs {
+                strict: args.strict,
+                ..plain_run_args()
+            },
+        )?;
         rows.push(row(&session, outcome, None)?);
     }
     let dir = out_dir.unwrap_or_else(|| PathBuf::from("runs"));

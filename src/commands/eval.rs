@@ -29,7 +29,10 @@ pub struct EvalArgs {
 /// Runs `rossl eval`.
 pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let run_dir = RunDir::open(&args.run_dir)?;
-    let own = ResolvedConfig::load(&ConfigSources::new(vec![run_dir.file(files::CONFIG)], vec![]))?;
+    let own = ResolvedConfig::load(&ConfigSources::new(
+        vec![run_dir.file(files::CONFIG)],
+        vec![],
+    ))?;
     let session = prepare(&args.config, None, Some(&args.run_dir))?;
     let asm = &session.assembly;
     if asm.config.digest()? != own.digest()? {
@@ -53,7 +56,10 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     };
     let results = evaluate_run(asm, &run_dir, &summary)?;
     report::print_results(&results);
-    println!("\nresults written to {}", run_dir.file(files::RESULTS).display());
+    println!(
+        "\nresults written to {}",
+        run_dir.file(files::RESULTS).display()
+    );
     let failed = report::failed_checks(&results);
     if (args.strict || asm.config.run.eval.strict) && failed > 0 {
         eprintln!("error: {failed} sanity check(s) failed (strict mode)");

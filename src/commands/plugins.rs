@@ -13,6 +13,9 @@ pub struct PluginsArgs {
     /// Print a JSON array of {kind, name, summary, defaults, location}.
     #[arg(long)]
     pub json: bool,
+    /// Load a plugin library first (repeatable; needs a binary built with `--features dynamic`).
+    #[arg(long, value_name = "PATH")]
+    pub load: Vec<std::path::PathBuf>,
 }
 
 /// One component, as listed.
@@ -51,6 +54,7 @@ pub fn listings(kind: Option<Kind>) -> anyhow::Result<Vec<Listing>> {
 
 /// Runs `rossl plugins`.
 pub fn run(args: &PluginsArgs) -> anyhow::Result<ExitCode> {
+    rossl_core::plugins::load_all(&args.load)?;
     let kind = args.kind.as_deref().map(str::parse::<Kind>).transpose()?;
     let all = listings(kind)?;
     if args.json {

@@ -55,10 +55,18 @@ fn read_summary(run_dir: &RunDir) -> anyhow::Result<Option<TrainSummary>> {
 }
 
 /// The run's results, if they were computed with the current training and evaluation settings.
-fn read_results(run_dir: &RunDir, asm: &rossl_core::assembly::Assembly) -> anyhow::Result<Option<rossl_core::eval::Results>> {
-    let Some(text) = run_dir.read(files::RESULTS)? else { return Ok(None) };
-    let Ok(results) = serde_json::from_str::<rossl_core::eval::Results>(&text) else { return Ok(None) };
-    let current = results.config_digest == asm.config.digest()? && results.eval_digest == asm.config.eval_digest()?;
+fn read_results(
+    run_dir: &RunDir,
+    asm: &rossl_core::assembly::Assembly,
+) -> anyhow::Result<Option<rossl_core::eval::Results>> {
+    let Some(text) = run_dir.read(files::RESULTS)? else {
+        return Ok(None);
+    };
+    let Ok(results) = serde_json::from_str::<rossl_core::eval::Results>(&text) else {
+        return Ok(None);
+    };
+    let current = results.config_digest == asm.config.digest()?
+        && results.eval_digest == asm.config.eval_digest()?;
     Ok(current.then_some(results))
 }
 
@@ -128,10 +136,17 @@ pub fn run_one(session: &Session, args: &RunArgs) -> anyhow::Result<RunOutcome> 
     let results = if args.no_eval || !asm.config.run.eval.after_training {
         None
     } else {
-        let previous = if reused { read_results(&run_dir, asm)? } else { None };
+        let previous = if reused {
+            read_results(&run_dir, asm)?
+        } else {
+            None
+        };
         let results = match previous {
             Some(results) => {
-                eprintln!("{}: already evaluated with these settings; reusing results.json", run_dir.path().display());
+                eprintln!(
+                    "{}: already evaluated with these settings; reusing results.json",
+                    run_dir.path().display()
+                );
                 results
             }
             None => evaluate_run(asm, &run_dir, &summary)?,

@@ -64,7 +64,12 @@ pub fn run(args: &ViewsArgs) -> anyhow::Result<ExitCode> {
     for i in 0..images {
         paint(set.image(i), h, w, i, 0);
         for v in 0..shown {
-            let image = ImageRef { pixels: set.image(i), channels: c, height: h, width: w };
+            let image = ImageRef {
+                pixels: set.image(i),
+                channels: c,
+                height: h,
+                width: w,
+            };
             let mut rng = Rng::derive(seed, &[stream::VIEWS, 0, i as u64, v as u64]);
             strategy.render(image, &mut rng, &mut view);
             paint(&view, oh, ow, i, v + 1);

@@ -104,10 +104,14 @@ pub struct ResolvedConfig {
 }
 
 impl ResolvedConfig {
-    /// Stacks `sources` and checks the result.
+    /// Stacks `sources`, loads the plugin libraries it names (`plugins.load`), and checks the
+    /// result.
     pub fn load(sources: &ConfigSources) -> Result<Self> {
         let figment = sources.figment()?;
-        Self::from_figment(figment, sources.clone())
+        let libraries = load_plugins(&figment)?;
+        let mut resolved = Self::from_figment(figment, sources.clone())?;
+        resolved.run.plugins.load = libraries;
+        Ok(resolved)
     }
 
     /// Checks a stacked configuration: the typed keys, every slot's keys against the registry, the
@@ -244,6 +248,42 @@ impl ResolvedConfig {
         let text = explain::render(&table, &|_| None);
         Ok(format!("{:016x}", fnv1a(text.as_bytes())))
     }
+}
+
+/// Loads the libraries of `plugins.load`, relative paths taken from the folder of the file that
+/// names them; returns their absolute paths.
+fn load_plugins(figment: &Figment) -> Result<Vec<std::path::PathBuf>> {
+    let paths: Vec<std::path::PathBuf> = match figment.extract_inner("plugins.load") {
+        Ok(p) => p,
+        Err(e) if e.missing() => return Ok(Vec::new()),
+        Err(e) => return Err(from_figment(e, "plugins.load")),
+    };
+    let base = match figment
+        .find_metadata("plugins.load")
+        .and_then(|m| m.source.as_ref())
+    {
+        Some(figment::Source::File(file)) => file
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let mut loaded = Vec::new();
+    for path in paths {
+        let path = if path.is_relative() {
+            base.join(path)
+        } else {
+            path
+        };
+        crate::plugins::load(&path).map_err(|e| {
+            Error::Config(format!(
+                "`plugins.load` (in {}): {e}",
+                source_of(figment, "plugins.load")
+            ))
+        })?;
+        loaded.push(path.canonicalize().unwrap_or(path));
+    }
+    Ok(loaded)
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {

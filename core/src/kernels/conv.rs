@@ -225,21 +225,31 @@ pub fn input_grad<T: Element>(dy: &[T], wt: &[T], s: &ConvShape) -> Vec<T> {
     let per_image = s.rows_per_image();
     let chunk = s.chunk_rows();
     let images_per_task = (chunk / per_image.max(1)).max(1);
-    dx.par_chunks_mut(images_per_task * image).enumerate().for_each(|(t, dst)| {
-        let first_image = t * images_per_task;
-        let images = dst.len() / image;
-        let start = first_image * per_image;
-        let end = start + images * per_image;
-        let mut dcol = vec![T::zero(); chunk.min(end - start) * kkc];
-        let mut r0 = start;
-        while r0 < end {
-            let r1 = (r0 + chunk).min(end);
-            let block = &mut dcol[..(r1 - r0) * kkc];
-            matmul(&dy[r0 * o..r1 * o], Mat::row_major(r1 - r0, o), wt, w_view, block, Mat::row_major(r1 - r0, kkc), false);
-            col2im(block, s, r0, r1, dst, first_image * image);
-            r0 = r1;
-        }
-    });
+    dx.par_chunks_mut(images_per_task * image)
+        .enumerate()
+        .for_each(|(t, dst)| {
+            let first_image = t * images_per_task;
+            let images = dst.len() / image;
+            let start = first_image * per_image;
+            let end = start + images * per_image;
+            let mut dcol = vec![T::zero(); chunk.min(end - start) * kkc];
+            let mut r0 = start;
+            while r0 < end {
+                let r1 = (r0 + chunk).min(end);
+                let block = &mut dcol[..(r1 - r0) * kkc];
+                matmul(
+                    &dy[r0 * o..r1 * o],
+                    Mat::row_major(r1 - r0, o),
+                    wt,
+                    w_view,
+                    block,
+                    Mat::row_major(r1 - r0, kkc),
+                    false,
+                );
+                col2im(block, s, r0, r1, dst, first_image * image);
+                r0 = r1;
+            }
+        });
     dx
 }
 

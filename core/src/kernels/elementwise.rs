@@ -8,28 +8,34 @@ const CHUNK: usize = 1 << 15;
 /// (N, C, H, W) -> (N, H, W, C).
 pub fn nchw_to_nhwc(x: &[f32], (n, c, h, w): (usize, usize, usize, usize)) -> Vec<f32> {
     let mut out = vec![0.0f32; x.len()];
-    out.par_chunks_mut(h * w * c).enumerate().take(n).for_each(|(i, img)| {
-        let src = &x[i * c * h * w..(i + 1) * c * h * w];
-        for p in 0..h * w {
-            for ch in 0..c {
-                img[p * c + ch] = src[ch * h * w + p];
+    out.par_chunks_mut(h * w * c)
+        .enumerate()
+        .take(n)
+        .for_each(|(i, img)| {
+            let src = &x[i * c * h * w..(i + 1) * c * h * w];
+            for p in 0..h * w {
+                for ch in 0..c {
+                    img[p * c + ch] = src[ch * h * w + p];
+                }
             }
-        }
-    });
+        });
     out
 }
 
 /// (N, H, W, C) -> (N, C, H, W).
 pub fn nhwc_to_nchw(x: &[f32], (n, c, h, w): (usize, usize, usize, usize)) -> Vec<f32> {
     let mut out = vec![0.0f32; x.len()];
-    out.par_chunks_mut(c * h * w).enumerate().take(n).for_each(|(i, img)| {
-        let src = &x[i * h * w * c..(i + 1) * h * w * c];
-        for p in 0..h * w {
-            for ch in 0..c {
-                img[ch * h * w + p] = src[p * c + ch];
+    out.par_chunks_mut(c * h * w)
+        .enumerate()
+        .take(n)
+        .for_each(|(i, img)| {
+            let src = &x[i * h * w * c..(i + 1) * h * w * c];
+            for p in 0..h * w {
+                for ch in 0..c {
+                    img[ch * h * w + p] = src[p * c + ch];
+                }
             }
-        }
-    });
+        });
     out
 }
 
@@ -61,11 +67,13 @@ pub fn relu_mask(dy: &[f32], y: &[f32]) -> Vec<f32> {
 
 /// `acc += x`.
 pub fn add_into(acc: &mut [f32], x: &[f32]) {
-    acc.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(a, x)| {
-        for (a, x) in a.iter_mut().zip(x) {
-            *a += x;
-        }
-    });
+    acc.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(a, x)| {
+            for (a, x) in a.iter_mut().zip(x) {
+                *a += x;
+            }
+        });
 }
 
 /// Mean over the H W positions of (N, H W, C): (N, C).
@@ -88,14 +96,16 @@ pub fn global_average_pool(x: &[f32], n: usize, positions: usize, c: usize) -> V
 pub fn global_average_pool_backward(dy: &[f32], n: usize, positions: usize, c: usize) -> Vec<f32> {
     let mut out = vec![0.0f32; n * positions * c];
     let scale = 1.0 / positions as f32;
-    out.par_chunks_mut(positions * c).enumerate().for_each(|(i, img)| {
-        let g = &dy[i * c..(i + 1) * c];
-        for row in img.chunks_exact_mut(c) {
-            for (o, v) in row.iter_mut().zip(g) {
-                *o = v * scale;
+    out.par_chunks_mut(positions * c)
+        .enumerate()
+        .for_each(|(i, img)| {
+            let g = &dy[i * c..(i + 1) * c];
+            for row in img.chunks_exact_mut(c) {
+                for (o, v) in row.iter_mut().zip(g) {
+                    *o = v * scale;
+                }
             }
-        }
-    });
+        });
     out
 }
 

@@ -65,7 +65,12 @@ impl BatchNorm {
 
     /// The scale (gamma), shift (beta), running mean and running variance variables.
     pub fn vars(&self) -> [&Var; 4] {
-        [&self.gamma, &self.beta, &self.running_mean, &self.running_var]
+        [
+            &self.gamma,
+            &self.beta,
+            &self.running_mean,
+            &self.running_var,
+        ]
     }
 
     /// The epsilon added to the variance.

@@ -15,8 +15,13 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Storage, Tensor};
 use rossl_core::kernels::batch_norm::{affine, backward_affine, backward_train, moments};
-use rossl_core::kernels::conv::{forward as conv_forward, input_grad, weight_grad, weights_from_kkco, weights_to_kkco, ConvShape};
-use rossl_core::kernels::elementwise::{add_into, add_relu, global_average_pool, global_average_pool_backward, nchw_to_nhwc, nhwc_to_nchw, relu_mask};
+use rossl_core::kernels::conv::{
+    forward as conv_forward, input_grad, weight_grad, weights_from_kkco, weights_to_kkco, ConvShape,
+};
+use rossl_core::kernels::elementwise::{
+    add_into, add_relu, global_average_pool, global_average_pool_backward, nchw_to_nhwc,
+    nhwc_to_nchw, relu_mask,
+};
 use rossl_core::profile;
 use std::sync::{Arc, Mutex};
 
@@ -51,9 +56,20 @@ impl ConvDesc {
     fn shape(&self, n: usize, h: usize, w: usize, c: usize) -> CResult<ConvShape> {
         let (o, wc, k, _) = self.weight.dims4()?;
         if wc != c {
-            return fail(format!("fused backbone: a convolution expects {wc} channels, got {c}"));
+            return fail(format!(
+                "fused backbone: a convolution expects {wc} channels, got {c}"
+            ));
         }
-        Ok(ConvShape { n, h, w, c, o, k, stride: self.stride, pad: self.pad })
+        Ok(ConvShape {
+            n,
+            h,
+            w,
+            c,
+            o,
+            k,
+            stride: self.stride,
+            pad: self.pad,
+        })
     }
 }
 
@@ -121,7 +137,13 @@ struct SavedBn {
     var: Vec<f64>,
 }
 
-fn bn_forward(x: &[f32], c: usize, bn: &BnDesc, batch: bool, relu: bool) -> CResult<(Vec<f32>, SavedBn)> {
+fn bn_forward(
+    x: &[f32],
+    c: usize,
+    bn: &BnDesc,
+    batch: bool,
+    relu: bool,
+) -> CResult<(Vec<f32>, SavedBn)> {
     let _t = profile::scope("batchnorm.forward");
     let gamma = host(&bn.gamma)?;
     let beta = host(&bn.beta)?;
@@ -130,17 +152,41 @@ fn bn_forward(x: &[f32], c: usize, bn: &BnDesc, batch: bool, relu: bool) -> CRes
     } else {
         let m = host(&bn.running_mean)?;
         let v = host(&bn.running_var)?;
-        (m.iter().map(|&x| f64::from(x)).collect(), v.iter().map(|&x| f64::from(x)).collect())
+        (
+            m.iter().map(|&x| f64::from(x)).collect(),
+            v.iter().map(|&x| f64::from(x)).collect(),
+        )
     };
     let invstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + bn.eps).sqrt()).collect();
-    let scale: Vec<f32> = (0..c).map(|j| (f64::from(gamma[j]) * invstd[j]) as f32).collect();
-    let shift: Vec<f32> = (0..c).map(|j| (f64::from(beta[j]) - mean[j] * f64::from(scale[j])) as f32).collect();
+    let scale: Vec<f32> = (0..c)
+        .map(|j| (f64::from(gamma[j]) * invstd[j]) as f32)
+        .collect();
+    let shift: Vec<f32> = (0..c)
+        .map(|j| (f64::from(beta[j]) - mean[j] * f64::from(scale[j])) as f32)
+        .collect();
     let y = affine(x, c, &scale, &shift, relu);
-    Ok((y, SavedBn { mean, invstd, gamma, scale, batch, var }))
+    Ok((
+        y,
+        SavedBn {
+            mean,
+            invstd,
+            gamma,
+            scale,
+            batch,
+            var,
+        },
+    ))
 }
 
 /// dx (and dgamma, dbeta) of a batch norm whose input was `x` and output `y`.
-fn bn_backward(x: &[f32], y: &[f32], dy: &[f32], c: usize, saved: &SavedBn, relu: bool) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+fn bn_backward(
+    x: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    c: usize,
+    saved: &SavedBn,
+    relu: bool,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let _t = profile::scope("batchnorm.backward");
     if saved.batch {
         backward_train(x, y, dy, c, &saved.mean, &saved.invstd, &saved.gamma, relu)
@@ -155,7 +201,14 @@ struct SavedConv {
     kkco: Vec<f32>,
 }
 
-fn conv_run(desc: &ConvDesc, x: &[f32], n: usize, h: usize, w: usize, c: usize) -> CResult<(Vec<f32>, SavedConv)> {
+fn conv_run(
+    desc: &ConvDesc,
+    x: &[f32],
+    n: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+) -> CResult<(Vec<f32>, SavedConv)> {
     let shape = desc.shape(n, h, w, c)?;
     let kkco = with_data(&desc.weight, |wv| weights_to_kkco(wv, &shape))?;
     let _t = profile::scope("conv.forward");
@@ -207,7 +260,12 @@ impl Saved {
 pub(crate) type BatchMoments = Vec<(Vec<f64>, Vec<f64>, usize)>;
 
 /// The forward pass: returns the pooled features (N, C) and what backward needs.
-fn forward(desc: &BackboneDesc, x: &[f32], dims: (usize, usize, usize, usize), batch: bool) -> CResult<(Vec<f32>, Saved)> {
+fn forward(
+    desc: &BackboneDesc,
+    x: &[f32],
+    dims: (usize, usize, usize, usize),
+    batch: bool,
+) -> CResult<(Vec<f32>, Saved)> {
     let (n, c, h, w) = dims;
     let x = nchw_to_nhwc(x, dims);
     let (stem_z, stem) = conv_run(&desc.conv1, &x, n, h, w, c)?;
@@ -229,12 +287,34 @@ fn forward(desc: &BackboneDesc, x: &[f32], dims: (usize, usize, usize, usize), b
             }
             None => (add_relu(&b2, input), None),
         };
-        blocks.push(SavedBlock { conv1, z1, bn1, a1, conv2, z2, bn2, down, y });
+        blocks.push(SavedBlock {
+            conv1,
+            z1,
+            bn1,
+            a1,
+            conv2,
+            z2,
+            bn2,
+            down,
+            y,
+        });
         (hh, ww, cc) = (oh, ow, oc);
     }
     let last: &[f32] = blocks.last().map_or(&stem_a, |b| &b.y);
     let pooled = global_average_pool(last, n, hh * ww, cc);
-    Ok((pooled, Saved { dims, x, stem, stem_z, stem_bn, stem_a, blocks, last: (hh * ww, cc) }))
+    Ok((
+        pooled,
+        Saved {
+            dims,
+            x,
+            stem,
+            stem_z,
+            stem_bn,
+            stem_a,
+            blocks,
+            last: (hh * ww, cc),
+        },
+    ))
 }
 
 fn timed_input_grad(dz: &[f32], conv: &SavedConv) -> Vec<f32> {
@@ -263,7 +343,11 @@ fn backward(saved: &Saved, d_pooled: &[f32], want_dx: bool, want_dw: bool) -> (V
         }
     };
     for (i, b) in saved.blocks.iter().enumerate().rev() {
-        let input: &[f32] = if i == 0 { &saved.stem_a } else { &saved.blocks[i - 1].y };
+        let input: &[f32] = if i == 0 {
+            &saved.stem_a
+        } else {
+            &saved.blocks[i - 1].y
+        };
         let oc = b.conv1.shape.o;
         let g = relu_mask(&dy, &b.y);
         let (dz2, dg2, db2) = bn_backward(&b.z2, &b.z2, &g, oc, &b.bn2, false);
@@ -271,16 +355,40 @@ fn backward(saved: &Saved, d_pooled: &[f32], want_dx: bool, want_dw: bool) -> (V
             Some((conv, zd, bn)) => {
                 let (dzd, dgd, dbd) = bn_backward(zd, zd, &g, oc, bn, false);
                 let dx = timed_input_grad(&dzd, conv);
-                push(if want_dw { timed_weight_grad(input, &dzd, conv) } else { Vec::new() }, dgd, dbd);
+                push(
+                    if want_dw {
+                        timed_weight_grad(input, &dzd, conv)
+                    } else {
+                        Vec::new()
+                    },
+                    dgd,
+                    dbd,
+                );
                 dx
             }
             None => g,
         };
         let da1 = timed_input_grad(&dz2, &b.conv2);
-        push(if want_dw { timed_weight_grad(&b.a1, &dz2, &b.conv2) } else { Vec::new() }, dg2, db2);
+        push(
+            if want_dw {
+                timed_weight_grad(&b.a1, &dz2, &b.conv2)
+            } else {
+                Vec::new()
+            },
+            dg2,
+            db2,
+        );
         let (dz1, dg1, db1) = bn_backward(&b.z1, &b.a1, &da1, oc, &b.bn1, true);
         add_into(&mut dx_in, &timed_input_grad(&dz1, &b.conv1));
-        push(if want_dw { timed_weight_grad(input, &dz1, &b.conv1) } else { Vec::new() }, dg1, db1);
+        push(
+            if want_dw {
+                timed_weight_grad(input, &dz1, &b.conv1)
+            } else {
+                Vec::new()
+            },
+            dg1,
+            db1,
+        );
         dy = dx_in;
     }
     let c0 = saved.stem.shape.o;
@@ -291,7 +399,15 @@ fn backward(saved: &Saved, d_pooled: &[f32], want_dx: bool, want_dw: bool) -> (V
     } else {
         Vec::new()
     };
-    push(if want_dw { timed_weight_grad(&saved.x, &dz, &saved.stem) } else { Vec::new() }, dg, db);
+    push(
+        if want_dw {
+            timed_weight_grad(&saved.x, &dz, &saved.stem)
+        } else {
+            Vec::new()
+        },
+        dg,
+        db,
+    );
     grads.reverse();
     (dx, grads.concat())
 }
@@ -307,7 +423,12 @@ pub(crate) struct BackboneOp {
 
 impl BackboneOp {
     pub fn new(desc: Arc<BackboneDesc>, batch_statistics: bool) -> Self {
-        BackboneOp { desc, batch_statistics, moments: Arc::default(), saved: Arc::default() }
+        BackboneOp {
+            desc,
+            batch_statistics,
+            moments: Arc::default(),
+            saved: Arc::default(),
+        }
     }
 
     fn run(&self, storage: &CpuStorage, layout: &Layout) -> CResult<(CpuStorage, Shape)> {
@@ -322,7 +443,12 @@ impl BackboneOp {
         if self.batch_statistics {
             let counts = self.counts(&saved);
             if let Ok(mut m) = self.moments.lock() {
-                *m = saved.moments().into_iter().zip(counts).map(|((a, b), n)| (a, b, n)).collect();
+                *m = saved
+                    .moments()
+                    .into_iter()
+                    .zip(counts)
+                    .map(|((a, b), n)| (a, b, n))
+                    .collect();
             }
         }
         if let Ok(mut slot) = self.saved.lock() {
@@ -345,14 +471,28 @@ impl BackboneOp {
         out
     }
 
-    fn grads(&self, grad: &Tensor, want_dx: bool, want_dw: bool) -> CResult<(Option<Tensor>, Option<Tensor>)> {
+    fn grads(
+        &self,
+        grad: &Tensor,
+        want_dx: bool,
+        want_dw: bool,
+    ) -> CResult<(Option<Tensor>, Option<Tensor>)> {
         let saved = self.saved.clone();
-        let op = BackboneBackward { saved, want_dx, want_dw, flat: self.desc.flat_len() };
+        let op = BackboneBackward {
+            saved,
+            want_dx,
+            want_dw,
+            flat: self.desc.flat_len(),
+        };
         let packed = grad.contiguous()?.apply_op1_no_bwd(&op)?;
         let (n, c, h, w) = op.dims()?;
         let dx_len = if want_dx { n * c * h * w } else { 0 };
-        let dx = want_dx.then(|| packed.narrow(0, 0, dx_len)?.reshape((n, c, h, w))).transpose()?;
-        let dw = want_dw.then(|| packed.narrow(0, dx_len, op.flat)).transpose()?;
+        let dx = want_dx
+            .then(|| packed.narrow(0, 0, dx_len)?.reshape((n, c, h, w)))
+            .transpose()?;
+        let dw = want_dw
+            .then(|| packed.narrow(0, dx_len, op.flat))
+            .transpose()?;
         Ok((dx, dw))
     }
 }
@@ -376,11 +516,23 @@ impl CustomOp2 for BackboneOp {
         "resnet-backbone"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, _s2: &CpuStorage, _l2: &Layout) -> CResult<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        _s2: &CpuStorage,
+        _l2: &Layout,
+    ) -> CResult<(CpuStorage, Shape)> {
         self.run(s1, l1)
     }
 
-    fn bwd(&self, x: &Tensor, sink: &Tensor, _res: &Tensor, grad: &Tensor) -> CResult<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        sink: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> CResult<(Option<Tensor>, Option<Tensor>)> {
         self.grads(grad, x.track_op(), sink.track_op())
     }
 }
@@ -395,7 +547,12 @@ struct BackboneBackward {
 
 impl BackboneBackward {
     fn dims(&self) -> CResult<(usize, usize, usize, usize)> {
-        match self.saved.lock().ok().and_then(|s| s.as_ref().map(|s| s.dims)) {
+        match self
+            .saved
+            .lock()
+            .ok()
+            .and_then(|s| s.as_ref().map(|s| s.dims))
+        {
             Some(d) => Ok(d),
             None => fail("fused backbone: backward without a forward pass"),
         }
@@ -413,14 +570,21 @@ impl CustomOp1 for BackboneBackward {
             _ => return fail("fused backbone backward: gradient must be contiguous f32"),
         };
         let _t = profile::scope("backbone.backward (all)");
-        let guard = self.saved.lock().map_err(|_| candle_core::Error::Msg("fused backbone: poisoned state".into()))?;
+        let guard = self
+            .saved
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("fused backbone: poisoned state".into()))?;
         let saved = match guard.as_ref() {
             Some(s) => s,
             None => return fail("fused backbone: backward without a forward pass"),
         };
         let (mut dx, dw) = backward(saved, d, self.want_dx, self.want_dw);
         if self.want_dw && dw.len() != self.flat {
-            return fail(format!("fused backbone: {} weight-gradient values, expected {}", dw.len(), self.flat));
+            return fail(format!(
+                "fused backbone: {} weight-gradient values, expected {}",
+                dw.len(),
+                self.flat
+            ));
         }
         dx.extend(dw);
         let len = dx.len();

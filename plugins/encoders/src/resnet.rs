@@ -11,7 +11,6 @@
 use crate::fused::{BackboneDesc, BackboneOp, BlockDesc, BnDesc, ConvDesc};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
-use std::sync::Arc;
 use rossl_core::components::{Buffer, BuildContext, Embedding, Encoder, Mode, Parameter};
 use rossl_core::nn::{
     kaiming_normal_fan_out, l2_normalize, uniform_fan_in, BatchNorm, Conv2d, Linear, Module,
@@ -20,6 +19,7 @@ use rossl_core::registry::{ParamError, Params};
 use rossl_core::rng::{stream, Rng};
 use rossl_core::{Error, Result};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// The shape of a ResNet encoder.
 #[derive(Clone, Debug, PartialEq)]
@@ -141,7 +141,11 @@ struct Fused {
 
 fn conv_desc(conv: &Conv2d) -> ConvDesc {
     let (stride, pad) = conv.geometry();
-    ConvDesc { weight: conv.weight_var().as_tensor().clone(), stride, pad }
+    ConvDesc {
+        weight: conv.weight_var().as_tensor().clone(),
+        stride,
+        pad,
+    }
 }
 
 fn bn_desc(bn: &BatchNorm) -> BnDesc {
@@ -170,10 +174,17 @@ impl ResNetEncoder {
                 bn1: bn_desc(&b.bn1),
                 conv2: conv_desc(&b.conv2),
                 bn2: bn_desc(&b.bn2),
-                down: b.downsample.as_ref().map(|(c, n)| (conv_desc(c), bn_desc(n))),
+                down: b
+                    .downsample
+                    .as_ref()
+                    .map(|(c, n)| (conv_desc(c), bn_desc(n))),
             })
             .collect();
-        let desc = Arc::new(BackboneDesc { conv1: conv_desc(&self.conv1), bn1: bn_desc(&self.bn1), blocks });
+        let desc = Arc::new(BackboneDesc {
+            conv1: conv_desc(&self.conv1),
+            bn1: bn_desc(&self.bn1),
+            blocks,
+        });
         let mut pairs: Vec<(&Conv2d, &BatchNorm)> = vec![(&self.conv1, &self.bn1)];
         for b in self.stages.iter().flatten() {
             pairs.push((&b.conv1, &b.bn1));
@@ -193,7 +204,12 @@ impl ResNetEncoder {
         }
         let sink = Var::from_tensor(&Tensor::zeros(offset, DType::F32, device)?)?;
         let norms = pairs.iter().map(|(_, bn)| (*bn).clone()).collect();
-        Ok(Some(Fused { desc, sink, slices, norms }))
+        Ok(Some(Fused {
+            desc,
+            sink,
+            slices,
+            norms,
+        }))
     }
 
     /// Uses (or not) the fused CPU backbone; the layered one is the reference implementation.
@@ -211,7 +227,9 @@ impl ResNetEncoder {
             x.contiguous()?.apply_op1(op)?
         };
         if mode == Mode::Train {
-            let moments = moments.lock().map_err(|_| Error::msg("fused backbone: poisoned statistics"))?;
+            let moments = moments
+                .lock()
+                .map_err(|_| Error::msg("fused backbone: poisoned statistics"))?;
             for (bn, (mean, var, count)) in fused.norms.iter().zip(moments.iter()) {
                 bn.update_running(mean, var, *count)?;
             }
@@ -366,10 +384,16 @@ impl Encoder for ResNetEncoder {
     }
 
     fn route_gradients(&self, grads: &mut GradStore) -> Result<()> {
-        let Some(fused) = &self.fused else { return Ok(()) };
-        let Some(flat) = grads.remove(fused.sink.as_tensor()) else { return Ok(()) };
+        let Some(fused) = &self.fused else {
+            return Ok(());
+        };
+        let Some(flat) = grads.remove(fused.sink.as_tensor()) else {
+            return Ok(());
+        };
         for (var, offset) in &fused.slices {
-            let g = flat.narrow(0, *offset, var.elem_count())?.reshape(var.shape())?;
+            let g = flat
+                .narrow(0, *offset, var.elem_count())?
+                .reshape(var.shape())?;
             let total = match grads.remove(var.as_tensor()) {
                 Some(existing) => (existing + g)?,
                 None => g,
