@@ -405,3 +405,16 @@ fn every_method_config_runs_one_step_at_cpu_scale() {
         );
     }
 }
+
+#[test]
+fn a_few_hundred_steps_of_resnet_small_and_the_emp_loss_lower_it() {
+    let dir = temp_dir("emp-200");
+    // 64 synthetic images in batches of 8: 8 steps per pass, 25 passes = 200 steps
+    let asm = assemble(&dir, &["train.epochs=25", "data.synthetic.train_size=64", "train.log_every=1"]);
+    let (run_dir, summary) = run(&asm);
+    assert_eq!(summary.steps, 200);
+    let losses = step_losses(&run_dir);
+    let (first, last) = (mean(&losses[..20]), mean(&losses[losses.len() - 20..]));
+    // the EMP objective (200 x -cosine + TCR) falls as the views agree and the coding rate grows
+    assert!(last < first - 1.0, "loss {first} -> {last}");
+}

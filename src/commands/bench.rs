@@ -32,6 +32,22 @@ pub struct BenchArgs {
     /// Device: cpu, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// `free`: one free-training replay, the reference's step (forward on x + delta, backward to
+    /// the weights and delta, update, sign step); `standard`: a standard step on x alone.
+    #[arg(long, default_value = "free")]
+    pub regime: String,
+}
+
+/// CPU seconds (user + system) this process has used so far.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 * 1e-6;
+    t(usage.ru_utime) + t(usage.ru_stime)
 }
 
 /// A training-step workload of the reference benchmark.
@@ -90,6 +106,11 @@ fn loss_from_registry(name: &str) -> anyhow::Result<Box<dyn SslLoss>> {
 
 fn bench_step(args: &BenchArgs) -> anyhow::Result<()> {
     let w = workload(&args.workload)?;
+    let free = match args.regime.as_str() {
+        "free" => true,
+        "standard" => false,
+        other => anyhow::bail!("unknown regime `{other}`: use free or standard"),
+    };
     let device =
         rossl_core::device::select_device(args.device.parse().map_err(anyhow::Error::msg)?)?;
     let dev = device.device.clone();
@@ -148,12 +169,14 @@ fn bench_step(args: &BenchArgs) -> anyhow::Result<()> {
         Ok(())
     };
     profile::enable(true);
+    let (mut timed_cpu, mut timed_wall) = (0.0, 0.0);
     for step in 0..args.warmup + args.steps {
+        let cpu0 = cpu_seconds();
         profile::reset();
         sync(&x)?;
         let t0 = Instant::now();
         let delta_var = candle_core::Var::from_tensor(&delta)?;
-        let input = (&x + delta_var.as_tensor())?;
+        let input = if free { (&x + delta_var.as_tensor())? } else { x.clone() };
         let embedding = rossl_core::components::Encoder::forward(&encoder, &input, Mode::Train)?;
         sync(&embedding.projection)?;
         let t1 = Instant::now();
@@ -178,6 +201,8 @@ fn bench_step(args: &BenchArgs) -> anyhow::Result<()> {
         eprintln!("step {step} loss {loss:.4} {dt:.3}s");
         if step >= args.warmup {
             times.push(dt);
+            timed_cpu += cpu_seconds() - cpu0;
+            timed_wall += dt;
             let mut add = |k: &str, v: f64| *phases.entry(k.to_string()).or_default() += v;
             add("forward (total)", (t1 - t0).as_secs_f64());
             add("loss", (t2 - t1).as_secs_f64());
@@ -193,12 +218,14 @@ fn bench_step(args: &BenchArgs) -> anyhow::Result<()> {
     let timed = times.len().max(1) as f64;
     let med = median(&mut times.clone());
     println!(
-        "RESULT workload={} device={} threads={} steps={} median_step_s={med:.4} images_per_s={:.1}",
+        "RESULT workload={} device={} threads={} steps={} median_step_s={med:.4} images_per_s={:.1} regime={} cpu_per_wall={:.2}",
         args.workload,
         device.description,
         rayon::current_num_threads(),
         times.len(),
-        n as f64 / med
+        n as f64 / med,
+        args.regime,
+        timed_cpu / timed_wall.max(1e-9)
     );
     println!("phase breakdown (mean seconds per step):");
     let get = |k: &str| phases.get(k).copied().unwrap_or(0.0) / timed;
@@ -294,18 +321,7 @@ fn bench_views(args: &BenchArgs) -> anyhow::Result<()> {
 /// Runs `rossl bench`.
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     rossl_core::device::configure_threads(args.threads);
-    if std::env::var_os("ROSSL_BENCH_FTZ").is_some() {
-        #[allow(deprecated)]
-        fn set() {
-            unsafe {
-                use std::arch::x86_64::*;
-                _mm_setcsr(_mm_getcsr() | 0x8040);
-            }
-        }
-        set();
-        rayon::broadcast(|_| set());
-        eprintln!("flush-to-zero on");
-    }
+
     if args.workload == "views" {
         bench_views(args)?;
     } else {

@@ -7,38 +7,47 @@ fn chunk_rows(c: usize) -> usize {
     ((1 << 16) / c.max(1)).max(16)
 }
 
-/// Per-channel mean and biased variance over the rows (f64 accumulation).
+/// Per-channel mean and biased variance over the rows. Each chunk of rows (a few thousand) is
+/// reduced in the element type with two passes (mean, then centred squares) while it sits in
+/// cache; chunks are combined in f64 with Chan et al.'s pairwise update, which keeps the variance
+/// accurate when the mean is large against the spread.
 pub fn moments<T: Element>(x: &[T], c: usize) -> (Vec<f64>, Vec<f64>) {
-    let rows = x.len() / c;
-    let (sum, sq) = x
+    let rows = x.len() / c.max(1);
+    let partials: Vec<(f64, Vec<f64>, Vec<f64>)> = x
         .par_chunks(chunk_rows(c) * c)
         .map(|part| {
-            let mut s = vec![0.0f64; c];
-            let mut q = vec![0.0f64; c];
+            let n = part.len() / c;
+            let mut sum = vec![T::zero(); c];
             for row in part.chunks_exact(c) {
-                for ((si, qi), v) in s.iter_mut().zip(q.iter_mut()).zip(row) {
-                    let v = v.as_f64();
-                    *si += v;
-                    *qi += v * v;
+                for (s, v) in sum.iter_mut().zip(row) {
+                    *s += *v;
                 }
             }
-            (s, q)
+            let inv = T::one() / T::of(n as f64);
+            let mean: Vec<T> = sum.iter().map(|s| *s * inv).collect();
+            let mut m2 = vec![T::zero(); c];
+            for row in part.chunks_exact(c) {
+                for ((q, v), m) in m2.iter_mut().zip(row).zip(&mean) {
+                    let d = *v - *m;
+                    *q += d * d;
+                }
+            }
+            (n as f64, mean.into_iter().map(T::as_f64).collect(), m2.into_iter().map(T::as_f64).collect())
         })
-        .reduce(
-            || (vec![0.0; c], vec![0.0; c]),
-            |(mut s1, mut q1), (s2, q2)| {
-                s1.iter_mut().zip(s2).for_each(|(a, b)| *a += b);
-                q1.iter_mut().zip(q2).for_each(|(a, b)| *a += b);
-                (s1, q1)
-            },
-        );
-    let n = rows.max(1) as f64;
-    let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
-    let var = sq
-        .iter()
-        .zip(&mean)
-        .map(|(q, m)| (q / n - m * m).max(0.0))
         .collect();
+    let mut count = 0.0f64;
+    let mut mean = vec![0.0f64; c];
+    let mut m2 = vec![0.0f64; c];
+    for (n, pm, pq) in partials {
+        let total = count + n;
+        for j in 0..c {
+            let delta = pm[j] - mean[j];
+            mean[j] += delta * n / total;
+            m2[j] += pq[j] + delta * delta * count * n / total;
+        }
+        count = total;
+    }
+    let var = m2.iter().map(|q| (q / rows.max(1) as f64).max(0.0)).collect();
     (mean, var)
 }
 
@@ -81,25 +90,24 @@ pub fn backward_train<T: Element>(
 ) -> (Vec<T>, Vec<T>, Vec<T>) {
     let rows = (x.len() / c).max(1) as f64;
     let step = chunk_rows(c) * c;
+    let m: Vec<T> = mean.iter().map(|v| T::of(*v)).collect();
+    let inv: Vec<T> = invstd.iter().map(|v| T::of(*v)).collect();
+    // per chunk, sums in the element type (a few thousand rows); across chunks, in f64
     let (sum_dy, sum_dy_xhat) = x
         .par_chunks(step)
         .zip(y.par_chunks(step))
         .zip(dy.par_chunks(step))
         .map(|((xp, yp), dp)| {
-            let mut s = vec![0.0f64; c];
-            let mut sx = vec![0.0f64; c];
-            for ((xr, yr), dr) in xp
-                .chunks_exact(c)
-                .zip(yp.chunks_exact(c))
-                .zip(dp.chunks_exact(c))
-            {
+            let mut s = vec![T::zero(); c];
+            let mut sx = vec![T::zero(); c];
+            for ((xr, yr), dr) in xp.chunks_exact(c).zip(yp.chunks_exact(c)).zip(dp.chunks_exact(c)) {
                 for j in 0..c {
-                    let g = masked(dr[j], yr[j], relu).as_f64();
+                    let g = masked(dr[j], yr[j], relu);
                     s[j] += g;
-                    sx[j] += g * (xr[j].as_f64() - mean[j]) * invstd[j];
+                    sx[j] += g * (xr[j] - m[j]) * inv[j];
                 }
             }
-            (s, sx)
+            (s.into_iter().map(T::as_f64).collect::<Vec<f64>>(), sx.into_iter().map(T::as_f64).collect::<Vec<f64>>())
         })
         .reduce(
             || (vec![0.0; c], vec![0.0; c]),
@@ -114,8 +122,6 @@ pub fn backward_train<T: Element>(
         .collect();
     let mean_dy: Vec<T> = sum_dy.iter().map(|s| T::of(s / rows)).collect();
     let mean_dy_xhat: Vec<T> = sum_dy_xhat.iter().map(|s| T::of(s / rows)).collect();
-    let m: Vec<T> = mean.iter().map(|v| T::of(*v)).collect();
-    let inv: Vec<T> = invstd.iter().map(|v| T::of(*v)).collect();
     let mut dx = vec![T::zero(); x.len()];
     dx.par_chunks_mut(step)
         .zip(x.par_chunks(step))

@@ -2,6 +2,7 @@
 //! learning-rate schedule evaluated at every optimiser step.
 
 mod adam;
+mod inplace;
 mod schedule;
 mod sgd_lars;
 
