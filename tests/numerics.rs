@@ -225,6 +225,63 @@ fn one_sgd_lars_step_matches_the_reference_wrapper() {
     }
 }
 
+#[test]
+fn the_in_place_f32_update_matches_the_reference_too() {
+    // the same two steps as above in f32, which takes the in-place CPU path
+    let w =
+        Var::from_tensor(&Tensor::new(&[[0.5f32, -1.0, 2.0], [0.25, 0.0, -0.75]], &DEV).unwrap())
+            .unwrap();
+    let b = Var::from_tensor(&Tensor::new(&[0.1f32, -0.2, 0.3], &DEV).unwrap()).unwrap();
+    let params = vec![
+        Parameter {
+            name: "w".into(),
+            var: w.clone(),
+            role: ParamRole::Weight,
+        },
+        Parameter {
+            name: "b".into(),
+            var: b.clone(),
+            role: ParamRole::BiasOrNorm,
+        },
+    ];
+    let mut opt = SgdLars::new(params, &OptimConfig::default());
+    let grads: [([[f32; 3]; 2], [f32; 3]); 2] = [
+        ([[1.0, 2.0, -1.0], [0.5, 0.0, 3.0]], [0.5, -0.5, 1.0]),
+        ([[-2.0, 1.0, 0.0], [1.0, 1.0, 1.0]], [0.25, 0.25, -1.0]),
+    ];
+    for (gw, gb) in grads {
+        let loss = ((w.as_tensor() * Tensor::new(&gw, &DEV).unwrap())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            + (b.as_tensor() * Tensor::new(&gb, &DEV).unwrap())
+                .unwrap()
+                .sum_all()
+                .unwrap())
+        .unwrap();
+        opt.step(&loss.backward().unwrap(), 0.3).unwrap();
+    }
+    // PyTorch's values after step 2 (see the f64 test)
+    let expected_w = [
+        0.5079626064104623,
+        -1.0250043375289077,
+        2.008406392360929,
+        0.23760815536245503,
+        -0.008186573921388074,
+        -0.783414464054083,
+    ];
+    let expected_b = [-0.449, 0.064, 0.057];
+    let got_w = w.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let got_b = b.to_vec1::<f32>().unwrap();
+    for (g, e) in got_w
+        .iter()
+        .chain(&got_b)
+        .zip(expected_w.iter().chain(&expected_b))
+    {
+        assert!((f64::from(*g) - e).abs() < 1e-6, "{got_w:?} {got_b:?}");
+    }
+}
+
 fn random(shape: &[usize], seed: u64, dtype: DType) -> Tensor {
     let mut rng = Rng::new(seed);
     let n: usize = shape.iter().product();

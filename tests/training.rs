@@ -410,7 +410,14 @@ fn every_method_config_runs_one_step_at_cpu_scale() {
 fn a_few_hundred_steps_of_resnet_small_and_the_emp_loss_lower_it() {
     let dir = temp_dir("emp-200");
     // 64 synthetic images in batches of 8: 8 steps per pass, 25 passes = 200 steps
-    let asm = assemble(&dir, &["train.epochs=25", "data.synthetic.train_size=64", "train.log_every=1"]);
+    let asm = assemble(
+        &dir,
+        &[
+            "train.epochs=25",
+            "data.synthetic.train_size=64",
+            "train.log_every=1",
+        ],
+    );
     let (run_dir, summary) = run(&asm);
     assert_eq!(summary.steps, 200);
     let losses = step_losses(&run_dir);

@@ -176,7 +176,11 @@ fn bench_step(args: &BenchArgs) -> anyhow::Result<()> {
         sync(&x)?;
         let t0 = Instant::now();
         let delta_var = candle_core::Var::from_tensor(&delta)?;
-        let input = if free { (&x + delta_var.as_tensor())? } else { x.clone() };
+        let input = if free {
+            (&x + delta_var.as_tensor())?
+        } else {
+            x.clone()
+        };
         let embedding = rossl_core::components::Encoder::forward(&encoder, &input, Mode::Train)?;
         sync(&embedding.projection)?;
         let t1 = Instant::now();

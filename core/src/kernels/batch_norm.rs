@@ -32,7 +32,11 @@ pub fn moments<T: Element>(x: &[T], c: usize) -> (Vec<f64>, Vec<f64>) {
                     *q += d * d;
                 }
             }
-            (n as f64, mean.into_iter().map(T::as_f64).collect(), m2.into_iter().map(T::as_f64).collect())
+            (
+                n as f64,
+                mean.into_iter().map(T::as_f64).collect(),
+                m2.into_iter().map(T::as_f64).collect(),
+            )
         })
         .collect();
     let mut count = 0.0f64;
@@ -47,7 +51,10 @@ pub fn moments<T: Element>(x: &[T], c: usize) -> (Vec<f64>, Vec<f64>) {
         }
         count = total;
     }
-    let var = m2.iter().map(|q| (q / rows.max(1) as f64).max(0.0)).collect();
+    let var = m2
+        .iter()
+        .map(|q| (q / rows.max(1) as f64).max(0.0))
+        .collect();
     (mean, var)
 }
 
@@ -100,14 +107,21 @@ pub fn backward_train<T: Element>(
         .map(|((xp, yp), dp)| {
             let mut s = vec![T::zero(); c];
             let mut sx = vec![T::zero(); c];
-            for ((xr, yr), dr) in xp.chunks_exact(c).zip(yp.chunks_exact(c)).zip(dp.chunks_exact(c)) {
+            for ((xr, yr), dr) in xp
+                .chunks_exact(c)
+                .zip(yp.chunks_exact(c))
+                .zip(dp.chunks_exact(c))
+            {
                 for j in 0..c {
                     let g = masked(dr[j], yr[j], relu);
                     s[j] += g;
                     sx[j] += g * (xr[j] - m[j]) * inv[j];
                 }
             }
-            (s.into_iter().map(T::as_f64).collect::<Vec<f64>>(), sx.into_iter().map(T::as_f64).collect::<Vec<f64>>())
+            (
+                s.into_iter().map(T::as_f64).collect::<Vec<f64>>(),
+                sx.into_iter().map(T::as_f64).collect::<Vec<f64>>(),
+            )
         })
         .reduce(
             || (vec![0.0; c], vec![0.0; c]),

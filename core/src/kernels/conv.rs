@@ -76,12 +76,16 @@ fn im2col<T: Element>(x: &[T], s: &ConvShape, r0: usize, r1: usize, col: &mut [T
             let iy = (oy * s.stride + ky) as isize - s.pad as isize;
             for kx in 0..s.k {
                 let ix = (ox * s.stride + kx) as isize - s.pad as isize;
-                let dst = &mut row[(ky * s.k + kx) * s.c..(ky * s.k + kx + 1) * s.c];
+                let at = (ky * s.k + kx) * s.c;
                 if iy < 0 || ix < 0 || iy as usize >= s.h || ix as usize >= s.w {
-                    dst.iter_mut().for_each(|v| *v = T::zero());
+                    row[at..at + s.c].iter_mut().for_each(|v| *v = T::zero());
                 } else {
                     let src = ((ni * s.h + iy as usize) * s.w + ix as usize) * s.c;
-                    dst.copy_from_slice(&x[src..src + s.c]);
+                    if s.c == 1 {
+                        row[at] = x[src];
+                    } else {
+                        row[at..at + s.c].copy_from_slice(&x[src..src + s.c]);
+                    }
                 }
             }
         }
@@ -193,8 +197,43 @@ pub fn forward<T: Element>(x: &[T], wt: &[T], s: &ConvShape) -> Vec<T> {
     out
 }
 
+/// For a stride-1 convolution, the input gradient is itself a convolution of the output gradient
+/// with the kernel flipped and its channel axes swapped (padding k - 1 - pad): a dense GEMM with
+/// no scatter-add. Returns that convolution's weights in (K, K, O, C) order and its shape.
+fn transposed_as_forward<T: Element>(wt: &[T], s: &ConvShape) -> (Vec<T>, ConvShape) {
+    let (k, c, o) = (s.k, s.c, s.o);
+    let mut flipped = vec![T::zero(); wt.len()];
+    for ky in 0..k {
+        for kx in 0..k {
+            let src_tap = (k - 1 - ky) * k + (k - 1 - kx);
+            for oc in 0..o {
+                for ic in 0..c {
+                    flipped[((ky * k + kx) * o + oc) * c + ic] = wt[(src_tap * c + ic) * o + oc];
+                }
+            }
+        }
+    }
+    let shape = ConvShape {
+        n: s.n,
+        h: s.oh(),
+        w: s.ow(),
+        c: o,
+        o: c,
+        k,
+        stride: 1,
+        pad: k - 1 - s.pad,
+    };
+    (flipped, shape)
+}
+
 /// Gradient with respect to the input (N, H, W, C) from the output gradient `dy` (rows x O).
 pub fn input_grad<T: Element>(dy: &[T], wt: &[T], s: &ConvShape) -> Vec<T> {
+    if s.stride == 1 && s.k > 1 && s.pad < s.k {
+        let (flipped, shape) = transposed_as_forward(wt, s);
+        if shape.oh() == s.h && shape.ow() == s.w {
+            return forward(dy, &flipped, &shape);
+        }
+    }
     let (kkc, o) = (s.kkc(), s.o);
     let image = s.h * s.w * s.c;
     let mut dx = vec![T::zero(); s.n * image];

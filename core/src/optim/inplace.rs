@@ -10,14 +10,21 @@ const CHUNK: usize = 1 << 14;
 fn slice<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
     match (storage, layout.contiguous_offsets()) {
         (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => Err(candle_core::Error::Msg("in-place update: contiguous f32 tensors only".into())),
+        _ => Err(candle_core::Error::Msg(
+            "in-place update: contiguous f32 tensors only".into(),
+        )),
     }
 }
 
-fn slice_mut<'a>(storage: &'a mut CpuStorage, layout: &Layout) -> candle_core::Result<&'a mut [f32]> {
+fn slice_mut<'a>(
+    storage: &'a mut CpuStorage,
+    layout: &Layout,
+) -> candle_core::Result<&'a mut [f32]> {
     match (storage, layout.contiguous_offsets()) {
         (CpuStorage::F32(v), Some((a, b))) => Ok(&mut v[a..b]),
-        _ => Err(candle_core::Error::Msg("in-place update: contiguous f32 tensors only".into())),
+        _ => Err(candle_core::Error::Msg(
+            "in-place update: contiguous f32 tensors only".into(),
+        )),
     }
 }
 
@@ -32,7 +39,9 @@ pub fn applies(tensors: &[&Tensor]) -> bool {
 pub fn norm(t: &Tensor) -> candle_core::Result<f64> {
     let (storage, layout) = t.storage_and_layout();
     let Storage::Cpu(cpu) = &*storage else {
-        return Err(candle_core::Error::Msg("in-place norm: CPU tensors only".into()));
+        return Err(candle_core::Error::Msg(
+            "in-place norm: CPU tensors only".into(),
+        ));
     };
     let v = slice(cpu, layout)?;
     let sum: f64 = v
@@ -46,9 +55,15 @@ pub fn norm(t: &Tensor) -> candle_core::Result<f64> {
 #[derive(Clone, Copy, Debug)]
 pub struct Direction {
     /// Weight decay folded into the gradient.
-    pub weight_decay: f32,
+    pub weight_decay: f64,
     /// LARS scaling (1 without LARS).
-    pub rate: f32,
+    pub rate: f64,
+}
+
+impl Direction {
+    fn f32(self) -> (f32, f32) {
+        (self.weight_decay as f32, self.rate as f32)
+    }
 }
 
 /// `buf <- momentum buf + g'` (in place on the buffer; sources: gradient, parameter).
@@ -64,10 +79,18 @@ impl InplaceOp3 for MomentumUpdate {
         "sgd-momentum-update"
     }
 
-    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> candle_core::Result<()> {
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<()> {
         let buf = slice_mut(s1, l1)?;
         let (g, p) = (slice(s2, l2)?, slice(s3, l3)?);
-        let Direction { weight_decay: wd, rate } = self.direction;
+        let (wd, rate) = self.direction.f32();
         let m = self.momentum;
         buf.par_chunks_mut(CHUNK)
             .zip(g.par_chunks(CHUNK).zip(p.par_chunks(CHUNK)))
@@ -98,16 +121,28 @@ impl InplaceOp3 for ParameterUpdate {
         "sgd-parameter-update"
     }
 
-    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> candle_core::Result<()> {
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<()> {
         let p = slice_mut(s1, l1)?;
         let (g, buf) = (slice(s2, l2)?, slice(s3, l3)?);
-        let Direction { weight_decay: wd, rate } = self.direction;
+        let (wd, rate) = self.direction.f32();
         let (m, lr, nesterov) = (self.momentum, self.lr, self.nesterov);
         p.par_chunks_mut(CHUNK)
             .zip(g.par_chunks(CHUNK).zip(buf.par_chunks(CHUNK)))
             .for_each(|(p, (g, b))| {
                 for ((p, g), b) in p.iter_mut().zip(g).zip(b) {
-                    let d = if nesterov { (g + wd * *p) * rate + m * b } else { *b };
+                    let d = if nesterov {
+                        (g + wd * *p) * rate + m * b
+                    } else {
+                        *b
+                    };
                     *p -= lr * d;
                 }
             });
@@ -128,16 +163,24 @@ impl InplaceOp2 for PlainUpdate {
         "sgd-plain-update"
     }
 
-    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<()> {
         let p = slice_mut(s1, l1)?;
         let g = slice(s2, l2)?;
-        let Direction { weight_decay: wd, rate } = self.direction;
+        let (wd, rate) = self.direction.f32();
         let lr = self.lr;
-        p.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).for_each(|(p, g)| {
-            for (p, g) in p.iter_mut().zip(g) {
-                *p -= lr * (g + wd * *p) * rate;
-            }
-        });
+        p.par_chunks_mut(CHUNK)
+            .zip(g.par_chunks(CHUNK))
+            .for_each(|(p, g)| {
+                for (p, g) in p.iter_mut().zip(g) {
+                    *p -= lr * (g + wd * *p) * rate;
+                }
+            });
         Ok(())
     }
 }

@@ -12,8 +12,8 @@
 //! Only the encoder's parameters are optimised: batch-norm running statistics are buffers and
 //! never reach the optimiser.
 
-use crate::components::{ParamRole, Parameter};
 use super::inplace::{self, Direction, MomentumUpdate, ParameterUpdate, PlainUpdate};
+use crate::components::{ParamRole, Parameter};
 use crate::config::OptimConfig;
 use crate::{Error, Result};
 use candle_core::backprop::GradStore;
@@ -97,7 +97,10 @@ impl SgdLars {
             let p = param.var.as_tensor();
             let excluded = param.role == ParamRole::BiasOrNorm && c.lars.exclude_bias_and_norm;
             // the direction g' = (g + wd p) rate, as LARS (or plain weight decay) shapes it
-            let mut direction = Direction { weight_decay: 0.0, rate: 1.0 };
+            let mut direction = Direction {
+                weight_decay: 0.0,
+                rate: 1.0,
+            };
             if c.lars.enabled {
                 if !excluded {
                     let p_norm = norm(p)?;
@@ -106,34 +109,59 @@ impl SgdLars {
                         if c.lars.clip {
                             rate = (rate / lr).min(1.0);
                         }
-                        direction = Direction { weight_decay: wd as f32, rate: rate as f32 };
+                        direction = Direction {
+                            weight_decay: wd,
+                            rate,
+                        };
                     }
                 }
             } else if !excluded && wd != 0.0 {
-                direction.weight_decay = wd as f32;
+                direction.weight_decay = wd;
             }
             let grad = grad.contiguous()?;
             if inplace::applies(&[p, &grad]) {
                 if c.momentum == 0.0 {
-                    p.inplace_op2(&grad, &PlainUpdate { direction, lr: lr as f32 })?;
+                    p.inplace_op2(
+                        &grad,
+                        &PlainUpdate {
+                            direction,
+                            lr: lr as f32,
+                        },
+                    )?;
                 } else {
                     let buf = match buffer.take() {
                         Some(b) => b,
                         None => p.zeros_like()?,
                     };
                     let momentum = c.momentum as f32;
-                    buf.inplace_op3(&grad, p, &MomentumUpdate { direction, momentum })?;
-                    p.inplace_op3(&grad, &buf, &ParameterUpdate { direction, momentum, nesterov: c.nesterov, lr: lr as f32 })?;
+                    buf.inplace_op3(
+                        &grad,
+                        p,
+                        &MomentumUpdate {
+                            direction,
+                            momentum,
+                        },
+                    )?;
+                    p.inplace_op3(
+                        &grad,
+                        &buf,
+                        &ParameterUpdate {
+                            direction,
+                            momentum,
+                            nesterov: c.nesterov,
+                            lr: lr as f32,
+                        },
+                    )?;
                     *buffer = Some(buf);
                 }
                 continue;
             }
             let mut g = grad;
             if direction.weight_decay != 0.0 {
-                g = (g + (p * f64::from(direction.weight_decay))?)?;
+                g = (g + (p * direction.weight_decay)?)?;
             }
             if direction.rate != 1.0 {
-                g = (g * f64::from(direction.rate))?;
+                g = (g * direction.rate)?;
             }
             if c.momentum != 0.0 {
                 let buf = match buffer.take() {
