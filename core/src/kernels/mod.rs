@@ -6,6 +6,7 @@
 
 pub mod batch_norm;
 pub mod conv;
+pub mod direct;
 pub mod elementwise;
 mod gemm;
 

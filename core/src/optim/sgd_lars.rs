@@ -38,6 +38,9 @@ pub struct SgdLars {
 }
 
 fn norm(t: &Tensor) -> Result<f64> {
+    if inplace::applies(&[t]) {
+        return Ok(inplace::norm(t)?);
+    }
     Ok(t.sqr()?
         .sum_all()?
         .to_dtype(candle_core::DType::F64)?
