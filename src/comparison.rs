@@ -166,6 +166,24 @@ fn plot_err<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow::anyhow!("plotting: {e}")
 }
 
+/// The plots' coordinates.
+type Axes =
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>;
+
+/// Draws the series labels of `chart` at `position`.
+fn legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Axes>,
+    position: SeriesLabelPosition,
+) -> anyhow::Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_err)
+}
+
 /// Robust accuracy (worst case) against eps, one line per row (first evaluator).
 pub fn plot_robustness(rows: &[Row], path: &Path) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, (720, 480)).into_drawing_area();
@@ -210,15 +228,8 @@ pub fn plot_robustness(rows: &[Row], path: &Path) -> anyhow::Result<()> {
             )
             .map_err(plot_err)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(plot_err)?;
-    root.present().map_err(plot_err)?;
-    Ok(())
+    legend(&mut chart, SeriesLabelPosition::LowerLeft)?;
+    root.present().map_err(plot_err)
 }
 
 /// Training loss against optimiser step, one line per row.
@@ -263,14 +274,8 @@ pub fn plot_losses(rows: &[Row], path: &Path) -> anyhow::Result<()> {
                 PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
             });
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(plot_err)?;
-    root.present().map_err(plot_err)?;
-    Ok(())
+    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+    root.present().map_err(plot_err)
 }
 
 /// Clean (circles) and worst-case robust accuracy at the largest eps (triangles) against
@@ -324,15 +329,8 @@ pub fn plot_accuracy_vs_time(rows: &[Row], path: &Path) -> anyhow::Result<()> {
                 .map_err(plot_err)?;
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(plot_err)?;
-    root.present().map_err(plot_err)?;
-    Ok(())
+    legend(&mut chart, SeriesLabelPosition::LowerRight)?;
+    root.present().map_err(plot_err)
 }
 
 /// Writes `comparison.md`, `comparison.json` and the three plots into `dir`; returns the

@@ -6,7 +6,6 @@ use common::{temp_dir, write};
 use rossl::rossl_core::components::{
     BuildContext, Dataset, ImageRef, ImageSet, Split, ViewStrategy,
 };
-use rossl::rossl_core::config::ComponentConfig;
 use rossl::rossl_core::data::{Loader, LoaderSettings};
 use rossl::rossl_core::registry;
 use rossl::rossl_core::rng::Rng;
@@ -15,15 +14,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 fn dataset(name: &str, params: &str) -> Box<dyn Dataset> {
-    let config = ComponentConfig::from_toml(&format!("data.{name}"), params).unwrap();
-    let registration = registry::find::<dyn Dataset>(name, "test").unwrap();
-    (registration.build)(&config, &BuildContext::cpu(0)).unwrap()
+    registry::build::<dyn Dataset>(name, params, &BuildContext::cpu(0)).unwrap()
 }
 
 fn views(name: &str, params: &str) -> Box<dyn ViewStrategy> {
-    let config = ComponentConfig::from_toml(&format!("views.{name}"), params).unwrap();
-    let registration = registry::find::<dyn ViewStrategy>(name, "test").unwrap();
-    (registration.build)(&config, &BuildContext::cpu(0)).unwrap()
+    registry::build::<dyn ViewStrategy>(name, params, &BuildContext::cpu(0)).unwrap()
 }
 
 /// A CIFAR record: label byte(s), then R, G, B planes where pixel p of plane c is (7c + p + seed) % 256.

@@ -2,19 +2,16 @@
 
 use candle_core::{DType, Device, Tensor};
 use rossl::rossl_core::components::{BuildContext, Encoder, InputShape, Mode};
-use rossl::rossl_core::config::ComponentConfig;
 use rossl::rossl_core::registry;
 
 fn encoder(name: &str, params: &str, channels: usize) -> Box<dyn Encoder> {
-    let config = ComponentConfig::from_toml(&format!("encoder.{name}"), params).unwrap();
-    let ctx = BuildContext::cpu(0).with_input(InputShape {
+    let shape = InputShape {
         channels,
         height: 32,
         width: 32,
         classes: 10,
-    });
-    let registration = registry::find::<dyn Encoder>(name, "test").unwrap();
-    (registration.build)(&config, &ctx).unwrap()
+    };
+    registry::build::<dyn Encoder>(name, params, &BuildContext::cpu(0).with_input(shape)).unwrap()
 }
 
 #[test]

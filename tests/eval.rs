@@ -10,7 +10,7 @@ use rossl::rossl_core::components::{
     Attack, Buffer, BuildContext, Classifier, Embedding, Encoder, Evaluator, FitContext, ImageSet,
     Mode, Parameter, Split,
 };
-use rossl::rossl_core::config::{ComponentConfig, DeviceSpec, EvalConfig};
+use rossl::rossl_core::config::{DeviceSpec, EvalConfig};
 use rossl::rossl_core::device::select_device;
 use rossl::rossl_core::eval::{evaluate, EvalInputs};
 use rossl::rossl_core::registry;
@@ -20,9 +20,7 @@ use rossl::rossl_core::Result;
 use std::sync::Arc;
 
 fn attack(name: &str, params: &str) -> Box<dyn Attack> {
-    let config = ComponentConfig::from_toml(&format!("attack.{name}"), params).unwrap();
-    (registry::find::<dyn Attack>(name, "test").unwrap().build)(&config, &BuildContext::cpu(0))
-        .unwrap()
+    registry::build::<dyn Attack>(name, params, &BuildContext::cpu(0)).unwrap()
 }
 
 /// A linear classifier's negative margin y (w.x + b) per example: its worst L-infinity
@@ -147,14 +145,12 @@ impl Encoder for Flatten {
 }
 
 fn synthetic(noise: f64) -> (ImageSet, ImageSet) {
-    let config = ComponentConfig::from_toml(
-        "data.synthetic",
-        &format!("channels = 1\nheight = 16\nwidth = 16\nclasses = 4\ntrain_size = 200\ntest_size = 80\nnoise = {noise}\nmax_shift = 0"),
+    let params = format!("channels = 1\nheight = 16\nwidth = 16\nclasses = 4\ntrain_size = 200\ntest_size = 80\nnoise = {noise}\nmax_shift = 0");
+    let d = registry::build::<dyn rossl::rossl_core::components::Dataset>(
+        "synthetic",
+        &params,
+        &BuildContext::cpu(0),
     )
-    .unwrap();
-    let d = (registry::find::<dyn rossl::rossl_core::components::Dataset>("synthetic", "test")
-        .unwrap()
-        .build)(&config, &BuildContext::cpu(0))
     .unwrap();
     (d.load(Split::Train).unwrap(), d.load(Split::Test).unwrap())
 }
@@ -174,9 +170,7 @@ fn eval_config(preset: &str) -> EvalConfig {
 }
 
 fn evaluator(name: &str, params: &str) -> Box<dyn Evaluator> {
-    let config = ComponentConfig::from_toml(&format!("eval.{name}"), params).unwrap();
-    (registry::find::<dyn Evaluator>(name, "test").unwrap().build)(&config, &BuildContext::cpu(0))
-        .unwrap()
+    registry::build::<dyn Evaluator>(name, params, &BuildContext::cpu(0)).unwrap()
 }
 
 #[test]
@@ -245,21 +239,19 @@ impl Evaluator for TrainModeProbe {
 }
 
 fn small_encoder() -> Arc<dyn Encoder> {
-    let config = ComponentConfig::from_toml(
-        "encoder.resnet-small",
-        "widths = [4, 8]\nhidden = 16\nz_dim = 8",
-    )
-    .unwrap();
-    let ctx = BuildContext::cpu(3).with_input(rossl::rossl_core::components::InputShape {
+    let shape = rossl::rossl_core::components::InputShape {
         channels: 1,
         height: 16,
         width: 16,
         classes: 4,
-    });
+    };
+    let ctx = BuildContext::cpu(3).with_input(shape);
     Arc::from(
-        (registry::find::<dyn Encoder>("resnet-small", "test")
-            .unwrap()
-            .build)(&config, &ctx)
+        registry::build::<dyn Encoder>(
+            "resnet-small",
+            "widths = [4, 8]\nhidden = 16\nz_dim = 8",
+            &ctx,
+        )
         .unwrap(),
     )
 }

@@ -4,7 +4,7 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use rossl::rossl_core::components::{BuildContext, ParamRole, Parameter, SslLoss};
-use rossl::rossl_core::config::{ComponentConfig, OptimConfig};
+use rossl::rossl_core::config::OptimConfig;
 use rossl::rossl_core::ops::{
     batch_norm_eval, batch_norm_train, batch_norm_train_reference, conv2d_nhwc,
     conv2d_nhwc_reference, logdet_spd,
@@ -16,12 +16,7 @@ use rossl::rossl_core::rng::Rng;
 const DEV: Device = Device::Cpu;
 
 fn loss(name: &str) -> Box<dyn SslLoss> {
-    let registration = registry::find::<dyn SslLoss>(name, "test").unwrap();
-    (registration.build)(
-        &ComponentConfig::defaults(&format!("loss.{name}")),
-        &BuildContext::cpu(0),
-    )
-    .unwrap()
+    registry::build::<dyn SslLoss>(name, "", &BuildContext::cpu(0)).unwrap()
 }
 
 /// z (12 x 5): 3 views of 4 images, z[r][j] = sin(0.7 r + 1.3 j + 0.1 r j), rows L2-normalised.

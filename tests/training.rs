@@ -9,7 +9,7 @@ use common::{temp_dir, write, TINY};
 use rossl::rossl_core::assembly::Assembly;
 use rossl::rossl_core::checkpoint;
 use rossl::rossl_core::components::{Attack, BuildContext};
-use rossl::rossl_core::config::{ComponentConfig, DeviceSpec};
+use rossl::rossl_core::config::DeviceSpec;
 use rossl::rossl_core::device::select_device;
 use rossl::rossl_core::optim::SgdLars;
 use rossl::rossl_core::registry;
@@ -160,13 +160,8 @@ fn a_pgd_step_equals_a_standard_step_on_the_perturbed_batch() {
     let dir = temp_dir("pgd-leak");
     let a = assemble(&dir, &[]);
     let b = assemble(&dir, &[]);
-    let attack_config =
-        ComponentConfig::from_toml("train.attack.pgd-linf", "steps = 4\nrandom_start = true")
-            .unwrap();
-    let attack = (registry::find::<dyn Attack>("pgd-linf", "test")
-        .unwrap()
-        .build)(&attack_config, &BuildContext::cpu(0))
-    .unwrap();
+    let params = "steps = 4\nrandom_start = true";
+    let attack = registry::build::<dyn Attack>("pgd-linf", params, &BuildContext::cpu(0)).unwrap();
     let x = Tensor::rand(0f32, 1f32, (32, 1, 12, 12), &Device::Cpu).unwrap();
     let mut opt_a = SgdLars::new(a.encoder.parameters(), &a.config.run.optim);
     let mut opt_b = SgdLars::new(b.encoder.parameters(), &b.config.run.optim);

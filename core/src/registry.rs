@@ -370,3 +370,17 @@ macro_rules! __register {
 pub fn positive(value: f64) -> bool {
     value > 0.0 && value.is_finite()
 }
+
+/// Builds component `name` of kind `T` from parameters in TOML text (for programs, presets and
+/// tests); errors name `kind.name.key`.
+pub fn build<T: ?Sized + ComponentKind>(
+    name: &str,
+    params: &str,
+    ctx: &BuildContext,
+) -> Result<Box<T>>
+where
+    Registration<T>: inventory::Collect,
+{
+    let config = ComponentConfig::from_toml(&format!("{}.{name}", T::KIND), params)?;
+    (find::<T>(name, "the caller")?.build)(&config, ctx)
+}

@@ -3,7 +3,7 @@
 
 use clap::Args;
 use rossl_core::components::{ImageRef, Mode, ParamRole, SslLoss, ViewStrategy};
-use rossl_core::config::{ComponentConfig, LarsConfig, OptimConfig};
+use rossl_core::config::{LarsConfig, OptimConfig};
 use rossl_core::objective::{SslObjective, Term};
 use rossl_core::optim::SgdLars;
 use rossl_core::registry;
@@ -96,11 +96,10 @@ fn median(values: &mut [f64]) -> f64 {
 }
 
 fn loss_from_registry(name: &str) -> anyhow::Result<Box<dyn SslLoss>> {
-    let registration = registry::find::<dyn SslLoss>(name, "the benchmark")?;
-    let ctx = rossl_core::components::BuildContext::cpu(0);
-    Ok((registration.build)(
-        &ComponentConfig::defaults(&format!("loss.{name}")),
-        &ctx,
+    Ok(registry::build::<dyn SslLoss>(
+        name,
+        "",
+        &rossl_core::components::BuildContext::cpu(0),
     )?)
 }
 
@@ -271,9 +270,11 @@ fn bench_step(args: &BenchArgs) -> anyhow::Result<()> {
 }
 
 fn bench_views(args: &BenchArgs) -> anyhow::Result<()> {
-    let registration = registry::find::<dyn ViewStrategy>("multi-crop", "the benchmark")?;
-    let ctx = rossl_core::components::BuildContext::cpu(0);
-    let views = (registration.build)(&ComponentConfig::defaults("views.multi-crop"), &ctx)?;
+    let views = registry::build::<dyn ViewStrategy>(
+        "multi-crop",
+        "",
+        &rossl_core::components::BuildContext::cpu(0),
+    )?;
     let images = 256;
     let mut rng = Rng::new(1);
     let set: Vec<f32> = (0..images * 3 * 32 * 32)

@@ -5,7 +5,7 @@
 use candle_core::{Device, Tensor, Var};
 use rossl_core::assembly::Assembly;
 use rossl_core::components::{Attack, BuildContext, SslLoss};
-use rossl_core::config::{ComponentConfig, ConfigSources, DeviceSpec, ResolvedConfig};
+use rossl_core::config::{ConfigSources, DeviceSpec, ResolvedConfig};
 use rossl_core::device::select_device;
 use rossl_core::plugins;
 use rossl_core::registry::{self, Kind};
@@ -103,12 +103,7 @@ fn vicreg_in_the_host(z: &Tensor, views: usize) -> Tensor {
 #[test]
 fn the_plugin_s_gradient_equals_the_host_s() {
     load_example();
-    let registration = registry::find::<dyn SslLoss>("vicreg", "test").unwrap();
-    let loss = (registration.build)(
-        &ComponentConfig::defaults("loss.vicreg"),
-        &BuildContext::cpu(0),
-    )
-    .unwrap();
+    let loss = registry::build::<dyn SslLoss>("vicreg", "", &BuildContext::cpu(0)).unwrap();
     let mut rng = Rng::new(5);
     let values: Vec<f64> = (0..3 * 5 * 4).map(|_| rng.normal() * 0.3).collect();
     let z = Var::from_tensor(&Tensor::from_vec(values, (15, 4), &Device::Cpu).unwrap()).unwrap();
@@ -153,12 +148,8 @@ fn the_plugin_s_gradient_equals_the_host_s() {
 #[test]
 fn the_plugin_s_attack_keeps_to_its_l2_ball_and_the_pixel_range() {
     load_example();
-    let config =
-        ComponentConfig::from_toml("attack.pgd-l2", "eps = 0.3\nstep = 0.1\nsteps = 6").unwrap();
-    let attack = (registry::find::<dyn Attack>("pgd-l2", "test")
-        .unwrap()
-        .build)(&config, &BuildContext::cpu(0))
-    .unwrap();
+    let params = "eps = 0.3\nstep = 0.1\nsteps = 6";
+    let attack = registry::build::<dyn Attack>("pgd-l2", params, &BuildContext::cpu(0)).unwrap();
     let x = Tensor::rand(0f32, 1f32, (4, 2, 3, 3), &Device::Cpu).unwrap();
     let w = Tensor::rand(-1f32, 1f32, (1, 2, 3, 3), &Device::Cpu).unwrap();
     let mut objective = |input: &Tensor| -> rossl_core::Result<Tensor> {
