@@ -3,6 +3,7 @@
 //! Robust self-supervised learning research on candle: the command line, and every built-in
 //! plugin linked into one binary. The runtime is [`rossl_core`]; the built-in components live in
 //! the crates under `plugins/`.
+#![warn(missing_docs)]
 
 // Every built-in plugin crate must be named here: the linker drops crates that nothing names,
 // and their registrations vanish with them (a test in tests/registry.rs guards this).

@@ -9,6 +9,7 @@
 //! - [`device`], [`rng`], [`run_dir`]: devices and threads, seeded randomness, run folders.
 //!
 //! Plugin crates depend on this crate alone: the registration macro re-exports what it needs.
+#![warn(missing_docs)]
 
 pub mod adversarial;
 pub mod assembly;

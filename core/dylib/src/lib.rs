@@ -5,6 +5,6 @@
 //! host's registry.
 //!
 //! Nothing uses this crate's items directly: depending on it is what matters.
-
+#![warn(missing_docs)]
 #![allow(unused_imports)]
 pub use rossl_core;

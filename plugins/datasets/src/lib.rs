@@ -4,6 +4,7 @@
 //!
 //! Every dataset yields images as f32 in [0, 1], channel-major, with integer labels. Missing,
 //! truncated and corrupt files are errors that name the file and say what was wrong.
+#![warn(missing_docs)]
 
 pub mod cifar;
 pub mod embedded;

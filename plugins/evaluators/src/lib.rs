@@ -3,6 +3,7 @@
 //! (the head trained on PGD examples made through the frozen encoder), `multi-crop-probe`
 //! (EMP-SSL's bag of features: features averaged over random crops; attacked with expectation over
 //! transformation) and `knn` (k nearest neighbours, cosine similarity, temperature-weighted votes).
+#![warn(missing_docs)]
 
 pub mod knn;
 pub mod linear;

@@ -1,6 +1,7 @@
 //! An example dynamic rossl plugin: a VICReg loss (`vicreg.rs`) and a PGD attack in an L2 ball
 //! (`pgd_l2.rs`), each one source file. See README.md in this folder for how to build and load it,
 //! and docs/writing-a-plugin.md for the full story.
+#![warn(missing_docs)]
 
 // Link the shared rossl-core (and candle): the plugin must not carry copies of its own.
 #[allow(unused_extern_crates)]

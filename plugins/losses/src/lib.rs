@@ -1,6 +1,7 @@
 //! rossl's built-in SSL losses: `tcr` (total coding rate), `invariance` (cosine similarity to the
 //! views' mean) and `infonce` (SimCLR/SupCon contrastive loss). All take projections laid out
 //! view-major: rows `v * B .. (v + 1) * B` are view `v` of the B images.
+#![warn(missing_docs)]
 
 pub mod infonce;
 pub mod invariance;

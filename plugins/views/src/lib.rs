@@ -6,6 +6,7 @@
 //! On one-channel images the colour steps that need colour are skipped, as torchvision does:
 //! saturation and hue jitter leave a grey image unchanged, grayscale is a no-op; brightness and
 //! contrast apply.
+#![warn(missing_docs)]
 
 pub mod augment;
 pub mod blur;
