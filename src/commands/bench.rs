@@ -162,7 +162,8 @@ fn bench_step(args: &BenchArgs) -> anyhow::Result<()> {
     let mut delta = x.zeros_like()?;
     let (eps, alpha) = (8.0 / 255.0, 0.01);
     let mut times = Vec::new();
-    let mut phases: std::collections::BTreeMap<String, f64> = Default::default();
+    // Per phase: (wall seconds, process CPU seconds), summed over the timed steps.
+    let mut phases: std::collections::BTreeMap<String, (f64, f64)> = Default::default();
     let sync = |t: &candle_core::Tensor| -> anyhow::Result<()> {
         t.device().synchronize()?;
         Ok(())
@@ -173,7 +174,7 @@ fn bench_step(args: &BenchArgs) -> anyhow::Result<()> {
         let cpu0 = cpu_seconds();
         profile::reset();
         sync(&x)?;
-        let t0 = Instant::now();
+        let t0 = (Instant::now(), profile::process_cpu_seconds());
         let delta_var = candle_core::Var::from_tensor(&delta)?;
         let input = if free {
             (&x + delta_var.as_tensor())?
@@ -182,38 +183,49 @@ fn bench_step(args: &BenchArgs) -> anyhow::Result<()> {
         };
         let embedding = rossl_core::components::Encoder::forward(&encoder, &input, Mode::Train)?;
         sync(&embedding.projection)?;
-        let t1 = Instant::now();
+        let t1 = (Instant::now(), profile::process_cpu_seconds());
         let value = objective.evaluate(&embedding.projection, w.crops)?;
         let loss = value.finite_total()?;
-        let t2 = Instant::now();
+        let t2 = (Instant::now(), profile::process_cpu_seconds());
         let mut grads = value.total.backward()?;
         rossl_core::components::Encoder::route_gradients(&encoder, &mut grads)?;
         sync(&x)?;
-        let t3 = Instant::now();
+        let t3 = (Instant::now(), profile::process_cpu_seconds());
         optimizer.step(&grads, 0.01)?;
         sync(&x)?;
-        let t4 = Instant::now();
+        let t4 = (Instant::now(), profile::process_cpu_seconds());
         let g = grads
             .get(delta_var.as_tensor())
             .cloned()
             .unwrap_or(delta.zeros_like()?);
         delta = adversarial::clip_delta(&x, &(&delta + (g.sign()? * alpha)?)?, eps)?;
         sync(&delta)?;
-        let t5 = Instant::now();
-        let dt = (t5 - t0).as_secs_f64();
+        let t5 = (Instant::now(), profile::process_cpu_seconds());
+        let dt = (t5.0 - t0.0).as_secs_f64();
         eprintln!("step {step} loss {loss:.4} {dt:.3}s");
         if step >= args.warmup {
             times.push(dt);
             timed_cpu += cpu_seconds() - cpu0;
             timed_wall += dt;
-            let mut add = |k: &str, v: f64| *phases.entry(k.to_string()).or_default() += v;
-            add("forward (total)", (t1 - t0).as_secs_f64());
-            add("loss", (t2 - t1).as_secs_f64());
-            add("backward (total)", (t3 - t2).as_secs_f64());
-            add("optimiser", (t4 - t3).as_secs_f64());
-            add("perturbation update", (t5 - t4).as_secs_f64());
-            for (name, secs, _) in profile::totals() {
-                add(name, secs);
+            let mut add = |k: &str, wall: f64, cpu: f64| {
+                let e = phases.entry(k.to_string()).or_default();
+                e.0 += wall;
+                e.1 += cpu;
+            };
+            let span =
+                |a: (Instant, f64), b: (Instant, f64)| ((b.0 - a.0).as_secs_f64(), b.1 - a.1);
+            for (name, (a, b)) in [
+                ("forward (total)", (t0, t1)),
+                ("loss", (t1, t2)),
+                ("backward (total)", (t2, t3)),
+                ("optimiser", (t3, t4)),
+                ("perturbation update", (t4, t5)),
+            ] {
+                let (wall, cpu) = span(a, b);
+                add(name, wall, cpu);
+            }
+            for (name, total) in profile::totals() {
+                add(name, total.wall_s, total.cpu_s);
             }
         }
     }
@@ -230,31 +242,43 @@ fn bench_step(args: &BenchArgs) -> anyhow::Result<()> {
         args.regime,
         timed_cpu / timed_wall.max(1e-9)
     );
-    println!("phase breakdown (mean seconds per step):");
-    let get = |k: &str| phases.get(k).copied().unwrap_or(0.0) / timed;
+    println!("phase breakdown (mean seconds per step; cores: CPU time over wall time):");
+    let get = |k: &str| {
+        let (wall, cpu) = phases.get(k).copied().unwrap_or((0.0, 0.0));
+        (wall / timed, cpu / timed)
+    };
+    let minus = |a: (f64, f64), parts: &[(f64, f64)]| {
+        parts.iter().fold(a, |acc, p| (acc.0 - p.0, acc.1 - p.1))
+    };
+    let forward = get("forward (total)");
+    let backward = get("backward (total)");
     let rows = [
-        ("forward (total)", get("forward (total)")),
+        ("forward (total)", forward),
         ("  conv", get("conv.forward")),
         ("  batch norm + relu", get("batchnorm.forward")),
         (
             "  other (linear, add, pool, permute)",
-            get("forward (total)") - get("conv.forward") - get("batchnorm.forward"),
+            minus(forward, &[get("conv.forward"), get("batchnorm.forward")]),
         ),
         (
             "  (fused backbone forward, all of it)",
             get("backbone.forward (all)"),
         ),
         ("loss (EMP: invariance + TCR)", get("loss")),
-        ("backward (total)", get("backward (total)")),
+        ("backward (total)", backward),
         ("  conv input gradient", get("conv.backward.input")),
         ("  conv weight gradient", get("conv.backward.weight")),
         ("  batch norm + relu", get("batchnorm.backward")),
         (
             "  other (linear, add, pool, loss)",
-            get("backward (total)")
-                - get("conv.backward.input")
-                - get("conv.backward.weight")
-                - get("batchnorm.backward"),
+            minus(
+                backward,
+                &[
+                    get("conv.backward.input"),
+                    get("conv.backward.weight"),
+                    get("batchnorm.backward"),
+                ],
+            ),
         ),
         (
             "  (fused backbone backward, all of it)",
@@ -263,8 +287,9 @@ fn bench_step(args: &BenchArgs) -> anyhow::Result<()> {
         ("optimiser", get("optimiser")),
         ("perturbation update", get("perturbation update")),
     ];
-    for (name, secs) in rows {
-        println!("  {name:<40} {secs:>8.4} s");
+    for (name, (wall, cpu)) in rows {
+        let cores = if wall > 1e-6 { cpu / wall } else { 0.0 };
+        println!("  {name:<40} {wall:>8.4} s  {cores:>5.2} cores");
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Channels-last batch normalisation: `x` is (rows x C) with rows = N H W (or N for 1-D).
 
 use super::gemm::Element;
+use super::par_build;
 use rayon::prelude::*;
 
 fn chunk_rows(c: usize) -> usize {
@@ -60,18 +61,16 @@ pub fn moments<T: Element>(x: &[T], c: usize) -> (Vec<f64>, Vec<f64>) {
 
 /// `y = x scale + shift` per channel, then ReLU if asked.
 pub fn affine<T: Element>(x: &[T], c: usize, scale: &[T], shift: &[T], relu: bool) -> Vec<T> {
-    let mut y = vec![T::zero(); x.len()];
-    y.par_chunks_mut(chunk_rows(c) * c)
-        .zip(x.par_chunks(chunk_rows(c) * c))
-        .for_each(|(out, inp)| {
-            for (orow, irow) in out.chunks_exact_mut(c).zip(inp.chunks_exact(c)) {
-                for j in 0..c {
-                    let v = irow[j] * scale[j] + shift[j];
-                    orow[j] = if relu && v < T::zero() { T::zero() } else { v };
-                }
+    let step = chunk_rows(c) * c;
+    par_build(x.len(), step, T::zero(), |i, out| {
+        let inp = &x[i * step..i * step + out.len()];
+        for (orow, irow) in out.chunks_exact_mut(c).zip(inp.chunks_exact(c)) {
+            for j in 0..c {
+                let v = irow[j] * scale[j] + shift[j];
+                orow[j] = if relu && v < T::zero() { T::zero() } else { v };
             }
-        });
-    y
+        }
+    })
 }
 
 /// The output gradient with the ReLU's mask applied (`y` is the op's output).
@@ -136,24 +135,22 @@ pub fn backward_train<T: Element>(
         .collect();
     let mean_dy: Vec<T> = sum_dy.iter().map(|s| T::of(s / rows)).collect();
     let mean_dy_xhat: Vec<T> = sum_dy_xhat.iter().map(|s| T::of(s / rows)).collect();
-    let mut dx = vec![T::zero(); x.len()];
-    dx.par_chunks_mut(step)
-        .zip(x.par_chunks(step))
-        .zip(y.par_chunks(step).zip(dy.par_chunks(step)))
-        .for_each(|((out, xp), (yp, dp))| {
-            for (((o, xr), yr), dr) in out
-                .chunks_exact_mut(c)
-                .zip(xp.chunks_exact(c))
-                .zip(yp.chunks_exact(c))
-                .zip(dp.chunks_exact(c))
-            {
-                for j in 0..c {
-                    let g = masked(dr[j], yr[j], relu);
-                    let xhat = (xr[j] - m[j]) * inv[j];
-                    o[j] = k[j] * (g - mean_dy[j] - xhat * mean_dy_xhat[j]);
-                }
+    let dx = par_build(x.len(), step, T::zero(), |i, out| {
+        let at = i * step..i * step + out.len();
+        let (xp, yp, dp) = (&x[at.clone()], &y[at.clone()], &dy[at]);
+        for (((o, xr), yr), dr) in out
+            .chunks_exact_mut(c)
+            .zip(xp.chunks_exact(c))
+            .zip(yp.chunks_exact(c))
+            .zip(dp.chunks_exact(c))
+        {
+            for j in 0..c {
+                let g = masked(dr[j], yr[j], relu);
+                let xhat = (xr[j] - m[j]) * inv[j];
+                o[j] = k[j] * (g - mean_dy[j] - xhat * mean_dy_xhat[j]);
             }
-        });
+        }
+    });
     let dgamma = sum_dy_xhat.into_iter().map(T::of).collect();
     let dbeta = sum_dy.into_iter().map(T::of).collect();
     (dx, dgamma, dbeta)
@@ -162,19 +159,17 @@ pub fn backward_train<T: Element>(
 /// Gradient of `y = relu?(x scale + shift)` with respect to `x`.
 pub fn backward_affine<T: Element>(y: &[T], dy: &[T], c: usize, scale: &[T], relu: bool) -> Vec<T> {
     let step = chunk_rows(c) * c;
-    let mut dx = vec![T::zero(); dy.len()];
-    dx.par_chunks_mut(step)
-        .zip(y.par_chunks(step).zip(dy.par_chunks(step)))
-        .for_each(|(out, (yp, dp))| {
-            for ((o, yr), dr) in out
-                .chunks_exact_mut(c)
-                .zip(yp.chunks_exact(c))
-                .zip(dp.chunks_exact(c))
-            {
-                for j in 0..c {
-                    o[j] = masked(dr[j], yr[j], relu) * scale[j];
-                }
+    par_build(dy.len(), step, T::zero(), |i, out| {
+        let at = i * step..i * step + out.len();
+        let (yp, dp) = (&y[at.clone()], &dy[at]);
+        for ((o, yr), dr) in out
+            .chunks_exact_mut(c)
+            .zip(yp.chunks_exact(c))
+            .zip(dp.chunks_exact(c))
+        {
+            for j in 0..c {
+                o[j] = masked(dr[j], yr[j], relu) * scale[j];
             }
-        });
-    dx
+        }
+    })
 }

@@ -5,6 +5,7 @@
 //! `(ky K + kx) C + c`.
 
 use super::gemm::{matmul, Element, Mat};
+use super::par_build;
 use rayon::prelude::*;
 
 /// The geometry of a square-kernel convolution with symmetric zero padding.
@@ -141,88 +142,81 @@ fn col2im<T: Element>(
     }
 }
 
-/// Reorders PyTorch weights (O, C, K, K) into (K, K, C, O).
+/// Reorders PyTorch weights (O, C, K, K) into (K, K, C, O), in parallel over the (K, K, C) rows.
 pub fn weights_to_kkco<T: Element>(w: &[T], s: &ConvShape) -> Vec<T> {
-    let mut out = vec![T::zero(); w.len()];
-    for o in 0..s.o {
-        for c in 0..s.c {
-            for ky in 0..s.k {
-                for kx in 0..s.k {
-                    out[((ky * s.k + kx) * s.c + c) * s.o + o] =
-                        w[((o * s.c + c) * s.k + ky) * s.k + kx];
-                }
+    let (k, c, o) = (s.k, s.c, s.o);
+    let rows_per_task = (1usize << 14).div_ceil(o.max(1)).max(1);
+    par_build(w.len(), rows_per_task * o, T::zero(), |i, part| {
+        for (r, row) in part.chunks_exact_mut(o).enumerate() {
+            let row_index = i * rows_per_task + r;
+            let (tap, ci) = (row_index / c, row_index % c);
+            let (ky, kx) = (tap / k, tap % k);
+            for (oc, v) in row.iter_mut().enumerate() {
+                *v = w[((oc * c + ci) * k + ky) * k + kx];
             }
         }
-    }
-    out
+    })
 }
 
-/// Reorders (K, K, C, O) back into PyTorch's (O, C, K, K).
+/// Reorders (K, K, C, O) back into PyTorch's (O, C, K, K), in parallel over the (O, C) rows.
 pub fn weights_from_kkco<T: Element>(wt: &[T], s: &ConvShape) -> Vec<T> {
-    let mut out = vec![T::zero(); wt.len()];
-    for o in 0..s.o {
-        for c in 0..s.c {
-            for ky in 0..s.k {
-                for kx in 0..s.k {
-                    out[((o * s.c + c) * s.k + ky) * s.k + kx] =
-                        wt[((ky * s.k + kx) * s.c + c) * s.o + o];
-                }
+    let (k, c, o) = (s.k, s.c, s.o);
+    let kk = k * k;
+    let rows_per_task = (1usize << 14).div_ceil(kk).max(1);
+    par_build(wt.len(), rows_per_task * kk, T::zero(), |i, part| {
+        for (r, row) in part.chunks_exact_mut(kk).enumerate() {
+            let row_index = i * rows_per_task + r;
+            let (oc, ci) = (row_index / c, row_index % c);
+            for (tap, v) in row.iter_mut().enumerate() {
+                *v = wt[(tap * c + ci) * o + oc];
             }
         }
-    }
-    out
+    })
 }
 
 /// Output (rows x O) of the convolution of `x` with `wt`.
 pub fn forward<T: Element>(x: &[T], wt: &[T], s: &ConvShape) -> Vec<T> {
     let (rows, kkc, o) = (s.rows(), s.kkc(), s.o);
-    let mut out = vec![T::zero(); rows * o];
     let chunk = s.chunk_rows();
     if let (Some(xf), Some(wf)) = (as_f32(x), as_f32(wt)) {
         if super::direct::applies(s) && !s.pointwise() {
-            let outf = as_f32_mut(&mut out).expect("same element type");
             let chunk = 240;
-            outf.par_chunks_mut(chunk * o)
-                .enumerate()
-                .for_each(|(i, dst)| {
-                    let r0 = i * chunk;
-                    let r1 = (r0 + chunk).min(rows);
-                    super::direct::rows(xf, wf, s, r0, r1, dst);
-                });
-            return out;
+            return par_build(rows * o, chunk * o, T::zero(), |i, dst| {
+                let dst = as_f32_mut(dst).expect("same element type");
+                let r0 = i * chunk;
+                let r1 = (r0 + chunk).min(rows);
+                super::direct::rows(xf, wf, s, r0, r1, dst);
+            });
         }
     }
-    out.par_chunks_mut(chunk * o)
-        .enumerate()
-        .for_each(|(i, dst)| {
-            let r0 = i * chunk;
-            let r1 = (r0 + chunk).min(rows);
-            let m = r1 - r0;
-            if s.pointwise() {
-                matmul(
-                    &x[r0 * kkc..r1 * kkc],
-                    Mat::row_major(m, kkc),
-                    wt,
-                    Mat::row_major(kkc, o),
-                    dst,
-                    Mat::row_major(m, o),
-                    false,
-                );
-            } else {
-                let mut col = vec![T::zero(); m * kkc];
-                im2col(x, s, r0, r1, &mut col);
-                matmul(
-                    &col,
-                    Mat::row_major(m, kkc),
-                    wt,
-                    Mat::row_major(kkc, o),
-                    dst,
-                    Mat::row_major(m, o),
-                    false,
-                );
-            }
-        });
-    out
+    par_build(rows * o, chunk * o, T::zero(), |i, dst| {
+        let r0 = i * chunk;
+        let r1 = (r0 + chunk).min(rows);
+        let m = r1 - r0;
+        if s.pointwise() {
+            matmul(
+                &x[r0 * kkc..r1 * kkc],
+                Mat::row_major(m, kkc),
+                wt,
+                Mat::row_major(kkc, o),
+                dst,
+                Mat::row_major(m, o),
+                false,
+            );
+        } else {
+            let mut col = vec![T::zero(); m * kkc];
+            im2col(x, s, r0, r1, &mut col);
+            matmul(
+                &col,
+                Mat::row_major(m, kkc),
+                wt,
+                Mat::row_major(kkc, o),
+                dst,
+                Mat::row_major(m, o),
+                false,
+            );
+        }
+    })
 }
 
 /// For a stride-1 convolution, the input gradient is itself a convolution of the output gradient
@@ -230,17 +224,18 @@ pub fn forward<T: Element>(x: &[T], wt: &[T], s: &ConvShape) -> Vec<T> {
 /// no scatter-add. Returns that convolution's weights in (K, K, O, C) order and its shape.
 fn transposed_as_forward<T: Element>(wt: &[T], s: &ConvShape) -> (Vec<T>, ConvShape) {
     let (k, c, o) = (s.k, s.c, s.o);
-    let mut flipped = vec![T::zero(); wt.len()];
-    for ky in 0..k {
-        for kx in 0..k {
-            let src_tap = (k - 1 - ky) * k + (k - 1 - kx);
-            for oc in 0..o {
-                for ic in 0..c {
-                    flipped[((ky * k + kx) * o + oc) * c + ic] = wt[(src_tap * c + ic) * o + oc];
-                }
+    // rows (tap, oc) of c values, in parallel
+    let rows_per_task = (1usize << 14).div_ceil(c.max(1)).max(1);
+    let flipped = par_build(wt.len(), rows_per_task * c, T::zero(), |i, part| {
+        for (r, row) in part.chunks_exact_mut(c).enumerate() {
+            let row_index = i * rows_per_task + r;
+            let (tap, oc) = (row_index / o, row_index % o);
+            let src_tap = k * k - 1 - tap;
+            for (ic, v) in row.iter_mut().enumerate() {
+                *v = wt[(src_tap * c + ic) * o + oc];
             }
         }
-    }
+    });
     let shape = ConvShape {
         n: s.n,
         h: s.oh(),
@@ -266,60 +261,53 @@ pub fn input_grad<T: Element>(dy: &[T], wt: &[T], s: &ConvShape) -> Vec<T> {
     }
     let (kkc, o) = (s.kkc(), s.o);
     let image = s.h * s.w * s.c;
-    let mut dx = vec![T::zero(); s.n * image];
     // W as (O x KKC): element (o, j) = wt[j O + o]
     let w_view = Mat::row_major(kkc, o).t();
     if s.pointwise() {
         let chunk = s.chunk_rows();
         let rows = s.rows();
-        dx.par_chunks_mut(chunk * kkc)
-            .enumerate()
-            .for_each(|(i, dst)| {
-                let r0 = i * chunk;
-                let r1 = (r0 + chunk).min(rows);
-                matmul(
-                    &dy[r0 * o..r1 * o],
-                    Mat::row_major(r1 - r0, o),
-                    wt,
-                    w_view,
-                    dst,
-                    Mat::row_major(r1 - r0, kkc),
-                    false,
-                );
-            });
-        return dx;
+        return par_build(s.n * image, chunk * kkc, T::zero(), |i, dst| {
+            let r0 = i * chunk;
+            let r1 = (r0 + chunk).min(rows);
+            matmul(
+                &dy[r0 * o..r1 * o],
+                Mat::row_major(r1 - r0, o),
+                wt,
+                w_view,
+                dst,
+                Mat::row_major(r1 - r0, kkc),
+                false,
+            );
+        });
     }
     // Tasks own whole images (so that no two write the same part of dx); within a task, the
     // rows go through in chunks small enough for their im2col block to stay in cache.
     let per_image = s.rows_per_image();
     let chunk = s.chunk_rows();
     let images_per_task = (chunk / per_image.max(1)).max(1);
-    dx.par_chunks_mut(images_per_task * image)
-        .enumerate()
-        .for_each(|(t, dst)| {
-            let first_image = t * images_per_task;
-            let images = dst.len() / image;
-            let start = first_image * per_image;
-            let end = start + images * per_image;
-            let mut dcol = vec![T::zero(); chunk.min(end - start) * kkc];
-            let mut r0 = start;
-            while r0 < end {
-                let r1 = (r0 + chunk).min(end);
-                let block = &mut dcol[..(r1 - r0) * kkc];
-                matmul(
-                    &dy[r0 * o..r1 * o],
-                    Mat::row_major(r1 - r0, o),
-                    wt,
-                    w_view,
-                    block,
-                    Mat::row_major(r1 - r0, kkc),
-                    false,
-                );
-                col2im(block, s, r0, r1, dst, first_image * image);
-                r0 = r1;
-            }
-        });
-    dx
+    par_build(s.n * image, images_per_task * image, T::zero(), |t, dst| {
+        let first_image = t * images_per_task;
+        let images = dst.len() / image;
+        let start = first_image * per_image;
+        let end = start + images * per_image;
+        let mut dcol = vec![T::zero(); chunk.min(end - start) * kkc];
+        let mut r0 = start;
+        while r0 < end {
+            let r1 = (r0 + chunk).min(end);
+            let block = &mut dcol[..(r1 - r0) * kkc];
+            matmul(
+                &dy[r0 * o..r1 * o],
+                Mat::row_major(r1 - r0, o),
+                wt,
+                w_view,
+                block,
+                Mat::row_major(r1 - r0, kkc),
+                false,
+            );
+            col2im(block, s, r0, r1, dst, first_image * image);
+            r0 = r1;
+        }
+    })
 }
 
 /// Gradient with respect to the weights, in (K, K, C, O) order, from the input `x` and the output
@@ -330,7 +318,7 @@ pub fn weight_grad<T: Element>(x: &[T], dy: &[T], s: &ConvShape) -> Vec<T> {
     let chunks = rows.div_ceil(chunk);
     // a few tasks per thread, each with its own accumulator, so that a slow thread does not
     // leave the others idle; the partial sums are then added in parallel
-    let tasks = (2 * rayon::current_num_threads().max(1)).min(chunks).max(1);
+    let tasks = (4 * rayon::current_num_threads().max(1)).min(chunks).max(1);
     let per_task = chunks.div_ceil(tasks);
     let partials: Vec<Vec<T>> = (0..tasks)
         .into_par_iter()

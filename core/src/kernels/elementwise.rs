@@ -1,68 +1,55 @@
 //! Small channels-last helpers for the fused encoder: layout changes, residual add + ReLU,
 //! global average pooling, each with its backward.
 
+use super::par_build;
 use rayon::prelude::*;
 
 const CHUNK: usize = 1 << 15;
 
 /// (N, C, H, W) -> (N, H, W, C).
 pub fn nchw_to_nhwc(x: &[f32], (n, c, h, w): (usize, usize, usize, usize)) -> Vec<f32> {
-    let mut out = vec![0.0f32; x.len()];
-    out.par_chunks_mut(h * w * c)
-        .enumerate()
-        .take(n)
-        .for_each(|(i, img)| {
-            let src = &x[i * c * h * w..(i + 1) * c * h * w];
-            for p in 0..h * w {
-                for ch in 0..c {
-                    img[p * c + ch] = src[ch * h * w + p];
-                }
+    debug_assert_eq!(x.len(), n * c * h * w);
+    par_build(x.len(), h * w * c, 0.0, |i, img| {
+        let src = &x[i * c * h * w..(i + 1) * c * h * w];
+        for p in 0..h * w {
+            for ch in 0..c {
+                img[p * c + ch] = src[ch * h * w + p];
             }
-        });
-    out
+        }
+    })
 }
 
 /// (N, H, W, C) -> (N, C, H, W).
 pub fn nhwc_to_nchw(x: &[f32], (n, c, h, w): (usize, usize, usize, usize)) -> Vec<f32> {
-    let mut out = vec![0.0f32; x.len()];
-    out.par_chunks_mut(c * h * w)
-        .enumerate()
-        .take(n)
-        .for_each(|(i, img)| {
-            let src = &x[i * h * w * c..(i + 1) * h * w * c];
-            for p in 0..h * w {
-                for ch in 0..c {
-                    img[ch * h * w + p] = src[p * c + ch];
-                }
+    debug_assert_eq!(x.len(), n * c * h * w);
+    par_build(x.len(), c * h * w, 0.0, |i, img| {
+        let src = &x[i * h * w * c..(i + 1) * h * w * c];
+        for p in 0..h * w {
+            for ch in 0..c {
+                img[ch * h * w + p] = src[p * c + ch];
             }
-        });
-    out
+        }
+    })
 }
 
 /// `relu(a + b)`.
 pub fn add_relu(a: &[f32], b: &[f32]) -> Vec<f32> {
-    let mut out = vec![0.0f32; a.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
-        .for_each(|(o, (x, y))| {
-            for ((o, x), y) in o.iter_mut().zip(x).zip(y) {
-                *o = (x + y).max(0.0);
-            }
-        });
-    out
+    par_build(a.len(), CHUNK, 0.0, |i, o| {
+        let at = i * CHUNK..i * CHUNK + o.len();
+        for ((o, x), y) in o.iter_mut().zip(&a[at.clone()]).zip(&b[at]) {
+            *o = (x + y).max(0.0);
+        }
+    })
 }
 
 /// `dy` where `y > 0`, else 0 (the gradient through a ReLU whose output is `y`).
 pub fn relu_mask(dy: &[f32], y: &[f32]) -> Vec<f32> {
-    let mut out = vec![0.0f32; dy.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(dy.par_chunks(CHUNK).zip(y.par_chunks(CHUNK)))
-        .for_each(|(o, (d, y))| {
-            for ((o, d), y) in o.iter_mut().zip(d).zip(y) {
-                *o = if *y > 0.0 { *d } else { 0.0 };
-            }
-        });
-    out
+    par_build(dy.len(), CHUNK, 0.0, |i, o| {
+        let at = i * CHUNK..i * CHUNK + o.len();
+        for ((o, d), y) in o.iter_mut().zip(&dy[at.clone()]).zip(&y[at]) {
+            *o = if *y > 0.0 { *d } else { 0.0 };
+        }
+    })
 }
 
 /// `acc += x`.
@@ -94,19 +81,15 @@ pub fn global_average_pool(x: &[f32], n: usize, positions: usize, c: usize) -> V
 
 /// The gradient of [`global_average_pool`]: each position gets `dy / positions`.
 pub fn global_average_pool_backward(dy: &[f32], n: usize, positions: usize, c: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; n * positions * c];
     let scale = 1.0 / positions as f32;
-    out.par_chunks_mut(positions * c)
-        .enumerate()
-        .for_each(|(i, img)| {
-            let g = &dy[i * c..(i + 1) * c];
-            for row in img.chunks_exact_mut(c) {
-                for (o, v) in row.iter_mut().zip(g) {
-                    *o = v * scale;
-                }
+    par_build(n * positions * c, positions * c, 0.0, |i, img| {
+        let g = &dy[i * c..(i + 1) * c];
+        for row in img.chunks_exact_mut(c) {
+            for (o, v) in row.iter_mut().zip(g) {
+                *o = v * scale;
             }
-        });
-    out
+        }
+    })
 }
 
 #[cfg(test)]
