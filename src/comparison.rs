@@ -49,7 +49,9 @@ pub fn eps_label(eps: f64) -> String {
 
 fn regime_label(row: &Row) -> String {
     let s = &row.summary;
-    if s.regime == "free" {
+    if s.forward_passes == 0 {
+        "none (untrained)".into()
+    } else if s.regime == "free" {
         format!("free (m={})", s.plan.steps_per_batch)
     } else {
         s.regime.clone()
@@ -69,9 +71,34 @@ fn radii(rows: &[Row]) -> Vec<f64> {
         .unwrap_or_default()
 }
 
-/// The paper-shaped table, one per evaluator, in Markdown.
-pub fn markdown(rows: &[Row]) -> String {
+/// The failed sanity checks of every row, first thing in the comparison: a robust accuracy whose
+/// checks failed is not to be trusted.
+fn failed_checks_section(rows: &[Row]) -> String {
     let mut out = String::new();
+    for row in rows {
+        for e in &row.results.evaluations {
+            for check in e.failed_checks() {
+                let _ = writeln!(
+                    out,
+                    "- **{}**, `{}`: {} ({})",
+                    row.label, e.evaluator, check.name, check.detail
+                );
+            }
+        }
+    }
+    if out.is_empty() {
+        out
+    } else {
+        format!(
+            "## Failed sanity checks\n\nThe robust accuracies of these rows are not to be \
+             trusted until the failures are understood.\n\n{out}\n"
+        )
+    }
+}
+
+/// The paper-shaped table, one per evaluator, in Markdown; failed sanity checks first.
+pub fn markdown(rows: &[Row]) -> String {
+    let mut out = failed_checks_section(rows);
     let eps = radii(rows);
     let evaluators: Vec<String> = rows
         .first()
@@ -347,4 +374,79 @@ pub fn write_all(rows: &[Row], dir: &Path) -> anyhow::Result<String> {
     plot_losses(rows, &dir.join("loss_curves.svg"))?;
     plot_accuracy_vs_time(rows, &dir.join("accuracy_vs_time.svg"))?;
     Ok(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rossl_core::train::TrainPlan;
+
+    fn row(label: &str, forward_passes: u64, failed: bool) -> Row {
+        let summary = TrainSummary {
+            method: label.into(),
+            regime: "free".into(),
+            plan: TrainPlan {
+                passes: 1,
+                batches_per_pass: 2,
+                steps_per_batch: 3,
+                total_steps: 6,
+                horizon: 6,
+            },
+            epochs_budget: 3,
+            epochs: usize::from(forward_passes > 0),
+            steps: 6,
+            forward_passes,
+            backward_passes: forward_passes,
+            seconds: 1.5,
+            final_loss: None,
+            images_per_s: 1.0,
+            device: "cpu".into(),
+            complete: true,
+        };
+        let results: Results = serde_json::from_value(serde_json::json!({
+            "method": label, "dataset": "synthetic", "encoder": "resnet-small",
+            "views": "multi-crop", "views_per_image": 4,
+            "train": {"seconds": 1.5, "epochs": 1, "epochs_budget": 3, "steps": 6,
+                      "forward_passes": forward_passes, "backward_passes": forward_passes,
+                      "regime": "free"},
+            "evaluations": [{
+                "evaluator": "linear-probe", "clean_accuracy": 0.5,
+                "robust": [], "worst_case": [{"eps": 8.0 / 255.0, "accuracy": 0.25}],
+                "checks": [{"name": "eps = 0 gives the clean accuracy", "passed": !failed,
+                            "detail": "0.50 vs 0.40"}],
+                "test_images": 10, "threat_model": "linf", "seconds": 1.0
+            }],
+            "device": "cpu", "seed": 0, "config_digest": "a", "eval_digest": "b"
+        }))
+        .unwrap();
+        Row {
+            label: label.into(),
+            run_dir: PathBuf::from("runs/x"),
+            summary,
+            results,
+        }
+    }
+
+    #[test]
+    fn the_table_lists_failed_checks_first_and_marks_untrained_rows() {
+        let md = markdown(&[row("trained", 6, false), row("untrained", 0, true)]);
+        // the failure, with its numbers, before any table
+        let failure = md
+            .find(
+                "- **untrained**, `linear-probe`: eps = 0 gives the clean accuracy (0.50 vs 0.40)",
+            )
+            .expect(&md);
+        assert!(failure < md.find("### linear-probe").expect(&md), "{md}");
+        assert!(!md.contains("**trained**"), "{md}");
+        assert!(
+            md.contains("| trained | 4 | free (m=3) | 1 | 50.00 | 25.00 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| untrained | 4 | none (untrained) | 0 |"),
+            "{md}"
+        );
+        // no failure, no section
+        assert!(!markdown(&[row("trained", 6, false)]).contains("Failed sanity checks"));
+    }
 }

@@ -78,6 +78,8 @@ fn views_writes_a_png_grid() {
         "3",
         "--zoom",
         "1",
+        "--split",
+        "test",
         "-q",
     ]);
     assert!(ok, "{err}");
@@ -164,4 +166,40 @@ fn run_eval_and_compare_write_their_files() {
         !ok && err.contains("only takes evaluation settings"),
         "{err}"
     );
+}
+
+#[test]
+fn a_run_stopped_early_resumes_from_the_command_line() {
+    let dir = temp_dir("cli-resume");
+    let file = write(&dir, "a.toml", TINY);
+    let out = dir.join("runs").display().to_string();
+    let file_arg = file.display().to_string();
+    let (ok, text, err) = rossl(&["run", &file_arg, "--out", &out, "--stop-after", "1", "-q"]);
+    assert!(ok, "{err}");
+    let hint = "continue with: rossl run --resume ";
+    let at = text.find(hint).expect(&text);
+    assert!(text.contains("stopped after 1 of 2 passes"), "{text}");
+    let run_dir = text[at + hint.len()..]
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    let run_path = std::path::Path::new(&run_dir);
+    assert!(!run_path.join("results.json").exists());
+    // the resolved config records where each value came from
+    let config = std::fs::read_to_string(run_path.join("config.toml")).unwrap();
+    assert!(config.contains("a.toml"), "{config}");
+    // the same command without --resume refuses to start over silently
+    let (ok, _, err) = rossl(&["run", &file_arg, "--out", &out, "-q"]);
+    assert!(!ok && err.contains("--resume"), "{err}");
+    let (ok, _, err) = rossl(&["run", "--resume", &run_dir, "-q"]);
+    assert!(ok, "{err}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_path.join("summary.json")).unwrap())
+            .unwrap();
+    // 48 images in batches of 8: 6 steps per pass, 2 passes
+    assert_eq!(summary["steps"], 12, "{summary}");
+    assert_eq!(summary["complete"], true, "{summary}");
+    assert!(run_path.join("results.json").is_file());
 }

@@ -179,6 +179,26 @@ fn invalid_values_are_caught_before_anything_runs() {
         message.contains("/nonexistent/x.toml") && message.contains("not found"),
         "{message}"
     );
+    // an augmentation step's value names its place in the list and the file that set it
+    let dir = temp_dir("augment");
+    let aug = write(
+        &dir,
+        "aug.toml",
+        "[views.multi-crop]\naugment = [{ op = \"horizontal-flip\", p = 1.5 }]\n",
+    );
+    let message = error_of(resolve(&[aug], &[]));
+    assert!(
+        message.contains("views.multi-crop.augment[0]")
+            && message.contains("1.5")
+            && message.contains("aug.toml"),
+        "{message}"
+    );
+    // a misspelt key in the section of a component that is not chosen fails too
+    let message = error_of(resolve(&[], &["encoder.resnet18-cifar.hiden=64"]));
+    assert!(
+        message.contains("encoder.resnet18-cifar") && message.contains("hiden"),
+        "{message}"
+    );
     let dir = temp_dir("syntax");
     let bad = write(&dir, "bad.toml", "[train\nepochs = 1\n");
     let message = error_of(resolve(&[bad], &[]));

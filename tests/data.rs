@@ -181,6 +181,17 @@ fn idx_datasets_read_plain_and_gzipped_files_and_report_damage() {
     std::fs::write(&path, [1u8, 2, 3, 4, 5, 6, 7, 8]).unwrap();
     let message = load_err(d.as_ref(), Split::Train);
     assert!(message.contains("magic"), "{message}");
+    // a header whose dimensions multiply past usize: an error, not an overflow panic
+    let mut huge = vec![0u8, 0, 0x08, 3];
+    for _ in 0..3 {
+        huge.extend_from_slice(&u32::MAX.to_be_bytes());
+    }
+    std::fs::write(&path, &huge).unwrap();
+    let message = load_err(d.as_ref(), Split::Train);
+    assert!(
+        message.contains("train-images-idx3-ubyte") && message.contains("overflow"),
+        "{message}"
+    );
     std::fs::write(&path, &gzip(&bytes)[..20]).unwrap();
     let message = load_err(d.as_ref(), Split::Train);
     assert!(message.contains("gzip"), "{message}");

@@ -343,7 +343,12 @@ fn results_json_follows_the_schema() {
         let clean = e["clean_accuracy"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&clean));
         let robust = e["robust"].as_array().unwrap();
-        assert_eq!(robust.len(), 6, "strong preset: 3 attacks x 2 radii");
+        assert_eq!(robust.len(), 8, "strong preset: 4 attacks x 2 radii");
+        let attacks: std::collections::BTreeSet<&str> =
+            robust.iter().filter_map(|r| r["attack"].as_str()).collect();
+        for expected in ["pgd-linf/ce", "pgd-linf/margin", "apgd-ce/ce", "fgsm/ce"] {
+            assert!(attacks.contains(expected), "{expected} in {attacks:?}");
+        }
         for r in robust {
             assert!(r["attack"].is_string() && r["eps"].is_number() && r["steps"].is_number());
             assert!((0.0..=1.0).contains(&r["accuracy"].as_f64().unwrap()));

@@ -65,3 +65,22 @@ fn listings_carry_kind_name_summary_and_defaults() {
     let only_attacks = listings(Some(Kind::Attack)).unwrap();
     assert!(only_attacks.iter().all(|l| l.kind == Kind::Attack));
 }
+
+// This test executable declares itself a plugin, so that it carries this rossl's own ABI stamp
+// and passes the stamp check: what is left to refuse it is that the host is static.
+rossl::rossl_core::declare_plugin!();
+
+#[test]
+fn a_static_host_refuses_a_plugin_whose_stamp_matches_and_says_how_to_rebuild() {
+    assert!(!rossl::rossl_core::plugins::host_is_dynamic());
+    let exe = std::env::current_exe().unwrap();
+    let message = rossl::rossl_core::plugins::load(&exe)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("without dynamic plugin support")
+            && message.contains("--features dynamic")
+            && message.contains(&exe.canonicalize().unwrap().display().to_string()),
+        "{message}"
+    );
+}

@@ -420,3 +420,38 @@ fn a_few_hundred_steps_of_resnet_small_and_the_emp_loss_lower_it() {
     // the EMP objective (200 x -cosine + TCR) falls as the views agree and the coding rate grows
     assert!(last < first - 1.0, "loss {first} -> {last}");
 }
+
+#[test]
+fn free_training_s_cosine_schedule_spans_every_replayed_step_without_restarting() {
+    // budget 6 epochs, m = 3: 2 passes of 6 batches, 3 steps each = 36 steps; cosine from 0.3 to
+    // 0 over all 36 (the reference's horizon of 12 batches would restart the cosine twice)
+    let dir = temp_dir("horizon");
+    let asm = assemble(
+        &dir,
+        &[
+            "train.regime=\"free\"",
+            "train.epochs=6",
+            "train.free.replays=3",
+        ],
+    );
+    let (run_dir, summary) = run(&asm);
+    assert_eq!(summary.plan.total_steps, 36);
+    assert_eq!(summary.plan.horizon, 36);
+    let lrs: Vec<f64> = std::fs::read_to_string(run_dir.file(files::METRICS))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "step")
+        .map(|v| v["lr"].as_f64().unwrap())
+        .collect();
+    assert_eq!(lrs.len(), 36);
+    // step s (0-based) has lr 0.15 (1 + cos(pi s / 36))
+    for (s, lr) in lrs.iter().enumerate() {
+        let expected = 0.15 * (1.0 + (std::f64::consts::PI * s as f64 / 36.0).cos());
+        assert!(
+            (lr - expected).abs() < 1e-9,
+            "step {s}: lr {lr}, expected {expected}"
+        );
+    }
+    assert!(lrs.windows(2).all(|w| w[1] <= w[0]), "{lrs:?}");
+}

@@ -384,3 +384,56 @@ where
     let config = ComponentConfig::from_toml(&format!("{}.{name}", T::KIND), params)?;
     (find::<T>(name, "the caller")?.build)(&config, ctx)
 }
+
+#[cfg(test)]
+mod duplicate_tests {
+    use super::*;
+    use crate::components::SslLoss;
+
+    /// No parameters.
+    #[derive(Default, Serialize, serde::Deserialize)]
+    struct NoParams {}
+
+    impl Params for NoParams {}
+
+    // two registrations under one name, on lines the test finds below
+    crate::register! {
+        kind: loss,
+        name: "test-twice",
+        summary: "test only: registered twice",
+        params: NoParams,
+        build: |_p, _ctx| Err(crate::Error::msg("test only: never built")),
+    }
+    crate::register! {
+        kind: loss,
+        name: "test-twice",
+        summary: "test only: registered twice",
+        params: NoParams,
+        build: |_p, _ctx| Err(crate::Error::msg("test only: never built")),
+    }
+
+    #[test]
+    fn a_name_registered_twice_is_an_error_naming_both_places() {
+        let lines: Vec<u32> = registrations::<dyn SslLoss>()
+            .iter()
+            .filter(|r| r.name == "test-twice")
+            .map(|r| r.location.line)
+            .collect();
+        assert_eq!(lines.len(), 2);
+        for message in [
+            check_duplicates().unwrap_err().to_string(),
+            find::<dyn SslLoss>("test-twice", "a test")
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default(),
+        ] {
+            assert!(message.contains("duplicate loss `test-twice`"), "{message}");
+            for line in &lines {
+                assert!(
+                    message.contains(&format!("registry.rs:{line} ")),
+                    "{message}"
+                );
+            }
+        }
+    }
+}

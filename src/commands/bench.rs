@@ -2,7 +2,7 @@
 //! (`torch_reference.py`) does, and the view pipeline.
 
 use clap::Args;
-use rossl_core::components::{ImageRef, Mode, ParamRole, SslLoss, ViewStrategy};
+use rossl_core::components::{Mode, ParamRole, SslLoss, ViewStrategy};
 use rossl_core::config::{LarsConfig, OptimConfig};
 use rossl_core::objective::{SslObjective, Term};
 use rossl_core::optim::SgdLars;
@@ -333,12 +333,6 @@ fn bench_views(args: &BenchArgs) -> anyhow::Result<()> {
             times.push(rendered as f64 / dt);
         }
     }
-    let _ = ImageRef {
-        pixels: &[],
-        channels: 0,
-        height: 0,
-        width: 0,
-    };
     let med = median(&mut times);
     println!(
         "RESULT workload=views threads={} views_per_s={med:.0} (16 views of 32x32 RGB, EMP-SSL augmentations, {} images per epoch)",

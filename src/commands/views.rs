@@ -1,4 +1,5 @@
-//! `rossl views`: a grid of a few training images and their views, as a PNG a person can check.
+//! `rossl views`: a grid of a few images (training split by default) and their views, as a PNG a
+//! person can check.
 
 use crate::cli::ConfigArgs;
 use crate::commands::session::prepare;
@@ -27,13 +28,34 @@ pub struct ViewsArgs {
     /// Pixels per image pixel.
     #[arg(long, default_value_t = 3)]
     pub zoom: usize,
+    /// The split the images come from (with the configured subset of that split).
+    #[arg(long, value_enum, default_value_t = SplitArg::Train)]
+    pub split: SplitArg,
+}
+
+/// A dataset split on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SplitArg {
+    /// The training split.
+    Train,
+    /// The test split.
+    Test,
+}
+
+impl From<SplitArg> for Split {
+    fn from(split: SplitArg) -> Self {
+        match split {
+            SplitArg::Train => Split::Train,
+            SplitArg::Test => Split::Test,
+        }
+    }
 }
 
 /// Runs `rossl views`.
 pub fn run(args: &ViewsArgs) -> anyhow::Result<ExitCode> {
     let session = prepare(&args.config, None, None)?;
     let asm = &session.assembly;
-    let set = load_split(asm, Split::Train)?;
+    let set = load_split(asm, args.split.into())?;
     let strategy = &asm.views;
     let (c, h, w) = (set.channels, set.height, set.width);
     let (oh, ow) = strategy.output_size(h, w);

@@ -15,8 +15,6 @@ pub struct FitContext<'a> {
     pub device: &'a Device,
     /// A seed for the evaluator's own randomness.
     pub seed: u64,
-    /// The attack that robust probes train against, where one is configured.
-    pub training_attack: Option<&'a dyn super::Attack>,
 }
 
 /// A classifier on images, end to end through the frozen encoder and differentiable with respect to

@@ -108,7 +108,7 @@ impl ResolvedConfig {
     /// result.
     pub fn load(sources: &ConfigSources) -> Result<Self> {
         let figment = sources.figment()?;
-        let libraries = load_plugins(&figment)?;
+        let libraries = load_plugins(sources)?;
         let mut resolved = Self::from_figment(figment, sources.clone())?;
         resolved.run.plugins.load = libraries;
         Ok(resolved)
@@ -250,15 +250,51 @@ impl ResolvedConfig {
     }
 }
 
-/// Loads the libraries of `plugins.load`, relative paths taken from the folder of the file that
-/// names them; returns their absolute paths.
-fn load_plugins(figment: &Figment) -> Result<Vec<std::path::PathBuf>> {
-    let paths: Vec<std::path::PathBuf> = match figment.extract_inner("plugins.load") {
+/// Loads the libraries of `plugins.load` and returns their absolute paths. Every layer adds its
+/// own list (a later file does not replace an earlier file's libraries), and a relative path is
+/// taken from the folder of the file that names it (from the current folder for the environment
+/// and `--set`). A library named twice is loaded once.
+fn load_plugins(sources: &ConfigSources) -> Result<Vec<std::path::PathBuf>> {
+    use super::layers::{SetArgument, ENV_PREFIX};
+    use figment::providers::{Env, Format, Toml};
+    let mut layers: Vec<Figment> = sources
+        .files
+        .iter()
+        .map(|file| Figment::from(Toml::file_exact(file)))
+        .collect();
+    if sources.use_env {
+        layers.push(Figment::from(Env::prefixed(ENV_PREFIX).split("__")));
+    }
+    for set in &sources.sets {
+        layers.push(Figment::from(SetArgument::parse(set)?));
+    }
+    let mut loaded: Vec<std::path::PathBuf> = Vec::new();
+    for layer in &layers {
+        for path in layer_plugin_paths(layer)? {
+            let canonical = path.canonicalize().unwrap_or_else(|_| path.clone());
+            if loaded.contains(&canonical) {
+                continue;
+            }
+            crate::plugins::load(&path).map_err(|e| {
+                Error::Config(format!(
+                    "`plugins.load` (in {}): {e}",
+                    source_of(layer, "plugins.load")
+                ))
+            })?;
+            loaded.push(canonical);
+        }
+    }
+    Ok(loaded)
+}
+
+/// The library paths one layer lists in `plugins.load`, relative ones resolved.
+fn layer_plugin_paths(layer: &Figment) -> Result<Vec<std::path::PathBuf>> {
+    let paths: Vec<std::path::PathBuf> = match layer.extract_inner("plugins.load") {
         Ok(p) => p,
         Err(e) if e.missing() => return Ok(Vec::new()),
         Err(e) => return Err(from_figment(e, "plugins.load")),
     };
-    let base = match figment
+    let base = match layer
         .find_metadata("plugins.load")
         .and_then(|m| m.source.as_ref())
     {
@@ -268,22 +304,16 @@ fn load_plugins(figment: &Figment) -> Result<Vec<std::path::PathBuf>> {
             .unwrap_or_default(),
         _ => std::path::PathBuf::from("."),
     };
-    let mut loaded = Vec::new();
-    for path in paths {
-        let path = if path.is_relative() {
-            base.join(path)
-        } else {
-            path
-        };
-        crate::plugins::load(&path).map_err(|e| {
-            Error::Config(format!(
-                "`plugins.load` (in {}): {e}",
-                source_of(figment, "plugins.load")
-            ))
-        })?;
-        loaded.push(path.canonicalize().unwrap_or(path));
-    }
-    Ok(loaded)
+    Ok(paths
+        .into_iter()
+        .map(|path| {
+            if path.is_relative() {
+                base.join(path)
+            } else {
+                path
+            }
+        })
+        .collect())
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -347,6 +377,10 @@ fn check_slot_keys(figment: &Figment, slot: &Slot) -> Result<()> {
                     source_of(figment, &full)
                 )));
             }
+            // a section of a component that is not chosen is checked too: a misspelt key in
+            // it would otherwise lie in wait until a later layer switches to that component
+            let config = ComponentConfig::new(figment, &full);
+            check_component(slot.kind, key, &config, figment, &full)?;
             continue;
         }
         let candidates = slot.fields.iter().copied().chain(names.iter().copied());

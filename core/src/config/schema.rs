@@ -419,6 +419,9 @@ pub struct EvalConfig {
     pub paper_steps: usize,
     /// Include APGD-CE in the strong preset.
     pub apgd: bool,
+    /// Include FGSM (one step of size eps from the clean image, cross-entropy) in the strong
+    /// preset.
+    pub fgsm: bool,
     /// Test images the sanity checks use (0: all).
     pub check_images: usize,
     /// The "very large" radius of the sanity check that accuracy falls to near 0.
@@ -441,6 +444,7 @@ impl Default for EvalConfig {
             restarts: 2,
             paper_steps: 2,
             apgd: true,
+            fgsm: true,
             check_images: 256,
             large_eps: 0.5,
             large_eps_max_accuracy: 0.05,

@@ -101,6 +101,8 @@ impl ComponentConfig {
 
     /// Where the value of `key` in this section came from, or "the component's defaults".
     pub fn source_of(&self, key: &str) -> String {
+        // figment finds tables, not array elements: `augment[2].p` was set wherever `augment` was
+        let key = key.split('[').next().unwrap_or(key);
         let full = format!("{}.{}", self.path, key);
         match self.root.find_metadata(&full) {
             Some(metadata) => {

@@ -112,7 +112,6 @@ pub fn evaluate(
         train: inputs.train,
         device: inputs.device,
         seed: Rng::derive(inputs.seed, &[stream::EVAL, index as u64, 0]).next_u64(),
-        training_attack: None,
     };
     let classifier = evaluator.fit(&fit)?;
     let snapshot = Snapshot::take(inputs.encoder)?;

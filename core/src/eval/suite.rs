@@ -1,8 +1,8 @@
 //! The attack suites of the presets.
 //!
 //! - `strong` (default): per radius, PGD-`steps` with step eps/4 from a random start with
-//!   `restarts` restarts against cross-entropy, the same against the CW margin, and APGD-CE
-//!   (Croce and Hein 2020).
+//!   `restarts` restarts against cross-entropy, the same against the CW margin, APGD-CE
+//!   (Croce and Hein 2020) and FGSM (Goodfellow et al. 2015), each switchable.
 //! - `paper`: the reference protocol: PGD from a zero start, step 0.01, `paper_steps` steps,
 //!   cross-entropy.
 //! - `none`: no attack (clean accuracy only).
@@ -109,6 +109,15 @@ pub fn attack_suite(
                 plans.push(PlannedAttack {
                     label: "apgd-ce/ce".into(),
                     attack: build_attack("apgd-ce", params, ctx)?,
+                    loss: AttackLoss::CrossEntropy,
+                    eps,
+                });
+            }
+            if config.fgsm {
+                let params = table(&[("eps", Float(eps)), ("random_start", Boolean(false))]);
+                plans.push(PlannedAttack {
+                    label: "fgsm/ce".into(),
+                    attack: build_attack("fgsm", params, ctx)?,
                     loss: AttackLoss::CrossEntropy,
                     eps,
                 });

@@ -29,6 +29,13 @@ pub fn section<'a>(bytes: &'a [u8], name: &str) -> Result<Option<&'a [u8]>, Stri
     if bytes[4] != 2 || bytes[5] != 1 {
         return Err("not a 64-bit little-endian ELF library".into());
     }
+    // e_type: 3 is ET_DYN (shared objects, and position-independent executables)
+    let kind = u16_at(bytes, 0x10)?;
+    if kind != 3 {
+        return Err(format!(
+            "not a shared library (ELF type {kind}, a shared library has type 3)"
+        ));
+    }
     let shoff = u64_at(bytes, 0x28)?;
     let shentsize = u16_at(bytes, 0x3a)?;
     let shnum = u16_at(bytes, 0x3c)?;

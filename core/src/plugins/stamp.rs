@@ -129,3 +129,17 @@ mod tests {
         assert_eq!(stamp_bytes().as_slice(), STAMP.as_bytes());
     }
 }
+
+#[cfg(test)]
+mod api_version_tests {
+    use super::*;
+
+    #[test]
+    fn the_stamp_carries_the_plugin_api_version() {
+        // `concat!` takes literals only, so the stamp spells the version out: keep them equal
+        assert!(
+            STAMP.starts_with(&format!("rossl-abi|api={PLUGIN_API_VERSION}|")),
+            "{STAMP}"
+        );
+    }
+}

@@ -198,9 +198,26 @@ impl Dataset for Cifar {
         };
         let mut pixels = Vec::new();
         let mut labels = Vec::new();
-        for path in self.files(split) {
+        let files = self.files(split);
+        // the official files hold 10,000 records each (CIFAR-100's train.bin: 50,000)
+        let official = match (self.variant, split) {
+            (Variant::Ten, _) | (_, Split::Test) => 10_000,
+            (_, Split::Train) => 50_000,
+        };
+        for path in files {
             let bytes = read_maybe_gzip(&path, how)?;
+            let before = labels.len();
             decode_records(&path, &bytes, self.variant, &mut pixels, &mut labels)?;
+            let records = labels.len() - before;
+            if records != official {
+                tracing::warn!(
+                    path = %path.display(),
+                    records,
+                    official,
+                    "this CIFAR file does not hold the official number of records: a cut or \
+                     a subset? Every record read is whole and its label checked"
+                );
+            }
         }
         ImageSet::new(pixels, labels, (3, 32, 32), self.variant.classes())
     }

@@ -59,17 +59,25 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<IdxArray> {
             u32::from_be_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]) as usize
         })
         .collect();
-    let expected: usize = dims.iter().product();
+    let shape = || {
+        dims.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(" x ")
+    };
+    let Some(expected) = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)) else {
+        return Err(Error::data(
+            path,
+            format!("corrupt header: the dimensions {} overflow", shape()),
+        ));
+    };
     let available = bytes.len() - header;
     if available < expected {
         return Err(Error::data(
             path,
             format!(
                 "truncated: the header promises {expected} values ({}), the file holds {available}",
-                dims.iter()
-                    .map(|d| d.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" x ")
+                shape()
             ),
         ));
     }

@@ -57,11 +57,16 @@ impl Params for SyntheticParams {
         if self.classes < 2 {
             return Err(ParamError::new("classes", "needs at least 2 classes"));
         }
-        if self.channels == 0 || self.height < 4 || self.width < 4 {
+        if self.channels == 0 {
             return Err(ParamError::new(
-                "height",
-                "images need a channel and at least 4x4 pixels",
+                "channels",
+                "images need at least one channel",
             ));
+        }
+        for (key, size) in [("height", self.height), ("width", self.width)] {
+            if size < 4 {
+                return Err(ParamError::new(key, "images need at least 4x4 pixels"));
+            }
         }
         if !(self.noise >= 0.0 && self.noise.is_finite()) {
             return Err(ParamError::new("noise", "must be a finite number >= 0"));

@@ -36,8 +36,10 @@ pub struct MultiCropProbeParams {
     pub lr: f64,
     /// Epochs.
     pub epochs: usize,
-    /// Batch size (images).
+    /// Images per encoder batch when the bag of features is computed (each with `views` views).
     pub batch_size: usize,
+    /// Feature vectors per batch when the linear head is trained.
+    pub head_batch_size: usize,
 }
 
 impl Default for MultiCropProbeParams {
@@ -51,6 +53,7 @@ impl Default for MultiCropProbeParams {
             lr: 3e-4,
             epochs: 10,
             batch_size: 64,
+            head_batch_size: 256,
         }
     }
 }
@@ -79,7 +82,7 @@ impl MultiCropProbeParams {
             optimizer: self.optimizer.clone(),
             lr: self.lr,
             epochs: self.epochs,
-            batch_size: 256,
+            batch_size: self.head_batch_size,
             weight_decay: 0.0,
         }
     }

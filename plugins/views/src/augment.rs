@@ -180,3 +180,45 @@ pub fn emp_ssl() -> Vec<Augmentation> {
         },
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn horizontal_flip_mirrors_every_row_of_every_channel() {
+        // 2 channels of 2 x 3: each row reversed, rows and channels in place
+        let mut image: Vec<f32> = (0..12).map(|v| v as f32).collect();
+        let flip = Augmentation::HorizontalFlip { p: 1.0 };
+        flip.apply(&mut image, (2, 2, 3), &mut Rng::new(0));
+        assert_eq!(
+            image,
+            vec![2.0, 1.0, 0.0, 5.0, 4.0, 3.0, 8.0, 7.0, 6.0, 11.0, 10.0, 9.0]
+        );
+    }
+
+    #[test]
+    fn a_step_fires_with_its_probability() {
+        // 20,000 Bernoulli(0.3) draws: standard deviation of the rate is 0.0032, so 0.3 +- 0.02
+        // is more than 6 of them
+        let flip = Augmentation::HorizontalFlip { p: 0.3 };
+        let mut rng = Rng::new(7);
+        let draws = 20_000;
+        let mut fired = 0;
+        for _ in 0..draws {
+            let mut image = vec![0.0f32, 1.0];
+            flip.apply(&mut image, (1, 1, 2), &mut rng);
+            if image[0] == 1.0 {
+                fired += 1;
+            }
+        }
+        let rate = fired as f64 / draws as f64;
+        assert!((rate - 0.3).abs() < 0.02, "fired in {rate} of the draws");
+        // p = 0 never fires, p = 1 always does
+        for (p, expected) in [(0.0, 0.0f32), (1.0, 1.0)] {
+            let mut image = vec![0.0f32, 1.0];
+            Augmentation::HorizontalFlip { p }.apply(&mut image, (1, 1, 2), &mut rng);
+            assert_eq!(image[0], expected);
+        }
+    }
+}

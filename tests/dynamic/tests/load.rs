@@ -213,6 +213,48 @@ fn a_config_trains_with_the_plugin_s_loss() {
 }
 
 #[test]
+fn plugins_load_paths_are_relative_to_their_file_and_every_layer_adds_its_own() {
+    // configs/base.toml names `lib/plugin.so` (a link to the example library next to it);
+    // configs/more/extra.toml, stacked after it, names `../lib/plugin.so` again and a missing
+    // library of its own, which must be looked for in configs/more/
+    let dir = temp_dir("relative");
+    std::fs::create_dir_all(dir.join("configs/lib")).unwrap();
+    std::fs::create_dir_all(dir.join("configs/more")).unwrap();
+    std::os::unix::fs::symlink(example_plugin(), dir.join("configs/lib/plugin.so")).unwrap();
+    let base = dir.join("configs/base.toml");
+    // (this host links no built-in losses or evaluators: the config uses the plugin's loss)
+    std::fs::write(
+        &base,
+        "[plugins]\nload = [\"lib/plugin.so\"]\n[loss]\nterms = [{ name = \"vicreg\" }]\n\
+         [eval]\nevaluators = []\n",
+    )
+    .unwrap();
+    let extra = dir.join("configs/more/extra.toml");
+    std::fs::write(&extra, "[plugins]\nload = [\"../lib/plugin.so\"]\n").unwrap();
+    let sources = |files: Vec<PathBuf>| ConfigSources {
+        files,
+        sets: vec![],
+        use_env: false,
+    };
+    let resolved = ResolvedConfig::load(&sources(vec![base.clone(), extra.clone()])).unwrap();
+    assert_eq!(
+        resolved.run.plugins.load,
+        vec![example_plugin().canonicalize().unwrap()],
+        "one library, named by both layers, loaded once"
+    );
+    assert!(Kind::Loss.names().contains(&"vicreg"));
+    std::fs::write(&extra, "[plugins]\nload = [\"missing.so\"]\n").unwrap();
+    let message = ResolvedConfig::load(&sources(vec![base, extra]))
+        .unwrap_err()
+        .to_string();
+    let expected = dir.join("configs/more/missing.so");
+    assert!(
+        message.contains(&expected.display().to_string()) && message.contains("extra.toml"),
+        "{message}"
+    );
+}
+
+#[test]
 fn a_library_whose_stamp_differs_is_refused_with_what_differs() {
     let dir = temp_dir("stale");
     let copy = dir.join("libstale_plugin.so");
