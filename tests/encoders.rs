@@ -48,6 +48,20 @@ fn resnet18_cifar_has_pytorch_s_state_dict() {
     assert_eq!(shape("pre_feature.1.bias"), vec![4096]);
     assert_eq!(shape("projection.3.weight"), vec![1024, 4096]);
     assert_eq!((e.feature_dim(), e.projection_dim()), (4096, 1024));
+    // a forward pass on CIFAR-shaped images gives those shapes, unit-norm projections
+    let x = Tensor::rand(0f32, 1f32, (2, 3, 32, 32), &Device::Cpu).unwrap();
+    let out = e.forward(&x, Mode::Train).unwrap();
+    assert_eq!(out.feature.dims(), &[2, 4096]);
+    assert_eq!(out.projection.dims(), &[2, 1024]);
+    let norms = out
+        .projection
+        .sqr()
+        .unwrap()
+        .sum(1)
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-4), "{norms:?}");
 }
 
 #[test]

@@ -88,7 +88,8 @@ proptest! {
     #[test]
     fn perturbations_stay_in_the_ball_and_the_pixel_range(
         seed in 0u64..1000,
-        eps in 0.0f64..0.4,
+        // eps = 0 drawn in about a third of the cases: the attack must then return x itself
+        eps in prop_oneof![Just(0.0f64), 0.0f64..0.4, 0.0f64..0.4],
         which in 0usize..3,
     ) {
         let mut rng = Rng::new(seed);

@@ -249,6 +249,29 @@ fn transposed_as_forward<T: Element>(wt: &[T], s: &ConvShape) -> (Vec<T>, ConvSh
     (flipped, shape)
 }
 
+/// Rows `r0..r1` of dy (rows x O) times the weights as (O x KKC): the gradient of the im2col
+/// rows (or, for a 1x1 stride-1 convolution, of the input rows) into `out`.
+fn output_grad_times_weights<T: Element>(
+    dy: &[T],
+    wt: &[T],
+    s: &ConvShape,
+    r0: usize,
+    r1: usize,
+    out: &mut [T],
+) {
+    let (kkc, o) = (s.kkc(), s.o);
+    // W as (O x KKC): element (o, j) = wt[j O + o]
+    matmul(
+        &dy[r0 * o..r1 * o],
+        Mat::row_major(r1 - r0, o),
+        wt,
+        Mat::row_major(kkc, o).t(),
+        out,
+        Mat::row_major(r1 - r0, kkc),
+        false,
+    );
+}
+
 /// Gradient with respect to the input (N, H, W, C) from the output gradient `dy` (rows x O).
 pub fn input_grad<T: Element>(dy: &[T], wt: &[T], s: &ConvShape) -> Vec<T> {
     // (for very few input channels the transposed convolution would have a one-column output:
@@ -259,25 +282,15 @@ pub fn input_grad<T: Element>(dy: &[T], wt: &[T], s: &ConvShape) -> Vec<T> {
             return forward(dy, &flipped, &shape);
         }
     }
-    let (kkc, o) = (s.kkc(), s.o);
+    let kkc = s.kkc();
     let image = s.h * s.w * s.c;
-    // W as (O x KKC): element (o, j) = wt[j O + o]
-    let w_view = Mat::row_major(kkc, o).t();
     if s.pointwise() {
         let chunk = s.chunk_rows();
         let rows = s.rows();
         return par_build(s.n * image, chunk * kkc, T::zero(), |i, dst| {
             let r0 = i * chunk;
             let r1 = (r0 + chunk).min(rows);
-            matmul(
-                &dy[r0 * o..r1 * o],
-                Mat::row_major(r1 - r0, o),
-                wt,
-                w_view,
-                dst,
-                Mat::row_major(r1 - r0, kkc),
-                false,
-            );
+            output_grad_times_weights(dy, wt, s, r0, r1, dst);
         });
     }
     // Tasks own whole images (so that no two write the same part of dx); within a task, the
@@ -295,15 +308,7 @@ pub fn input_grad<T: Element>(dy: &[T], wt: &[T], s: &ConvShape) -> Vec<T> {
         while r0 < end {
             let r1 = (r0 + chunk).min(end);
             let block = &mut dcol[..(r1 - r0) * kkc];
-            matmul(
-                &dy[r0 * o..r1 * o],
-                Mat::row_major(r1 - r0, o),
-                wt,
-                w_view,
-                block,
-                Mat::row_major(r1 - r0, kkc),
-                false,
-            );
+            output_grad_times_weights(dy, wt, s, r0, r1, block);
             col2im(block, s, r0, r1, dst, first_image * image);
             r0 = r1;
         }
