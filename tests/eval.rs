@@ -320,7 +320,12 @@ fn results_json_follows_the_schema() {
     let out = format!("out={:?}", dir.join("runs").display().to_string());
     let resolved = common::resolve(
         &[file],
-        &[&out, "eval.evaluators=[\"linear-probe\", \"knn\"]"],
+        &[
+            &out,
+            "eval.evaluators=[\"linear-probe\", \"knn\"]",
+            // a registered attack added to the preset, on the margin loss
+            "eval.extra_attacks=[{ name = \"fgsm\", loss = \"margin\", params = { random_start = true, step = 0.02 } }]",
+        ],
     )
     .unwrap();
     let asm = Assembly::build(resolved, select_device(DeviceSpec::Cpu).unwrap()).unwrap();
@@ -344,10 +349,20 @@ fn results_json_follows_the_schema() {
         let clean = e["clean_accuracy"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&clean));
         let robust = e["robust"].as_array().unwrap();
-        assert_eq!(robust.len(), 8, "strong preset: 4 attacks x 2 radii");
+        assert_eq!(
+            robust.len(),
+            10,
+            "strong preset: 4 attacks + 1 extra, x 2 radii"
+        );
         let attacks: std::collections::BTreeSet<&str> =
             robust.iter().filter_map(|r| r["attack"].as_str()).collect();
-        for expected in ["pgd-linf/ce", "pgd-linf/margin", "apgd-ce/ce", "fgsm/ce"] {
+        for expected in [
+            "pgd-linf/ce",
+            "pgd-linf/margin",
+            "apgd-ce/ce",
+            "fgsm/ce",
+            "fgsm/margin",
+        ] {
             assert!(attacks.contains(expected), "{expected} in {attacks:?}");
         }
         for r in robust {
@@ -358,4 +373,33 @@ fn results_json_follows_the_schema() {
             assert!(c["name"].is_string() && c["passed"].is_boolean() && c["detail"].is_string());
         }
     }
+}
+
+#[test]
+fn extra_evaluation_attacks_are_checked_before_anything_runs() {
+    let error = |set: &str| {
+        common::resolve(&[], &[set])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    let message = error("eval.extra_attacks=[{ name = \"pgd-linff\" }]");
+    assert!(
+        message.contains("pgd-linff")
+            && message.contains("pgd-linf`")
+            && message.contains("eval.extra_attacks"),
+        "{message}"
+    );
+    let message = error("eval.extra_attacks=[{ name = \"pgd-linf\", params = { stepz = 3 } }]");
+    assert!(
+        message.contains("stepz") && message.contains("eval.extra_attacks[0]"),
+        "{message}"
+    );
+    let message = error("eval.extra_attacks=[{ name = \"fgsm\", params = { eps = 0.1 } }]");
+    assert!(
+        message.contains("eval.extra_attacks[0]") && message.contains("eval.eps"),
+        "{message}"
+    );
+    let message = error("eval.extra_attacks=[{ name = \"fgsm\", loss = \"hinge\" }]");
+    assert!(message.contains("hinge"), "{message}");
 }

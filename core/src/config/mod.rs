@@ -24,8 +24,8 @@ pub use fields::struct_fields;
 pub use layers::{ConfigSources, ENV_PREFIX};
 pub use resolve::{ChosenComponent, ResolvedConfig};
 pub use schema::{
-    Baseline, CompareConfig, DataConfig, DeviceSpec, EvalConfig, FreeConfig, LarsConfig,
-    LossConfig, LossTerm, MethodInfo, OptimConfig, PgdConfig, PluginsConfig, Regime, RunConfig,
-    ScheduleHorizon, ScheduleKind, SlotConfig, TrainConfig,
+    AttackLoss, Baseline, CompareConfig, DataConfig, DeviceSpec, EvalConfig, ExtraAttack,
+    FreeConfig, LarsConfig, LossConfig, LossTerm, MethodInfo, OptimConfig, PgdConfig,
+    PluginsConfig, Regime, RunConfig, ScheduleHorizon, ScheduleKind, SlotConfig, TrainConfig,
 };
 pub use section::ComponentConfig;

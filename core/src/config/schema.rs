@@ -422,6 +422,9 @@ pub struct EvalConfig {
     /// Include FGSM (one step of size eps from the clean image, cross-entropy) in the strong
     /// preset.
     pub fgsm: bool,
+    /// Attacks run at every radius in addition to the preset's (any registered attack,
+    /// a plugin's included): their accuracies join the report and the per-example worst case.
+    pub extra_attacks: Vec<ExtraAttack>,
     /// Test images the sanity checks use (0: all).
     pub check_images: usize,
     /// The "very large" radius of the sanity check that accuracy falls to near 0.
@@ -445,11 +448,50 @@ impl Default for EvalConfig {
             paper_steps: 2,
             apgd: true,
             fgsm: true,
+            extra_attacks: Vec::new(),
             check_images: 256,
             large_eps: 0.5,
             large_eps_max_accuracy: 0.05,
         }
     }
+}
+
+/// What an evaluation attack maximises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttackLoss {
+    /// Cross-entropy of the true class.
+    #[default]
+    #[serde(alias = "ce")]
+    CrossEntropy,
+    /// The CW margin: largest other logit minus the true one.
+    Margin,
+}
+
+impl AttackLoss {
+    /// Short name for labels.
+    pub fn short(self) -> &'static str {
+        match self {
+            AttackLoss::CrossEntropy => "ce",
+            AttackLoss::Margin => "margin",
+        }
+    }
+}
+
+/// An attack added to the evaluation preset: in configs,
+/// `{ name = "pgd-linf", loss = "margin", params = { steps = 50, step = 0.002 } }`.
+/// `eps` is set to each radius of `eval.eps` and cannot be given in `params`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExtraAttack {
+    /// The registered attack.
+    pub name: String,
+    /// What it maximises: `cross-entropy` (or `ce`, the default) or `margin`.
+    #[serde(default)]
+    pub loss: AttackLoss,
+    /// The attack's parameters other than `eps`.
+    #[serde(default)]
+    pub params: toml::Table,
 }
 
 /// Dynamic plugin libraries.

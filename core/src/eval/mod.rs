@@ -16,4 +16,4 @@ pub use classify::{
 pub use harness::{evaluate, ClassifierObjective, EvalInputs};
 pub use report::{CheckResult, EvaluationReport, Results, RobustResult, TrainResults, WorstCase};
 pub use run::evaluate_run;
-pub use suite::{attack_suite, build_attack, AttackLoss, PlannedAttack};
+pub use suite::{attack_suite, build_attack, plan_extra, AttackLoss, PlannedAttack};

@@ -6,32 +6,14 @@
 //! - `paper`: the reference protocol: PGD from a zero start, step 0.01, `paper_steps` steps,
 //!   cross-entropy.
 //! - `none`: no attack (clean accuracy only).
+//!
+//! `eval.extra_attacks` adds any registered attack (a plugin's too) to every preset.
 
 use crate::components::{Attack, BuildContext};
-use crate::config::{ComponentConfig, EvalConfig};
+pub use crate::config::AttackLoss;
+use crate::config::{ComponentConfig, EvalConfig, ExtraAttack};
 use crate::registry;
 use crate::Result;
-use serde::Serialize;
-
-/// What an evaluation attack maximises.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AttackLoss {
-    /// Cross-entropy of the true class.
-    CrossEntropy,
-    /// The CW margin: largest other logit minus the true one.
-    Margin,
-}
-
-impl AttackLoss {
-    /// Short name for labels.
-    pub fn short(self) -> &'static str {
-        match self {
-            AttackLoss::CrossEntropy => "ce",
-            AttackLoss::Margin => "margin",
-        }
-    }
-}
 
 /// One attack of a suite.
 pub struct PlannedAttack {
@@ -124,5 +106,34 @@ pub fn attack_suite(
             }
         }
     }
+    for (i, extra) in config.extra_attacks.iter().enumerate() {
+        plans.push(plan_extra(extra, i, eps, ctx)?);
+    }
     Ok(plans)
+}
+
+/// The `index`-th of `eval.extra_attacks` at radius `eps`.
+pub fn plan_extra(
+    extra: &ExtraAttack,
+    index: usize,
+    eps: f64,
+    ctx: &BuildContext,
+) -> Result<PlannedAttack> {
+    let origin = format!("`eval.extra_attacks[{index}]`");
+    if extra.params.contains_key("eps") {
+        return Err(crate::Error::Config(format!(
+            "{origin}: `eps` is set by `eval.eps`, remove it from `params`"
+        )));
+    }
+    let mut params = extra.params.clone();
+    params.insert("eps".into(), toml::Value::Float(eps));
+    let section = format!("eval.extra_attacks[{index}].params");
+    let config = ComponentConfig::from_table(&section, params, &origin);
+    let registration = registry::find::<dyn Attack>(&extra.name, &origin)?;
+    Ok(PlannedAttack {
+        label: format!("{}/{}", extra.name, extra.loss.short()),
+        attack: (registration.build)(&config, ctx)?,
+        loss: extra.loss,
+        eps,
+    })
 }
