@@ -511,13 +511,14 @@ fn check_values(figment: &Figment, run: &RunConfig) -> Result<()> {
     }
     // extra evaluation attacks are built now, so that a misspelt name or parameter fails before
     // training rather than after it
-    let eps = run.eval.eps.first().copied().unwrap_or(8.0 / 255.0);
     for (i, extra) in run.eval.extra_attacks.iter().enumerate() {
-        if let Err(e) = crate::eval::plan_extra(extra, i, eps, &BuildContext::cpu(run.seed)) {
-            return Err(Error::Config(format!(
-                "{e} (in {})",
-                source_of(figment, "eval.extra_attacks")
-            )));
+        for &eps in &run.eval.eps {
+            if let Err(e) = crate::eval::plan_extra(extra, i, eps, &BuildContext::cpu(run.seed)) {
+                return Err(Error::Config(format!(
+                    "{e} (in {})",
+                    source_of(figment, "eval.extra_attacks")
+                )));
+            }
         }
     }
     Ok(())

@@ -5,7 +5,7 @@
 //!   (Croce and Hein 2020) and FGSM (Goodfellow et al. 2015), each switchable.
 //! - `paper`: the reference protocol: PGD from a zero start, step 0.01, `paper_steps` steps,
 //!   cross-entropy.
-//! - `none`: no attack (clean accuracy only).
+//! - `none`: no preset attack (clean accuracy, plus any extra attacks).
 //!
 //! `eval.extra_attacks` adds any registered attack (a plugin's too) to every preset.
 
@@ -131,7 +131,13 @@ pub fn plan_extra(
     let config = ComponentConfig::from_table(&section, params, &origin);
     let registration = registry::find::<dyn Attack>(&extra.name, &origin)?;
     Ok(PlannedAttack {
-        label: format!("{}/{}", extra.name, extra.loss.short()),
+        // numbered, so that it cannot share a label with a preset attack or another extra
+        label: format!(
+            "{}/{} (extra {})",
+            extra.name,
+            extra.loss.short(),
+            index + 1
+        ),
         attack: (registration.build)(&config, ctx)?,
         loss: extra.loss,
         eps,

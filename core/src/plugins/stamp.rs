@@ -1,15 +1,15 @@
 //! The ABI stamp: what a plugin must share with its host.
 
 /// Version of the plugin interface (the traits and the registration macro); bumped when they
-/// change incompatibly.
-pub const PLUGIN_API_VERSION: u32 = 1;
+/// change incompatibly. 2: `FitContext` lost its unused `training_attack` field.
+pub const PLUGIN_API_VERSION: u32 = 2;
 
 /// The name of the ELF section that holds a plugin's stamp.
 pub const STAMP_SECTION: &str = ".rossl_abi";
 
 /// This rossl-core's stamp: `field=value` pairs separated by `|`.
 pub const STAMP: &str = concat!(
-    "rossl-abi|api=1|core=",
+    "rossl-abi|api=2|core=",
     env!("CARGO_PKG_VERSION"),
     "|source=",
     env!("ROSSL_SOURCE_HASH"),
@@ -115,7 +115,7 @@ mod tests {
     #[test]
     fn stamps_parse_and_differences_name_the_fields() {
         let host = AbiStamp::host();
-        assert_eq!(host.api, "1");
+        assert_eq!(host.api, PLUGIN_API_VERSION.to_string());
         let mut other = host.clone();
         other.profile = "elsewhere".into();
         other.rustc = "rustc 0.0.1".into();

@@ -215,8 +215,9 @@ fn a_config_trains_with_the_plugin_s_loss() {
 #[test]
 fn plugins_load_paths_are_relative_to_their_file_and_every_layer_adds_its_own() {
     // configs/base.toml names `lib/plugin.so` (a link to the example library next to it);
-    // configs/more/extra.toml, stacked after it, names `../lib/plugin.so` again and a missing
-    // library of its own, which must be looked for in configs/more/
+    // configs/more/extra.toml, stacked after it, names `../lib/plugin.so` again (loaded once),
+    // then nothing (the base's library stays), then a missing library of its own, which must be
+    // looked for in configs/more/
     let dir = temp_dir("relative");
     std::fs::create_dir_all(dir.join("configs/lib")).unwrap();
     std::fs::create_dir_all(dir.join("configs/more")).unwrap();
@@ -242,7 +243,14 @@ fn plugins_load_paths_are_relative_to_their_file_and_every_layer_adds_its_own() 
         vec![example_plugin().canonicalize().unwrap()],
         "one library, named by both layers, loaded once"
     );
-    assert!(Kind::Loss.names().contains(&"vicreg"));
+    // a later layer with an empty list does not drop the earlier layer's library (with figment's
+    // plain merge, the last list would replace the first and nothing would be loaded)
+    std::fs::write(&extra, "[plugins]\nload = []\n").unwrap();
+    let resolved = ResolvedConfig::load(&sources(vec![base.clone(), extra.clone()])).unwrap();
+    assert_eq!(
+        resolved.run.plugins.load,
+        vec![example_plugin().canonicalize().unwrap()]
+    );
     std::fs::write(&extra, "[plugins]\nload = [\"missing.so\"]\n").unwrap();
     let message = ResolvedConfig::load(&sources(vec![base, extra]))
         .unwrap_err()
