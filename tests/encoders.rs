@@ -1,6 +1,8 @@
 //! The encoders: shapes, PyTorch parameter names, batch-norm modes, initialisation.
 
+mod common;
 use candle_core::{DType, Device, Tensor};
+use common::{max_abs, max_abs_diff};
 use rossl::rossl_core::components::{BuildContext, Encoder, InputShape, Mode};
 use rossl::rossl_core::registry;
 
@@ -133,14 +135,7 @@ fn batch_norm_updates_running_statistics_only_in_training_mode() {
     let one = x.narrow(0, 0, 1).unwrap();
     let alone = e.features(&one, Mode::Eval).unwrap();
     let in_batch = e.features(&x, Mode::Eval).unwrap().narrow(0, 0, 1).unwrap();
-    let diff = (alone - in_batch)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let diff = max_abs_diff(&alone, &in_batch);
     assert!(diff < 1e-5, "evaluation mode depends on the batch: {diff}");
 }
 
@@ -222,25 +217,8 @@ fn the_fused_backbone_matches_the_layered_reference() {
                 (out.projection, dx, dw)
             })
             .collect();
-        let diff = |a: &Tensor, b: &Tensor| {
-            (a - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-        };
-        let scale = |a: &Tensor| {
-            a.abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-                .max(1e-6)
-        };
+        let diff = max_abs_diff;
+        let scale = |a: &Tensor| max_abs(a).max(1e-6);
         assert!(diff(&results[0].0, &results[1].0) < 1e-4, "{mode:?} output");
         assert!(
             diff(&results[0].1, &results[1].1) < 1e-4 * scale(&results[1].1),

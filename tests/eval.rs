@@ -68,14 +68,7 @@ fn attacks_find_the_closed_form_worst_case_of_a_linear_classifier() {
         let adv = attack(name, params)
             .perturb(&x, &mut objective, &mut Rng::new(1))
             .unwrap();
-        let err = (adv - &expected)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let err = common::max_abs_diff(&adv, &expected);
         assert!(
             err < 1e-5,
             "{name} ({params}) misses eps * sign(w) by {err}"
@@ -107,7 +100,7 @@ proptest! {
         let name = ["fgsm", "pgd-linf", "apgd-ce"][which];
         let mut objective = linear_objective(w, y);
         let adv = attack(name, &params).perturb(&x, &mut objective, &mut Rng::new(seed + 1)).unwrap();
-        let dist = (&adv - &x).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let dist = common::max_abs_diff(&adv, &x);
         prop_assert!(f64::from(dist) <= eps + 1e-6, "{name}: |delta| = {dist} > eps {eps}");
         prop_assert!(adv.min_all().unwrap().to_scalar::<f32>().unwrap() >= 0.0);
         prop_assert!(adv.max_all().unwrap().to_scalar::<f32>().unwrap() <= 1.0);

@@ -3,7 +3,9 @@
 //! and gradients, and a free-training step runs on the GPU.
 #![cfg(feature = "cuda")]
 
+mod common;
 use candle_core::{DType, Device, Tensor, Var};
+use common::{max_abs, max_abs_diff};
 use rossl::rossl_core::components::{Encoder, Mode};
 use rossl::rossl_core::ops::{batch_norm_eval, batch_norm_train, conv2d_nhwc, logdet_spd};
 use rossl::rossl_core::rng::Rng;
@@ -33,22 +35,8 @@ fn close(a: &Tensor, b: &Tensor, tol: f32, what: &str) {
         .unwrap()
         .to_dtype(DType::F32)
         .unwrap();
-    let scale = b
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-        .max(1.0);
-    let d = (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let scale = max_abs(&b).max(1.0);
+    let d = max_abs_diff(&a, &b);
     assert!(
         d <= tol * scale,
         "{what}: GPU and CPU differ by {d} (scale {scale})"

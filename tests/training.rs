@@ -119,32 +119,14 @@ fn free_training_keeps_its_perturbation_in_the_ball_and_the_pixel_range() {
         for _ in 0..3 {
             regimes::free_replay(&ctx, &mut optimizer, &mut state, &x, 0.1, &mut passes).unwrap();
             let delta = state.delta.as_ref().unwrap();
-            let linf = delta
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let linf = common::max_abs(delta);
             assert!(linf <= eps as f32 + 1e-6, "|delta| = {linf}");
             let moved = (&x + delta).unwrap();
             assert!(moved.min_all().unwrap().to_scalar::<f32>().unwrap() >= -1e-6);
             assert!(moved.max_all().unwrap().to_scalar::<f32>().unwrap() <= 1.0 + 1e-6);
         }
         // the perturbation persists across batches
-        assert!(
-            state
-                .delta
-                .as_ref()
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-                > 0.0
-        );
+        assert!(common::max_abs(state.delta.as_ref().unwrap()) > 0.0);
     }
     assert_eq!(
         passes,
@@ -196,17 +178,7 @@ fn a_pgd_step_equals_a_standard_step_on_the_perturbed_batch() {
         "K + 1 passes each"
     );
     let perturbed = outcome.input.unwrap();
-    assert!(
-        (&perturbed - &x)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-            > 0.0
-    );
+    assert!(common::max_abs_diff(&perturbed, &x) > 0.0);
     regimes::standard(&ctx_b, &mut opt_b, &perturbed, 0.3, &mut Passes::default()).unwrap();
     for ((name, ta), (_, tb)) in encoder_tensors(a.encoder.as_ref())
         .iter()

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use candle_core::{DType, Tensor};
 use rossl::rossl_core::config::{ConfigSources, ResolvedConfig};
 use std::path::{Path, PathBuf};
 
@@ -74,3 +75,20 @@ batch_size = 20
 [eval.linear-probe]
 epochs = 3
 "#;
+
+/// The largest absolute value of `t` (an f32 tensor, or any float tensor converted to f32).
+pub fn max_abs(t: &Tensor) -> f32 {
+    t.abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+/// The largest absolute difference between `a` and `b`.
+pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    max_abs(&(a - b).unwrap())
+}

@@ -193,29 +193,25 @@ pub fn forward<T: Element>(x: &[T], wt: &[T], s: &ConvShape) -> Vec<T> {
         let r0 = i * chunk;
         let r1 = (r0 + chunk).min(rows);
         let m = r1 - r0;
-        if s.pointwise() {
-            matmul(
-                &x[r0 * kkc..r1 * kkc],
-                Mat::row_major(m, kkc),
-                wt,
-                Mat::row_major(kkc, o),
-                dst,
-                Mat::row_major(m, o),
-                false,
-            );
+        // a 1x1 stride-1 convolution reads its input rows as they are
+        let col;
+        let rows_in: &[T] = if s.pointwise() {
+            &x[r0 * kkc..r1 * kkc]
         } else {
-            let mut col = vec![T::zero(); m * kkc];
-            im2col(x, s, r0, r1, &mut col);
-            matmul(
-                &col,
-                Mat::row_major(m, kkc),
-                wt,
-                Mat::row_major(kkc, o),
-                dst,
-                Mat::row_major(m, o),
-                false,
-            );
-        }
+            let mut block = vec![T::zero(); m * kkc];
+            im2col(x, s, r0, r1, &mut block);
+            col = block;
+            &col
+        };
+        matmul(
+            rows_in,
+            Mat::row_major(m, kkc),
+            wt,
+            Mat::row_major(kkc, o),
+            dst,
+            Mat::row_major(m, o),
+            false,
+        );
     })
 }
 

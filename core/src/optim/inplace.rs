@@ -28,6 +28,23 @@ fn slice_mut<'a>(
     }
 }
 
+/// `update(d, a, b)` on every element `d` of `dst` with the elements of `a` and `b` at the same
+/// index, in parallel chunks.
+fn update_in_place(
+    dst: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    update: impl Fn(&mut f32, f32, f32) + Sync + Send,
+) {
+    dst.par_chunks_mut(CHUNK)
+        .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+        .for_each(|(d, (a, b))| {
+            for ((d, a), b) in d.iter_mut().zip(a).zip(b) {
+                update(d, *a, *b);
+            }
+        });
+}
+
 /// `true` when the in-place path applies: CPU, f32, contiguous.
 pub fn applies(tensors: &[&Tensor]) -> bool {
     tensors
@@ -92,13 +109,7 @@ impl InplaceOp3 for MomentumUpdate {
         let (g, p) = (slice(s2, l2)?, slice(s3, l3)?);
         let (wd, rate) = self.direction.f32();
         let m = self.momentum;
-        buf.par_chunks_mut(CHUNK)
-            .zip(g.par_chunks(CHUNK).zip(p.par_chunks(CHUNK)))
-            .for_each(|(b, (g, p))| {
-                for ((b, g), p) in b.iter_mut().zip(g).zip(p) {
-                    *b = m * *b + (g + wd * p) * rate;
-                }
-            });
+        update_in_place(buf, g, p, |b, g, p| *b = m * *b + (g + wd * p) * rate);
         Ok(())
     }
 }
@@ -134,18 +145,14 @@ impl InplaceOp3 for ParameterUpdate {
         let (g, buf) = (slice(s2, l2)?, slice(s3, l3)?);
         let (wd, rate) = self.direction.f32();
         let (m, lr, nesterov) = (self.momentum, self.lr, self.nesterov);
-        p.par_chunks_mut(CHUNK)
-            .zip(g.par_chunks(CHUNK).zip(buf.par_chunks(CHUNK)))
-            .for_each(|(p, (g, b))| {
-                for ((p, g), b) in p.iter_mut().zip(g).zip(b) {
-                    let d = if nesterov {
-                        (g + wd * *p) * rate + m * b
-                    } else {
-                        *b
-                    };
-                    *p -= lr * d;
-                }
-            });
+        update_in_place(p, g, buf, |p, g, b| {
+            let d = if nesterov {
+                (g + wd * *p) * rate + m * b
+            } else {
+                b
+            };
+            *p -= lr * d;
+        });
         Ok(())
     }
 }

@@ -107,20 +107,18 @@ fn the_plugin_s_gradient_equals_the_host_s() {
     let mut rng = Rng::new(5);
     let values: Vec<f64> = (0..3 * 5 * 4).map(|_| rng.normal() * 0.3).collect();
     let z = Var::from_tensor(&Tensor::from_vec(values, (15, 4), &Device::Cpu).unwrap()).unwrap();
+    let grad_of = |value: &Tensor| {
+        value
+            .backward()
+            .unwrap()
+            .get(z.as_tensor())
+            .unwrap()
+            .clone()
+    };
     let plugin_value = loss.loss(z.as_tensor(), 3).unwrap();
-    let plugin_grad = plugin_value
-        .backward()
-        .unwrap()
-        .get(z.as_tensor())
-        .unwrap()
-        .clone();
+    let plugin_grad = grad_of(&plugin_value);
     let host_value = vicreg_in_the_host(z.as_tensor(), 3);
-    let host_grad = host_value
-        .backward()
-        .unwrap()
-        .get(z.as_tensor())
-        .unwrap()
-        .clone();
+    let host_grad = grad_of(&host_value);
     let dv =
         (plugin_value.to_scalar::<f64>().unwrap() - host_value.to_scalar::<f64>().unwrap()).abs();
     assert!(dv < 1e-12, "values differ by {dv}");
