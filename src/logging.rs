@@ -22,21 +22,8 @@ pub fn init(verbosity: i8) {
     use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(|| SuspendingWriter)
+        .with_writer(|| rossl_core::progress::LogWriter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
-}
-
-/// Writes log lines to standard error with the progress bars cleared, so they do not tear.
-struct SuspendingWriter;
-
-impl std::io::Write for SuspendingWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        rossl_core::progress::suspend(|| std::io::stderr().write(buf))
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stderr().flush()
-    }
 }

@@ -7,6 +7,7 @@
 //!   checkpoint.safetensors  weights, buffers, optimiser state, configuration (every epoch)
 //!   summary.json            the training summary (written when training ends)
 //!   results.json            the evaluation (written by evaluation)
+//! <out>/latest              a link to the folder of the most recent `rossl run`
 //! ```
 
 use crate::config::ResolvedConfig;
@@ -32,6 +33,9 @@ pub mod files {
     /// The evaluation results.
     pub const RESULTS: &str = "results.json";
 }
+
+/// The link beside the run folders to the most recent one.
+pub const LATEST: &str = "latest";
 
 /// A folder-name-safe version of `name`.
 pub fn slug(name: &str) -> String {
@@ -84,6 +88,26 @@ impl RunDir {
     pub fn create(&self) -> Result<()> {
         std::fs::create_dir_all(&self.path)
             .map_err(|e| Error::io(format!("creating run folder {}", self.path.display()), e))
+    }
+
+    /// Points `latest` beside the folder (`<out>/latest`) at it, so that the most recent run is
+    /// reachable without its digest: `rossl eval runs/latest`. The link is relative and replaced
+    /// atomically.
+    pub fn mark_latest(&self) -> Result<()> {
+        let (Some(parent), Some(name)) = (self.path.parent(), self.path.file_name()) else {
+            return Ok(());
+        };
+        let link = parent.join(LATEST);
+        let tmp = parent.join(format!(".{LATEST}.{}.tmp", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(name, &tmp)
+            .and_then(|()| std::fs::rename(&tmp, &link))
+            .map_err(|e| {
+                Error::io(
+                    format!("pointing {} at {}", link.display(), self.path.display()),
+                    e,
+                )
+            })
     }
 
     /// The folder.

@@ -78,6 +78,7 @@ pub fn run_one(session: &Session, args: &RunArgs) -> anyhow::Result<RunOutcome> 
         None => RunDir::for_config(&asm.config)?,
     };
     run_dir.create()?;
+    run_dir.mark_latest()?;
     let checkpoint_path = run_dir.file(files::CHECKPOINT);
     let finished = read_summary(&run_dir)?;
     let options = TrainOptions {

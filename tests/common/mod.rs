@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod process;
+
 use candle_core::{DType, Tensor};
 use rossl::rossl_core::config::{ConfigSources, ResolvedConfig};
 use std::path::{Path, PathBuf};

@@ -131,7 +131,7 @@ pub fn evaluate(
     let indices: Vec<usize> = (0..n).collect();
     let batches: Vec<&[usize]> = indices.chunks(config.batch_size.max(1)).collect();
     let attacks_per_batch: usize = suites.iter().map(Vec::len).sum();
-    let bar = crate::progress::bar((batches.len() * (1 + attacks_per_batch)) as u64, name);
+    let mut bar = crate::progress::bar((batches.len() * (1 + attacks_per_batch)) as u64, name);
     for (b, part) in batches.iter().enumerate() {
         let (x, labels) = image_batch(inputs.test, part, inputs.device)?;
         let prediction_rng = Rng::derive(inputs.seed, &[stream::EVAL, index as u64, 1, b as u64]);
@@ -164,7 +164,7 @@ pub fn evaluate(
             }
         }
     }
-    bar.finish_and_clear();
+    bar.finish();
     let fraction = |v: &[bool]| v.iter().filter(|&&c| c).count() as f64 / v.len().max(1) as f64;
     let clean_accuracy = fraction(&clean);
     let mut robust = Vec::new();

@@ -29,18 +29,16 @@ pub fn evaluate_run(asm: &Assembly, run_dir: &RunDir, train: &TrainSummary) -> R
         let evaluator: Box<dyn Evaluator> = asm.config.build("eval", name, &ctx)?;
         tracing::info!(evaluator = %name, test_images = test_set.len(), "evaluating");
         let report = evaluate(name, evaluator.as_ref(), index, &inputs)?;
-        crate::progress::suspend(|| {
-            tracing::info!(
-                "{name}: clean accuracy {:.4}{} ({:.1} s)",
-                report.clean_accuracy,
-                report
-                    .worst_case
-                    .iter()
-                    .map(|w| format!(", worst case at eps {:.4}: {:.4}", w.eps, w.accuracy))
-                    .collect::<String>(),
-                report.seconds
-            )
-        });
+        tracing::info!(
+            "{name}: clean accuracy {:.4}{} ({:.1} s)",
+            report.clean_accuracy,
+            report
+                .worst_case
+                .iter()
+                .map(|w| format!(", worst case at eps {:.4}: {:.4}", w.eps, w.accuracy))
+                .collect::<String>(),
+            report.seconds
+        );
         evaluations.push(report);
     }
     let results = Results {

@@ -298,7 +298,7 @@ pub fn train_with(
         train_set.len(),
         plan.total_steps
     );
-    let bar = crate::progress::bar(plan.total_steps as u64, "train");
+    let mut bar = crate::progress::bar(plan.total_steps as u64, "train");
     bar.set_position(state.steps as u64);
     let run_start = Instant::now();
     let end = options
@@ -393,17 +393,15 @@ pub fn train_with(
             "forward_passes": state.passes.forward, "backward_passes": state.passes.backward,
             "seconds": state.seconds,
         }))?;
-        crate::progress::suspend(|| {
-            tracing::info!(
-                "pass {}/{}: mean loss {mean:.4}, {} steps, {:.1} s",
-                epoch + 1,
-                plan.passes,
-                state.steps,
-                state.seconds
-            )
-        });
+        tracing::info!(
+            "pass {}/{}: mean loss {mean:.4}, {} steps, {:.1} s",
+            epoch + 1,
+            plan.passes,
+            state.steps,
+            state.seconds
+        );
     }
-    bar.finish_and_clear();
+    bar.finish();
     let complete = end == plan.passes;
     let wall = run_start.elapsed().as_secs_f64();
     let summary = TrainSummary {
