@@ -3,21 +3,18 @@
 
 mod common;
 use candle_core::{Device, Tensor, D};
+use common::fixtures::{synthetic, Flatten};
 use common::{temp_dir, write, TINY};
 use proptest::prelude::*;
 use rossl::rossl_core::assembly::Assembly;
-use rossl::rossl_core::components::{
-    Attack, Buffer, BuildContext, Classifier, Embedding, Encoder, Evaluator, FitContext, ImageSet,
-    Mode, Parameter, Split,
-};
-use rossl::rossl_core::config::{DeviceSpec, EvalConfig};
+use rossl::rossl_core::components::{Attack, BuildContext, Evaluator, ImageSet};
+use rossl::rossl_core::config::{DeviceSpec, EvalConfig, Preset};
 use rossl::rossl_core::device::select_device;
 use rossl::rossl_core::eval::{evaluate, EvalInputs};
 use rossl::rossl_core::registry;
 use rossl::rossl_core::rng::Rng;
 use rossl::rossl_core::run_dir::{files, RunDir};
 use rossl::rossl_core::Result;
-use std::sync::Arc;
 
 fn attack(name: &str, params: &str) -> Box<dyn Attack> {
     registry::build::<dyn Attack>(name, params, &BuildContext::cpu(0)).unwrap()
@@ -62,7 +59,7 @@ fn attacks_find_the_closed_form_worst_case_of_a_linear_classifier() {
             "pgd-linf",
             "eps = 0.05\nstep = 0.0125\nsteps = 10\nrandom_start = true\nrestarts = 3",
         ),
-        ("apgd-ce", "eps = 0.05\nsteps = 20"),
+        ("apgd", "eps = 0.05\nsteps = 20"),
     ] {
         let mut objective = linear_objective(w.clone(), y.clone());
         let adv = attack(name, params)
@@ -83,21 +80,23 @@ proptest! {
         seed in 0u64..1000,
         // eps = 0 drawn in about a third of the cases: the attack must then return x itself
         eps in prop_oneof![Just(0.0f64), 0.0f64..0.4, 0.0f64..0.4],
-        which in 0usize..3,
+        which in 0usize..4,
     ) {
         let mut rng = Rng::new(seed);
         let n = 3 * 16;
         let x: Vec<f32> = (0..n).map(|i| if i % 5 == 0 { (i % 2) as f32 } else { rng.uniform() as f32 }).collect();
-        let x = Tensor::from_vec(x, (3, 16), &Device::Cpu).unwrap();
+        // images of 1 x 4 x 4 (the square attack needs a height and a width)
+        let x = Tensor::from_vec(x, (3, 1, 4, 4), &Device::Cpu).unwrap();
         let w: Vec<f32> = (0..16).map(|_| rng.normal() as f32).collect();
         let w = Tensor::from_vec(w, 16, &Device::Cpu).unwrap();
         let y = Tensor::new(&[1.0f32, -1.0, 1.0], &Device::Cpu).unwrap();
         let params = match which {
             0 => format!("eps = {eps}"),
-            1 => format!("eps = {eps}\nstep = {}\nsteps = 7\nrandom_start = true\nrestarts = 2", eps / 3.0),
-            _ => format!("eps = {eps}\nsteps = 9"),
+            1 => format!("eps = {eps}\nstep = {}\nsteps = 7\nrandom_start = true\nrestarts = 2", (eps / 3.0).max(1e-3)),
+            2 => format!("eps = {eps}\nsteps = 9"),
+            _ => format!("eps = {eps}\nqueries = 30"),
         };
-        let name = ["fgsm", "pgd-linf", "apgd-ce"][which];
+        let name = ["fgsm", "pgd-linf", "apgd", "square"][which];
         let mut objective = linear_objective(w, y);
         let adv = attack(name, &params).perturb(&x, &mut objective, &mut Rng::new(seed + 1)).unwrap();
         let dist = common::max_abs_diff(&adv, &x);
@@ -105,53 +104,17 @@ proptest! {
         prop_assert!(adv.min_all().unwrap().to_scalar::<f32>().unwrap() >= 0.0);
         prop_assert!(adv.max_all().unwrap().to_scalar::<f32>().unwrap() <= 1.0);
         if eps == 0.0 {
-            prop_assert_eq!(adv.to_vec2::<f32>().unwrap(), x.to_vec2::<f32>().unwrap());
+            prop_assert_eq!(
+                adv.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                x.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+            );
         }
     }
 }
 
-/// An "encoder" whose feature is the flattened image (no weights): classes of separable data
-/// stay separable, so probes must reach near 100%.
-struct Flatten;
-impl Encoder for Flatten {
-    fn forward(&self, images: &Tensor, mode: Mode) -> Result<Embedding> {
-        let feature = self.features(images, mode)?;
-        Ok(Embedding {
-            projection: feature.clone(),
-            feature,
-        })
-    }
-    fn features(&self, images: &Tensor, _mode: Mode) -> Result<Tensor> {
-        Ok(images.flatten_from(1)?)
-    }
-    fn feature_dim(&self) -> usize {
-        16 * 16
-    }
-    fn projection_dim(&self) -> usize {
-        16 * 16
-    }
-    fn parameters(&self) -> Vec<Parameter> {
-        Vec::new()
-    }
-    fn buffers(&self) -> Vec<Buffer> {
-        Vec::new()
-    }
-}
-
-fn synthetic(noise: f64) -> (ImageSet, ImageSet) {
-    let params = format!("channels = 1\nheight = 16\nwidth = 16\nclasses = 4\ntrain_size = 200\ntest_size = 80\nnoise = {noise}\nmax_shift = 0");
-    let d = registry::build::<dyn rossl::rossl_core::components::Dataset>(
-        "synthetic",
-        &params,
-        &BuildContext::cpu(0),
-    )
-    .unwrap();
-    (d.load(Split::Train).unwrap(), d.load(Split::Test).unwrap())
-}
-
-fn eval_config(preset: &str) -> EvalConfig {
+fn eval_config(preset: Preset) -> EvalConfig {
     EvalConfig {
-        preset: preset.into(),
+        preset,
         eps: vec![4.0 / 255.0, 8.0 / 255.0],
         steps: 4,
         restarts: 1,
@@ -171,7 +134,7 @@ fn evaluator(name: &str, params: &str) -> Box<dyn Evaluator> {
 fn probes_and_knn_reach_near_100_percent_on_separable_data() {
     let (train, test) = synthetic(0.02);
     let encoder = Flatten;
-    let config = eval_config("none");
+    let config = eval_config(Preset::None);
     let ctx = BuildContext::cpu(0);
     let inputs = EvalInputs {
         encoder: &encoder,
@@ -194,7 +157,9 @@ fn probes_and_knn_reach_near_100_percent_on_separable_data() {
             "views = 4\nscale = [0.6, 1.0]\nepochs = 30\nlr = 0.01\nbatch_size = 32",
         ),
     ] {
-        let report = evaluate(name, evaluator(name, params).as_ref(), 0, &inputs).unwrap();
+        let report = evaluate(name, evaluator(name, params).as_ref(), 0, &inputs)
+            .unwrap()
+            .report;
         assert!(
             report.clean_accuracy >= 0.95,
             "{name}: clean accuracy {}",
@@ -202,108 +167,6 @@ fn probes_and_knn_reach_near_100_percent_on_separable_data() {
         );
         assert!(report.robust.is_empty());
     }
-}
-
-/// A deliberately broken set-up: the probe runs the encoder with batch norm in training mode.
-struct TrainModeProbe {
-    encoder: Arc<dyn Encoder>,
-}
-struct TrainModeClassifier {
-    encoder: Arc<dyn Encoder>,
-    w: Tensor,
-}
-impl Classifier for TrainModeClassifier {
-    fn logits(&self, images: &Tensor, _rng: &mut Rng) -> Result<Tensor> {
-        let f = self.encoder.features(images, Mode::Train)?.detach();
-        Ok(f.matmul(&self.w)?)
-    }
-}
-impl Evaluator for TrainModeProbe {
-    fn fit<'a>(&self, ctx: &FitContext<'a>) -> Result<Box<dyn Classifier + 'a>> {
-        let mut rng = Rng::new(ctx.seed);
-        let f = self.encoder.feature_dim();
-        let w: Vec<f32> = (0..f * ctx.train.classes)
-            .map(|_| rng.normal() as f32)
-            .collect();
-        Ok(Box::new(TrainModeClassifier {
-            encoder: self.encoder.clone(),
-            w: Tensor::from_vec(w, (f, ctx.train.classes), ctx.device)?,
-        }))
-    }
-}
-
-fn small_encoder() -> Arc<dyn Encoder> {
-    let shape = rossl::rossl_core::components::InputShape {
-        channels: 1,
-        height: 16,
-        width: 16,
-        classes: 4,
-    };
-    let ctx = BuildContext::cpu(3).with_input(shape);
-    Arc::from(
-        registry::build::<dyn Encoder>(
-            "resnet-small",
-            "widths = [4, 8]\nhidden = 16\nz_dim = 8",
-            &ctx,
-        )
-        .unwrap(),
-    )
-}
-
-#[test]
-fn the_sanity_checks_catch_batch_norm_left_in_training_mode() {
-    let (train, test) = synthetic(0.1);
-    let encoder = small_encoder();
-    let config = eval_config("paper");
-    let ctx = BuildContext::cpu(0);
-    let inputs = EvalInputs {
-        encoder: encoder.as_ref(),
-        train: &train,
-        test: &test,
-        device: &Device::Cpu,
-        seed: 1,
-        config: &config,
-        ctx: &ctx,
-    };
-    let broken = evaluate(
-        "broken",
-        &TrainModeProbe {
-            encoder: encoder.clone(),
-        },
-        0,
-        &inputs,
-    )
-    .unwrap();
-    let failed: Vec<&str> = broken.failed_checks().map(|c| c.name.as_str()).collect();
-    assert!(
-        failed.contains(&"eps = 0 gives exactly the clean accuracy"),
-        "{:#?}",
-        broken.checks
-    );
-    assert!(
-        failed.contains(&"attacks leave weights and batch-norm statistics unchanged"),
-        "{:#?}",
-        broken.checks
-    );
-    // the same encoder through a proper probe passes them
-    let fine = evaluate(
-        "linear-probe",
-        evaluator("linear-probe", "epochs = 2").as_ref(),
-        1,
-        &inputs,
-    )
-    .unwrap();
-    for name in [
-        "eps = 0 gives exactly the clean accuracy",
-        "attacks leave weights and batch-norm statistics unchanged",
-        "perturbations stay in the eps ball and the pixel range [0, 1]",
-        "input gradients are finite and non-zero",
-    ] {
-        let c = fine.checks.iter().find(|c| c.name == name).unwrap();
-        assert!(c.passed, "{name}: {}", c.detail);
-    }
-    assert_eq!(fine.robust.len(), 2, "the paper preset: one PGD per radius");
-    assert_eq!(fine.robust[0].steps, 2);
 }
 
 #[test]
@@ -344,16 +207,18 @@ fn results_json_follows_the_schema() {
         let robust = e["robust"].as_array().unwrap();
         assert_eq!(
             robust.len(),
-            10,
-            "strong preset: 4 attacks + 1 extra, x 2 radii"
+            14,
+            "strong preset: 6 attacks + 1 extra, x 2 radii"
         );
         let attacks: std::collections::BTreeSet<&str> =
             robust.iter().filter_map(|r| r["attack"].as_str()).collect();
         for expected in [
             "pgd-linf/ce",
             "pgd-linf/margin",
-            "apgd-ce/ce",
+            "apgd-ce",
+            "apgd-dlr",
             "fgsm/ce",
+            "square",
             "fgsm/margin (extra 1)",
         ] {
             assert!(attacks.contains(expected), "{expected} in {attacks:?}");
@@ -365,6 +230,10 @@ fn results_json_follows_the_schema() {
         for c in e["checks"].as_array().unwrap() {
             assert!(c["name"].is_string() && c["passed"].is_boolean() && c["detail"].is_string());
         }
+        // the classifier that was attacked is saved beside results.json
+        let head = run_dir.file(&files::probe(e["evaluator"].as_str().unwrap()));
+        let tensors = candle_core::safetensors::load(&head, &Device::Cpu).unwrap();
+        assert!(!tensors.is_empty(), "{}", head.display());
     }
 }
 
@@ -395,4 +264,99 @@ fn extra_evaluation_attacks_are_checked_before_anything_runs() {
     );
     let message = error("eval.extra_attacks=[{ name = \"fgsm\", loss = \"hinge\" }]");
     assert!(message.contains("hinge"), "{message}");
+}
+
+#[test]
+fn knn_keeps_usable_gradients_where_all_neighbours_agree_and_pgd_lowers_its_accuracy_there() {
+    use rossl::rossl_core::components::{AttackLoss, FitContext, FrozenEncoder};
+    use rossl::rossl_core::eval::{labels_tensor, ClassifierObjective};
+    let (train, test) = synthetic(0.3);
+    let k = 10;
+    // test points whose 10 nearest training images (cosine similarity of the flattened pixels,
+    // the kNN's own features) all share one class: where a vote count is flat
+    let unit = |set: &ImageSet| {
+        let x = rossl::rossl_core::data::image_batch(
+            set,
+            &(0..set.len()).collect::<Vec<_>>(),
+            &Device::Cpu,
+        )
+        .unwrap()
+        .0
+        .flatten_from(1)
+        .unwrap();
+        rossl::rossl_core::nn::l2_normalize(&x).unwrap()
+    };
+    let similarity = unit(&test)
+        .matmul(&unit(&train).t().unwrap())
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    let unanimous: Vec<usize> = similarity
+        .iter()
+        .enumerate()
+        .filter(|(_, row)| {
+            let mut order: Vec<usize> = (0..row.len()).collect();
+            order.sort_by(|a, b| row[*b].total_cmp(&row[*a]));
+            let first = train.labels[order[0]];
+            order[..k].iter().all(|&n| train.labels[n] == first)
+        })
+        .map(|(i, _)| i)
+        .collect();
+    assert!(
+        unanimous.len() >= 20,
+        "{} unanimous points",
+        unanimous.len()
+    );
+    let encoder = Flatten;
+    let fit = FitContext {
+        encoder: FrozenEncoder::new(&encoder),
+        train: &train,
+        device: &Device::Cpu,
+        seed: 0,
+    };
+    let knn = evaluator("knn", "k = 10").fit(&fit).unwrap();
+    let (x, labels) =
+        rossl::rossl_core::data::image_batch(&test, &unanimous, &Device::Cpu).unwrap();
+    let mut objective = ClassifierObjective {
+        classifier: knn.as_ref(),
+        labels: labels_tensor(&labels, &Device::Cpu).unwrap(),
+        label_values: labels.clone(),
+        loss: AttackLoss::CrossEntropy,
+        eot_samples: 1,
+        draws: Rng::new(1),
+        prediction_rng: Rng::new(2),
+    };
+    let (_, gradient) = rossl::rossl_core::adversarial::input_gradient(&mut objective, &x).unwrap();
+    let per_example = gradient
+        .flatten_from(1)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .sum(D::Minus1)
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert!(
+        per_example.iter().all(|g| *g > 1e-3),
+        "cross-entropy gradients vanish on unanimous neighbourhoods: {per_example:?}"
+    );
+    let accuracy = |images: &Tensor| {
+        let predicted =
+            rossl::rossl_core::eval::predictions(&knn.logits(images, &mut Rng::new(0)).unwrap())
+                .unwrap();
+        rossl::rossl_core::eval::accuracy(&predicted, &labels)
+    };
+    let before = accuracy(&x);
+    let adversarial = attack(
+        "pgd-linf",
+        "eps = 0.15\nstep = 0.02\nsteps = 20\nrandom_start = false",
+    )
+    .perturb(&x, &mut objective, &mut Rng::new(3))
+    .unwrap();
+    let after = accuracy(&adversarial);
+    assert!(
+        before >= 0.9 && after <= before - 0.3,
+        "CE-PGD on {} unanimous points: accuracy {before} before, {after} after",
+        unanimous.len()
+    );
 }

@@ -104,6 +104,7 @@ fn free_training_keeps_its_perturbation_in_the_ball_and_the_pixel_range() {
     };
     let mut passes = Passes::default();
     let mut rng = Rng::new(1);
+    let mut previous: Option<Tensor> = None;
     for batch in 0..5 {
         // each batch new images, some at the pixel range's ends
         let values: Vec<f32> = (0..32 * 144)
@@ -116,8 +117,23 @@ fn free_training_keeps_its_perturbation_in_the_ball_and_the_pixel_range() {
             })
             .collect();
         let x = Tensor::from_vec(values, (32, 1, 12, 12), &Device::Cpu).unwrap();
-        for _ in 0..3 {
-            regimes::free_replay(&ctx, &mut optimizer, &mut state, &x, 0.1, &mut passes).unwrap();
+        for replay in 0..3 {
+            let outcome =
+                regimes::free_replay(&ctx, &mut optimizer, &mut state, &x, 0.1, &mut passes)
+                    .unwrap();
+            if replay == 0 {
+                // the perturbation persists across batches: a new batch starts from the last
+                // batch's perturbation, not from zero
+                let expected = match &previous {
+                    Some(delta) => (&x + delta).unwrap().clamp(0.0, 1.0).unwrap(),
+                    None => x.clone(),
+                };
+                assert_eq!(
+                    common::max_abs_diff(outcome.input.as_ref().unwrap(), &expected),
+                    0.0,
+                    "batch {batch} did not start from the previous perturbation"
+                );
+            }
             let delta = state.delta.as_ref().unwrap();
             let linf = common::max_abs(delta);
             assert!(linf <= eps as f32 + 1e-6, "|delta| = {linf}");
@@ -125,8 +141,9 @@ fn free_training_keeps_its_perturbation_in_the_ball_and_the_pixel_range() {
             assert!(moved.min_all().unwrap().to_scalar::<f32>().unwrap() >= -1e-6);
             assert!(moved.max_all().unwrap().to_scalar::<f32>().unwrap() <= 1.0 + 1e-6);
         }
-        // the perturbation persists across batches
-        assert!(common::max_abs(state.delta.as_ref().unwrap()) > 0.0);
+        let delta = state.delta.clone().unwrap();
+        assert!(common::max_abs(&delta) > 0.0);
+        previous = Some(delta);
     }
     assert_eq!(
         passes,
@@ -134,6 +151,84 @@ fn free_training_keeps_its_perturbation_in_the_ball_and_the_pixel_range() {
             forward: 15,
             backward: 15
         }
+    );
+}
+
+/// A step context over `asm`'s encoder and objective (4 views per image, as TINY).
+fn step_context(asm: &Assembly) -> StepContext<'_> {
+    StepContext {
+        encoder: asm.encoder.as_ref(),
+        objective: &asm.objective,
+        views: 4,
+    }
+}
+
+#[test]
+fn each_free_replay_ascends_the_loss_of_the_batch_it_replays() {
+    let dir = temp_dir("free-ascent");
+    let asm = assemble(&dir, &["train.regime=\"free\""]);
+    let mut optimizer = SgdLars::new(asm.encoder.parameters(), &asm.config.run.optim);
+    let ctx = step_context(&asm);
+    // a small step, so that each ascent step raises the loss to first order
+    let mut state = FreeState {
+        delta: None,
+        eps: 8.0 / 255.0,
+        step: 1e-3,
+        clamp_input: true,
+    };
+    let x = Tensor::rand(0f32, 1f32, (32, 1, 12, 12), &Device::Cpu).unwrap();
+    // learning rate 0: the weights stay put, so only the perturbation changes the loss
+    let losses: Vec<f64> = (0..5)
+        .map(|_| {
+            regimes::free_replay(
+                &ctx,
+                &mut optimizer,
+                &mut state,
+                &x,
+                0.0,
+                &mut Passes::default(),
+            )
+            .unwrap()
+            .loss
+        })
+        .collect();
+    for pair in losses.windows(2) {
+        assert!(
+            pair[1] > pair[0],
+            "a replay lowered the loss it ascends: {losses:?}"
+        );
+    }
+}
+
+#[test]
+fn the_pgd_training_attack_raises_the_ssl_loss() {
+    let dir = temp_dir("pgd-raises");
+    let asm = assemble(&dir, &[]);
+    let mut optimizer = SgdLars::new(asm.encoder.parameters(), &asm.config.run.optim);
+    let ctx = step_context(&asm);
+    let attack =
+        registry::build::<dyn Attack>("pgd-linf", "steps = 5\nstep = 0.005", &BuildContext::cpu(0))
+            .unwrap();
+    let x = Tensor::rand(0f32, 1f32, (32, 1, 12, 12), &Device::Cpu).unwrap();
+    // learning rate 0 for both: the same weights see the clean and the attacked views
+    let clean = regimes::standard(&ctx, &mut optimizer, &x, 0.0, &mut Passes::default())
+        .unwrap()
+        .loss;
+    let attacked = regimes::pgd(
+        &ctx,
+        &mut optimizer,
+        attack.as_ref(),
+        rossl::rossl_core::components::Mode::Attack,
+        &x,
+        0.0,
+        &mut Rng::new(2),
+        &mut Passes::default(),
+    )
+    .unwrap()
+    .loss;
+    assert!(
+        attacked > clean,
+        "the attack lowered the SSL loss: clean {clean}, attacked {attacked}"
     );
 }
 

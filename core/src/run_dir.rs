@@ -7,6 +7,7 @@
 //!   checkpoint.safetensors  weights, buffers, optimiser state, configuration (every epoch)
 //!   summary.json            the training summary (written when training ends)
 //!   results.json            the evaluation (written by evaluation)
+//!   probe-<evaluator>.safetensors  the classifier head each evaluator attacked
 //! <out>/latest              a link to the folder of the most recent `rossl run`
 //! ```
 
@@ -32,6 +33,11 @@ pub mod files {
     pub const SUMMARY: &str = "summary.json";
     /// The evaluation results.
     pub const RESULTS: &str = "results.json";
+
+    /// The classifier tensors (probe head, kNN bank) that evaluator `evaluator` attacked.
+    pub fn probe(evaluator: &str) -> String {
+        format!("probe-{}.safetensors", super::slug(evaluator))
+    }
 }
 
 /// The link beside the run folders to the most recent one.

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod fixtures;
 pub mod process;
 
 use candle_core::{DType, Tensor};
@@ -72,6 +73,8 @@ log_every = 1
 evaluators = ["linear-probe"]
 steps = 3
 restarts = 1
+apgd_steps = 5
+square_queries = 20
 check_images = 16
 batch_size = 20
 [eval.linear-probe]

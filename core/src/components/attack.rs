@@ -18,6 +18,14 @@ pub trait Objective {
     fn succeeded(&mut self, _x: &Tensor) -> Result<Option<Vec<bool>>> {
         Ok(None)
     }
+
+    /// The loss at `x` (detached) and the per-example success there, together: score-based
+    /// attacks query both at every step, and an objective that can compute them from one forward
+    /// pass overrides this.
+    fn evaluate(&mut self, x: &Tensor) -> Result<(Tensor, Option<Vec<bool>>)> {
+        let loss = self.loss(x)?.detach();
+        Ok((loss, self.succeeded(x)?))
+    }
 }
 
 impl<F> Objective for F

@@ -29,6 +29,13 @@ pub trait Classifier: Send + Sync {
     fn is_random(&self) -> bool {
         false
     }
+
+    /// The classifier's own state, not the encoder's: a probe head's `weight` and `bias`, a kNN
+    /// classifier's feature bank. Names are those of the equivalent PyTorch module's
+    /// `state_dict` (an `nn.Linear` head: `weight`, `bias`), so that the head can be loaded
+    /// strictly there. Evaluation saves them beside `results.json` and checks that attacks left
+    /// them unchanged.
+    fn tensors(&self) -> Vec<(String, Tensor)>;
 }
 
 /// Fits a classifier on a frozen encoder (a linear probe, kNN, ...).

@@ -15,6 +15,7 @@ mod dataset;
 mod encoder;
 mod evaluator;
 mod loss;
+mod preset;
 mod views;
 
 pub use attack::{Attack, AttackSpec, Objective};
@@ -23,4 +24,8 @@ pub use dataset::{Dataset, DatasetInfo, ImageSet, Split};
 pub use encoder::{Buffer, Embedding, Encoder, FrozenEncoder, Mode, ParamRole, Parameter};
 pub use evaluator::{Classifier, Evaluator, FitContext};
 pub use loss::SslLoss;
+pub use preset::{
+    preset_definition, AttackLoss, Preset, PresetAttack, PresetFn, PresetRegistration,
+    PresetSettings, Stage,
+};
 pub use views::{ImageRef, ViewStrategy};

@@ -26,6 +26,7 @@ pub use resolve::{ChosenComponent, ResolvedConfig};
 pub use schema::{
     AttackLoss, Baseline, CompareConfig, DataConfig, DeviceSpec, EvalConfig, ExtraAttack,
     FreeConfig, LarsConfig, LossConfig, LossTerm, MethodInfo, OptimConfig, PgdConfig,
-    PluginsConfig, Regime, RunConfig, ScheduleHorizon, ScheduleKind, SlotConfig, TrainConfig,
+    PluginsConfig, Preset, Regime, RunConfig, ScheduleHorizon, ScheduleKind, SlotConfig,
+    TrainConfig,
 };
 pub use section::ComponentConfig;

@@ -435,6 +435,17 @@ fn check_component(
     }
 }
 
+/// Checks the `index`-th extra evaluation attack's name and parameters at radius `eps` against the
+/// registry (without building it).
+fn check_extra_attack(extra: &super::ExtraAttack, index: usize, eps: f64) -> Result<()> {
+    let origin = format!("`eval.extra_attacks[{index}]`");
+    let planned = extra.planned(index, eps)?;
+    let section = format!("eval.extra_attacks[{index}].params");
+    let config = ComponentConfig::from_table(&section, planned.params, &origin);
+    let registration = registry::find::<dyn crate::components::Attack>(&planned.attack, &origin)?;
+    (registration.check)(&config).map(|_| ())
+}
+
 fn check_values(figment: &Figment, run: &RunConfig) -> Result<()> {
     let fail = |key: &str, message: &str| {
         Err(Error::Config(format!(
@@ -481,24 +492,21 @@ fn check_values(figment: &Figment, run: &RunConfig) -> Result<()> {
             &format!("the weight of `{}` is not finite", t.name),
         );
     }
-    if !matches!(run.eval.preset.as_str(), "strong" | "paper" | "none") {
-        return fail(
-            "eval.preset",
-            &format!(
-                "unknown preset `{}`{}; presets are strong, paper, none",
-                run.eval.preset,
-                crate::suggest::did_you_mean(&run.eval.preset, ["strong", "paper", "none"])
-            ),
-        );
-    }
     if let Some(e) = run.eval.eps.iter().find(|e| !(**e >= 0.0 && e.is_finite())) {
         return fail("eval.eps", &format!("{e} is not a finite radius >= 0"));
     }
     if run.eval.batch_size == 0 {
         return fail("eval.batch_size", "must be at least 1");
     }
-    if run.eval.steps == 0 || run.eval.paper_steps == 0 {
-        return fail("eval.steps", "attacks need at least one step");
+    for (key, value) in [
+        ("eval.steps", run.eval.steps),
+        ("eval.paper_steps", run.eval.paper_steps),
+        ("eval.apgd_steps", run.eval.apgd_steps),
+        ("eval.square_queries", run.eval.square_queries),
+    ] {
+        if value == 0 {
+            return fail(key, "attacks need at least one step (query)");
+        }
     }
     if run.eval.restarts == 0 {
         return fail("eval.restarts", "needs at least one run");
@@ -509,16 +517,16 @@ fn check_values(figment: &Figment, run: &RunConfig) -> Result<()> {
     if run.eval.eot_samples == 0 {
         return fail("eval.eot_samples", "must be at least 1");
     }
-    // extra evaluation attacks are built now, so that a misspelt name or parameter fails before
+    // extra evaluation attacks are checked now, so that a misspelt name or parameter fails before
     // training rather than after it
     for (i, extra) in run.eval.extra_attacks.iter().enumerate() {
         for &eps in &run.eval.eps {
-            if let Err(e) = crate::eval::plan_extra(extra, i, eps, &BuildContext::cpu(run.seed)) {
-                return Err(Error::Config(format!(
+            check_extra_attack(extra, i, eps).map_err(|e| {
+                Error::Config(format!(
                     "{e} (in {})",
                     source_of(figment, "eval.extra_attacks")
-                )));
-            }
+                ))
+            })?;
         }
     }
     Ok(())

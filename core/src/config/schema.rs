@@ -4,6 +4,7 @@
 //! are *slots*: besides their own keys they hold one section per component name, with that
 //! component's parameters. Those sections are checked against the registry, not here.
 
+pub use crate::components::{AttackLoss, Preset};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::PathBuf;
@@ -399,7 +400,7 @@ pub struct EvalConfig {
     /// The evaluators to run.
     pub evaluators: Vec<String>,
     /// The attack preset: `strong` (default), `paper` (the reference protocol) or `none`.
-    pub preset: String,
+    pub preset: Preset,
     /// The radii attacked.
     pub eps: Vec<f64>,
     /// Evaluate at the end of `rossl run`.
@@ -411,17 +412,25 @@ pub struct EvalConfig {
     pub eot_samples: usize,
     /// Make a failed sanity check an error exit.
     pub strict: bool,
-    /// Iterations of the strong preset's attacks.
+    /// Iterations of the strong preset's PGD.
     pub steps: usize,
     /// Runs of the strong preset's PGD (per example, the best is kept).
     pub restarts: usize,
     /// Iterations of the paper preset's PGD (the reference evaluation's `--iter`).
     pub paper_steps: usize,
-    /// Include APGD-CE in the strong preset.
+    /// Iterations of APGD in the strong preset (100: Croce and Hein's own count).
+    pub apgd_steps: usize,
+    /// Include APGD-CE and APGD-DLR in the strong preset.
     pub apgd: bool,
     /// Include FGSM (one step of size eps from the clean image, cross-entropy) in the strong
     /// preset.
     pub fgsm: bool,
+    /// Include the black-box Square attack (Andriushchenko et al. 2020) in the strong preset, run
+    /// on the points that every white-box attack left correctly classified: it needs logits only,
+    /// so it finds what masked gradients hide.
+    pub square: bool,
+    /// Queries per image of the Square attack.
+    pub square_queries: usize,
     /// Attacks run at every radius in addition to the preset's (any registered attack,
     /// a plugin's included): their accuracies join the report and the per-example worst case.
     pub extra_attacks: Vec<ExtraAttack>,
@@ -437,7 +446,7 @@ impl Default for EvalConfig {
     fn default() -> Self {
         EvalConfig {
             evaluators: vec!["linear-probe".into()],
-            preset: "strong".into(),
+            preset: Preset::Strong,
             eps: vec![4.0 / 255.0, 8.0 / 255.0],
             after_training: true,
             batch_size: 256,
@@ -446,34 +455,15 @@ impl Default for EvalConfig {
             steps: 20,
             restarts: 2,
             paper_steps: 2,
+            apgd_steps: 100,
             apgd: true,
             fgsm: true,
+            square: true,
+            square_queries: 1000,
             extra_attacks: Vec::new(),
             check_images: 256,
             large_eps: 0.5,
             large_eps_max_accuracy: 0.05,
-        }
-    }
-}
-
-/// What an evaluation attack maximises.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum AttackLoss {
-    /// Cross-entropy of the true class.
-    #[default]
-    #[serde(alias = "ce")]
-    CrossEntropy,
-    /// The CW margin: largest other logit minus the true one.
-    Margin,
-}
-
-impl AttackLoss {
-    /// Short name for labels.
-    pub fn short(self) -> &'static str {
-        match self {
-            AttackLoss::CrossEntropy => "ce",
-            AttackLoss::Margin => "margin",
         }
     }
 }
@@ -492,6 +482,32 @@ pub struct ExtraAttack {
     /// The attack's parameters other than `eps`.
     #[serde(default)]
     pub params: toml::Table,
+}
+
+impl ExtraAttack {
+    /// The attack at radius `eps`, as a suite entry; `index` is its place in
+    /// `eval.extra_attacks` (its label is numbered, so that it cannot share one with a preset
+    /// attack or another extra).
+    pub fn planned(
+        &self,
+        index: usize,
+        eps: f64,
+    ) -> crate::Result<crate::components::PresetAttack> {
+        if self.params.contains_key("eps") {
+            return Err(crate::Error::Config(format!(
+                "`eval.extra_attacks[{index}]`: `eps` is set by `eval.eps`, remove it from `params`"
+            )));
+        }
+        let mut params = self.params.clone();
+        params.insert("eps".into(), toml::Value::Float(eps));
+        Ok(crate::components::PresetAttack {
+            label: format!("{}/{} (extra {})", self.name, self.loss.short(), index + 1),
+            attack: self.name.clone(),
+            loss: self.loss,
+            params,
+            stage: crate::components::Stage::AllPoints,
+        })
+    }
 }
 
 /// Dynamic plugin libraries.

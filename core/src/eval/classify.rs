@@ -39,6 +39,35 @@ pub fn margin_loss(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     Ok((others - true_logit)?)
 }
 
+/// The difference of logits ratio of each example (B,) (Croce and Hein 2020):
+/// `-(z_y - max_{i != y} z_i) / (z_pi1 - z_pi3 + 1e-12)`, with `z_pi1 >= z_pi2 >= z_pi3` the
+/// largest logits. Invariant to shifting and scaling the logits; needs at least three classes.
+pub fn dlr_loss(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    let classes = logits.dim(1)?;
+    if classes < 3 {
+        return Err(crate::Error::msg(format!(
+            "the DLR loss needs at least 3 classes, the logits have {classes}"
+        )));
+    }
+    let numerator = margin_loss(logits, labels)?;
+    let first = logits.max_keepdim(D::Minus1)?;
+    let second = without_largest(logits)?;
+    let third = without_largest(&second)?;
+    let spread = (first.squeeze(1)? - third.max(D::Minus1)?)?;
+    Ok(numerator.broadcast_div(&(spread + 1e-12)?)?)
+}
+
+/// `logits` with the largest entry of each row pushed down by 1e9 (so that the row's maximum is
+/// its second largest entry).
+fn without_largest(logits: &Tensor) -> Result<Tensor> {
+    let classes = logits.dim(1)?;
+    let top = logits.detach().argmax_keepdim(D::Minus1)?;
+    let mask = top
+        .broadcast_eq(&Tensor::arange(0u32, classes as u32, logits.device())?.unsqueeze(0)?)?
+        .to_dtype(logits.dtype())?;
+    Ok((logits - (mask * 1e9)?)?)
+}
+
 /// The predicted class of each row of `logits`.
 pub fn predictions(logits: &Tensor) -> Result<Vec<u32>> {
     Ok(logits.argmax(D::Minus1)?.to_vec1::<u32>()?)
@@ -87,6 +116,18 @@ mod tests {
         let m = margin_loss(&logits, &labels)?.to_vec1::<f32>()?;
         assert!((m[0] + 1.0).abs() < 1e-6 && m[1].abs() < 1e-6, "{m:?}");
         assert_eq!(predictions(&logits)?, vec![2, 0]);
+        // DLR: -(z_y - max_other) / (z1 - z3); row 0: -(3 - 2) / (3 - 1) = -0.5
+        let four = Tensor::new(&[[1.0f32, 2.0, 3.0, 0.5], [4.0, 1.0, 0.0, 2.0]], &dev)?;
+        let labels = labels_tensor(&[2, 1], &dev)?;
+        let d = dlr_loss(&four, &labels)?.to_vec1::<f32>()?;
+        // row 1: -(1 - 4) / (4 - 1) = 1
+        assert!(
+            (d[0] + 0.5).abs() < 1e-6 && (d[1] - 1.0).abs() < 1e-6,
+            "{d:?}"
+        );
+        // scale and shift invariant: 10 z + 3 gives the same values
+        let d2 = dlr_loss(&((four * 10.0)? + 3.0)?, &labels)?.to_vec1::<f32>()?;
+        assert!((d2[0] - d[0]).abs() < 1e-6 && (d2[1] - d[1]).abs() < 1e-6);
         assert_eq!(accuracy(&[2, 1], &[2, 0]), 0.5);
         Ok(())
     }

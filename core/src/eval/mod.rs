@@ -9,11 +9,12 @@ mod report;
 mod run;
 mod suite;
 
-pub use checks::CheckSettings;
+pub use checks::{all_checks, CheckContext, SanityCheck, Snapshot};
 pub use classify::{
-    accuracy, cross_entropy, extract_features, labels_tensor, log_softmax, margin_loss, predictions,
+    accuracy, cross_entropy, dlr_loss, extract_features, labels_tensor, log_softmax, margin_loss,
+    predictions,
 };
-pub use harness::{evaluate, ClassifierObjective, EvalInputs};
+pub use harness::{evaluate, ClassifierObjective, EvalInputs, Evaluated};
 pub use report::{CheckResult, EvaluationReport, Results, RobustResult, TrainResults, WorstCase};
 pub use run::evaluate_run;
-pub use suite::{attack_suite, build_attack, plan_extra, AttackLoss, PlannedAttack};
+pub use suite::{attack_suite, build_attack, preset_settings, PlannedAttack};

@@ -11,11 +11,18 @@ pub struct RobustResult {
     pub eps: f64,
     /// Its iterations.
     pub steps: usize,
-    /// Accuracy on its adversarial examples, in [0, 1].
+    /// Accuracy on its adversarial examples, in [0, 1], over the images it ran on.
     pub accuracy: f64,
+    /// The images it ran on: every test image, or for a survivors-stage attack the points every
+    /// white-box attack left correctly classified.
+    #[serde(default)]
+    pub images: usize,
+    /// Which points it ran on.
+    #[serde(default)]
+    pub stage: crate::components::Stage,
 }
 
-/// The per-example worst case over every attack at one radius.
+/// The per-example worst case over every attack at one radius: the robust accuracy.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct WorstCase {
     /// The radius.
@@ -29,8 +36,11 @@ pub struct WorstCase {
 pub struct CheckResult {
     /// What was checked.
     pub name: String,
-    /// Whether it held.
+    /// Whether it held (a check that did not apply passes, with `skipped` set).
     pub passed: bool,
+    /// Whether it did not apply to this evaluation (its detail says why).
+    #[serde(default)]
+    pub skipped: bool,
     /// The numbers behind it.
     pub detail: String,
 }

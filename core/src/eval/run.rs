@@ -7,6 +7,7 @@ use crate::components::{Evaluator, Split};
 use crate::run_dir::{files, RunDir};
 use crate::train::{load_split, TrainSummary};
 use crate::{Error, Result};
+use candle_core::Tensor;
 
 /// Evaluates `asm.encoder` with every evaluator of the configuration, writes `results.json` into
 /// `run_dir` and returns the results. `train` describes the training that produced the encoder.
@@ -28,7 +29,9 @@ pub fn evaluate_run(asm: &Assembly, run_dir: &RunDir, train: &TrainSummary) -> R
     for (index, name) in run.eval.evaluators.iter().enumerate() {
         let evaluator: Box<dyn Evaluator> = asm.config.build("eval", name, &ctx)?;
         tracing::info!(evaluator = %name, test_images = test_set.len(), "evaluating");
-        let report = evaluate(name, evaluator.as_ref(), index, &inputs)?;
+        let evaluated = evaluate(name, evaluator.as_ref(), index, &inputs)?;
+        save_head(run_dir, name, &evaluated.head)?;
+        let report = evaluated.report;
         tracing::info!(
             "{name}: clean accuracy {:.4}{} ({:.1} s)",
             report.clean_accuracy,
@@ -66,4 +69,18 @@ pub fn evaluate_run(asm: &Assembly, run_dir: &RunDir, train: &TrainSummary) -> R
         serde_json::to_string_pretty(&results).map_err(|e| Error::msg(format!("results: {e}")))?;
     run_dir.write(files::RESULTS, &text)?;
     Ok(results)
+}
+
+/// Writes the classifier tensors that evaluator `name` attacked to `probe-<name>.safetensors` in
+/// the run folder (atomically), under the names of [`crate::components::Classifier::tensors`].
+fn save_head(run_dir: &RunDir, name: &str, head: &[(String, Tensor)]) -> Result<()> {
+    let path = run_dir.file(&files::probe(name));
+    let tmp = run_dir.file(&format!(".{}.tmp", files::probe(name)));
+    let tensors: std::collections::HashMap<String, Tensor> = head
+        .iter()
+        .map(|(n, t)| Ok((n.clone(), t.to_device(&candle_core::Device::Cpu)?)))
+        .collect::<Result<_>>()?;
+    candle_core::safetensors::save(&tensors, &tmp)
+        .map_err(|e| Error::msg(format!("writing {}: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }

@@ -1,145 +1,141 @@
-//! The attack suites of the presets.
-//!
-//! - `strong` (default): per radius, PGD-`steps` with step eps/4 from a random start with
-//!   `restarts` restarts against cross-entropy, the same against the CW margin, APGD-CE
-//!   (Croce and Hein 2020) and FGSM (Goodfellow et al. 2015), each switchable.
-//! - `paper`: the reference protocol: PGD from a zero start, step 0.01, `paper_steps` steps,
-//!   cross-entropy.
-//! - `none`: no preset attack (clean accuracy, plus any extra attacks).
-//!
-//! `eval.extra_attacks` adds any registered attack (a plugin's too) to every preset.
+//! The attack suite of an evaluation at one radius: the preset's attacks (defined as data by the
+//! crate that registers them, rossl-attacks for the built-in presets) and `eval.extra_attacks`.
 
-use crate::components::{Attack, BuildContext};
-pub use crate::config::AttackLoss;
-use crate::config::{ComponentConfig, EvalConfig, ExtraAttack};
+use crate::components::{
+    preset_definition, Attack, AttackLoss, BuildContext, PresetAttack, PresetSettings, Stage,
+};
+use crate::config::{ComponentConfig, EvalConfig};
 use crate::registry;
 use crate::Result;
 
-/// One attack of a suite.
+/// One attack of a suite, built, with what it was built from (so that checks can build it again
+/// at another radius or with fewer steps).
 pub struct PlannedAttack {
     /// A label such as `pgd-linf/ce`.
     pub label: String,
+    /// The registered attack's name.
+    pub name: String,
+    /// Its parameters, `eps` included.
+    pub params: toml::Table,
     /// The attack.
     pub attack: Box<dyn Attack>,
     /// Its loss.
     pub loss: AttackLoss,
     /// Its radius.
     pub eps: f64,
+    /// The points it runs on.
+    pub stage: Stage,
+    /// Where its parameters came from (for errors).
+    pub origin: String,
 }
 
-/// Builds the registered attack `name` with parameters `params`.
+impl PlannedAttack {
+    /// Builds `planned` (parameters from `origin`).
+    pub fn build(planned: PresetAttack, origin: &str, ctx: &BuildContext) -> Result<Self> {
+        let eps = planned
+            .params
+            .get("eps")
+            .and_then(toml::Value::as_float)
+            .unwrap_or(0.0);
+        let section = format!("eval.attack.{}", planned.attack);
+        let config = ComponentConfig::from_table(&section, planned.params, origin);
+        let registration = registry::find::<dyn Attack>(&planned.attack, origin)?;
+        // every parameter, defaults included, so that checks can read and change them
+        let params = (registration.check)(&config)?;
+        let attack = (registration.build)(&config, ctx)?;
+        Ok(PlannedAttack {
+            label: planned.label,
+            name: planned.attack,
+            params,
+            attack,
+            loss: planned.loss,
+            eps,
+            stage: planned.stage,
+            origin: origin.to_string(),
+        })
+    }
+
+    /// The same attack with some parameters changed (`eps`, `steps`, ...).
+    pub fn with(&self, changes: &[(&str, toml::Value)], ctx: &BuildContext) -> Result<Self> {
+        let mut params = self.params.clone();
+        for (key, value) in changes {
+            params.insert(key.to_string(), value.clone());
+        }
+        Self::build(
+            PresetAttack {
+                label: self.label.clone(),
+                attack: self.name.clone(),
+                loss: self.loss,
+                params,
+                stage: self.stage,
+            },
+            &self.origin,
+            ctx,
+        )
+    }
+
+    /// The same attack at radius `eps`.
+    pub fn at_eps(&self, eps: f64, ctx: &BuildContext) -> Result<Self> {
+        self.with(&[("eps", toml::Value::Float(eps))], ctx)
+    }
+
+    /// Its iteration count, when it has a `steps` parameter.
+    pub fn steps(&self) -> Option<usize> {
+        self.params
+            .get("steps")
+            .and_then(toml::Value::as_integer)
+            .map(|s| s as usize)
+    }
+}
+
+/// Builds the registered attack `name` with parameters `params` (from `origin`).
 pub fn build_attack(
     name: &str,
     params: toml::Table,
+    origin: &str,
     ctx: &BuildContext,
 ) -> Result<Box<dyn Attack>> {
     let section = format!("eval.attack.{name}");
-    let config = ComponentConfig::from_table(&section, params, "the evaluation preset");
-    let registration = registry::find::<dyn Attack>(name, "the evaluation preset")?;
+    let config = ComponentConfig::from_table(&section, params, origin);
+    let registration = registry::find::<dyn Attack>(name, origin)?;
     (registration.build)(&config, ctx)
 }
 
-fn table(entries: &[(&str, toml::Value)]) -> toml::Table {
-    entries
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect()
+/// What the presets read of the evaluation settings, for a test set of `classes` classes.
+pub fn preset_settings(config: &EvalConfig, classes: usize) -> PresetSettings {
+    PresetSettings {
+        steps: config.steps,
+        restarts: config.restarts,
+        apgd_steps: config.apgd_steps,
+        paper_steps: config.paper_steps,
+        square_queries: config.square_queries,
+        apgd: config.apgd,
+        fgsm: config.fgsm,
+        square: config.square,
+        classes,
+    }
 }
 
-/// The attacks of `config.preset` at radius `eps`.
+/// The attacks of `config.preset` and `config.extra_attacks` at radius `eps`, for a test set of
+/// `classes` classes.
 pub fn attack_suite(
     config: &EvalConfig,
     eps: f64,
+    classes: usize,
     ctx: &BuildContext,
 ) -> Result<Vec<PlannedAttack>> {
-    use toml::Value::{Boolean, Float, Integer};
-    let mut plans = Vec::new();
-    match config.preset.as_str() {
-        "none" => {}
-        "paper" => {
-            let params = table(&[
-                ("eps", Float(eps)),
-                ("step", Float(0.01)),
-                ("steps", Integer(config.paper_steps as i64)),
-                ("random_start", Boolean(false)),
-            ]);
-            plans.push(PlannedAttack {
-                label: "pgd-linf/ce".into(),
-                attack: build_attack("pgd-linf", params, ctx)?,
-                loss: AttackLoss::CrossEntropy,
-                eps,
-            });
-        }
-        _ => {
-            for loss in [AttackLoss::CrossEntropy, AttackLoss::Margin] {
-                let params = table(&[
-                    ("eps", Float(eps)),
-                    ("step", Float(eps / 4.0)),
-                    ("steps", Integer(config.steps as i64)),
-                    ("random_start", Boolean(true)),
-                    ("restarts", Integer(config.restarts as i64)),
-                ]);
-                plans.push(PlannedAttack {
-                    label: format!("pgd-linf/{}", loss.short()),
-                    attack: build_attack("pgd-linf", params, ctx)?,
-                    loss,
-                    eps,
-                });
-            }
-            if config.apgd {
-                let params = table(&[("eps", Float(eps)), ("steps", Integer(config.steps as i64))]);
-                plans.push(PlannedAttack {
-                    label: "apgd-ce/ce".into(),
-                    attack: build_attack("apgd-ce", params, ctx)?,
-                    loss: AttackLoss::CrossEntropy,
-                    eps,
-                });
-            }
-            if config.fgsm {
-                let params = table(&[("eps", Float(eps)), ("random_start", Boolean(false))]);
-                plans.push(PlannedAttack {
-                    label: "fgsm/ce".into(),
-                    attack: build_attack("fgsm", params, ctx)?,
-                    loss: AttackLoss::CrossEntropy,
-                    eps,
-                });
-            }
-        }
-    }
+    let definition = preset_definition(config.preset)?;
+    let origin = format!("the evaluation preset `{}`", config.preset);
+    let mut plans = (definition.attacks)(eps, &preset_settings(config, classes))
+        .into_iter()
+        .map(|planned| PlannedAttack::build(planned, &origin, ctx))
+        .collect::<Result<Vec<_>>>()?;
     for (i, extra) in config.extra_attacks.iter().enumerate() {
-        plans.push(plan_extra(extra, i, eps, ctx)?);
+        plans.push(PlannedAttack::build(
+            extra.planned(i, eps)?,
+            &format!("`eval.extra_attacks[{i}]`"),
+            ctx,
+        )?);
     }
     Ok(plans)
-}
-
-/// The `index`-th of `eval.extra_attacks` at radius `eps`.
-pub fn plan_extra(
-    extra: &ExtraAttack,
-    index: usize,
-    eps: f64,
-    ctx: &BuildContext,
-) -> Result<PlannedAttack> {
-    let origin = format!("`eval.extra_attacks[{index}]`");
-    if extra.params.contains_key("eps") {
-        return Err(crate::Error::Config(format!(
-            "{origin}: `eps` is set by `eval.eps`, remove it from `params`"
-        )));
-    }
-    let mut params = extra.params.clone();
-    params.insert("eps".into(), toml::Value::Float(eps));
-    let section = format!("eval.extra_attacks[{index}].params");
-    let config = ComponentConfig::from_table(&section, params, &origin);
-    let registration = registry::find::<dyn Attack>(&extra.name, &origin)?;
-    Ok(PlannedAttack {
-        // numbered, so that it cannot share a label with a preset attack or another extra
-        label: format!(
-            "{}/{} (extra {})",
-            extra.name,
-            extra.loss.short(),
-            index + 1
-        ),
-        attack: (registration.build)(&config, ctx)?,
-        loss: extra.loss,
-        eps,
-    })
 }

@@ -1,5 +1,7 @@
-//! `apgd-ce`: Auto-PGD (Croce and Hein 2020, "Reliable evaluation of adversarial robustness with
-//! an ensemble of diverse parameter-free attacks"), the step-size-free PGD of AutoAttack.
+//! `apgd`: Auto-PGD (Croce and Hein 2020, "Reliable evaluation of adversarial robustness with
+//! an ensemble of diverse parameter-free attacks"), the step-size-free PGD of AutoAttack. It
+//! maximises whatever loss the evaluation gives it: APGD-CE on cross-entropy, APGD-DLR on the
+//! difference of logits ratio (the `strong` preset runs both).
 //!
 //! From a random start, with per-example step sizes starting at 2 eps: a signed-gradient step
 //! with momentum 0.75, projection to the ball and [0, 1]; at checkpoints (first after 22% of the
@@ -16,7 +18,7 @@ use rossl_core::rng::Rng;
 use rossl_core::Result;
 use serde::{Deserialize, Serialize};
 
-/// Parameters of `apgd-ce`.
+/// Parameters of `apgd`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApgdParams {
@@ -111,7 +113,7 @@ fn row_tensor(values: &[f64], like: &Tensor) -> Result<Tensor> {
 impl Attack for Apgd {
     fn spec(&self) -> AttackSpec {
         AttackSpec {
-            name: "apgd-ce".into(),
+            name: "apgd".into(),
             eps: self.params.eps,
             steps: self.params.steps,
             step_size: None,
@@ -224,8 +226,8 @@ impl Attack for Apgd {
 
 rossl_core::register! {
     kind: attack,
-    name: "apgd-ce",
-    summary: "Auto-PGD (Croce & Hein 2020): step-size-free PGD with momentum and step halving, random start",
+    name: "apgd",
+    summary: "Auto-PGD (Croce & Hein 2020): step-size-free PGD with momentum, step halving and restart from the best point; any loss (CE, DLR)",
     params: ApgdParams,
     build: |p, _ctx| Ok(Box::new(Apgd::new(p))),
 }

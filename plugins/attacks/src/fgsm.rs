@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 pub struct FgsmParams {
     /// Radius of the L-infinity ball.
     pub eps: f64,
-    /// Step size (0: eps).
-    pub step: f64,
+    /// Step size (unset: eps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<f64>,
     /// Start from a uniform point of the ball.
     pub random_start: bool,
 }
@@ -25,7 +26,7 @@ impl Default for FgsmParams {
     fn default() -> Self {
         FgsmParams {
             eps: 8.0 / 255.0,
-            step: 0.0,
+            step: None,
             random_start: false,
         }
     }
@@ -33,7 +34,14 @@ impl Default for FgsmParams {
 
 impl Params for FgsmParams {
     fn validate(&self) -> std::result::Result<(), ParamError> {
-        check_budget(self.eps, self.step).map_err(|e| ParamError::new("eps", e.to_string()))
+        check_budget(self.eps, 0.0).map_err(|e| ParamError::new("eps", e.to_string()))?;
+        match self.step {
+            Some(step) if !(step > 0.0 && step.is_finite()) => Err(ParamError::new(
+                "step",
+                "must be a finite number > 0 (leave it out for a step of eps)",
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -50,11 +58,7 @@ impl Fgsm {
     }
 
     fn step(&self) -> f64 {
-        if self.params.step > 0.0 {
-            self.params.step
-        } else {
-            self.params.eps
-        }
+        self.params.step.unwrap_or(self.params.eps)
     }
 }
 

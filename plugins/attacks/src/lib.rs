@@ -1,10 +1,14 @@
-//! rossl's built-in attacks: `pgd-linf` (projected gradient descent in an L-infinity ball, zero or
-//! random start, restarts), `fgsm` (one signed-gradient step) and `apgd-ce` (Croce and Hein's
-//! step-size-free APGD). Each maximises an objective given as a closure of the input, so the
-//! same attack serves adversarial training (the SSL loss) and evaluation (a probe's loss).
+//! rossl's built-in attacks and evaluation presets: `pgd-linf` (projected gradient descent in an
+//! L-infinity ball, zero or random start, restarts), `fgsm` (one signed-gradient step), `apgd`
+//! (Croce and Hein's step-size-free APGD, on any loss) and `square` (the score-based Square
+//! attack); the presets `strong`, `paper` and `none` ([`presets`]). Each attack maximises an
+//! objective given as a closure of the input, so the same attack serves adversarial training
+//! (the SSL loss) and evaluation (a probe's loss).
 #![warn(missing_docs)]
 
 pub mod apgd;
 pub mod fgsm;
 pub mod pgd;
+pub mod presets;
 mod select;
+pub mod square;

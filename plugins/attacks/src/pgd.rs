@@ -41,6 +41,15 @@ impl Default for PgdParams {
 impl Params for PgdParams {
     fn validate(&self) -> std::result::Result<(), ParamError> {
         check_budget(self.eps, self.step).map_err(|e| ParamError::new("eps", e.to_string()))?;
+        if self.steps == 0 {
+            return Err(ParamError::new("steps", "needs at least one step"));
+        }
+        if self.step <= 0.0 {
+            return Err(ParamError::new(
+                "step",
+                "must be > 0: a step of 0 never moves",
+            ));
+        }
         if self.restarts == 0 {
             return Err(ParamError::new("restarts", "needs at least one run"));
         }

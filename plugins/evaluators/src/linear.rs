@@ -27,6 +27,10 @@ impl Classifier for LinearClassifier<'_> {
     fn logits(&self, images: &Tensor, _rng: &mut Rng) -> Result<Tensor> {
         self.head.logits_detached(&self.encoder.features(images)?)
     }
+
+    fn tensors(&self) -> Vec<(String, Tensor)> {
+        self.head.tensors()
+    }
 }
 
 impl Evaluator for LinearProbe {

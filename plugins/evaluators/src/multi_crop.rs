@@ -156,6 +156,10 @@ impl Classifier for MultiCropClassifier<'_> {
     fn is_random(&self) -> bool {
         true
     }
+
+    fn tensors(&self) -> Vec<(String, Tensor)> {
+        self.head.tensors()
+    }
 }
 
 /// The multi-crop probe.

@@ -115,7 +115,12 @@ impl Evaluator for RobustProbe {
         ]
         .into_iter()
         .collect();
-        let attack = build_attack("pgd-linf", attack_params, &build)?;
+        let attack = build_attack(
+            "pgd-linf",
+            attack_params,
+            "`robust-linear-probe`'s training attack",
+            &build,
+        )?;
         let mut optimizer = HeadOptimizer::new(
             &p.training(p.adversarial_epochs),
             &head,

@@ -79,6 +79,14 @@ impl LinearHead {
         })
     }
 
+    /// `weight` and `bias`, as an `nn.Linear`'s `state_dict` names them.
+    pub fn tensors(&self) -> Vec<(String, Tensor)> {
+        vec![
+            ("weight".into(), self.weight.as_tensor().clone()),
+            ("bias".into(), self.bias.as_tensor().clone()),
+        ]
+    }
+
     /// Logits of features (B, F), with gradients to the head's variables.
     pub fn logits(&self, features: &Tensor) -> Result<Tensor> {
         Ok(features

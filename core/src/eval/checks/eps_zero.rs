@@ -1,0 +1,62 @@
+//! eps = 0 gives exactly the clean accuracy.
+
+use super::{verdict, CheckContext, SanityCheck};
+use crate::eval::report::CheckResult;
+use crate::Result;
+
+/// Clean predictions do not depend on the batch (the checks batch differently from the main
+/// pass), and every attack of the suite, built at eps 0, leaves every prediction as it was.
+/// Fails for batch norm left in training mode and for an attack that moves at eps 0.
+pub struct EpsZero;
+
+impl SanityCheck for EpsZero {
+    fn name(&self) -> &'static str {
+        "eps = 0 gives exactly the clean accuracy"
+    }
+
+    fn run(&self, cx: &CheckContext<'_>) -> Result<CheckResult> {
+        let count = cx.images.len();
+        let random = cx.classifier.is_random();
+        let mut problems = Vec::new();
+        let mut attacks = 0;
+        let suite = cx.suites.first().map(Vec::as_slice).unwrap_or_default();
+        let clean_here = cx.clean_in_check_batches(10)?;
+        if !random {
+            let differing = differing(&clean_here, cx.main_clean());
+            if differing > 0 {
+                problems.push(format!(
+                    "clean predictions depend on the batch: {differing} of {count} differ between batches of {} and {} (batch norm in training mode?)",
+                    cx.inputs.config.batch_size, cx.batch
+                ));
+            }
+        }
+        for (a, plan) in suite.iter().enumerate() {
+            let zero = plan.at_eps(0.0, cx.inputs.ctx)?;
+            let (correct, clean) = cx.attack(&zero, 11 + a as u64)?;
+            // a random classifier is compared under the same draws; a deterministic one with the
+            // main pass, batched differently
+            let reference = if random { clean } else { clean_here.clone() };
+            let n = differing(&correct, &reference);
+            attacks += 1;
+            if n > 0 {
+                problems.push(format!(
+                    "{} at eps 0 changed {n} of {count} per-example results",
+                    plan.label
+                ));
+            }
+        }
+        let passed = problems.is_empty();
+        let detail = if passed {
+            format!(
+                "on {count} images, batched unlike the clean pass: {attacks} attack(s) at eps 0 changed no prediction, and clean predictions do not depend on the batch"
+            )
+        } else {
+            problems.join("; ")
+        };
+        Ok(verdict(self.name(), passed, detail))
+    }
+}
+
+fn differing(a: &[bool], b: &[bool]) -> usize {
+    a.iter().zip(b).filter(|(x, y)| x != y).count()
+}

@@ -1,0 +1,259 @@
+//! `square`: the Square attack (Andriushchenko, Croce, Flammarion and Hein 2020, "Square Attack:
+//! a query-efficient black-box adversarial attack via random search"), L-infinity version.
+//!
+//! Score-based: it reads the objective's value only, never a gradient, so masked or obfuscated
+//! gradients do not stop it. It starts from vertical stripes of +-eps, then, per query, proposes
+//! to set one random square window of each image to +-eps around the clean image (one sign per
+//! channel), and keeps the proposal where it raises the objective. The window's share of the
+//! image starts at `p_init` and halves on the paper's schedule (after 10, 50, 200, 500, 1000,
+//! 2000, 4000, 6000 and 8000 of 10,000 queries, rescaled to the budget). An image stops being
+//! queried once the objective reports it misclassified.
+
+use candle_core::{DType, Tensor};
+use rossl_core::adversarial::check_budget;
+use rossl_core::components::{Attack, AttackSpec, Objective};
+use rossl_core::registry::{ParamError, Params};
+use rossl_core::rng::Rng;
+use rossl_core::Result;
+use serde::{Deserialize, Serialize};
+
+/// Parameters of `square`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SquareParams {
+    /// Radius of the L-infinity ball.
+    pub eps: f64,
+    /// Queries (objective evaluations) per image, the initial one included.
+    pub queries: usize,
+    /// Initial share of the image's pixels that a window covers.
+    pub p_init: f64,
+}
+
+impl Default for SquareParams {
+    fn default() -> Self {
+        SquareParams {
+            eps: 8.0 / 255.0,
+            queries: 1000,
+            p_init: 0.8,
+        }
+    }
+}
+
+impl Params for SquareParams {
+    fn validate(&self) -> std::result::Result<(), ParamError> {
+        check_budget(self.eps, 0.0).map_err(|e| ParamError::new("eps", e.to_string()))?;
+        if self.queries == 0 {
+            return Err(ParamError::new("queries", "needs at least one query"));
+        }
+        if !(self.p_init > 0.0 && self.p_init <= 1.0) {
+            return Err(ParamError::new("p_init", "must be in (0, 1]"));
+        }
+        Ok(())
+    }
+}
+
+/// The Square attack.
+#[derive(Clone, Debug)]
+pub struct Square {
+    params: SquareParams,
+}
+
+impl Square {
+    /// The attack with these settings.
+    pub fn new(params: SquareParams) -> Self {
+        Square { params }
+    }
+}
+
+/// The window's share of the image at query `query` of `total` (the paper's schedule for 10,000
+/// queries, rescaled).
+pub fn window_share(p_init: f64, query: usize, total: usize) -> f64 {
+    let at = (query as f64 / total.max(1) as f64 * 10_000.0) as usize;
+    let halvings = match at {
+        0..=10 => 0,
+        11..=50 => 1,
+        51..=200 => 2,
+        201..=500 => 3,
+        501..=1000 => 4,
+        1001..=2000 => 5,
+        2001..=4000 => 6,
+        4001..=6000 => 7,
+        6001..=8000 => 8,
+        _ => 9,
+    };
+    p_init / f64::from(1u32 << halvings)
+}
+
+/// Images as host rows: (rows, channels, height, width) and the values.
+struct Batch {
+    shape: (usize, usize, usize, usize),
+    values: Vec<f32>,
+}
+
+impl Batch {
+    fn image_len(&self) -> usize {
+        self.shape.1 * self.shape.2 * self.shape.3
+    }
+
+    fn to_tensor(&self, like: &Tensor) -> Result<Tensor> {
+        let (b, c, h, w) = self.shape;
+        Ok(
+            Tensor::from_slice(&self.values, (b, c, h, w), like.device())?
+                .to_dtype(like.dtype())?,
+        )
+    }
+}
+
+fn per_example(loss: &Tensor, rows: usize) -> Result<Vec<f32>> {
+    let values = loss.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    Ok(if values.len() == rows {
+        values
+    } else {
+        // one value for the whole batch: every image shares it
+        vec![values.iter().sum(); rows]
+    })
+}
+
+impl Square {
+    /// Vertical stripes of +-eps around the clean image (one sign per image, channel and column).
+    fn stripes(&self, clean: &Batch, rng: &mut Rng) -> Batch {
+        let (b, c, h, w) = clean.shape;
+        let eps = self.params.eps as f32;
+        let mut values = clean.values.clone();
+        for i in 0..b {
+            for ch in 0..c {
+                for col in 0..w {
+                    let sign = if rng.uniform() < 0.5 { -eps } else { eps };
+                    for row in 0..h {
+                        let at = ((i * c + ch) * h + row) * w + col;
+                        values[at] = (clean.values[at] + sign).clamp(0.0, 1.0);
+                    }
+                }
+            }
+        }
+        Batch {
+            shape: clean.shape,
+            values,
+        }
+    }
+
+    /// Proposes, for each image marked `active`, one square window of side `side` set to
+    /// +-eps around the clean image; a proposal equal to the current window is drawn again.
+    fn propose(
+        &self,
+        clean: &Batch,
+        best: &Batch,
+        active: &[bool],
+        side: usize,
+        rng: &mut Rng,
+    ) -> Batch {
+        let (_, c, h, w) = clean.shape;
+        let eps = self.params.eps as f32;
+        let mut values = best.values.clone();
+        let len = clean.image_len();
+        for (i, _) in active.iter().enumerate().filter(|(_, a)| **a) {
+            let top = rng.below((h - side + 1) as u64) as usize;
+            let left = rng.below((w - side + 1) as u64) as usize;
+            for _attempt in 0..10 {
+                let mut changed = false;
+                for ch in 0..c {
+                    let sign = if rng.uniform() < 0.5 { -eps } else { eps };
+                    for row in top..top + side {
+                        for col in left..left + side {
+                            let at = i * len + (ch * h + row) * w + col;
+                            let value = (clean.values[at] + sign).clamp(0.0, 1.0);
+                            changed |= value != best.values[at];
+                            values[at] = value;
+                        }
+                    }
+                }
+                if changed {
+                    break;
+                }
+            }
+        }
+        Batch {
+            shape: clean.shape,
+            values,
+        }
+    }
+}
+
+impl Attack for Square {
+    fn spec(&self) -> AttackSpec {
+        AttackSpec {
+            name: "square".into(),
+            eps: self.params.eps,
+            steps: self.params.queries,
+            step_size: Some(self.params.eps),
+            restarts: 1,
+            random_start: true,
+        }
+    }
+
+    fn perturb(&self, x: &Tensor, objective: &mut dyn Objective, rng: &mut Rng) -> Result<Tensor> {
+        let x = x.detach();
+        if self.params.eps == 0.0 || x.elem_count() == 0 {
+            return Ok(x);
+        }
+        let (b, c, h, w) = x.dims4()?;
+        let clean = Batch {
+            shape: (b, c, h, w),
+            values: x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?,
+        };
+        let mut best = self.stripes(&clean, rng);
+        let (loss, success) = objective.evaluate(&best.to_tensor(&x)?)?;
+        let mut best_loss = per_example(&loss, b)?;
+        let mut fooled = success.filter(|s| s.len() == b).unwrap_or(vec![false; b]);
+        let side_limit = h.min(w).saturating_sub(1).max(1);
+        for query in 1..self.params.queries {
+            let active: Vec<bool> = fooled.iter().map(|f| !f).collect();
+            if !active.iter().any(|&a| a) {
+                break;
+            }
+            let share = window_share(self.params.p_init, query, self.params.queries);
+            let side = ((share * (h * w) as f64).sqrt().round() as usize).clamp(1, side_limit);
+            let candidate = self.propose(&clean, &best, &active, side, rng);
+            let (loss, success) = objective.evaluate(&candidate.to_tensor(&x)?)?;
+            let loss = per_example(&loss, b)?;
+            let len = clean.image_len();
+            let improved: Vec<usize> = (0..b)
+                .filter(|&i| active[i] && loss[i] > best_loss[i])
+                .collect();
+            for i in improved {
+                best_loss[i] = loss[i];
+                best.values[i * len..(i + 1) * len]
+                    .copy_from_slice(&candidate.values[i * len..(i + 1) * len]);
+                if let Some(s) = success.as_ref().filter(|s| s.len() == b) {
+                    fooled[i] |= s[i];
+                }
+            }
+        }
+        best.to_tensor(&x)
+    }
+}
+
+rossl_core::register! {
+    kind: attack,
+    name: "square",
+    summary: "Square attack (Andriushchenko et al. 2020): score-based random search in squares, no gradients; detects gradient masking",
+    params: SquareParams,
+    build: |p, _ctx| Ok(Box::new(Square::new(p))),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_schedule_halves_at_the_papers_query_counts() {
+        // 10,000 queries: p_init until query 10, then halved at 50, 200, 500, ...
+        assert_eq!(window_share(0.8, 10, 10_000), 0.8);
+        assert_eq!(window_share(0.8, 11, 10_000), 0.4);
+        assert_eq!(window_share(0.8, 200, 10_000), 0.2);
+        assert_eq!(window_share(0.8, 201, 10_000), 0.1);
+        assert_eq!(window_share(0.8, 9_999, 10_000), 0.8 / 512.0);
+        // rescaled: with 100 queries, query 1 is 100 of 10,000
+        assert_eq!(window_share(0.8, 1, 100), 0.2);
+    }
+}

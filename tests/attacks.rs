@@ -1,0 +1,107 @@
+//! Attacks on non-linear objectives whose answers are known: APGD must halve its step to reach an
+//! interior maximum, and PGD's restarts must be chosen per example.
+
+mod common;
+use candle_core::{Device, Tensor, D};
+use rossl::rossl_core::components::{Attack, BuildContext};
+use rossl::rossl_core::registry;
+use rossl::rossl_core::rng::Rng;
+use rossl::rossl_core::Result;
+use std::cell::RefCell;
+
+fn attack(name: &str, params: &str) -> Box<dyn Attack> {
+    registry::build::<dyn Attack>(name, params, &BuildContext::cpu(0)).unwrap()
+}
+
+#[test]
+fn apgd_halves_its_step_to_reach_an_interior_maximum() {
+    // f(x) = -|x - c|^2 per example, c strictly inside the ball around x and inside [0, 1]: the
+    // answer is c. Signed steps of APGD's initial 2 eps oscillate around it; only step halving
+    // (with restarts from the best point) gets close.
+    let dev = Device::Cpu;
+    let eps = 0.1;
+    let mut rng = Rng::new(5);
+    let n = 4 * 64;
+    let x: Vec<f32> = (0..n).map(|_| rng.uniform_range(0.3, 0.7) as f32).collect();
+    let offset: Vec<f32> = (0..n)
+        .map(|_| rng.uniform_range(-0.8 * eps, 0.8 * eps) as f32)
+        .collect();
+    let x = Tensor::from_vec(x, (4, 1, 8, 8), &dev).unwrap();
+    let c = (&x + Tensor::from_vec(offset, (4, 1, 8, 8), &dev).unwrap()).unwrap();
+    let queries = RefCell::new(Vec::new());
+    let mut objective = |input: &Tensor| -> Result<Tensor> {
+        queries.borrow_mut().push(input.detach());
+        Ok((input - &c)?
+            .sqr()?
+            .flatten_from(1)?
+            .sum(D::Minus1)?
+            .neg()?)
+    };
+    let adv = attack("apgd", "eps = 0.1\nsteps = 100")
+        .perturb(&x, &mut objective, &mut Rng::new(6))
+        .unwrap();
+    let error = common::max_abs_diff(&adv, &c);
+    assert!(
+        error < (eps / 20.0) as f32,
+        "APGD ended {error} from the maximum (eps {eps})"
+    );
+    // the step halved: late moves are a small fraction of the first ones
+    let queries = queries.into_inner();
+    let moves: Vec<f32> = queries
+        .windows(2)
+        .map(|w| common::max_abs_diff(&w[1], &w[0]))
+        .collect();
+    let early = moves[..5].iter().copied().fold(0.0, f32::max);
+    let late = moves[moves.len() - 5..].iter().copied().fold(0.0, f32::max);
+    assert!(
+        late < early / 8.0,
+        "the step did not shrink: early moves {early}, late moves {late}"
+    );
+}
+
+#[test]
+fn pgd_keeps_the_best_restart_of_each_example() {
+    // One pixel per example, f(x) = (x - m)^2 with m = x0 + 0.2 eps: ascent runs to the corner of
+    // the ball on the side of its random start, and the far corner x0 - eps (1.2 eps from m)
+    // beats the near one (0.8 eps). A start above m (probability 0.4) ends at the near corner.
+    let dev = Device::Cpu;
+    let eps = 0.1;
+    let rows = 32;
+    let x = Tensor::full(0.5f32, (rows, 1, 1, 1), &dev).unwrap();
+    let m = (0.5 + 0.2 * eps) as f32;
+    let objective = || {
+        move |input: &Tensor| -> Result<Tensor> {
+            Ok((input - f64::from(m))?
+                .sqr()?
+                .flatten_from(1)?
+                .sum(D::Minus1)?)
+        }
+    };
+    let far = (0.5 - eps) as f32;
+    let ends = |restarts: usize| -> Vec<f32> {
+        let params = format!(
+            "eps = 0.1\nstep = 0.05\nsteps = 5\nrandom_start = true\nrestarts = {restarts}"
+        );
+        attack("pgd-linf", &params)
+            .perturb(&x, &mut objective(), &mut Rng::new(11))
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
+    let single = ends(1);
+    let wrong = single.iter().filter(|v| (**v - far).abs() > 1e-6).count();
+    assert!(
+        wrong > 0 && wrong < rows,
+        "one run should end at the near corner for some examples only: {single:?}"
+    );
+    // ten runs: each example keeps its own best run, so all reach the far corner
+    let best = ends(10);
+    for (i, v) in best.iter().enumerate() {
+        assert!(
+            (v - far).abs() < 1e-6,
+            "example {i} ended at {v}, not {far}"
+        );
+    }
+}
