@@ -43,6 +43,8 @@ pub enum Command {
     Run(commands::run::RunArgs),
     /// Evaluate a trained run (again), e.g. with other attacks: writes its results.json.
     Eval(commands::eval::EvalArgs),
+    /// Write a run's encoder weights alone (PyTorch state_dict names) to a safetensors file.
+    Export(commands::export::ExportArgs),
     /// Train and evaluate several method configs under the same overrides; write a comparison.
     Compare(commands::compare::CompareArgs),
     /// Time the training step against the PyTorch reference's workloads, or the view pipeline.
@@ -62,6 +64,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(&args),
         Command::Eval(args) => commands::eval::run(&args),
         Command::Compare(args) => commands::compare::run(&args),
+        Command::Export(args) => commands::export::run(&args),
         Command::Bench(args) => commands::bench::run(&args),
         Command::Views(args) => commands::views::run(&args),
     };

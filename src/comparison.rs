@@ -96,9 +96,68 @@ fn failed_checks_section(rows: &[Row]) -> String {
     }
 }
 
-/// The paper-shaped table, one per evaluator, in Markdown; failed sanity checks first.
+/// The evaluation settings on which the rows disagree: for each such key, every row's value
+/// (`-` where a row lacks the key). Empty when every row was evaluated alike.
+pub fn protocol_differences(rows: &[Row]) -> Vec<(String, Vec<String>)> {
+    let keys: std::collections::BTreeSet<&String> = rows
+        .iter()
+        .flat_map(|r| r.results.eval_protocol.keys())
+        .collect();
+    keys.into_iter()
+        .filter_map(|key| {
+            let values: Vec<String> = rows
+                .iter()
+                .map(|r| {
+                    r.results
+                        .eval_protocol
+                        .get(key)
+                        .cloned()
+                        .unwrap_or_else(|| "-".into())
+                })
+                .collect();
+            values
+                .iter()
+                .any(|v| v != &values[0])
+                .then(|| (key.clone(), values))
+        })
+        .collect()
+}
+
+/// The evaluation settings that differ, one line per key with every row's value.
+pub fn describe_differences(rows: &[Row], differences: &[(String, Vec<String>)]) -> String {
+    let mut out = String::new();
+    for (key, values) in differences {
+        let per_row: Vec<String> = rows
+            .iter()
+            .zip(values)
+            .map(|(r, v)| format!("{}: {v}", r.label))
+            .collect();
+        let _ = writeln!(out, "- `{key}`: {}", per_row.join("; "));
+    }
+    out
+}
+
+/// Rows whose evaluation differs from the first row's, marked in tables.
+fn mixed_rows(rows: &[Row], differences: &[(String, Vec<String>)]) -> Vec<bool> {
+    (0..rows.len())
+        .map(|i| differences.iter().any(|(_, v)| v[i] != v[0]))
+        .collect()
+}
+
+/// The paper-shaped table, one per evaluator, in Markdown; failed sanity checks first, then
+/// (when rows were evaluated differently) the settings that differ.
 pub fn markdown(rows: &[Row]) -> String {
     let mut out = failed_checks_section(rows);
+    let differences = protocol_differences(rows);
+    let mixed = mixed_rows(rows, &differences);
+    if !differences.is_empty() {
+        let _ = writeln!(
+            out,
+            "## Mixed evaluation settings\n\nRows marked † were evaluated unlike the first row, so \
+             their numbers are not directly comparable:\n\n{}",
+            describe_differences(rows, &differences)
+        );
+    }
     let eps = radii(rows);
     let evaluators: Vec<String> = rows
         .first()
@@ -114,12 +173,14 @@ pub fn markdown(rows: &[Row]) -> String {
         let _ = writeln!(out, "### {evaluator}\n");
         let mut header = "| method | views | regime | epochs | clean |".to_string();
         for e in &eps {
-            let _ = write!(header, " PGD {} |", eps_label(*e));
+            let _ = write!(header, " worst case {} |", eps_label(*e));
         }
-        header.push_str(" training time | encoder passes (fwd / bwd) | failed checks |");
+        header.push_str(
+            " training wall time (loader wait) | encoder passes (fwd / bwd) | failed checks |",
+        );
         let _ = writeln!(out, "{header}");
         let _ = writeln!(out, "|{}", "---|".repeat(8 + eps.len()));
-        for row in rows {
+        for (row, mixed) in rows.iter().zip(&mixed) {
             let Some(e) = row
                 .results
                 .evaluations
@@ -129,8 +190,9 @@ pub fn markdown(rows: &[Row]) -> String {
                 continue;
             };
             let mut line = format!(
-                "| {} | {} | {} | {} | {} |",
+                "| {}{} | {} | {} | {} | {} |",
                 row.label,
+                if *mixed { " †" } else { "" },
                 row.results.views_per_image,
                 regime_label(row),
                 row.summary.epochs,
@@ -141,8 +203,9 @@ pub fn markdown(rows: &[Row]) -> String {
             }
             let _ = write!(
                 line,
-                " {:.1} s | {} / {} | {} |",
+                " {:.1} s ({:.1} s) | {} / {} | {} |",
                 row.summary.seconds,
+                row.summary.loader_wait_seconds,
                 row.summary.forward_passes,
                 row.summary.backward_passes,
                 e.failed_checks().count()
@@ -153,10 +216,12 @@ pub fn markdown(rows: &[Row]) -> String {
     }
     let _ = writeln!(
         out,
-        "Accuracies in %, on the test split; PGD columns are the per-example worst case over the \
-         evaluation preset's attacks at that radius (L-infinity, inputs in [0, 1], white box through \
-         encoder and probe). Epochs are passes over the data; training time is wall-clock \
-         pre-training only."
+        "Accuracies in %, on the test split. Worst case: the per-example worst case over every \
+         attack of the evaluation at that radius (L-infinity, inputs in [0, 1], through encoder and \
+         probe), i.e. correct clean and under every attack. Epochs are passes over the data. \
+         Training wall time runs from the first batch request to the last optimiser step of \
+         pre-training (evaluation excluded); the loader wait inside it is the time spent waiting \
+         for batches of views."
     );
     out
 }
@@ -398,6 +463,7 @@ mod tests {
             forward_passes,
             backward_passes: forward_passes,
             seconds: 1.5,
+            loader_wait_seconds: 0.1,
             final_loss: None,
             images_per_s: 1.0,
             device: "cpu".into(),
@@ -439,7 +505,7 @@ mod tests {
         assert!(failure < md.find("### linear-probe").expect(&md), "{md}");
         assert!(!md.contains("**trained**"), "{md}");
         assert!(
-            md.contains("| trained | 4 | free (m=3) | 1 | 50.00 | 25.00 |"),
+            md.contains("| trained | 4 | free (m=3) | 1 | 50.00 | 25.00 | 1.5 s (0.1 s) |"),
             "{md}"
         );
         assert!(

@@ -1,5 +1,6 @@
 //! Printing summaries and results for people.
 
+use rossl_core::components::Stage;
 use rossl_core::eval::Results;
 use rossl_core::run_dir::RunDir;
 use rossl_core::train::TrainSummary;
@@ -7,7 +8,7 @@ use rossl_core::train::TrainSummary;
 /// Prints the training summary.
 pub fn print_summary(run_dir: &RunDir, s: &TrainSummary) {
     println!(
-        "trained {} ({} regime): {} pass(es), {} steps, {} forward / {} backward encoder passes, {:.1} s on {}{}",
+        "trained {} ({} regime): {} pass(es), {} steps, {} forward / {} backward encoder passes, {:.1} s wall clock ({:.1} s waiting for batches) on {}{}",
         if s.method.is_empty() { "run" } else { &s.method },
         s.regime,
         s.epochs,
@@ -15,6 +16,7 @@ pub fn print_summary(run_dir: &RunDir, s: &TrainSummary) {
         s.forward_passes,
         s.backward_passes,
         s.seconds,
+        s.loader_wait_seconds,
         s.device,
         s.final_loss.map(|l| format!(", final loss {l:.4}")).unwrap_or_default()
     );
@@ -47,37 +49,53 @@ pub fn print_results(results: &Results) {
         );
         if !e.robust.is_empty() {
             println!(
-                "  {:<16} {:>8} {:>6} {:>9}",
+                "  {:<22} {:>8} {:>6} {:>9}  images",
                 "attack", "eps", "steps", "accuracy"
             );
             for r in &e.robust {
                 println!(
-                    "  {:<16} {:>8.4} {:>6} {:>8.2}%",
+                    "  {:<22} {:>8.4} {:>6} {:>8.2}%  {}{}",
                     r.attack,
                     r.eps,
                     r.steps,
-                    100.0 * r.accuracy
+                    100.0 * r.accuracy,
+                    r.images,
+                    if r.stage == Stage::Survivors {
+                        " (the points every other attack left correct)"
+                    } else {
+                        ""
+                    }
                 );
             }
             for w in &e.worst_case {
                 println!(
-                    "  {:<16} {:>8.4} {:>6} {:>8.2}%",
+                    "  {:<22} {:>8.4} {:>6} {:>8.2}%  {}",
                     "worst case",
                     w.eps,
                     "",
-                    100.0 * w.accuracy
+                    100.0 * w.accuracy,
+                    e.test_images
                 );
             }
         }
-        let passed = e.checks.iter().filter(|c| c.passed).count();
-        println!("  sanity checks: {passed}/{} passed", e.checks.len());
+        let passed = e.checks.iter().filter(|c| c.passed && !c.skipped).count();
+        let skipped = e.checks.iter().filter(|c| c.skipped).count();
+        println!(
+            "  sanity checks: {passed}/{} passed{}",
+            e.checks.len(),
+            if skipped > 0 {
+                format!(", {skipped} not applicable")
+            } else {
+                String::new()
+            }
+        );
         for c in &e.checks {
-            println!(
-                "    [{}] {}: {}",
-                if c.passed { "ok" } else { "FAILED" },
-                c.name,
-                c.detail
-            );
+            let status = match (c.passed, c.skipped) {
+                (_, true) => "n/a",
+                (true, false) => "ok",
+                (false, false) => "FAILED",
+            };
+            println!("    [{status}] {}: {}", c.name, c.detail);
         }
     }
 }

@@ -203,3 +203,95 @@ fn a_run_stopped_early_resumes_from_the_command_line() {
     assert_eq!(summary["complete"], true, "{summary}");
     assert!(run_path.join("results.json").is_file());
 }
+
+#[test]
+fn export_writes_the_encoder_alone_under_its_pytorch_names() {
+    use rossl::rossl_core::assembly::Assembly;
+    use rossl::rossl_core::config::DeviceSpec;
+    use rossl::rossl_core::device::select_device;
+    let dir = temp_dir("cli-export");
+    let file = write(&dir, "a.toml", TINY);
+    let out = dir.join("runs").display().to_string();
+    let (ok, _, err) = rossl(&["run", &file.display().to_string(), "--out", &out, "-q"]);
+    assert!(ok, "{err}");
+    let latest = dir.join("runs/latest");
+    let exported = dir.join("weights.safetensors");
+    let (ok, text, err) = rossl(&[
+        "export",
+        &latest.display().to_string(),
+        "--out",
+        &exported.display().to_string(),
+        "--samples",
+        "5",
+    ]);
+    assert!(
+        ok && text.contains("probe-linear-probe.safetensors"),
+        "{text}{err}"
+    );
+    let tensors = candle_core::safetensors::load(&exported, &candle_core::Device::Cpu).unwrap();
+    // the same names and shapes as the encoder's parameters and buffers, and nothing else (no
+    // optimiser state, no training perturbation)
+    let resolved = common::resolve(&[file], &[]).unwrap();
+    let asm = Assembly::build(resolved, select_device(DeviceSpec::Cpu).unwrap()).unwrap();
+    let expected = rossl::rossl_core::train::encoder_tensors(asm.encoder.as_ref());
+    assert_eq!(tensors.len(), expected.len());
+    for (name, tensor) in &expected {
+        let got = tensors.get(name).unwrap_or_else(|| panic!("no `{name}`"));
+        assert_eq!(got.dims(), tensor.dims(), "{name}");
+    }
+    assert!(tensors.contains_key("backbone.layer1.0.conv1.weight"));
+    assert_eq!(
+        tensors["backbone.bn1.num_batches_tracked"].dtype(),
+        candle_core::DType::I64
+    );
+    let samples = candle_core::safetensors::load(
+        dir.join("weights-samples.safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(samples["images"].dims(), &[5, 1, 12, 12]);
+    assert_eq!(samples["features"].dims()[0], 5);
+}
+
+#[test]
+fn compare_refuses_rows_evaluated_differently_unless_told() {
+    let dir = temp_dir("cli-mixed");
+    let a = write(&dir, "a.toml", TINY);
+    let b = write(
+        &dir,
+        "b.toml",
+        &TINY
+            .replace("name = \"tiny\"", "name = \"tiny-b\"")
+            .replace("steps = 3\n", "steps = 4\n"),
+    );
+    let out = dir.join("runs").display().to_string();
+    let args = |extra: &'static str| {
+        let mut v = vec![
+            "compare".to_string(),
+            a.display().to_string(),
+            b.display().to_string(),
+            "--out".into(),
+            out.clone(),
+            "-q".into(),
+        ];
+        if !extra.is_empty() {
+            v.push(extra.into());
+        }
+        v
+    };
+    let refused = args("");
+    let refused: Vec<&str> = refused.iter().map(String::as_str).collect();
+    let (ok, _, err) = rossl(&refused);
+    assert!(
+        !ok && err.contains("`eval.steps`: tiny: 3; tiny-b: 4") && err.contains("--allow-mixed"),
+        "{err}"
+    );
+    let allowed = args("--allow-mixed");
+    let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
+    let (ok, text, err) = rossl(&allowed);
+    assert!(ok, "{err}");
+    assert!(
+        text.contains("| tiny-b † |") && text.contains("Mixed evaluation settings"),
+        "{text}"
+    );
+}

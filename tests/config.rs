@@ -207,3 +207,36 @@ fn invalid_values_are_caught_before_anything_runs() {
         "{message}"
     );
 }
+
+#[test]
+fn attacks_that_cannot_move_are_configuration_errors_naming_the_key() {
+    for (set, key) in [
+        (
+            "eval.extra_attacks=[{ name = \"pgd-linf\", params = { steps = 0 } }]",
+            "steps",
+        ),
+        (
+            "eval.extra_attacks=[{ name = \"pgd-linf\", params = { step = 0.0 } }]",
+            "step",
+        ),
+        (
+            "eval.extra_attacks=[{ name = \"fgsm\", params = { step = 0.0 } }]",
+            "step",
+        ),
+        (
+            "eval.extra_attacks=[{ name = \"apgd\", params = { steps = 0 } }]",
+            "steps",
+        ),
+        (
+            "eval.extra_attacks=[{ name = \"square\", params = { queries = 0 } }]",
+            "queries",
+        ),
+        ("eval.apgd_steps=0", "eval.apgd_steps"),
+        ("eval.square_queries=0", "eval.square_queries"),
+        ("eval.paper_steps=0", "eval.paper_steps"),
+        ("train.attack.pgd-linf.steps=0", "steps"),
+    ] {
+        let message = common::error_of(common::resolve(&[], &[set]));
+        assert!(message.contains(key), "{set}: {message}");
+    }
+}

@@ -209,13 +209,60 @@ fn idx_datasets_read_plain_and_gzipped_files_and_report_damage() {
     );
 }
 
+/// Runs `rossl views` on the `fashion-mnist` dataset with no root configured, with the XDG data
+/// folders pointing at `data_dirs` (and an empty user folder): (success, standard error).
+fn views_of_fashion_mnist(dir: &Path, data_dirs: &Path) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rossl"))
+        .args([
+            "views",
+            "--set",
+            "data.name=\"fashion-mnist\"",
+            "--images",
+            "2",
+            "--views",
+            "2",
+        ])
+        .arg("--out")
+        .arg(dir.join("grid.png"))
+        .env("XDG_DATA_HOME", dir.join("empty-home"))
+        .env("XDG_DATA_DIRS", data_dirs)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
-fn fashion_mnist_finds_the_debian_package_without_configuration() {
-    let root = Path::new("/usr/share/datasets/fashion-mnist");
+fn fashion_mnist_is_found_where_the_debian_package_installs_it_without_configuration() {
+    // the package's layout, /usr/share/datasets/fashion-mnist/*.gz, under a data folder of our own
+    let dir = temp_dir("fashion-layout");
+    let share = dir.join("share");
+    let folder = share.join("datasets/fashion-mnist");
+    std::fs::create_dir_all(&folder).unwrap();
+    write_mnist(&folder, true);
+    let (ok, err) = views_of_fashion_mnist(&dir, &share);
+    assert!(ok, "{err}");
+    assert!(dir.join("grid.png").is_file());
+    // nothing there: the error names every folder searched, and how to get the data
+    let (ok, err) = views_of_fashion_mnist(&dir, &dir.join("nowhere"));
     assert!(
-        root.join("train-images-idx3-ubyte.gz").is_file(),
-        "the Debian package dataset-fashion-mnist is not installed (.ci/run installs it)"
+        !ok && err.contains("nowhere/datasets/fashion-mnist")
+            && err.contains("empty-home/datasets/fashion-mnist")
+            && err.contains("dataset-fashion-mnist"),
+        "{err}"
     );
+}
+
+#[test]
+fn fashion_mnist_reads_the_debian_package_when_it_is_installed() {
+    let root = Path::new("/usr/share/datasets/fashion-mnist");
+    if !root.join("train-images-idx3-ubyte.gz").is_file() {
+        eprintln!("the Debian package dataset-fashion-mnist is not installed: nothing to read");
+        return;
+    }
     let d = dataset("fashion-mnist", "");
     let test = d.load(Split::Test).unwrap();
     assert_eq!((test.len(), test.classes, test.height), (10_000, 10, 28));

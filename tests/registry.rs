@@ -20,7 +20,7 @@ fn every_built_in_component_is_registered() {
         (Kind::Encoder, &["resnet-small", "resnet18-cifar"]),
         (Kind::Views, &["multi-crop", "patches", "single"]),
         (Kind::Loss, &["infonce", "invariance", "tcr"]),
-        (Kind::Attack, &["apgd-ce", "fgsm", "pgd-linf"]),
+        (Kind::Attack, &["apgd", "fgsm", "pgd-linf", "square"]),
         (
             Kind::Evaluator,
             &[

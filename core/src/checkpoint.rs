@@ -26,6 +26,9 @@ pub struct TrainingState {
     pub backward_passes: u64,
     /// Wall-clock seconds spent training so far.
     pub train_seconds: f64,
+    /// The part of `train_seconds` spent waiting for batches.
+    #[serde(default)]
+    pub loader_wait_seconds: f64,
     /// `true` once every epoch is done.
     pub complete: bool,
     /// The rossl version that wrote it.

@@ -4,7 +4,7 @@
 use crate::cli::ConfigArgs;
 use crate::commands::run::{run_one, RunArgs, RunOutcome};
 use crate::commands::session::{build, Session};
-use crate::comparison::{write_all, Row};
+use crate::comparison::{describe_differences, protocol_differences, write_all, Row};
 use clap::Args;
 use rossl_core::config::ConfigSources;
 use std::path::{Path, PathBuf};
@@ -28,6 +28,10 @@ pub struct CompareArgs {
     /// Make a failed sanity check an error exit.
     #[arg(long)]
     pub strict: bool,
+    /// Put rows evaluated with different settings (attacks, radii, test images, evaluators) in
+    /// one table, marked, instead of refusing.
+    #[arg(long)]
+    pub allow_mixed: bool,
 }
 
 fn row(session: &Session, outcome: RunOutcome, label: Option<&str>) -> anyhow::Result<Row> {
@@ -56,10 +60,24 @@ fn plain_run_args() -> RunArgs {
         no_eval: false,
         strict: false,
         stop_after: None,
+        allow_mixed: false,
+        mark_latest: true,
     }
 }
 
-fn finish(rows: &[Row], dir: &Path, strict: bool) -> anyhow::Result<ExitCode> {
+fn finish(rows: &[Row], dir: &Path, strict: bool, allow_mixed: bool) -> anyhow::Result<ExitCode> {
+    let differences = protocol_differences(rows);
+    if !differences.is_empty() {
+        let listed = describe_differences(rows, &differences);
+        if !allow_mixed {
+            anyhow::bail!(
+                "the rows were evaluated with different settings, so their numbers are not comparable:\n{listed}evaluate them alike (for example `rossl eval RUN_DIR --set ...`), or pass --allow-mixed to put them in one table, marked"
+            );
+        }
+        eprintln!(
+            "warning: rows evaluated with different settings (marked † in the table):\n{listed}"
+        );
+    }
     let table = write_all(rows, dir)?;
     println!("\n{table}");
     println!(
@@ -106,6 +124,7 @@ pub fn run_baselines(
             &baseline_session,
             &RunArgs {
                 strict: args.strict,
+                mark_latest: false,
                 ..plain_run_args()
             },
         )?;
@@ -116,6 +135,7 @@ pub fn run_baselines(
         &rows,
         &dir,
         args.strict || session.assembly.config.run.eval.strict,
+        args.allow_mixed,
     )
     .map(Some)
 }
@@ -147,5 +167,5 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<ExitCode> {
         rows.push(row(&session, outcome, None)?);
     }
     let dir = out_dir.unwrap_or_else(|| PathBuf::from("runs"));
-    finish(&rows, &dir, args.strict)
+    finish(&rows, &dir, args.strict, args.allow_mixed)
 }

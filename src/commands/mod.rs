@@ -4,6 +4,7 @@ pub mod bench;
 pub mod compare;
 pub mod config;
 pub mod eval;
+pub mod export;
 pub mod plugins;
 pub mod run;
 pub mod session;

@@ -35,6 +35,13 @@ pub struct RunArgs {
     /// Stop after this many passes over the data in total (continue later with --resume).
     #[arg(long, value_name = "PASSES")]
     pub stop_after: Option<usize>,
+    /// With `[compare]` baselines: put rows evaluated with different settings in one table,
+    /// marked, instead of refusing.
+    #[arg(long)]
+    pub allow_mixed: bool,
+    /// Point `<out>/latest` at this run's folder (not for the baselines of `[compare]`).
+    #[arg(skip = true)]
+    pub mark_latest: bool,
 }
 
 /// What a finished `run` produced.
@@ -78,7 +85,9 @@ pub fn run_one(session: &Session, args: &RunArgs) -> anyhow::Result<RunOutcome> 
         None => RunDir::for_config(&asm.config)?,
     };
     run_dir.create()?;
-    run_dir.mark_latest()?;
+    if args.mark_latest {
+        run_dir.mark_latest()?;
+    }
     let checkpoint_path = run_dir.file(files::CHECKPOINT);
     let finished = read_summary(&run_dir)?;
     let options = TrainOptions {

@@ -40,13 +40,16 @@ pub struct Finished {
 /// of the configuration (below `--set`, above files), so commands run exactly as written.
 pub const TEST_SIZE_ENV: &[(&str, &str)] = &[
     ("ROSSL_DATA__TRAIN_SUBSET", "96"),
-    ("ROSSL_DATA__TEST_SUBSET", "40"),
-    ("ROSSL_DATA__BATCH_SIZE", "16"),
+    ("ROSSL_DATA__TEST_SUBSET", "20"),
+    ("ROSSL_DATA__BATCH_SIZE", "8"),
+    ("ROSSL_VIEWS__MULTI-CROP__VIEWS", "4"),
     ("ROSSL_TRAIN__MAX_BATCHES", "2"),
+    ("ROSSL_TRAIN__EPOCHS", "3"),
     ("ROSSL_EVAL__STEPS", "2"),
-    // ("ROSSL_EVAL__APGD_STEPS", "3"),
-    // ("ROSSL_EVAL__SQUARE_QUERIES", "20"),
-    ("ROSSL_EVAL__CHECK_IMAGES", "16"),
+    ("ROSSL_EVAL__RESTARTS", "1"),
+    ("ROSSL_EVAL__APGD_STEPS", "3"),
+    ("ROSSL_EVAL__SQUARE_QUERIES", "20"),
+    ("ROSSL_EVAL__CHECK_IMAGES", "8"),
     ("ROSSL_EVAL__LINEAR-PROBE__EPOCHS", "2"),
 ];
 

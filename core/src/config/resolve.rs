@@ -240,6 +240,25 @@ impl ResolvedConfig {
         Ok(format!("{:016x}", fnv1a(text.as_bytes())))
     }
 
+    /// The evaluation protocol, flattened to `key = value` lines: every `eval` setting that
+    /// changes what the numbers mean (attacks, radii, checks, evaluator parameters; not `strict`
+    /// or `after_training`), the dataset and the test subset. Rows of a comparison must share it.
+    pub fn eval_protocol(&self) -> Result<std::collections::BTreeMap<String, String>> {
+        let table = self.resolved_table()?;
+        let mut flat = std::collections::BTreeMap::new();
+        if let Some(toml::Value::Table(eval)) = table.get("eval") {
+            flatten("eval", eval, &mut flat);
+        }
+        flat.remove("eval.strict");
+        flat.remove("eval.after_training");
+        flat.insert("data.name".into(), self.run.data.name.clone());
+        flat.insert(
+            "data.test_subset".into(),
+            self.run.data.test_subset.to_string(),
+        );
+        Ok(flat)
+    }
+
     fn digest_without(&self, keys: &[&str]) -> Result<String> {
         let mut table = self.resolved_table()?;
         for key in keys {
@@ -314,6 +333,23 @@ fn layer_plugin_paths(layer: &Figment) -> Result<Vec<std::path::PathBuf>> {
             }
         })
         .collect())
+}
+
+/// Flattens `table` under `prefix` into dotted keys and inline TOML values.
+fn flatten(
+    prefix: &str,
+    table: &toml::Table,
+    out: &mut std::collections::BTreeMap<String, String>,
+) {
+    for (key, value) in table {
+        let dotted = format!("{prefix}.{key}");
+        match value {
+            toml::Value::Table(t) => flatten(&dotted, t, out),
+            other => {
+                out.insert(dotted, explain::inline(other));
+            }
+        }
+    }
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {

@@ -84,8 +84,11 @@ impl EvaluationReport {
 /// What training cost.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
 pub struct TrainResults {
-    /// Wall-clock seconds of training.
+    /// Wall-clock seconds of training, from the first batch request to the last step.
     pub seconds: f64,
+    /// The part of `seconds` spent waiting for batches.
+    #[serde(default)]
+    pub loader_wait_seconds: f64,
     /// Passes over the data.
     pub epochs: usize,
     /// The budget in standard epochs.
@@ -125,4 +128,7 @@ pub struct Results {
     pub config_digest: String,
     /// The digest of the evaluation settings.
     pub eval_digest: String,
+    /// The evaluation protocol (`key = value`), which rows of a comparison must share.
+    #[serde(default)]
+    pub eval_protocol: std::collections::BTreeMap<String, String>,
 }

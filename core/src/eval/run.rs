@@ -52,6 +52,7 @@ pub fn evaluate_run(asm: &Assembly, run_dir: &RunDir, train: &TrainSummary) -> R
         views_per_image: asm.views.views_per_image(),
         train: TrainResults {
             seconds: train.seconds,
+            loader_wait_seconds: train.loader_wait_seconds,
             epochs: train.epochs,
             epochs_budget: train.epochs_budget,
             steps: train.steps,
@@ -64,6 +65,7 @@ pub fn evaluate_run(asm: &Assembly, run_dir: &RunDir, train: &TrainSummary) -> R
         seed: run.seed,
         config_digest: asm.config.digest()?,
         eval_digest: asm.config.eval_digest()?,
+        eval_protocol: asm.config.eval_protocol()?,
     };
     let text =
         serde_json::to_string_pretty(&results).map_err(|e| Error::msg(format!("results: {e}")))?;

@@ -74,8 +74,12 @@ pub struct TrainSummary {
     pub forward_passes: u64,
     /// Encoder backward passes.
     pub backward_passes: u64,
-    /// Wall-clock seconds of training.
+    /// Wall-clock seconds of training: from the first batch request to the last optimiser step
+    /// (checkpoints included, evaluation not), summed over resumed sessions.
     pub seconds: f64,
+    /// The part of `seconds` spent waiting for the loader's batches.
+    #[serde(default)]
+    pub loader_wait_seconds: f64,
     /// The objective at the last step.
     pub final_loss: Option<f64>,
     /// Views processed per second, over the whole run.
@@ -128,6 +132,7 @@ struct Loop<'a> {
     passes: Passes,
     steps: usize,
     seconds: f64,
+    loader_wait: f64,
     metrics: MetricsWriter,
     config_text: String,
     last_loss: Option<f64>,
@@ -147,6 +152,7 @@ impl Loop<'_> {
             forward_passes: self.passes.forward,
             backward_passes: self.passes.backward,
             train_seconds: self.seconds,
+            loader_wait_seconds: self.loader_wait,
             complete,
             rossl_version: env!("CARGO_PKG_VERSION").to_string(),
         };
@@ -240,7 +246,7 @@ pub fn train_with(
     };
     let mut start_epoch = 0;
     let mut passes = Passes::default();
-    let (mut steps, mut seconds) = (0, 0.0);
+    let (mut steps, mut seconds, mut loader_wait) = (0, 0.0, 0.0);
     if let Some(ckpt) = resume {
         restore_encoder(asm.encoder.as_ref(), &ckpt.tensors)?;
         optimizer.load_state(&|name| ckpt.tensors.get(name).cloned())?;
@@ -252,6 +258,7 @@ pub fn train_with(
             backward: ckpt.state.backward_passes,
         };
         seconds = ckpt.state.train_seconds;
+        loader_wait = ckpt.state.loader_wait_seconds;
         tracing::info!(
             epoch = start_epoch,
             step = steps,
@@ -269,6 +276,7 @@ pub fn train_with(
         passes,
         steps,
         seconds,
+        loader_wait,
         metrics,
         config_text: asm.config.to_toml(false)?,
         last_loss: None,
@@ -300,14 +308,22 @@ pub fn train_with(
     );
     let mut bar = crate::progress::bar(plan.total_steps as u64, "train");
     bar.set_position(state.steps as u64);
+    // wall-clock time from the first batch request on, added to what earlier sessions spent
     let run_start = Instant::now();
+    let earlier_seconds = state.seconds;
     let end = options
         .stop_after_passes
         .map_or(plan.passes, |n| n.min(plan.passes));
     for epoch in start_epoch..end {
         let mut epoch_loss = 0.0;
         let mut epoch_steps = 0usize;
-        for batch in loader.epoch(epoch) {
+        let mut batches = loader.epoch(epoch);
+        loop {
+            let requested = Instant::now();
+            let Some(batch) = batches.next() else {
+                break;
+            };
+            state.loader_wait += requested.elapsed().as_secs_f64();
             let started = Instant::now();
             let x = batch.tensor(&asm.device.device)?;
             let outcomes = match run.train.regime {
@@ -365,7 +381,7 @@ pub fn train_with(
                 let outcome = outcome
                     .map_err(|e| stopped(e, epoch, batch.index, state.steps + 1, run_dir, epoch))?;
                 state.steps += 1;
-                state.seconds += per_step;
+                state.seconds = earlier_seconds + run_start.elapsed().as_secs_f64();
                 state.images += (batch.views * batch.batch) as u64;
                 let images_per_s = (batch.views * batch.batch) as f64 / per_step.max(1e-9);
                 epoch_loss += outcome.loss;
@@ -391,7 +407,7 @@ pub fn train_with(
         state.metrics.write(&serde_json::json!({
             "kind": "epoch", "epoch": epoch, "step": state.steps, "mean_loss": mean,
             "forward_passes": state.passes.forward, "backward_passes": state.passes.backward,
-            "seconds": state.seconds,
+            "seconds": state.seconds, "loader_wait_seconds": state.loader_wait,
         }))?;
         tracing::info!(
             "pass {}/{}: mean loss {mean:.4}, {} steps, {:.1} s",
@@ -413,6 +429,7 @@ pub fn train_with(
         forward_passes: state.passes.forward,
         backward_passes: state.passes.backward,
         seconds: state.seconds,
+        loader_wait_seconds: state.loader_wait,
         final_loss: state.last_loss,
         images_per_s: if wall > 0.0 {
             state.images as f64 / wall

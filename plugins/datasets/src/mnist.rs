@@ -12,24 +12,87 @@ use std::path::{Path, PathBuf};
 pub const DEBIAN_FASHION_MNIST: &str = "/usr/share/datasets/fashion-mnist";
 
 /// Parameters of `fashion-mnist`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct FashionMnistParams {
-    /// Folder holding `train-images-idx3-ubyte[.gz]` and the other three files.
-    pub root: PathBuf,
-}
-
-impl Default for FashionMnistParams {
-    fn default() -> Self {
-        FashionMnistParams {
-            root: PathBuf::from(DEBIAN_FASHION_MNIST),
-        }
-    }
+    /// Folder holding `train-images-idx3-ubyte[.gz]` and the other three files. Unset: the first
+    /// of [`standard_locations`] that holds them (the Debian package's folder among them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root: Option<PathBuf>,
 }
 
 impl Params for FashionMnistParams {
     fn paths_mut(&mut self) -> Vec<(&'static str, &mut PathBuf)> {
-        vec![("root", &mut self.root)]
+        self.root.iter_mut().map(|r| ("root", r)).collect()
+    }
+}
+
+/// The folders searched for the dataset `name` when no root is set: `datasets/<name>` under
+/// each XDG data folder, the user's first (`$XDG_DATA_HOME`, else `~/.local/share`), then each of
+/// `$XDG_DATA_DIRS` (else `/usr/local/share` and `/usr/share`). With the defaults, the last is
+/// `/usr/share/datasets/<name>`, where Debian's dataset packages install.
+pub fn standard_locations(name: &str) -> Vec<PathBuf> {
+    let var = |key: &str| std::env::var_os(key).filter(|v| !v.is_empty());
+    locations_in(
+        name,
+        var("XDG_DATA_HOME").map(PathBuf::from),
+        var("HOME").map(PathBuf::from),
+        var("XDG_DATA_DIRS"),
+    )
+}
+
+/// [`standard_locations`] for these values of `XDG_DATA_HOME`, `HOME` and `XDG_DATA_DIRS`.
+fn locations_in(
+    name: &str,
+    data_home: Option<PathBuf>,
+    home: Option<PathBuf>,
+    data_dirs: Option<std::ffi::OsString>,
+) -> Vec<PathBuf> {
+    let user = data_home.or_else(|| home.map(|h| h.join(".local/share")));
+    let system: Vec<PathBuf> = match data_dirs {
+        Some(dirs) => std::env::split_paths(&dirs).collect(),
+        None => vec![
+            PathBuf::from("/usr/local/share"),
+            PathBuf::from("/usr/share"),
+        ],
+    };
+    user.into_iter()
+        .chain(system)
+        .map(|dir| dir.join("datasets").join(name))
+        .collect()
+}
+
+/// The first of `locations` holding the training images of an IDX dataset.
+fn find_idx_folder(locations: &[PathBuf]) -> Option<PathBuf> {
+    locations
+        .iter()
+        .find(|dir| {
+            ["train-images-idx3-ubyte.gz", "train-images-idx3-ubyte"]
+                .iter()
+                .any(|f| dir.join(f).is_file())
+        })
+        .cloned()
+}
+
+/// The `fashion-mnist` dataset for `params`: its root, or the first standard location with the
+/// files; an error naming every folder searched when none has them.
+fn fashion_mnist(params: FashionMnistParams) -> Result<IdxDataset> {
+    let how = "install the Debian package `dataset-fashion-mnist` (files under /usr/share/datasets/fashion-mnist) \
+               or set data.fashion-mnist.root to a folder with the four IDX files";
+    if let Some(root) = params.root {
+        return Ok(IdxDataset::new(root, how));
+    }
+    let locations = standard_locations("fashion-mnist");
+    match find_idx_folder(&locations) {
+        Some(root) => Ok(IdxDataset::new(root, how)),
+        None => Err(Error::msg(format!(
+            "fashion-mnist: no IDX files in any of {}; {how}",
+            locations
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
     }
 }
 
@@ -160,11 +223,7 @@ rossl_core::register! {
     name: "fashion-mnist",
     summary: "Fashion-MNIST (60k/10k 28x28 grey, 10 classes) from IDX files; finds the Debian package's files",
     params: FashionMnistParams,
-    build: |p, _ctx| Ok(Box::new(IdxDataset::new(
-        p.root,
-        "install the Debian package `dataset-fashion-mnist` (files under /usr/share/datasets/fashion-mnist) \
-         or set data.fashion-mnist.root to a folder with the four IDX files",
-    ))),
+    build: |p, _ctx| Ok(Box::new(fashion_mnist(p)?)),
 }
 
 rossl_core::register! {
@@ -176,4 +235,22 @@ rossl_core::register! {
         p.root,
         "download the four IDX files of MNIST and set data.mnist.root to their folder",
     ))),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_locations_end_with_the_debian_package_s_folder() {
+        let found = locations_in("fashion-mnist", None, Some(PathBuf::from("/home/u")), None);
+        assert_eq!(
+            found,
+            vec![
+                PathBuf::from("/home/u/.local/share/datasets/fashion-mnist"),
+                PathBuf::from("/usr/local/share/datasets/fashion-mnist"),
+                PathBuf::from(DEBIAN_FASHION_MNIST),
+            ]
+        );
+    }
 }

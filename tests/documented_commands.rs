@@ -1,0 +1,242 @@
+//! Every shell command in README.md and docs/**/*.md runs here, as written, in the order its page
+//! gives, each under a watchdog: a documented command that fails or hangs fails this test.
+//!
+//! How they run:
+//! - in a fresh folder per page, holding links to the repository's `configs/`, `docs/` and
+//!   `tests/`, with the `rossl` under test first on `PATH`; `cargo run --release --` and
+//!   `target/release/rossl` mean that same binary;
+//! - at test size: the environment variables of [`TEST_SIZE_ENV`] are a configuration layer
+//!   (below `--set`, above files), so every run trains and evaluates for seconds;
+//! - with the paths of data that cannot be downloaded here replaced by files the test writes in
+//!   the real format ([`SUBSTITUTIONS`]);
+//! - except the commands of [`NOT_RUN`], each with the reason it cannot run in a test (and where
+//!   it is exercised instead). A command that matches no rule fails the test: a new documented
+//!   command is either run or given a reason.
+
+mod common;
+use common::process::{run_watched, Output, TEST_SIZE_ENV};
+use common::temp_dir;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Commands (by prefix) that are not run, and why.
+const NOT_RUN: &[(&str, &str)] = &[
+    (
+        "git clone",
+        "fetches this repository: the test runs inside it",
+    ),
+    (
+        "cargo build --release",
+        "builds the binary this test runs (cargo builds it before the tests)",
+    ),
+    ("cargo test", "the test suite itself"),
+    (
+        ".ci/cuda-build",
+        "downloads the CUDA toolkit from PyPI (gigabytes); run by hand, see docs/cuda.md",
+    ),
+    (
+        "bash gpu-bundle/gpu-check",
+        "needs an NVIDIA GPU; .ci/gpu-check runs it on a GPU machine",
+    ),
+    (
+        "python3 tests/reference/torch_reference.py",
+        "needs PyTorch, which rossl does not depend on (docs/performance.md gives its figures)",
+    ),
+    (
+        "export LD_LIBRARY_PATH",
+        "part of the dynamic-plugin recipe, run by tests/dynamic",
+    ),
+    (
+        "target/release/rossl plugins --load",
+        "needs the dynamic build of docs/writing-a-plugin.md; tests/dynamic loads the same plugin",
+    ),
+];
+
+/// Paths in documented commands that stand for data this machine cannot download, and the
+/// folder (under the page's working folder) where the test writes such data instead.
+const SUBSTITUTIONS: &[(&str, &str)] = &[("/data/cifar-10-batches-bin", "cifar-10-batches-bin")];
+
+/// The limit of one documented command: a hang, not a slow command, trips it.
+const LIMIT: Duration = Duration::from_secs(600);
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The pages whose commands run: README.md and every Markdown file under docs/.
+fn pages() -> Vec<PathBuf> {
+    let mut pages = vec![repo().join("README.md")];
+    let mut folders = vec![repo().join("docs")];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "md") {
+                pages.push(path);
+            }
+        }
+    }
+    pages.sort();
+    pages
+}
+
+/// The commands of the ```sh blocks of `text`, continuation lines joined, comments and blank
+/// lines left out: (line number, command).
+fn shell_commands(text: &str) -> Vec<(usize, String)> {
+    let mut commands = Vec::new();
+    let mut in_block = false;
+    let mut pending: Option<(usize, String)> = None;
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.starts_with("```") {
+            in_block = !in_block && matches!(trimmed, "```sh" | "```bash" | "```shell");
+            continue;
+        }
+        if !in_block || trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let (start, mut command) = pending.take().unwrap_or((i + 1, String::new()));
+        match trimmed.strip_suffix('\\') {
+            Some(head) => {
+                command.push_str(head);
+                pending = Some((start, command));
+            }
+            None => {
+                command.push_str(trimmed);
+                commands.push((start, command));
+            }
+        }
+    }
+    commands
+}
+
+/// The reason `command` is not run, if it is not.
+fn not_run(command: &str) -> Option<&'static str> {
+    NOT_RUN
+        .iter()
+        .find(|(prefix, _)| command.starts_with(prefix))
+        .map(|(_, why)| *why)
+}
+
+/// `command` as the test runs it: the rossl under test for every spelling of rossl, the data
+/// substitutions applied.
+fn as_run(command: &str, workdir: &Path) -> String {
+    let mut command = command
+        .replace("cargo run --release -- ", "rossl ")
+        .replace("target/release/rossl ", "rossl ");
+    for (from, to) in SUBSTITUTIONS {
+        command = command.replace(from, &workdir.join(to).display().to_string());
+    }
+    command
+}
+
+/// CIFAR-10 in its binary layout (`data_batch_1..5.bin`, `test_batch.bin`): 40 training images
+/// per file and 100 test images, four of each class per file.
+fn write_cifar10(folder: &Path) {
+    std::fs::create_dir_all(folder).unwrap();
+    let record = |label: u8, seed: usize| -> Vec<u8> {
+        let mut r = vec![label];
+        r.extend((0..3072).map(|p| ((p * 7 + seed * 13 + usize::from(label) * 29) % 256) as u8));
+        r
+    };
+    let file = |name: &str, count: usize| {
+        let bytes: Vec<u8> = (0..count).flat_map(|i| record((i % 10) as u8, i)).collect();
+        std::fs::write(folder.join(name), bytes).unwrap();
+    };
+    for i in 1..=5 {
+        file(&format!("data_batch_{i}.bin"), 40);
+    }
+    file("test_batch.bin", 100);
+}
+
+/// A fresh working folder for `page`, with links to the repository's folders, a `bin/rossl`
+/// link to the binary under test, and the substituted data.
+fn workdir(page: &Path) -> PathBuf {
+    let name = page
+        .strip_prefix(repo())
+        .unwrap()
+        .display()
+        .to_string()
+        .replace(['/', '.'], "-");
+    let dir = temp_dir(&format!("docs-{name}"));
+    for folder in ["configs", "docs", "tests"] {
+        std::os::unix::fs::symlink(repo().join(folder), dir.join(folder)).unwrap();
+    }
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_rossl"), dir.join("bin/rossl")).unwrap();
+    write_cifar10(&dir.join("cifar-10-batches-bin"));
+    dir
+}
+
+#[test]
+fn every_documented_shell_command_runs() {
+    let mut ran = 0;
+    let mut skipped = Vec::new();
+    for page in pages() {
+        let text = std::fs::read_to_string(&page).unwrap();
+        let commands = shell_commands(&text);
+        if commands.is_empty() {
+            continue;
+        }
+        let dir = workdir(&page);
+        let path = format!(
+            "{}:{}",
+            dir.join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut env: Vec<(&str, &str)> = TEST_SIZE_ENV.to_vec();
+        env.push(("PATH", &path));
+        let shown = page.strip_prefix(repo()).unwrap().display().to_string();
+        for (line, command) in commands {
+            if let Some(why) = not_run(&command) {
+                skipped.push(format!("{shown}:{line} `{command}`: {why}"));
+                continue;
+            }
+            assert!(
+                command.starts_with("rossl ")
+                    || command.starts_with("cargo run --release -- ")
+                    || command.contains(" rossl ")
+                    || command.starts_with("target/release/rossl "),
+                "{shown}:{line}: `{command}` matches no rule of this test: run it as a rossl command, or give it a reason in NOT_RUN"
+            );
+            let run = as_run(&command, &dir);
+            let started = std::time::Instant::now();
+            let finished = run_watched(
+                Path::new("sh"),
+                &["-c", &run],
+                &dir,
+                &env,
+                Output::File,
+                LIMIT,
+            );
+            assert!(
+                finished.success,
+                "{shown}:{line}: `{command}` (run as `{run}`) exited with {:?}:\n{}",
+                finished.code, finished.output
+            );
+            eprintln!(
+                "{shown}:{line}: {:.1} s `{command}`",
+                started.elapsed().as_secs_f64()
+            );
+            ran += 1;
+        }
+    }
+    eprintln!(
+        "ran {ran} documented commands; not run:\n{}",
+        skipped.join("\n")
+    );
+    assert!(ran >= 10, "only {ran} documented commands ran");
+}
+
+#[test]
+fn shell_blocks_are_read_with_their_continuations_and_without_comments() {
+    let text = "intro\n```sh\n# a comment\nrossl run a.toml \\\n  --set x=1\n\nrossl eval b\n```\n```toml\nrossl = 1\n```\n";
+    assert_eq!(
+        shell_commands(text),
+        vec![
+            (4, "rossl run a.toml --set x=1".to_string()),
+            (7, "rossl eval b".to_string())
+        ]
+    );
+}
