@@ -55,7 +55,7 @@ pub enum Command {
 
 /// Parses the command line, runs the command, and turns errors into a message and exit code 1.
 pub fn main() -> ExitCode {
-    rossl_core::device::tune_allocator();
+    rossl_runtime::device::tune_allocator();
     let cli = Cli::parse();
     crate::logging::init(cli.verbose as i8 - cli.quiet as i8);
     let result = match cli.command {

@@ -3,9 +3,9 @@
 //! `accuracy_vs_time.svg`).
 
 use plotters::prelude::*;
-use rossl_core::eval::Results;
-use rossl_core::run_dir::files;
-use rossl_core::train::TrainSummary;
+use rossl_runtime::eval::Results;
+use rossl_runtime::run_dir::files;
+use rossl_runtime::train::TrainSummary;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -444,7 +444,7 @@ pub fn write_all(rows: &[Row], dir: &Path) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rossl_core::train::TrainPlan;
+    use rossl_runtime::train::TrainPlan;
 
     fn row(label: &str, forward_passes: u64, failed: bool) -> Row {
         let summary = TrainSummary {

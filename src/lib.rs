@@ -1,7 +1,7 @@
 //! # rossl
 //!
 //! Robust self-supervised learning research on candle: the command line, and every built-in
-//! plugin linked into one binary. The runtime is [`rossl_core`]; the built-in components live in
+//! plugin linked into one binary. The runtime is [`rossl_runtime`]; the built-in components live in
 //! the crates under `plugins/`.
 #![warn(missing_docs)]
 
@@ -18,7 +18,10 @@ extern crate rossl_views;
 #[cfg(feature = "dynamic")]
 extern crate rossl_dylib;
 
-pub use rossl_core;
+pub use rossl_api;
+pub use rossl_kernels;
+pub use rossl_nn;
+pub use rossl_runtime;
 
 pub mod cli;
 pub mod commands;

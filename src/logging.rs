@@ -16,13 +16,13 @@ pub fn init(verbosity: i8) {
                 _ => "trace",
             };
             let others = if verbosity >= 2 { "debug" } else { "warn" };
-            EnvFilter::new(format!("{others},rossl={rossl},rossl_core={rossl},rossl_datasets={rossl},rossl_views={rossl},rossl_encoders={rossl},rossl_losses={rossl},rossl_attacks={rossl},rossl_evaluators={rossl}"))
+            EnvFilter::new(format!("{others},rossl={rossl},rossl_runtime={rossl},rossl_datasets={rossl},rossl_views={rossl},rossl_encoders={rossl},rossl_losses={rossl},rossl_attacks={rossl},rossl_evaluators={rossl}"))
         }
     };
     use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(|| rossl_core::progress::LogWriter)
+        .with_writer(|| rossl_runtime::progress::LogWriter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();

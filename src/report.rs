@@ -1,9 +1,9 @@
 //! Printing summaries and results for people.
 
-use rossl_core::components::Stage;
-use rossl_core::eval::Results;
-use rossl_core::run_dir::RunDir;
-use rossl_core::train::TrainSummary;
+use rossl_api::components::Stage;
+use rossl_runtime::eval::Results;
+use rossl_runtime::run_dir::RunDir;
+use rossl_runtime::train::TrainSummary;
 
 /// Prints the training summary.
 pub fn print_summary(run_dir: &RunDir, s: &TrainSummary) {

@@ -3,10 +3,10 @@
 
 mod common;
 use candle_core::{Device, Tensor, D};
-use rossl::rossl_core::components::{Attack, BuildContext};
-use rossl::rossl_core::registry;
-use rossl::rossl_core::rng::Rng;
-use rossl::rossl_core::Result;
+use rossl::rossl_api::components::{Attack, BuildContext};
+use rossl::rossl_api::registry;
+use rossl::rossl_api::rng::Rng;
+use rossl::rossl_api::Result;
 use std::cell::RefCell;
 
 fn attack(name: &str, params: &str) -> Box<dyn Attack> {

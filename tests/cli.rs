@@ -206,9 +206,9 @@ fn a_run_stopped_early_resumes_from_the_command_line() {
 
 #[test]
 fn export_writes_the_encoder_alone_under_its_pytorch_names() {
-    use rossl::rossl_core::assembly::Assembly;
-    use rossl::rossl_core::config::DeviceSpec;
-    use rossl::rossl_core::device::select_device;
+    use rossl::rossl_runtime::assembly::Assembly;
+    use rossl::rossl_runtime::config::DeviceSpec;
+    use rossl::rossl_runtime::device::select_device;
     let dir = temp_dir("cli-export");
     let file = write(&dir, "a.toml", TINY);
     let out = dir.join("runs").display().to_string();
@@ -233,7 +233,7 @@ fn export_writes_the_encoder_alone_under_its_pytorch_names() {
     // optimiser state, no training perturbation)
     let resolved = common::resolve(&[file], &[]).unwrap();
     let asm = Assembly::build(resolved, select_device(DeviceSpec::Cpu).unwrap()).unwrap();
-    let expected = rossl::rossl_core::train::encoder_tensors(asm.encoder.as_ref());
+    let expected = rossl::rossl_runtime::train::encoder_tensors(asm.encoder.as_ref());
     assert_eq!(tensors.len(), expected.len());
     for (name, tensor) in &expected {
         let got = tensors.get(name).unwrap_or_else(|| panic!("no `{name}`"));

@@ -4,9 +4,9 @@
 
 mod common;
 use common::{error_of, resolve, temp_dir, write};
-use rossl::rossl_core::assembly::Assembly;
-use rossl::rossl_core::config::DeviceSpec;
-use rossl::rossl_core::device::{select_device, SelectedDevice};
+use rossl::rossl_runtime::assembly::Assembly;
+use rossl::rossl_runtime::config::DeviceSpec;
+use rossl::rossl_runtime::device::{select_device, SelectedDevice};
 use std::path::{Path, PathBuf};
 
 fn toml_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -2,7 +2,7 @@
 
 mod common;
 use common::{error_of, temp_dir, write};
-use rossl::rossl_core::config::{ConfigSources, ResolvedConfig};
+use rossl::rossl_runtime::config::{ConfigSources, ResolvedConfig};
 
 #[test]
 fn environment_overrides_files_and_set_overrides_the_environment() {

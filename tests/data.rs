@@ -3,12 +3,12 @@
 
 mod common;
 use common::{temp_dir, write};
-use rossl::rossl_core::components::{
+use rossl::rossl_api::components::{
     BuildContext, Dataset, ImageRef, ImageSet, Split, ViewStrategy,
 };
-use rossl::rossl_core::data::{Loader, LoaderSettings};
-use rossl::rossl_core::registry;
-use rossl::rossl_core::rng::Rng;
+use rossl::rossl_api::registry;
+use rossl::rossl_api::rng::Rng;
+use rossl::rossl_runtime::data::{Loader, LoaderSettings};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;

@@ -3,8 +3,8 @@
 mod common;
 use candle_core::{DType, Device, Tensor};
 use common::{max_abs, max_abs_diff};
-use rossl::rossl_core::components::{BuildContext, Encoder, InputShape, Mode};
-use rossl::rossl_core::registry;
+use rossl::rossl_api::components::{BuildContext, Encoder, InputShape, Mode};
+use rossl::rossl_api::registry;
 
 fn encoder(name: &str, params: &str, channels: usize) -> Box<dyn Encoder> {
     let shape = InputShape {

@@ -6,15 +6,15 @@ use candle_core::{Device, Tensor, D};
 use common::fixtures::{synthetic, Flatten};
 use common::{temp_dir, write, TINY};
 use proptest::prelude::*;
-use rossl::rossl_core::assembly::Assembly;
-use rossl::rossl_core::components::{Attack, BuildContext, Evaluator, ImageSet};
-use rossl::rossl_core::config::{DeviceSpec, EvalConfig, Preset};
-use rossl::rossl_core::device::select_device;
-use rossl::rossl_core::eval::{evaluate, EvalInputs};
-use rossl::rossl_core::registry;
-use rossl::rossl_core::rng::Rng;
-use rossl::rossl_core::run_dir::{files, RunDir};
-use rossl::rossl_core::Result;
+use rossl::rossl_api::components::{Attack, BuildContext, Evaluator, ImageSet};
+use rossl::rossl_api::registry;
+use rossl::rossl_api::rng::Rng;
+use rossl::rossl_api::Result;
+use rossl::rossl_runtime::assembly::Assembly;
+use rossl::rossl_runtime::config::{DeviceSpec, EvalConfig, Preset};
+use rossl::rossl_runtime::device::select_device;
+use rossl::rossl_runtime::eval::{evaluate, EvalInputs};
+use rossl::rossl_runtime::run_dir::{files, RunDir};
 
 fn attack(name: &str, params: &str) -> Box<dyn Attack> {
     registry::build::<dyn Attack>(name, params, &BuildContext::cpu(0)).unwrap()
@@ -187,8 +187,8 @@ fn results_json_follows_the_schema() {
     let asm = Assembly::build(resolved, select_device(DeviceSpec::Cpu).unwrap()).unwrap();
     let run_dir = RunDir::for_config(&asm.config).unwrap();
     run_dir.create().unwrap();
-    let summary = rossl::rossl_core::train::train(&asm, &run_dir, None).unwrap();
-    rossl::rossl_core::eval::evaluate_run(&asm, &run_dir, &summary).unwrap();
+    let summary = rossl::rossl_runtime::train::train(&asm, &run_dir, None).unwrap();
+    rossl::rossl_runtime::eval::evaluate_run(&asm, &run_dir, &summary).unwrap();
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.file(files::RESULTS)).unwrap())
             .unwrap();
@@ -268,14 +268,14 @@ fn extra_evaluation_attacks_are_checked_before_anything_runs() {
 
 #[test]
 fn knn_keeps_usable_gradients_where_all_neighbours_agree_and_pgd_lowers_its_accuracy_there() {
-    use rossl::rossl_core::components::{AttackLoss, FitContext, FrozenEncoder};
-    use rossl::rossl_core::eval::{labels_tensor, ClassifierObjective};
+    use rossl::rossl_api::components::{AttackLoss, FitContext, FrozenEncoder};
+    use rossl::{rossl_nn::classify::labels_tensor, rossl_runtime::eval::ClassifierObjective};
     let (train, test) = synthetic(0.3);
     let k = 10;
     // test points whose 10 nearest training images (cosine similarity of the flattened pixels,
     // the kNN's own features) all share one class: where a vote count is flat
     let unit = |set: &ImageSet| {
-        let x = rossl::rossl_core::data::image_batch(
+        let x = rossl::rossl_api::data::image_batch(
             set,
             &(0..set.len()).collect::<Vec<_>>(),
             &Device::Cpu,
@@ -284,7 +284,7 @@ fn knn_keeps_usable_gradients_where_all_neighbours_agree_and_pgd_lowers_its_accu
         .0
         .flatten_from(1)
         .unwrap();
-        rossl::rossl_core::nn::l2_normalize(&x).unwrap()
+        rossl::rossl_nn::l2_normalize(&x).unwrap()
     };
     let similarity = unit(&test)
         .matmul(&unit(&train).t().unwrap())
@@ -315,8 +315,7 @@ fn knn_keeps_usable_gradients_where_all_neighbours_agree_and_pgd_lowers_its_accu
         seed: 0,
     };
     let knn = evaluator("knn", "k = 10").fit(&fit).unwrap();
-    let (x, labels) =
-        rossl::rossl_core::data::image_batch(&test, &unanimous, &Device::Cpu).unwrap();
+    let (x, labels) = rossl::rossl_api::data::image_batch(&test, &unanimous, &Device::Cpu).unwrap();
     let mut objective = ClassifierObjective {
         classifier: knn.as_ref(),
         labels: labels_tensor(&labels, &Device::Cpu).unwrap(),
@@ -326,7 +325,7 @@ fn knn_keeps_usable_gradients_where_all_neighbours_agree_and_pgd_lowers_its_accu
         draws: Rng::new(1),
         prediction_rng: Rng::new(2),
     };
-    let (_, gradient) = rossl::rossl_core::adversarial::input_gradient(&mut objective, &x).unwrap();
+    let (_, gradient) = rossl::rossl_api::adversarial::input_gradient(&mut objective, &x).unwrap();
     let per_example = gradient
         .flatten_from(1)
         .unwrap()
@@ -342,9 +341,9 @@ fn knn_keeps_usable_gradients_where_all_neighbours_agree_and_pgd_lowers_its_accu
     );
     let accuracy = |images: &Tensor| {
         let predicted =
-            rossl::rossl_core::eval::predictions(&knn.logits(images, &mut Rng::new(0)).unwrap())
+            rossl::rossl_nn::classify::predictions(&knn.logits(images, &mut Rng::new(0)).unwrap())
                 .unwrap();
-        rossl::rossl_core::eval::accuracy(&predicted, &labels)
+        rossl::rossl_nn::classify::accuracy(&predicted, &labels)
     };
     let before = accuracy(&x);
     let adversarial = attack(

@@ -6,9 +6,9 @@
 mod common;
 use candle_core::{DType, Device, Tensor, Var};
 use common::{max_abs, max_abs_diff};
-use rossl::rossl_core::components::{Encoder, Mode};
-use rossl::rossl_core::ops::{batch_norm_eval, batch_norm_train, conv2d_nhwc, logdet_spd};
-use rossl::rossl_core::rng::Rng;
+use rossl::rossl_api::components::{Encoder, Mode};
+use rossl::rossl_api::rng::Rng;
+use rossl::rossl_nn::ops::{batch_norm_eval, batch_norm_train, conv2d_nhwc, logdet_spd};
 use rossl_encoders::resnet::{ResNetEncoder, ResNetSpec};
 
 fn gpu() -> Device {

@@ -3,15 +3,15 @@
 //! operations and central finite differences in f64.
 
 use candle_core::{DType, Device, Tensor, Var};
-use rossl::rossl_core::components::{BuildContext, ParamRole, Parameter, SslLoss};
-use rossl::rossl_core::config::OptimConfig;
-use rossl::rossl_core::ops::{
+use rossl::rossl_api::components::{BuildContext, ParamRole, Parameter, SslLoss};
+use rossl::rossl_api::registry;
+use rossl::rossl_api::rng::Rng;
+use rossl::rossl_nn::ops::{
     batch_norm_eval, batch_norm_train, batch_norm_train_reference, conv2d_nhwc,
     conv2d_nhwc_reference, logdet_spd,
 };
-use rossl::rossl_core::optim::SgdLars;
-use rossl::rossl_core::registry;
-use rossl::rossl_core::rng::Rng;
+use rossl::rossl_nn::optim::OptimConfig;
+use rossl::rossl_nn::optim::SgdLars;
 
 const DEV: Device = Device::Cpu;
 

@@ -1,7 +1,7 @@
 //! The registry sees every built-in component: catches the linker dropping a plugin crate.
 
 use rossl::commands::plugins::listings;
-use rossl::rossl_core::registry::{check_duplicates, Kind};
+use rossl::rossl_api::registry::{check_duplicates, Kind};
 
 #[test]
 fn every_built_in_component_is_registered() {
@@ -68,13 +68,13 @@ fn listings_carry_kind_name_summary_and_defaults() {
 
 // This test executable declares itself a plugin, so that it carries this rossl's own ABI stamp
 // and passes the stamp check: what is left to refuse it is that the host is static.
-rossl::rossl_core::declare_plugin!();
+rossl::rossl_api::declare_plugin!();
 
 #[test]
 fn a_static_host_refuses_a_plugin_whose_stamp_matches_and_says_how_to_rebuild() {
-    assert!(!rossl::rossl_core::plugins::host_is_dynamic());
+    assert!(!rossl::rossl_runtime::plugins::host_is_dynamic());
     let exe = std::env::current_exe().unwrap();
-    let message = rossl::rossl_core::plugins::load(&exe)
+    let message = rossl::rossl_runtime::plugins::load(&exe)
         .unwrap_err()
         .to_string();
     assert!(

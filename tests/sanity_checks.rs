@@ -4,16 +4,16 @@
 mod common;
 use candle_core::{Device, Tensor, Var};
 use common::fixtures::{small_encoder, synthetic, Flatten};
-use rossl::rossl_core::adversarial::{input_gradient, project};
-use rossl::rossl_core::components::{
+use rossl::rossl_api::adversarial::{input_gradient, project};
+use rossl::rossl_api::components::{
     Attack, AttackLoss, AttackSpec, Buffer, BuildContext, Classifier, Embedding, Encoder,
     Evaluator, FitContext, ImageSet, Mode, Objective, Parameter, Preset,
 };
-use rossl::rossl_core::config::{EvalConfig, ExtraAttack};
-use rossl::rossl_core::eval::{evaluate, CheckResult, EvalInputs, EvaluationReport};
-use rossl::rossl_core::registry::{self, ParamError, Params};
-use rossl::rossl_core::rng::Rng;
-use rossl::rossl_core::Result;
+use rossl::rossl_api::registry::{self, ParamError, Params};
+use rossl::rossl_api::rng::Rng;
+use rossl::rossl_api::Result;
+use rossl::rossl_runtime::config::{EvalConfig, ExtraAttack};
+use rossl::rossl_runtime::eval::{evaluate, CheckResult, EvalInputs, EvaluationReport};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -99,21 +99,21 @@ impl Attack for BrokenAttack {
     }
 }
 
-rossl::rossl_core::register! {
+rossl::rossl_api::register! {
     kind: attack,
     name: "test-identity",
     summary: "test only: returns its input",
     params: BrokenParams,
     build: |p, _ctx| Ok(Box::new(BrokenAttack { params: p, flaw: Flaw::Identity })),
 }
-rossl::rossl_core::register! {
+rossl::rossl_api::register! {
     kind: attack,
     name: "test-descent",
     summary: "test only: PGD that descends",
     params: BrokenParams,
     build: |p, _ctx| Ok(Box::new(BrokenAttack { params: p, flaw: Flaw::Descends })),
 }
-rossl::rossl_core::register! {
+rossl::rossl_api::register! {
     kind: attack,
     name: "test-outside",
     summary: "test only: steps of 2 eps, never projected onto the ball",
@@ -182,7 +182,7 @@ struct DriftingHead {
 }
 
 struct DriftingClassifier<'a> {
-    encoder: rossl::rossl_core::components::FrozenEncoder<'a>,
+    encoder: rossl::rossl_api::components::FrozenEncoder<'a>,
     weight: Var,
     drifts: bool,
 }

@@ -6,17 +6,17 @@
 mod common;
 use candle_core::{Device, Tensor};
 use common::{temp_dir, write, TINY};
-use rossl::rossl_core::assembly::Assembly;
-use rossl::rossl_core::checkpoint;
-use rossl::rossl_core::components::{Attack, BuildContext};
-use rossl::rossl_core::config::DeviceSpec;
-use rossl::rossl_core::device::select_device;
-use rossl::rossl_core::optim::SgdLars;
-use rossl::rossl_core::registry;
-use rossl::rossl_core::rng::Rng;
-use rossl::rossl_core::run_dir::{files, RunDir};
-use rossl::rossl_core::train::regimes::{self, FreeState, Passes, StepContext};
-use rossl::rossl_core::train::{encoder_tensors, train, train_with, TrainOptions, TrainSummary};
+use rossl::rossl_api::components::{Attack, BuildContext};
+use rossl::rossl_api::registry;
+use rossl::rossl_api::rng::Rng;
+use rossl::rossl_nn::optim::SgdLars;
+use rossl::rossl_runtime::assembly::Assembly;
+use rossl::rossl_runtime::checkpoint;
+use rossl::rossl_runtime::config::DeviceSpec;
+use rossl::rossl_runtime::device::select_device;
+use rossl::rossl_runtime::run_dir::{files, RunDir};
+use rossl::rossl_runtime::train::regimes::{self, FreeState, Passes, StepContext};
+use rossl::rossl_runtime::train::{encoder_tensors, train, train_with, TrainOptions, TrainSummary};
 use std::path::PathBuf;
 
 fn assemble(dir: &std::path::Path, extra: &[&str]) -> Assembly {
@@ -218,7 +218,7 @@ fn the_pgd_training_attack_raises_the_ssl_loss() {
         &ctx,
         &mut optimizer,
         attack.as_ref(),
-        rossl::rossl_core::components::Mode::Attack,
+        rossl::rossl_api::components::Mode::Attack,
         &x,
         0.0,
         &mut Rng::new(2),
@@ -257,7 +257,7 @@ fn a_pgd_step_equals_a_standard_step_on_the_perturbed_batch() {
         &ctx_a,
         &mut opt_a,
         attack.as_ref(),
-        rossl::rossl_core::components::Mode::Attack,
+        rossl::rossl_api::components::Mode::Attack,
         &x,
         0.3,
         &mut Rng::new(2),
@@ -377,19 +377,19 @@ fn resuming_an_interrupted_run_gives_the_uninterrupted_weights() {
 struct NanLaterParams {
     after: usize,
 }
-impl rossl::rossl_core::registry::Params for NanLaterParams {}
+impl rossl::rossl_api::registry::Params for NanLaterParams {}
 struct NanLater {
     after: usize,
     calls: std::sync::atomic::AtomicUsize,
 }
-impl rossl::rossl_core::components::SslLoss for NanLater {
-    fn loss(&self, z: &Tensor, _views: usize) -> rossl::rossl_core::Result<Tensor> {
+impl rossl::rossl_api::components::SslLoss for NanLater {
+    fn loss(&self, z: &Tensor, _views: usize) -> rossl::rossl_api::Result<Tensor> {
         let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let value = if n < self.after { 0.0 } else { f64::NAN };
         Ok(((z.sum_all()? * 0.0)? + value)?)
     }
 }
-rossl::rossl_core::register! {
+rossl::rossl_api::register! {
     kind: loss,
     name: "test-nan-later",
     summary: "test only: NaN after a number of calls",

@@ -2,14 +2,15 @@
 //! (`torch_reference.py`) does, and the view pipeline.
 
 use clap::Args;
-use rossl_core::components::{Mode, ParamRole, SslLoss, ViewStrategy};
-use rossl_core::config::{LarsConfig, OptimConfig};
-use rossl_core::objective::{SslObjective, Term};
-use rossl_core::optim::SgdLars;
-use rossl_core::registry;
-use rossl_core::rng::Rng;
-use rossl_core::{adversarial, profile};
+use rossl_api::adversarial;
+use rossl_api::components::{Mode, ParamRole, SslLoss, ViewStrategy};
+use rossl_api::registry;
+use rossl_api::rng::Rng;
 use rossl_encoders::resnet::{ResNetEncoder, ResNetSpec};
+use rossl_kernels::profile;
+use rossl_nn::optim::SgdLars;
+use rossl_nn::optim::{LarsConfig, OptimConfig};
+use rossl_runtime::objective::{SslObjective, Term};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -99,7 +100,7 @@ fn loss_from_registry(name: &str) -> anyhow::Result<Box<dyn SslLoss>> {
     Ok(registry::build::<dyn SslLoss>(
         name,
         "",
-        &rossl_core::components::BuildContext::cpu(0),
+        &rossl_api::components::BuildContext::cpu(0),
     )?)
 }
 
@@ -111,7 +112,7 @@ fn bench_step(args: &BenchArgs) -> anyhow::Result<()> {
         other => anyhow::bail!("unknown regime `{other}`: use free or standard"),
     };
     let device =
-        rossl_core::device::select_device(args.device.parse().map_err(anyhow::Error::msg)?)?;
+        rossl_runtime::device::select_device(args.device.parse().map_err(anyhow::Error::msg)?)?;
     let dev = device.device.clone();
     let spec = ResNetSpec {
         in_channels: w.in_ch,
@@ -145,7 +146,7 @@ fn bench_step(args: &BenchArgs) -> anyhow::Result<()> {
         },
         ..OptimConfig::default()
     };
-    let params: Vec<_> = rossl_core::components::Encoder::parameters(&encoder)
+    let params: Vec<_> = rossl_api::components::Encoder::parameters(&encoder)
         .into_iter()
         .map(|mut p| {
             p.role = ParamRole::Weight;
@@ -181,14 +182,14 @@ fn bench_step(args: &BenchArgs) -> anyhow::Result<()> {
         } else {
             x.clone()
         };
-        let embedding = rossl_core::components::Encoder::forward(&encoder, &input, Mode::Train)?;
+        let embedding = rossl_api::components::Encoder::forward(&encoder, &input, Mode::Train)?;
         sync(&embedding.projection)?;
         let t1 = (Instant::now(), profile::process_cpu_seconds());
         let value = objective.evaluate(&embedding.projection, w.crops)?;
         let loss = value.finite_total()?;
         let t2 = (Instant::now(), profile::process_cpu_seconds());
         let mut grads = value.total.backward()?;
-        rossl_core::components::Encoder::route_gradients(&encoder, &mut grads)?;
+        rossl_api::components::Encoder::route_gradients(&encoder, &mut grads)?;
         sync(&x)?;
         let t3 = (Instant::now(), profile::process_cpu_seconds());
         optimizer.step(&grads, 0.01)?;
@@ -298,7 +299,7 @@ fn bench_views(args: &BenchArgs) -> anyhow::Result<()> {
     let views = registry::build::<dyn ViewStrategy>(
         "multi-crop",
         "",
-        &rossl_core::components::BuildContext::cpu(0),
+        &rossl_api::components::BuildContext::cpu(0),
     )?;
     let images = 256;
     let mut rng = Rng::new(1);
@@ -306,16 +307,16 @@ fn bench_views(args: &BenchArgs) -> anyhow::Result<()> {
         .map(|_| rng.uniform() as f32)
         .collect();
     let labels = vec![0u32; images];
-    let set = std::sync::Arc::new(rossl_core::components::ImageSet::new(
+    let set = std::sync::Arc::new(rossl_api::components::ImageSet::new(
         set,
         labels,
         (3, 32, 32),
         1,
     )?);
-    let loader = rossl_core::data::Loader::new(
+    let loader = rossl_runtime::data::Loader::new(
         set.clone(),
         std::sync::Arc::from(views),
-        rossl_core::data::LoaderSettings {
+        rossl_runtime::data::LoaderSettings {
             batch_size: 64,
             workers: rayon::current_num_threads(),
             prefetch: 2,
@@ -344,7 +345,7 @@ fn bench_views(args: &BenchArgs) -> anyhow::Result<()> {
 
 /// Runs `rossl bench`.
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
-    rossl_core::device::configure_threads(args.threads);
+    rossl_runtime::device::configure_threads(args.threads);
 
     if args.workload == "views" {
         bench_views(args)?;

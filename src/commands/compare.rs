@@ -6,7 +6,7 @@ use crate::commands::run::{run_one, RunArgs, RunOutcome};
 use crate::commands::session::{build, Session};
 use crate::comparison::{describe_differences, protocol_differences, write_all, Row};
 use clap::Args;
-use rossl_core::config::ConfigSources;
+use rossl_runtime::config::ConfigSources;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 

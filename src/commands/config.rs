@@ -2,7 +2,7 @@
 
 use crate::cli::ConfigArgs;
 use clap::Args;
-use rossl_core::config::{ConfigSources, ResolvedConfig};
+use rossl_runtime::config::{ConfigSources, ResolvedConfig};
 use std::process::ExitCode;
 
 /// Arguments of `rossl config`.

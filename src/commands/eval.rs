@@ -4,11 +4,11 @@ use crate::cli::ConfigArgs;
 use crate::commands::session::prepare;
 use crate::report;
 use clap::Args;
-use rossl_core::checkpoint;
-use rossl_core::config::{ConfigSources, ResolvedConfig};
-use rossl_core::eval::evaluate_run;
-use rossl_core::run_dir::{files, RunDir};
-use rossl_core::train::{restore_encoder, TrainSummary};
+use rossl_runtime::checkpoint;
+use rossl_runtime::config::{ConfigSources, ResolvedConfig};
+use rossl_runtime::eval::evaluate_run;
+use rossl_runtime::run_dir::{files, RunDir};
+use rossl_runtime::train::{restore_encoder, TrainSummary};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -5,10 +5,10 @@ use crate::cli::ConfigArgs;
 use crate::commands::session::prepare;
 use candle_core::{DType, Tensor};
 use clap::Args;
-use rossl_core::checkpoint;
-use rossl_core::run_dir::{files, RunDir};
+use rossl_runtime::checkpoint;
+use rossl_runtime::run_dir::{files, RunDir};
 
-use rossl_core::train::{encoder_tensors, restore_encoder};
+use rossl_runtime::train::{encoder_tensors, restore_encoder};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -72,7 +72,7 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
             .components
             .iter()
             .find(|c| c.section == format!("encoder.{}", run.encoder.name))
-            .map(|c| rossl_core::config::inline_table(&c.params))
+            .map(|c| rossl_runtime::config::inline_table(&c.params))
             .unwrap_or_default(),
         out.display()
     );
@@ -113,17 +113,17 @@ fn samples_path(out: &std::path::Path) -> PathBuf {
 /// Writes the first `n` test images, labels, features and projections to `path`; returns how
 /// many were written.
 fn write_samples(
-    asm: &rossl_core::assembly::Assembly,
+    asm: &rossl_runtime::assembly::Assembly,
     n: usize,
     path: &std::path::Path,
 ) -> anyhow::Result<usize> {
-    let test = rossl_core::train::load_split(asm, rossl_core::components::Split::Test)?;
+    let test = rossl_runtime::train::load_split(asm, rossl_api::components::Split::Test)?;
     let rows: Vec<usize> = (0..n.min(test.len())).collect();
     let device = &asm.device.device;
-    let (images, labels) = rossl_core::data::image_batch(&test, &rows, device)?;
+    let (images, labels) = rossl_api::data::image_batch(&test, &rows, device)?;
     let embedding = asm
         .encoder
-        .forward(&images, rossl_core::components::Mode::Eval)?;
+        .forward(&images, rossl_api::components::Mode::Eval)?;
     let cpu = candle_core::Device::Cpu;
     let tensors: HashMap<String, Tensor> = [
         ("images", images.to_device(&cpu)?),

@@ -1,7 +1,7 @@
 //! `rossl plugins`: the registered components.
 
 use clap::Args;
-use rossl_core::registry::{self, Kind};
+use rossl_api::registry::{self, Kind};
 use std::process::ExitCode;
 
 /// Arguments of `rossl plugins`.
@@ -54,7 +54,7 @@ pub fn listings(kind: Option<Kind>) -> anyhow::Result<Vec<Listing>> {
 
 /// Runs `rossl plugins`.
 pub fn run(args: &PluginsArgs) -> anyhow::Result<ExitCode> {
-    rossl_core::plugins::load_all(&args.load)?;
+    rossl_runtime::plugins::load_all(&args.load)?;
     let kind = args.kind.as_deref().map(str::parse::<Kind>).transpose()?;
     let all = listings(kind)?;
     if args.json {
@@ -69,7 +69,7 @@ pub fn run(args: &PluginsArgs) -> anyhow::Result<ExitCode> {
         }
         println!("  {:<22} {}", item.name, item.summary);
         if !item.defaults.is_empty() {
-            let defaults = rossl_core::config::inline_table(&item.defaults);
+            let defaults = rossl_runtime::config::inline_table(&item.defaults);
             println!("  {:<22} defaults: {}", "", defaults);
         }
     }

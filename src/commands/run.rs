@@ -4,10 +4,10 @@ use crate::cli::ConfigArgs;
 use crate::commands::session::{prepare, Session};
 use crate::report;
 use clap::Args;
-use rossl_core::checkpoint;
-use rossl_core::eval::evaluate_run;
-use rossl_core::run_dir::{files, RunDir};
-use rossl_core::train::{train_with, TrainOptions, TrainSummary};
+use rossl_runtime::checkpoint;
+use rossl_runtime::eval::evaluate_run;
+use rossl_runtime::run_dir::{files, RunDir};
+use rossl_runtime::train::{train_with, TrainOptions, TrainSummary};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -51,7 +51,7 @@ pub struct RunOutcome {
     /// The training summary.
     pub summary: TrainSummary,
     /// The evaluation, if it ran.
-    pub results: Option<rossl_core::eval::Results>,
+    pub results: Option<rossl_runtime::eval::Results>,
 }
 
 fn read_summary(run_dir: &RunDir) -> anyhow::Result<Option<TrainSummary>> {
@@ -64,12 +64,12 @@ fn read_summary(run_dir: &RunDir) -> anyhow::Result<Option<TrainSummary>> {
 /// The run's results, if they were computed with the current training and evaluation settings.
 fn read_results(
     run_dir: &RunDir,
-    asm: &rossl_core::assembly::Assembly,
-) -> anyhow::Result<Option<rossl_core::eval::Results>> {
+    asm: &rossl_runtime::assembly::Assembly,
+) -> anyhow::Result<Option<rossl_runtime::eval::Results>> {
     let Some(text) = run_dir.read(files::RESULTS)? else {
         return Ok(None);
     };
-    let Ok(results) = serde_json::from_str::<rossl_core::eval::Results>(&text) else {
+    let Ok(results) = serde_json::from_str::<rossl_runtime::eval::Results>(&text) else {
         return Ok(None);
     };
     let current = results.config_digest == asm.config.digest()?
@@ -97,7 +97,7 @@ pub fn run_one(session: &Session, args: &RunArgs) -> anyhow::Result<RunOutcome> 
     let summary = match (finished, args.force, &args.resume) {
         (Some(summary), false, _) => {
             let ckpt = checkpoint::load(&checkpoint_path, &asm.device.device)?;
-            rossl_core::train::restore_encoder(asm.encoder.as_ref(), &ckpt.tensors)?;
+            rossl_runtime::train::restore_encoder(asm.encoder.as_ref(), &ckpt.tensors)?;
             eprintln!(
                 "{}: already trained ({} steps); reusing it",
                 run_dir.path().display(),

@@ -2,10 +2,10 @@
 //! components.
 
 use crate::cli::ConfigArgs;
-use rossl_core::assembly::Assembly;
-use rossl_core::config::{ConfigSources, ResolvedConfig};
-use rossl_core::device::{configure_threads, select_device};
-use rossl_core::run_dir::files;
+use rossl_runtime::assembly::Assembly;
+use rossl_runtime::config::{ConfigSources, ResolvedConfig};
+use rossl_runtime::device::{configure_threads, select_device};
+use rossl_runtime::run_dir::files;
 use std::path::Path;
 
 /// A configuration turned into components, ready to train or evaluate.

@@ -4,9 +4,9 @@
 use crate::cli::ConfigArgs;
 use crate::commands::session::prepare;
 use clap::Args;
-use rossl_core::components::{ImageRef, Split};
-use rossl_core::rng::{stream, Rng};
-use rossl_core::train::load_split;
+use rossl_api::components::{ImageRef, Split};
+use rossl_api::rng::{stream, Rng};
+use rossl_runtime::train::load_split;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -1,11 +1,11 @@
 //! Small models and data for evaluation tests.
 
 use candle_core::Tensor;
-use rossl::rossl_core::components::{
+use rossl::rossl_api::components::{
     Buffer, BuildContext, Dataset, Embedding, Encoder, ImageSet, InputShape, Mode, Parameter, Split,
 };
-use rossl::rossl_core::registry;
-use rossl::rossl_core::Result;
+use rossl::rossl_api::registry;
+use rossl::rossl_api::Result;
 use std::sync::Arc;
 
 /// An "encoder" whose feature is the flattened image (no weights): classes of separable data

@@ -5,7 +5,7 @@ pub mod fixtures;
 pub mod process;
 
 use candle_core::{DType, Tensor};
-use rossl::rossl_core::config::{ConfigSources, ResolvedConfig};
+use rossl::rossl_runtime::config::{ConfigSources, ResolvedConfig};
 use std::path::{Path, PathBuf};
 
 /// A fresh temporary folder for one test.
@@ -27,7 +27,7 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 }
 
 /// Resolves files and --set arguments without reading the environment.
-pub fn resolve(files: &[PathBuf], sets: &[&str]) -> rossl::rossl_core::Result<ResolvedConfig> {
+pub fn resolve(files: &[PathBuf], sets: &[&str]) -> rossl::rossl_api::Result<ResolvedConfig> {
     let sources = ConfigSources {
         files: files.to_vec(),
         sets: sets.iter().map(|s| s.to_string()).collect(),
@@ -37,7 +37,7 @@ pub fn resolve(files: &[PathBuf], sets: &[&str]) -> rossl::rossl_core::Result<Re
 }
 
 /// The error message of a result that must be an error.
-pub fn error_of<T: std::fmt::Debug>(result: rossl::rossl_core::Result<T>) -> String {
+pub fn error_of<T: std::fmt::Debug>(result: rossl::rossl_api::Result<T>) -> String {
     match result {
         Ok(v) => panic!("expected an error, got {v:?}"),
         Err(e) => e.to_string(),

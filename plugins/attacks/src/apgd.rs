@@ -11,11 +11,11 @@
 //! point when one was found (if the objective reports success), else the highest-loss point.
 
 use candle_core::{DType, Tensor};
-use rossl_core::adversarial::{check_budget, input_gradient, project, uniform_delta};
-use rossl_core::components::{Attack, AttackSpec, Objective};
-use rossl_core::registry::{ParamError, Params};
-use rossl_core::rng::Rng;
-use rossl_core::Result;
+use rossl_api::adversarial::{check_budget, input_gradient, project, uniform_delta};
+use rossl_api::components::{Attack, AttackSpec, Objective};
+use rossl_api::registry::{ParamError, Params};
+use rossl_api::rng::Rng;
+use rossl_api::Result;
 use serde::{Deserialize, Serialize};
 
 /// Parameters of `apgd`.
@@ -224,7 +224,7 @@ impl Attack for Apgd {
     }
 }
 
-rossl_core::register! {
+rossl_api::register! {
     kind: attack,
     name: "apgd",
     summary: "Auto-PGD (Croce & Hein 2020): step-size-free PGD with momentum, step halving and restart from the best point; any loss (CE, DLR)",

@@ -2,11 +2,11 @@
 //! (Wong et al. 2020).
 
 use candle_core::Tensor;
-use rossl_core::adversarial::{check_budget, input_gradient, project, uniform_delta};
-use rossl_core::components::{Attack, AttackSpec, Objective};
-use rossl_core::registry::{ParamError, Params};
-use rossl_core::rng::Rng;
-use rossl_core::Result;
+use rossl_api::adversarial::{check_budget, input_gradient, project, uniform_delta};
+use rossl_api::components::{Attack, AttackSpec, Objective};
+use rossl_api::registry::{ParamError, Params};
+use rossl_api::rng::Rng;
+use rossl_api::Result;
 use serde::{Deserialize, Serialize};
 
 /// Parameters of `fgsm`.
@@ -88,7 +88,7 @@ impl Attack for Fgsm {
     }
 }
 
-rossl_core::register! {
+rossl_api::register! {
     kind: attack,
     name: "fgsm",
     summary: "one signed-gradient step of size eps (or `step`), optionally from a random start",

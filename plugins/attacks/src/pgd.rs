@@ -2,11 +2,11 @@
 
 use crate::select::Best;
 use candle_core::Tensor;
-use rossl_core::adversarial::{check_budget, input_gradient, project, uniform_delta};
-use rossl_core::components::{Attack, AttackSpec, Objective};
-use rossl_core::registry::{ParamError, Params};
-use rossl_core::rng::Rng;
-use rossl_core::Result;
+use rossl_api::adversarial::{check_budget, input_gradient, project, uniform_delta};
+use rossl_api::components::{Attack, AttackSpec, Objective};
+use rossl_api::registry::{ParamError, Params};
+use rossl_api::rng::Rng;
+use rossl_api::Result;
 use serde::{Deserialize, Serialize};
 
 /// Parameters of `pgd-linf`. Defaults: the paper's training attack (eps 8/255, step 0.01, 5
@@ -111,7 +111,7 @@ impl Attack for Pgd {
     }
 }
 
-rossl_core::register! {
+rossl_api::register! {
     kind: attack,
     name: "pgd-linf",
     summary: "PGD in an L-infinity ball: signed-gradient steps, projection to the ball and [0, 1], restarts",

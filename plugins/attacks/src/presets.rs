@@ -9,7 +9,7 @@
 //!   `eval.paper_steps` steps, cross-entropy.
 //! - `none`: no attack.
 
-use rossl_core::components::{AttackLoss, PresetAttack, PresetSettings, Stage};
+use rossl_api::components::{AttackLoss, PresetAttack, PresetSettings, Stage};
 use toml::Value::{Boolean, Float, Integer};
 
 fn attack(
@@ -119,6 +119,6 @@ fn none(_eps: f64, _s: &PresetSettings) -> Vec<PresetAttack> {
     Vec::new()
 }
 
-rossl_core::register_preset! { preset: Strong, attacks: strong }
-rossl_core::register_preset! { preset: Paper, attacks: paper }
-rossl_core::register_preset! { preset: None, attacks: none }
+rossl_api::register_preset! { preset: Strong, attacks: strong }
+rossl_api::register_preset! { preset: Paper, attacks: paper }
+rossl_api::register_preset! { preset: None, attacks: none }

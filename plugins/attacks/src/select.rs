@@ -1,8 +1,8 @@
 //! Keeping, per example, the best perturbation found over restarts.
 
 use candle_core::{DType, Tensor};
-use rossl_core::components::Objective;
-use rossl_core::Result;
+use rossl_api::components::Objective;
+use rossl_api::Result;
 
 /// The best perturbation per example so far: a successful one (when the objective reports
 /// success) or the one with the highest loss.

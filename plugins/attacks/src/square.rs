@@ -10,11 +10,11 @@
 //! queried once the objective reports it misclassified.
 
 use candle_core::{DType, Tensor};
-use rossl_core::adversarial::check_budget;
-use rossl_core::components::{Attack, AttackSpec, Objective};
-use rossl_core::registry::{ParamError, Params};
-use rossl_core::rng::Rng;
-use rossl_core::Result;
+use rossl_api::adversarial::check_budget;
+use rossl_api::components::{Attack, AttackSpec, Objective};
+use rossl_api::registry::{ParamError, Params};
+use rossl_api::rng::Rng;
+use rossl_api::Result;
 use serde::{Deserialize, Serialize};
 
 /// Parameters of `square`.
@@ -233,7 +233,7 @@ impl Attack for Square {
     }
 }
 
-rossl_core::register! {
+rossl_api::register! {
     kind: attack,
     name: "square",
     summary: "Square attack (Andriushchenko et al. 2020): score-based random search in squares, no gradients; detects gradient masking",

@@ -6,9 +6,9 @@
 //! byte, a fine label byte and 3072 pixel bytes.
 
 use crate::files::read_maybe_gzip;
-use rossl_core::components::{Dataset, DatasetInfo, ImageSet, Split};
-use rossl_core::registry::{ParamError, Params};
-use rossl_core::{Error, Result};
+use rossl_api::components::{Dataset, DatasetInfo, ImageSet, Split};
+use rossl_api::registry::{ParamError, Params};
+use rossl_api::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -223,7 +223,7 @@ impl Dataset for Cifar {
     }
 }
 
-rossl_core::register! {
+rossl_api::register! {
     kind: dataset,
     name: "cifar10",
     summary: "CIFAR-10 (50k/10k 32x32 colour, 10 classes) from the official binary files",
@@ -231,7 +231,7 @@ rossl_core::register! {
     build: |p, _ctx| Ok(Box::new(Cifar::new(p.root, Variant::Ten))),
 }
 
-rossl_core::register! {
+rossl_api::register! {
     kind: dataset,
     name: "cifar100",
     summary: "CIFAR-100 (50k/10k 32x32 colour, 100 fine or 20 coarse classes) from the official binary files",

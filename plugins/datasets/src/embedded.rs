@@ -3,9 +3,9 @@
 
 use crate::files::gunzip_if_needed;
 use crate::mnist::image_set_from_idx;
-use rossl_core::components::{Dataset, DatasetInfo, ImageSet, Split};
-use rossl_core::registry::Params;
-use rossl_core::Result;
+use rossl_api::components::{Dataset, DatasetInfo, ImageSet, Split};
+use rossl_api::registry::Params;
+use rossl_api::Result;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -56,7 +56,7 @@ impl Dataset for Embedded {
     }
 }
 
-rossl_core::register! {
+rossl_api::register! {
     kind: dataset,
     name: "embedded",
     summary: "Fashion-MNIST subset inside the binary (10k train / 2k test, 1x28x28, 10 classes, MIT licence): no download",

@@ -1,6 +1,6 @@
 //! Reading whole data files with errors that say how to get the data.
 
-use rossl_core::{Error, Result};
+use rossl_api::{Error, Result};
 use std::io::Read;
 use std::path::Path;
 

@@ -1,6 +1,6 @@
 //! The IDX format of MNIST and Fashion-MNIST: a big-endian header (magic, dimensions) and u8 data.
 
-use rossl_core::{Error, Result};
+use rossl_api::{Error, Result};
 use std::path::Path;
 
 /// An IDX file of unsigned bytes.

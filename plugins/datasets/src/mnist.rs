@@ -2,9 +2,9 @@
 
 use crate::files::{first_existing, read_maybe_gzip};
 use crate::idx;
-use rossl_core::components::{Dataset, DatasetInfo, ImageSet, Split};
-use rossl_core::registry::Params;
-use rossl_core::{Error, Result};
+use rossl_api::components::{Dataset, DatasetInfo, ImageSet, Split};
+use rossl_api::registry::Params;
+use rossl_api::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -218,7 +218,7 @@ impl Dataset for IdxDataset {
     }
 }
 
-rossl_core::register! {
+rossl_api::register! {
     kind: dataset,
     name: "fashion-mnist",
     summary: "Fashion-MNIST (60k/10k 28x28 grey, 10 classes) from IDX files; finds the Debian package's files",
@@ -226,7 +226,7 @@ rossl_core::register! {
     build: |p, _ctx| Ok(Box::new(fashion_mnist(p)?)),
 }
 
-rossl_core::register! {
+rossl_api::register! {
     kind: dataset,
     name: "mnist",
     summary: "MNIST (60k/10k 28x28 grey digits, 10 classes) from IDX files, gzipped or not",

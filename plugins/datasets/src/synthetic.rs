@@ -5,10 +5,10 @@
 //! noise, clamped to [0, 1]. Classes are well separated at low noise (probes reach near 100%) and
 //! the images have spatial structure for crops to work on.
 
-use rossl_core::components::{Dataset, DatasetInfo, ImageSet, Split};
-use rossl_core::registry::{ParamError, Params};
-use rossl_core::rng::{stream, Rng};
-use rossl_core::Result;
+use rossl_api::components::{Dataset, DatasetInfo, ImageSet, Split};
+use rossl_api::registry::{ParamError, Params};
+use rossl_api::rng::{stream, Rng};
+use rossl_api::Result;
 use serde::{Deserialize, Serialize};
 
 /// Parameters of `synthetic`.
@@ -179,7 +179,7 @@ impl Dataset for Synthetic {
     }
 }
 
-rossl_core::register! {
+rossl_api::register! {
     kind: dataset,
     name: "synthetic",
     summary: "Procedural labelled images (class blob prototypes + shift + noise) of any size and channel count",

@@ -4,7 +4,7 @@
 //! and runs ReLU and residual additions as several passes each; for a ResNet that overhead costs
 //! as much as a third of a training step on two cores. Here the whole backbone (stem, basic
 //! blocks, global pooling) is a single operation with a hand-written backward pass over the fast
-//! kernels of `rossl_core::kernels`: channels-last im2col + GEMM convolutions, fused batch norm +
+//! kernels of `rossl_kernels`: channels-last im2col + GEMM convolutions, fused batch norm +
 //! ReLU, fused residual add + ReLU.
 //!
 //! Gradients with respect to the weights flow through a flat "gradient sink" variable (the
@@ -14,15 +14,15 @@
 //! operations per layer) remains the path on GPUs and the reference the tests compare against.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Storage, Tensor};
-use rossl_core::kernels::batch_norm::{affine, backward_affine, backward_train, moments};
-use rossl_core::kernels::conv::{
+use rossl_kernels::batch_norm::{affine, backward_affine, backward_train, moments};
+use rossl_kernels::conv::{
     forward as conv_forward, input_grad, weight_grad, weights_from_kkco, weights_to_kkco, ConvShape,
 };
-use rossl_core::kernels::elementwise::{
+use rossl_kernels::elementwise::{
     add_into, add_relu, global_average_pool, global_average_pool_backward, nchw_to_nhwc,
     nhwc_to_nchw, relu_mask,
 };
-use rossl_core::profile;
+use rossl_kernels::profile;
 use std::sync::{Arc, Mutex};
 
 type CResult<T> = candle_core::Result<T>;

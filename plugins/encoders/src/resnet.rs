@@ -11,13 +11,13 @@
 use crate::fused::{BackboneDesc, BackboneOp, BlockDesc, BnDesc, ConvDesc};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
-use rossl_core::components::{Buffer, BuildContext, Embedding, Encoder, Mode, Parameter};
-use rossl_core::nn::{
+use rossl_api::components::{Buffer, BuildContext, Embedding, Encoder, Mode, Parameter};
+use rossl_api::registry::{ParamError, Params};
+use rossl_api::rng::{stream, Rng};
+use rossl_api::{Error, Result};
+use rossl_nn::{
     kaiming_normal_fan_out, l2_normalize, uniform_fan_in, BatchNorm, Conv2d, Linear, Module,
 };
-use rossl_core::registry::{ParamError, Params};
-use rossl_core::rng::{stream, Rng};
-use rossl_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -496,7 +496,7 @@ impl Params for ResNetSmallParams {
     }
 }
 
-rossl_core::register! {
+rossl_api::register! {
     kind: encoder,
     name: "resnet18-cifar",
     summary: "torchvision ResNet-18, 3x3 stride-1 stem, no max-pool, + EMP-SSL head (hidden 4096, z 1024)",
@@ -513,7 +513,7 @@ rossl_core::register! {
     },
 }
 
-rossl_core::register! {
+rossl_api::register! {
     kind: encoder,
     name: "resnet-small",
     summary: "small CIFAR-style ResNet (widths 16/32/64/128, 1 block per stage, head 512/128) for CPU runs",

@@ -9,12 +9,12 @@
 //! softmax), which masks gradient attacks instead of measuring robustness.
 
 use candle_core::{DType, Tensor};
-use rossl_core::components::{Classifier, Evaluator, FitContext, FrozenEncoder};
-use rossl_core::eval::extract_features;
-use rossl_core::nn::l2_normalize;
-use rossl_core::registry::{ParamError, Params};
-use rossl_core::rng::Rng;
-use rossl_core::Result;
+use rossl_api::components::{Classifier, Evaluator, FitContext, FrozenEncoder};
+use rossl_api::registry::{ParamError, Params};
+use rossl_api::rng::Rng;
+use rossl_api::Result;
+use rossl_nn::classify::extract_features;
+use rossl_nn::l2_normalize;
 use serde::{Deserialize, Serialize};
 
 /// Parameters of `knn`.
@@ -44,7 +44,7 @@ impl Params for KnnParams {
         if self.k == 0 {
             return Err(ParamError::new("k", "needs at least one neighbour"));
         }
-        if !rossl_core::registry::positive(self.temperature) {
+        if !rossl_api::registry::positive(self.temperature) {
             return Err(ParamError::new("temperature", "must be > 0"));
         }
         Ok(())
@@ -158,7 +158,7 @@ impl Evaluator for Knn {
     }
 }
 
-rossl_core::register! {
+rossl_api::register! {
     kind: evaluator,
     name: "knn",
     summary: "local-mean kNN: per class, the mean cosine similarity to its 10 nearest training features / 0.1; attackable (no flat votes)",

@@ -2,10 +2,10 @@
 
 use crate::training::{train_on_features, HeadTraining, LinearHead};
 use candle_core::Tensor;
-use rossl_core::components::{Classifier, Evaluator, FitContext, FrozenEncoder};
-use rossl_core::eval::extract_features;
-use rossl_core::rng::Rng;
-use rossl_core::Result;
+use rossl_api::components::{Classifier, Evaluator, FitContext, FrozenEncoder};
+use rossl_api::rng::Rng;
+use rossl_api::Result;
+use rossl_nn::classify::extract_features;
 
 /// Parameters of `linear-probe` (defaults: the paper's Adam with learning rate 3e-4).
 pub type LinearProbeParams = HeadTraining;
@@ -52,7 +52,7 @@ impl Evaluator for LinearProbe {
     }
 }
 
-rossl_core::register! {
+rossl_api::register! {
     kind: evaluator,
     name: "linear-probe",
     summary: "standard linear fine-tuning on whole images (frozen encoder; Adam 3e-4 by default)",

@@ -9,11 +9,11 @@
 
 use crate::training::{train_on_features, HeadTraining, LinearHead};
 use candle_core::{DType, Device, Tensor};
-use rossl_core::components::{Classifier, Evaluator, FitContext, FrozenEncoder};
-use rossl_core::data::image_batch;
-use rossl_core::registry::{ParamError, Params};
-use rossl_core::rng::Rng;
-use rossl_core::Result;
+use rossl_api::components::{Classifier, Evaluator, FitContext, FrozenEncoder};
+use rossl_api::data::image_batch;
+use rossl_api::registry::{ParamError, Params};
+use rossl_api::rng::Rng;
+use rossl_api::Result;
 use rossl_views::crop::sample_crop;
 use rossl_views::resample::interpolation_matrix;
 use serde::{Deserialize, Serialize};
@@ -221,7 +221,7 @@ impl Evaluator for MultiCropProbe {
     }
 }
 
-rossl_core::register! {
+rossl_api::register! {
     kind: evaluator,
     name: "multi-crop-probe",
     summary: "EMP-SSL bag-of-features: features averaged over random crops, linear head; attacked with EOT",

@@ -4,12 +4,12 @@
 
 use crate::linear::LinearClassifier;
 use crate::training::{train_on_features, HeadOptimizer, HeadTraining, LinearHead};
-use rossl_core::components::{BuildContext, Classifier, Evaluator, FitContext};
-use rossl_core::data::image_batch;
-use rossl_core::eval::{build_attack, cross_entropy, extract_features, labels_tensor};
-use rossl_core::registry::{ParamError, Params};
-use rossl_core::rng::Rng;
-use rossl_core::Result;
+use rossl_api::components::{BuildContext, Classifier, Evaluator, FitContext};
+use rossl_api::data::image_batch;
+use rossl_api::registry::{ParamError, Params};
+use rossl_api::rng::Rng;
+use rossl_api::Result;
+use rossl_nn::classify::{cross_entropy, extract_features, labels_tensor};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -115,7 +115,7 @@ impl Evaluator for RobustProbe {
         ]
         .into_iter()
         .collect();
-        let attack = build_attack(
+        let attack = rossl_api::registry::build_from_table::<dyn rossl_api::components::Attack>(
             "pgd-linf",
             attack_params,
             "`robust-linear-probe`'s training attack",
@@ -147,7 +147,7 @@ impl Evaluator for RobustProbe {
     }
 }
 
-rossl_core::register! {
+rossl_api::register! {
     kind: evaluator,
     name: "robust-linear-probe",
     summary: "adversarial linear fine-tuning: head trained on PGD examples through the frozen encoder",

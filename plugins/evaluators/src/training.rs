@@ -1,14 +1,14 @@
 //! Training a linear head on features.
 
 use candle_core::{Device, Tensor, Var};
-use rossl_core::components::{ParamRole, Parameter};
-use rossl_core::config::{LarsConfig, OptimConfig};
-use rossl_core::eval::{cross_entropy, labels_tensor};
-use rossl_core::nn::uniform_fan_in;
-use rossl_core::optim::{Adam, LrSchedule, SgdLars};
-use rossl_core::registry::ParamError;
-use rossl_core::rng::Rng;
-use rossl_core::Result;
+use rossl_api::components::{ParamRole, Parameter};
+use rossl_api::registry::ParamError;
+use rossl_api::rng::Rng;
+use rossl_api::Result;
+use rossl_nn::classify::{cross_entropy, labels_tensor};
+use rossl_nn::optim::{Adam, LrSchedule, SgdLars};
+use rossl_nn::optim::{LarsConfig, OptimConfig};
+use rossl_nn::uniform_fan_in;
 use serde::{Deserialize, Serialize};
 
 /// How a linear head is trained.
@@ -40,7 +40,7 @@ impl Default for HeadTraining {
     }
 }
 
-impl rossl_core::registry::Params for HeadTraining {
+impl rossl_api::registry::Params for HeadTraining {
     fn validate(&self) -> std::result::Result<(), ParamError> {
         if !matches!(self.optimizer.as_str(), "adam" | "sgd") {
             return Err(ParamError::new(
@@ -51,7 +51,7 @@ impl rossl_core::registry::Params for HeadTraining {
                 ),
             ));
         }
-        if !rossl_core::registry::positive(self.lr) {
+        if !rossl_api::registry::positive(self.lr) {
             return Err(ParamError::new("lr", "must be > 0"));
         }
         if self.batch_size == 0 {

@@ -11,4 +11,4 @@ mod pgd_l2;
 mod vicreg;
 
 // Embed the ABI stamp the host checks before loading this library.
-rossl_core::declare_plugin!();
+rossl_api::declare_plugin!();

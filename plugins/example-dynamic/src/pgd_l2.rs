@@ -2,11 +2,11 @@
 //! gradient, then projects onto the ball of radius eps around the input and onto [0, 1].
 
 use candle_core::{Tensor, D};
-use rossl_core::adversarial::input_gradient;
-use rossl_core::components::{Attack, AttackSpec, Objective};
-use rossl_core::registry::{ParamError, Params};
-use rossl_core::rng::Rng;
-use rossl_core::Result;
+use rossl_api::adversarial::input_gradient;
+use rossl_api::components::{Attack, AttackSpec, Objective};
+use rossl_api::registry::{ParamError, Params};
+use rossl_api::rng::Rng;
+use rossl_api::Result;
 use serde::{Deserialize, Serialize};
 
 /// Parameters of `pgd-l2`.
@@ -85,7 +85,7 @@ impl Attack for PgdL2 {
     }
 }
 
-rossl_core::register! {
+rossl_api::register! {
     kind: attack,
     name: "pgd-l2",
     summary: "(example dynamic plugin) PGD in an L2 ball: normalised-gradient steps, projection to the ball and [0, 1]",

@@ -3,9 +3,9 @@
 //! variance and covariance are computed per view and averaged.
 
 use candle_core::Tensor;
-use rossl_core::components::SslLoss;
-use rossl_core::registry::{positive, ParamError, Params};
-use rossl_core::{Error, Result};
+use rossl_api::components::SslLoss;
+use rossl_api::registry::{positive, ParamError, Params};
+use rossl_api::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 /// Parameters of `vicreg` (defaults: the paper's 25 / 25 / 1).
@@ -92,7 +92,7 @@ impl SslLoss for VicReg {
     }
 }
 
-rossl_core::register! {
+rossl_api::register! {
     kind: loss,
     name: "vicreg",
     summary: "(example dynamic plugin) VICReg: pairwise invariance + variance hinge + covariance penalty",

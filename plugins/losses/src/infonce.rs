@@ -5,9 +5,9 @@
 //! averaged over all anchors.
 
 use candle_core::{Device, Tensor, D};
-use rossl_core::components::SslLoss;
-use rossl_core::registry::{ParamError, Params};
-use rossl_core::{Error, Result};
+use rossl_api::components::SslLoss;
+use rossl_api::registry::{ParamError, Params};
+use rossl_api::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 /// Parameters of `infonce`.
@@ -31,10 +31,10 @@ impl Default for InfoNceParams {
 
 impl Params for InfoNceParams {
     fn validate(&self) -> std::result::Result<(), ParamError> {
-        if !rossl_core::registry::positive(self.temperature) {
+        if !rossl_api::registry::positive(self.temperature) {
             return Err(ParamError::new("temperature", "must be > 0"));
         }
-        if !rossl_core::registry::positive(self.base_temperature) {
+        if !rossl_api::registry::positive(self.base_temperature) {
             return Err(ParamError::new("base_temperature", "must be > 0"));
         }
         Ok(())
@@ -99,7 +99,7 @@ impl SslLoss for InfoNce {
     }
 }
 
-rossl_core::register! {
+rossl_api::register! {
     kind: loss,
     name: "infonce",
     summary: "SimCLR/SupCon contrastive loss over the views (temperature, base temperature), every view an anchor",

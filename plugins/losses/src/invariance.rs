@@ -3,9 +3,9 @@
 
 use crate::split_views;
 use candle_core::{Tensor, D};
-use rossl_core::components::SslLoss;
-use rossl_core::registry::Params;
-use rossl_core::Result;
+use rossl_api::components::SslLoss;
+use rossl_api::registry::Params;
+use rossl_api::Result;
 use serde::{Deserialize, Serialize};
 
 /// `invariance` has no parameters.
@@ -38,7 +38,7 @@ impl SslLoss for Invariance {
     }
 }
 
-rossl_core::register! {
+rossl_api::register! {
     kind: loss,
     name: "invariance",
     summary: "minus the mean cosine similarity of each view to the mean over the image's views (EMP-SSL)",

@@ -8,7 +8,7 @@ pub mod invariance;
 pub mod tcr;
 
 use candle_core::Tensor;
-use rossl_core::{Error, Result};
+use rossl_api::{Error, Result};
 
 /// (views, B, D) from (views * B, D), or an error when the rows do not split into `views`.
 pub(crate) fn split_views(z: &Tensor, views: usize) -> Result<(Tensor, usize, usize)> {

@@ -7,10 +7,10 @@
 
 use crate::split_views;
 use candle_core::{DType, Tensor};
-use rossl_core::components::SslLoss;
-use rossl_core::ops::logdet_spd;
-use rossl_core::registry::{ParamError, Params};
-use rossl_core::Result;
+use rossl_api::components::SslLoss;
+use rossl_api::registry::{ParamError, Params};
+use rossl_api::Result;
+use rossl_nn::ops::logdet_spd;
 use serde::{Deserialize, Serialize};
 
 /// Parameters of `tcr`.
@@ -70,7 +70,7 @@ impl SslLoss for TotalCodingRate {
     }
 }
 
-rossl_core::register! {
+rossl_api::register! {
     kind: loss,
     name: "tcr",
     summary: "total coding rate -1/2 logdet(I + d/(B eps) Z^T Z), averaged over the views (EMP-SSL)",

@@ -1,8 +1,8 @@
 //! The augmentation steps of a view strategy, each applied with its probability, in list order.
 
 use crate::{blur, colour};
-use rossl_core::registry::ParamError;
-use rossl_core::rng::Rng;
+use rossl_api::registry::ParamError;
+use rossl_api::rng::Rng;
 use serde::{Deserialize, Serialize};
 
 /// One augmentation step. In configs: `{ op = "color-jitter", p = 0.8, brightness = 0.4, ... }`.

@@ -1,6 +1,6 @@
 //! Crop sampling, following torchvision's `RandomResizedCrop.get_params`.
 
-use rossl_core::rng::Rng;
+use rossl_api::rng::Rng;
 
 /// A crop: top row, left column, height and width, in pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

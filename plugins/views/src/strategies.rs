@@ -3,9 +3,9 @@
 use crate::augment::{emp_ssl, Augmentation};
 use crate::crop::{sample_crop, CropBox};
 use crate::resample::resized_crop;
-use rossl_core::components::{ImageRef, ViewStrategy};
-use rossl_core::registry::{ParamError, Params};
-use rossl_core::rng::Rng;
+use rossl_api::components::{ImageRef, ViewStrategy};
+use rossl_api::registry::{ParamError, Params};
+use rossl_api::rng::Rng;
 use serde::{Deserialize, Serialize};
 
 /// How views are cut from an image before augmentation.
@@ -190,7 +190,7 @@ impl Params for SingleParams {
     }
 }
 
-rossl_core::register! {
+rossl_api::register! {
     kind: views,
     name: "multi-crop",
     summary: "n random resized crops (torchvision RandomResizedCrop sampling, bilinear) with an augmentation list",
@@ -203,7 +203,7 @@ rossl_core::register! {
     ))),
 }
 
-rossl_core::register! {
+rossl_api::register! {
     kind: views,
     name: "patches",
     summary: "n fixed-scale patches at random places (the paper's patch-based views), resized, augmented",
@@ -216,7 +216,7 @@ rossl_core::register! {
     ))),
 }
 
-rossl_core::register! {
+rossl_api::register! {
     kind: views,
     name: "single",
     summary: "the whole image as one view (for probes), optionally resized and augmented",

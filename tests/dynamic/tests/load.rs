@@ -3,15 +3,15 @@
 //! its loss.
 
 use candle_core::{Device, Tensor, Var};
-use rossl_core::assembly::Assembly;
-use rossl_core::components::{Attack, BuildContext, SslLoss};
-use rossl_core::config::{ConfigSources, DeviceSpec, ResolvedConfig};
-use rossl_core::device::select_device;
-use rossl_core::plugins;
-use rossl_core::registry::{self, Kind};
-use rossl_core::rng::Rng;
-use rossl_core::run_dir::RunDir;
+use rossl_api::components::{Attack, BuildContext, SslLoss};
+use rossl_api::registry::{self, Kind};
+use rossl_api::rng::Rng;
 use rossl_dynamic_tests::example_plugin;
+use rossl_runtime::assembly::Assembly;
+use rossl_runtime::config::{ConfigSources, DeviceSpec, ResolvedConfig};
+use rossl_runtime::device::select_device;
+use rossl_runtime::plugins;
+use rossl_runtime::run_dir::RunDir;
 use std::path::PathBuf;
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -150,7 +150,7 @@ fn the_plugin_s_attack_keeps_to_its_l2_ball_and_the_pixel_range() {
     let attack = registry::build::<dyn Attack>("pgd-l2", params, &BuildContext::cpu(0)).unwrap();
     let x = Tensor::rand(0f32, 1f32, (4, 2, 3, 3), &Device::Cpu).unwrap();
     let w = Tensor::rand(-1f32, 1f32, (1, 2, 3, 3), &Device::Cpu).unwrap();
-    let mut objective = |input: &Tensor| -> rossl_core::Result<Tensor> {
+    let mut objective = |input: &Tensor| -> rossl_api::Result<Tensor> {
         Ok(input.broadcast_mul(&w)?.sum((1, 2, 3))?)
     };
     let adv = attack
@@ -205,7 +205,7 @@ fn a_config_trains_with_the_plugin_s_loss() {
     let asm = Assembly::build(resolved, select_device(DeviceSpec::Cpu).unwrap()).unwrap();
     let run_dir = RunDir::for_config(&asm.config).unwrap();
     run_dir.create().unwrap();
-    let summary = rossl_core::train::train(&asm, &run_dir, None).unwrap();
+    let summary = rossl_runtime::train::train(&asm, &run_dir, None).unwrap();
     assert_eq!(summary.steps, 12);
     assert!(summary.final_loss.unwrap().is_finite());
 }

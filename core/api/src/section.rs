@@ -1,0 +1,132 @@
+//! A component's own section of the configuration.
+
+use crate::provenance::{describe_source, from_figment};
+use crate::registry::Params;
+use crate::{Error, Result};
+use figment::providers::Serialized;
+use figment::{Figment, Metadata, Profile, Provider};
+use std::path::{Path, PathBuf};
+
+/// The section of the configuration that holds one component's parameters (e.g.
+/// `encoder.resnet-small`), with the provenance of every value.
+#[derive(Clone, Debug)]
+pub struct ComponentConfig {
+    root: Figment,
+    path: String,
+}
+
+/// In-memory parameters, named "NAME" in error messages.
+struct Inline {
+    name: String,
+    path: String,
+    table: toml::Table,
+}
+
+impl Provider for Inline {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(self.name.clone())
+    }
+
+    fn data(&self) -> figment::Result<figment::value::Map<Profile, figment::value::Dict>> {
+        Serialized::default(&self.path, &self.table).data()
+    }
+}
+
+impl ComponentConfig {
+    /// The section at `path` (dotted) of a stacked configuration.
+    pub fn new(root: &Figment, path: &str) -> Self {
+        ComponentConfig {
+            root: root.clone(),
+            path: path.to_string(),
+        }
+    }
+
+    /// A section from in-memory parameters (for presets and tests); errors name `origin`.
+    pub fn from_table(path: &str, table: toml::Table, origin: &str) -> Self {
+        let root = Figment::from(Inline {
+            name: origin.to_string(),
+            path: path.to_string(),
+            table,
+        });
+        ComponentConfig {
+            root,
+            path: path.to_string(),
+        }
+    }
+
+    /// A section from TOML text (for tests and examples).
+    pub fn from_toml(path: &str, text: &str) -> Result<Self> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| {
+            Error::Config(format!("parameters for `{path}` are not valid TOML: {e}"))
+        })?;
+        Ok(Self::from_table(path, table, "inline parameters"))
+    }
+
+    /// An empty section: every parameter takes its default.
+    pub fn defaults(path: &str) -> Self {
+        Self::from_table(path, toml::Table::new(), "defaults")
+    }
+
+    /// The dotted path of the section.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Reads, validates and path-resolves the typed parameters. Unknown keys, wrong types and
+    /// invalid values are errors naming `section.key` and the value's source.
+    pub fn params<P: Params>(&self) -> Result<P> {
+        let focused = self.root.focus(&self.path);
+        let mut params: P = focused.extract().map_err(|e| from_figment(e, &self.path))?;
+        if let Err(e) = params.validate() {
+            return Err(Error::Config(format!(
+                "`{}.{}`: {} (in {})",
+                self.path,
+                e.key,
+                e.message,
+                self.source_of(&e.key)
+            )));
+        }
+        let bases: Vec<(&'static str, PathBuf)> = params
+            .paths_mut()
+            .into_iter()
+            .map(|(key, _)| (key, self.base_dir_of(key)))
+            .collect();
+        for ((_, path), (_, base)) in params.paths_mut().into_iter().zip(bases) {
+            if path.is_relative() && !path.as_os_str().is_empty() {
+                *path = base.join(&*path);
+            }
+        }
+        Ok(params)
+    }
+
+    /// Where the value of `key` in this section came from, or "the component's defaults".
+    pub fn source_of(&self, key: &str) -> String {
+        // figment finds tables, not array elements: `augment[2].p` was set wherever `augment` was
+        let key = key.split('[').next().unwrap_or(key);
+        let full = format!("{}.{}", self.path, key);
+        match self.root.find_metadata(&full) {
+            Some(metadata) => {
+                let keys: Vec<String> = full.split('.').map(str::to_string).collect();
+                describe_source(metadata, &keys)
+            }
+            None => "the component's defaults".to_string(),
+        }
+    }
+
+    /// The folder relative paths in `key` are resolved against: that of the file that set it,
+    /// or the current folder.
+    pub fn base_dir_of(&self, key: &str) -> PathBuf {
+        let full = format!("{}.{}", self.path, key);
+        match self
+            .root
+            .find_metadata(&full)
+            .and_then(|m| m.source.as_ref())
+        {
+            Some(figment::Source::File(file)) => file
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from(".")),
+            _ => PathBuf::from("."),
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Sanity checks that catch broken evaluations (see `robustness-evaluation` notes): each is its
+//! own type, runs the suite's own attacks where it needs attacks, and can fail.
+//!
+//! | check | fails for |
+//! | --- | --- |
+//! | [`EpsZero`] | batch norm in training mode, an attack that moves at eps 0 |
+//! | [`MonotoneInEps`] | an attack that descends (accuracy above clean or rising with eps) |
+//! | [`MoreStepsHelp`] | an attack whose extra steps make it weaker |
+//! | [`IterativeBeatsSingleStep`] | an iterative attack weaker than one signed step on its loss |
+//! | [`LargeEpsBreaks`] | an attack that returns its input, or cannot reach a large radius |
+//! | [`GradientsUsable`] | masked gradients: zero, vanishing or non-finite input gradients |
+//! | [`InsideTheBall`] | an attack leaving the eps ball or the pixel range |
+//! | [`StateUnchanged`] | weights, batch-norm statistics or the probe head changed |
+//! | [`BlackBoxFindsNothingMore`] | gradient masking: a score-based attack beats the white-box ones |
+
+mod ball;
+mod black_box;
+mod eps_zero;
+mod gradient;
+mod large_eps;
+mod monotone;
+mod snapshot;
+mod steps;
+
+pub use ball::InsideTheBall;
+pub use black_box::BlackBoxFindsNothingMore;
+pub use eps_zero::EpsZero;
+pub use gradient::GradientsUsable;
+pub use large_eps::LargeEpsBreaks;
+pub use monotone::MonotoneInEps;
+pub use snapshot::{Snapshot, StateUnchanged};
+pub use steps::{IterativeBeatsSingleStep, MoreStepsHelp};
+
+use super::harness::{AttackRun, EvalInputs, MainPass};
+use super::report::CheckResult;
+use super::suite::PlannedAttack;
+use crate::Result;
+use rossl_api::components::Classifier;
+use rossl_api::data::image_batch;
+use rossl_api::rng::{stream, Rng};
+use std::cell::Cell;
+
+/// What every check can read: the classifier, the evaluation's inputs and suites, the main pass's
+/// per-example outcomes, the state snapshots taken before fitting and before attacking.
+pub struct CheckContext<'a> {
+    /// The classifier evaluated.
+    pub classifier: &'a dyn Classifier,
+    /// The evaluation's inputs.
+    pub inputs: &'a EvalInputs<'a>,
+    /// The evaluator's index (for random streams).
+    pub index: usize,
+    /// Per radius (as `eval.eps`), its attack suite.
+    pub suites: &'a [Vec<PlannedAttack>],
+    /// The main pass's outcomes.
+    pub(crate) pass: &'a MainPass,
+    /// The encoder's state before the probe was fitted, and the classifier's after.
+    pub snapshots: [&'a Snapshot; 2],
+    /// The test images the checks attack: the first `eval.check_images`.
+    pub images: Vec<usize>,
+    /// The checks' batch size: unlike the main pass's, so that batch-dependent predictions show.
+    pub batch: usize,
+    /// The largest excursion of the checks' own attacks so far.
+    excursion: Cell<f64>,
+}
+
+impl<'a> CheckContext<'a> {
+    /// The context of one evaluation.
+    pub(crate) fn new(
+        classifier: &'a dyn Classifier,
+        inputs: &'a EvalInputs<'a>,
+        index: usize,
+        suites: &'a [Vec<PlannedAttack>],
+        pass: &'a MainPass,
+        snapshots: [&'a Snapshot; 2],
+    ) -> Self {
+        let n = inputs.test.len();
+        let count = match inputs.config.check_images {
+            0 => n,
+            c => c.min(n),
+        };
+        CheckContext {
+            classifier,
+            inputs,
+            index,
+            suites,
+            pass,
+            snapshots,
+            images: (0..count).collect(),
+            batch: (inputs.config.batch_size / 2).max(1) + 1,
+            excursion: Cell::new(0.0),
+        }
+    }
+
+    /// One example's worth of accuracy on the check images: differences below it are noise.
+    pub fn tolerance(&self) -> f64 {
+        1.0 / self.images.len().max(1) as f64 + 1e-12
+    }
+
+    /// The largest radius of the evaluation.
+    pub fn max_eps(&self) -> f64 {
+        self.inputs.config.eps.iter().copied().fold(0.0, f64::max)
+    }
+
+    /// The index in `eval.eps` of the largest radius.
+    pub fn max_eps_index(&self) -> Option<usize> {
+        let eps = &self.inputs.config.eps;
+        (0..eps.len()).max_by(|&a, &b| eps[a].total_cmp(&eps[b]))
+    }
+
+    /// The main pass's per-example result of attack `a` at radius index `e` on the check images
+    /// (`None` where it did not run).
+    pub fn main_outcome(&self, e: usize, a: usize) -> Vec<Option<bool>> {
+        self.pass.attacked[e][a][..self.images.len()].to_vec()
+    }
+
+    /// The main pass's clean correctness of the check images.
+    pub fn main_clean(&self) -> &[bool] {
+        &self.pass.clean[..self.images.len()]
+    }
+
+    /// The largest excursion of the main pass and of every check's attacks so far.
+    pub fn excursion(&self) -> f64 {
+        self.pass.violation.max(self.excursion.get())
+    }
+
+    /// Clean correctness of the check images in the checks' batches, under the draws of `tag`.
+    pub fn clean_in_check_batches(&self, tag: u64) -> Result<Vec<bool>> {
+        let inputs = self.inputs;
+        let mut clean = Vec::new();
+        for (b, part) in self.images.chunks(self.batch).enumerate() {
+            let (x, labels) = image_batch(inputs.test, part, inputs.device)?;
+            let rng = Rng::derive(
+                inputs.seed,
+                &[stream::EVAL, self.index as u64, 3, tag, b as u64],
+            );
+            let predicted = super::harness::predict(self.classifier, &x, &rng)?;
+            clean.extend(predicted.iter().zip(&labels).map(|(p, l)| p == l));
+        }
+        Ok(clean)
+    }
+
+    /// Runs `plan` over the check images in the checks' batches: (correct under attack, correct
+    /// clean under the same prediction draws), per image. `tag` keeps each use's random streams
+    /// apart.
+    pub fn attack(&self, plan: &PlannedAttack, tag: u64) -> Result<(Vec<bool>, Vec<bool>)> {
+        let inputs = self.inputs;
+        let index = self.index as u64;
+        let (mut correct, mut clean) = (Vec::new(), Vec::new());
+        for (b, part) in self.images.chunks(self.batch).enumerate() {
+            let b = b as u64;
+            let (x, labels) = image_batch(inputs.test, part, inputs.device)?;
+            let prediction_rng = Rng::derive(inputs.seed, &[stream::EVAL, index, 3, tag, b]);
+            let clean_predicted = super::harness::predict(self.classifier, &x, &prediction_rng)?;
+            clean.extend(clean_predicted.iter().zip(&labels).map(|(p, l)| p == l));
+            let run = AttackRun {
+                classifier: self.classifier,
+                eot_samples: inputs.config.eot_samples,
+                draws: Rng::derive(inputs.seed, &[stream::EVAL, index, 4, tag, b]),
+                attack_rng: Rng::derive(inputs.seed, &[stream::ATTACK, index, 99, tag, b]),
+                prediction_rng,
+            };
+            let (c, excursion) = run.run(plan, &x, &labels)?;
+            self.excursion.set(self.excursion.get().max(excursion));
+            correct.extend(c);
+        }
+        Ok((correct, clean))
+    }
+}
+
+/// A sanity check of an evaluation.
+pub trait SanityCheck {
+    /// What it checks, as reports print it.
+    fn name(&self) -> &'static str;
+
+    /// Runs it.
+    fn run(&self, cx: &CheckContext<'_>) -> Result<CheckResult>;
+}
+
+/// A passed or failed check.
+pub(crate) fn verdict(name: &str, passed: bool, detail: String) -> CheckResult {
+    CheckResult {
+        name: name.to_string(),
+        passed,
+        skipped: false,
+        detail,
+    }
+}
+
+/// A check that does not apply to this evaluation (it passes, and says why it did not run).
+pub(crate) fn not_applicable(name: &str, why: String) -> CheckResult {
+    CheckResult {
+        name: name.to_string(),
+        passed: true,
+        skipped: true,
+        detail: format!("not applicable: {why}"),
+    }
+}
+
+/// Every check, in report order. The ball check and the state check come after every check that
+/// attacks, so that they cover those attacks too.
+pub fn all_checks() -> Vec<Box<dyn SanityCheck>> {
+    vec![
+        Box::new(EpsZero),
+        Box::new(MonotoneInEps),
+        Box::new(MoreStepsHelp),
+        Box::new(IterativeBeatsSingleStep),
+        Box::new(LargeEpsBreaks),
+        Box::new(GradientsUsable),
+        Box::new(BlackBoxFindsNothingMore),
+        Box::new(InsideTheBall),
+        Box::new(StateUnchanged),
+    ]
+}
+
+/// Runs every check of [`all_checks`].
+pub fn run_checks(cx: &CheckContext<'_>) -> Result<Vec<CheckResult>> {
+    all_checks().iter().map(|check| check.run(cx)).collect()
+}
+
+/// A plan's label with its radius, for details.
+pub(crate) fn at(plan: &PlannedAttack) -> String {
+    format!("{} at eps {:.4}", plan.label, plan.eps)
+}

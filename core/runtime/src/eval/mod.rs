@@ -1,0 +1,15 @@
+//! Evaluation a robustness reviewer can trust: every evaluator's classifier is measured on clean
+//! test images and under an attack suite (per attack and per-example worst case), and every
+//! evaluation runs sanity checks whose numbers are reported.
+
+mod checks;
+mod harness;
+mod report;
+mod run;
+mod suite;
+
+pub use checks::{all_checks, CheckContext, SanityCheck, Snapshot};
+pub use harness::{evaluate, ClassifierObjective, EvalInputs, Evaluated};
+pub use report::{CheckResult, EvaluationReport, Results, RobustResult, TrainResults, WorstCase};
+pub use run::evaluate_run;
+pub use suite::{attack_suite, build_attack, preset_settings, PlannedAttack};

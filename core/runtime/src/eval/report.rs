@@ -1,0 +1,134 @@
+//! The shapes of evaluation results (`results.json`).
+
+use serde::{Deserialize, Serialize};
+
+/// Accuracy under one attack.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RobustResult {
+    /// The attack and its loss, e.g. `pgd-linf/ce`.
+    pub attack: String,
+    /// Its radius.
+    pub eps: f64,
+    /// Its iterations.
+    pub steps: usize,
+    /// Accuracy on its adversarial examples, in [0, 1], over the images it ran on.
+    pub accuracy: f64,
+    /// The images it ran on: every test image, or for a survivors-stage attack the points every
+    /// white-box attack left correctly classified.
+    #[serde(default)]
+    pub images: usize,
+    /// Which points it ran on.
+    #[serde(default)]
+    pub stage: rossl_api::components::Stage,
+}
+
+/// The per-example worst case over every attack at one radius: the robust accuracy.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct WorstCase {
+    /// The radius.
+    pub eps: f64,
+    /// Fraction of test images classified correctly clean and under every attack.
+    pub accuracy: f64,
+}
+
+/// One sanity check.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CheckResult {
+    /// What was checked.
+    pub name: String,
+    /// Whether it held (a check that did not apply passes, with `skipped` set).
+    pub passed: bool,
+    /// Whether it did not apply to this evaluation (its detail says why).
+    #[serde(default)]
+    pub skipped: bool,
+    /// The numbers behind it.
+    pub detail: String,
+}
+
+/// One evaluator's results.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EvaluationReport {
+    /// The evaluator's name.
+    pub evaluator: String,
+    /// Clean test accuracy, in [0, 1].
+    pub clean_accuracy: f64,
+    /// Accuracy under each attack.
+    pub robust: Vec<RobustResult>,
+    /// Per-example worst case per radius.
+    pub worst_case: Vec<WorstCase>,
+    /// Sanity checks.
+    pub checks: Vec<CheckResult>,
+    /// Test images evaluated.
+    pub test_images: usize,
+    /// The threat model, stated.
+    pub threat_model: String,
+    /// Seconds spent (fitting and attacking).
+    pub seconds: f64,
+}
+
+impl EvaluationReport {
+    /// The checks that failed.
+    pub fn failed_checks(&self) -> impl Iterator<Item = &CheckResult> {
+        self.checks.iter().filter(|c| !c.passed)
+    }
+
+    /// The worst-case accuracy at `eps`, if it was measured.
+    pub fn worst_at(&self, eps: f64) -> Option<f64> {
+        self.worst_case
+            .iter()
+            .find(|w| (w.eps - eps).abs() < 1e-9)
+            .map(|w| w.accuracy)
+    }
+}
+
+/// What training cost.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct TrainResults {
+    /// Wall-clock seconds of training, from the first batch request to the last step.
+    pub seconds: f64,
+    /// The part of `seconds` spent waiting for batches.
+    #[serde(default)]
+    pub loader_wait_seconds: f64,
+    /// Passes over the data.
+    pub epochs: usize,
+    /// The budget in standard epochs.
+    pub epochs_budget: usize,
+    /// Optimiser steps.
+    pub steps: usize,
+    /// Encoder forward passes.
+    pub forward_passes: u64,
+    /// Encoder backward passes.
+    pub backward_passes: u64,
+    /// The regime.
+    pub regime: String,
+}
+
+/// A run's `results.json`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Results {
+    /// The method's name.
+    pub method: String,
+    /// The dataset's name.
+    pub dataset: String,
+    /// The encoder's name.
+    pub encoder: String,
+    /// The view strategy's name.
+    pub views: String,
+    /// Views per image in training.
+    pub views_per_image: usize,
+    /// Training cost.
+    pub train: TrainResults,
+    /// One entry per evaluator.
+    pub evaluations: Vec<EvaluationReport>,
+    /// The device.
+    pub device: String,
+    /// The seed.
+    pub seed: u64,
+    /// The digest of the resolved training configuration.
+    pub config_digest: String,
+    /// The digest of the evaluation settings.
+    pub eval_digest: String,
+    /// The evaluation protocol (`key = value`), which rows of a comparison must share.
+    #[serde(default)]
+    pub eval_protocol: std::collections::BTreeMap<String, String>,
+}

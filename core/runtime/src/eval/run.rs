@@ -1,0 +1,88 @@
+//! Evaluating a run: every configured evaluator on the trained encoder, written to `results.json`.
+
+use super::harness::{evaluate, EvalInputs};
+use super::report::{EvaluationReport, Results, TrainResults};
+use crate::assembly::Assembly;
+use crate::run_dir::{files, RunDir};
+use crate::train::{load_split, TrainSummary};
+use crate::{Error, Result};
+use candle_core::Tensor;
+use rossl_api::components::{Evaluator, Split};
+
+/// Evaluates `asm.encoder` with every evaluator of the configuration, writes `results.json` into
+/// `run_dir` and returns the results. `train` describes the training that produced the encoder.
+pub fn evaluate_run(asm: &Assembly, run_dir: &RunDir, train: &TrainSummary) -> Result<Results> {
+    let run = &asm.config.run;
+    let train_set = load_split(asm, Split::Train)?;
+    let test_set = load_split(asm, Split::Test)?;
+    let ctx = Assembly::context(&asm.config, &asm.device);
+    let inputs = EvalInputs {
+        encoder: asm.encoder.as_ref(),
+        train: &train_set,
+        test: &test_set,
+        device: &asm.device.device,
+        seed: run.seed,
+        config: &run.eval,
+        ctx: &ctx,
+    };
+    let mut evaluations: Vec<EvaluationReport> = Vec::new();
+    for (index, name) in run.eval.evaluators.iter().enumerate() {
+        let evaluator: Box<dyn Evaluator> = asm.config.build("eval", name, &ctx)?;
+        tracing::info!(evaluator = %name, test_images = test_set.len(), "evaluating");
+        let evaluated = evaluate(name, evaluator.as_ref(), index, &inputs)?;
+        save_head(run_dir, name, &evaluated.head)?;
+        let report = evaluated.report;
+        tracing::info!(
+            "{name}: clean accuracy {:.4}{} ({:.1} s)",
+            report.clean_accuracy,
+            report
+                .worst_case
+                .iter()
+                .map(|w| format!(", worst case at eps {:.4}: {:.4}", w.eps, w.accuracy))
+                .collect::<String>(),
+            report.seconds
+        );
+        evaluations.push(report);
+    }
+    let results = Results {
+        method: run.method.name.clone(),
+        dataset: run.data.name.clone(),
+        encoder: run.encoder.name.clone(),
+        views: run.views.name.clone(),
+        views_per_image: asm.views.views_per_image(),
+        train: TrainResults {
+            seconds: train.seconds,
+            loader_wait_seconds: train.loader_wait_seconds,
+            epochs: train.epochs,
+            epochs_budget: train.epochs_budget,
+            steps: train.steps,
+            forward_passes: train.forward_passes,
+            backward_passes: train.backward_passes,
+            regime: train.regime.clone(),
+        },
+        evaluations,
+        device: asm.device.description.clone(),
+        seed: run.seed,
+        config_digest: asm.config.digest()?,
+        eval_digest: asm.config.eval_digest()?,
+        eval_protocol: asm.config.eval_protocol()?,
+    };
+    let text =
+        serde_json::to_string_pretty(&results).map_err(|e| Error::msg(format!("results: {e}")))?;
+    run_dir.write(files::RESULTS, &text)?;
+    Ok(results)
+}
+
+/// Writes the classifier tensors that evaluator `name` attacked to `probe-<name>.safetensors` in
+/// the run folder (atomically), under the names of [`rossl_api::components::Classifier::tensors`].
+fn save_head(run_dir: &RunDir, name: &str, head: &[(String, Tensor)]) -> Result<()> {
+    let path = run_dir.file(&files::probe(name));
+    let tmp = run_dir.file(&format!(".{}.tmp", files::probe(name)));
+    let tensors: std::collections::HashMap<String, Tensor> = head
+        .iter()
+        .map(|(n, t)| Ok((n.clone(), t.to_device(&candle_core::Device::Cpu)?)))
+        .collect::<Result<_>>()?;
+    candle_core::safetensors::save(&tensors, &tmp)
+        .map_err(|e| Error::msg(format!("writing {}: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io(format!("writing {}", path.display()), e))
+}

@@ -1,0 +1,27 @@
+//! # rossl-runtime
+//!
+//! What runs a rossl experiment, on top of the plugin API (rossl-api) and the layers and
+//! optimisers (rossl-nn):
+//!
+//! - [`config`]: the layered configuration (defaults, files, `ROSSL_` environment, `--set`),
+//!   checked against the registry before anything runs;
+//! - [`assembly`]: a configuration turned into components; [`objective`]: the weighted SSL loss;
+//! - [`train`]: the training loop and its regimes (standard, PGD, free), metrics and resuming;
+//! - [`eval`]: the evaluation harness, its attack suites and sanity checks, `results.json`;
+//! - [`checkpoint`], [`run_dir`]: checkpoints and run folders;
+//! - [`data`]: the background loader of view batches; [`device`]: devices and threads;
+//! - [`plugins`]: dynamic plugin libraries; [`progress`]: progress bars and the log writer.
+
+pub mod assembly;
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod device;
+pub mod eval;
+pub mod objective;
+pub mod plugins;
+pub mod progress;
+pub mod run_dir;
+pub mod train;
+
+pub use rossl_api::{Error, Result};

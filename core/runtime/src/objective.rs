@@ -1,0 +1,99 @@
+//! A method's SSL objective: a weighted sum of registered losses.
+
+use crate::{Error, Result};
+use candle_core::Tensor;
+use rossl_api::components::SslLoss;
+
+/// One term of the objective.
+pub struct Term {
+    /// The loss's registered name.
+    pub name: String,
+    /// Its weight.
+    pub weight: f64,
+    /// The loss.
+    pub loss: Box<dyn SslLoss>,
+}
+
+/// The value of the objective: the weighted total (a scalar tensor, differentiable) and each
+/// term's unweighted value.
+pub struct ObjectiveValue {
+    /// sum_i weight_i * term_i.
+    pub total: Tensor,
+    /// (name, unweighted value) of each term, detached.
+    pub terms: Vec<(String, Tensor)>,
+}
+
+impl ObjectiveValue {
+    /// The total as a number; an error naming the terms when it is NaN or infinite.
+    pub fn finite_total(&self) -> Result<f64> {
+        let total = self
+            .total
+            .to_dtype(candle_core::DType::F64)?
+            .to_scalar::<f64>()?;
+        if total.is_finite() {
+            return Ok(total);
+        }
+        let terms = self
+            .term_values()
+            .map(|t| {
+                t.iter()
+                    .map(|(n, v)| format!("{n} = {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        Err(Error::Numerical(format!("the loss is {total} ({terms})")))
+    }
+
+    /// Each term's value as a number.
+    pub fn term_values(&self) -> Result<Vec<(String, f64)>> {
+        self.terms
+            .iter()
+            .map(|(n, t)| {
+                Ok((
+                    n.clone(),
+                    t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?,
+                ))
+            })
+            .collect()
+    }
+}
+
+/// The weighted sum of losses that a method minimises.
+pub struct SslObjective {
+    terms: Vec<Term>,
+}
+
+impl SslObjective {
+    /// An objective from its terms (at least one).
+    pub fn new(terms: Vec<Term>) -> Result<Self> {
+        if terms.is_empty() {
+            return Err(Error::msg("an SSL objective needs at least one loss term"));
+        }
+        Ok(SslObjective { terms })
+    }
+
+    /// The terms.
+    pub fn terms(&self) -> &[Term] {
+        &self.terms
+    }
+
+    /// The objective for projections `z` (views * B, D), view-major.
+    pub fn evaluate(&self, z: &Tensor, views: usize) -> Result<ObjectiveValue> {
+        let mut total: Option<Tensor> = None;
+        let mut values = Vec::with_capacity(self.terms.len());
+        for term in &self.terms {
+            let value = term.loss.loss(z, views)?;
+            let weighted = (&value * term.weight)?;
+            total = Some(match total {
+                Some(t) => (t + weighted)?,
+                None => weighted,
+            });
+            values.push((term.name.clone(), value.detach()));
+        }
+        Ok(ObjectiveValue {
+            total: total.expect("at least one term"),
+            terms: values,
+        })
+    }
+}

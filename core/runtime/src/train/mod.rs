@@ -1,0 +1,23 @@
+//! Training: the standard, PGD and free regimes over the same multi-view SSL objective, with
+//! metrics, per-epoch checkpoints, resumption and pass accounting.
+//!
+//! - `standard`: one forward and one backward pass per batch.
+//! - `pgd`: the training attack (K steps on the method's own objective, one perturbation per
+//!   view, attack passes in [`Mode::Attack`]: batch statistics, running statistics untouched,
+//!   weights detached) then one update on the perturbed views: K + 1 forward and K + 1 backward
+//!   passes per batch.
+//! - `free`: each batch replayed m times; each replay is one forward and one backward pass whose
+//!   gradients give both the weight update (descent) and the perturbation step (ascent, signed,
+//!   clipped to the ball and the pixel range). The perturbation persists across batches and
+//!   epochs. ceil(N / m) passes over the data: m forward and m backward passes per batch.
+//!
+//! [`Mode::Attack`]: rossl_api::components::Mode::Attack
+
+mod metrics;
+pub mod regimes;
+mod state;
+mod trainer;
+
+pub use metrics::{MetricsWriter, StepRecord};
+pub use state::{encoder_tensors, restore_encoder};
+pub use trainer::{load_split, plan, train, train_with, TrainOptions, TrainPlan, TrainSummary};
