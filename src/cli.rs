@@ -1,8 +1,7 @@
 //! Command-line arguments and dispatch.
 
 use crate::commands;
-use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 /// rossl: robust self-supervised learning research on candle.
@@ -18,18 +17,6 @@ pub struct Cli {
     /// The command.
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Config files and overrides, shared by the commands that read a configuration.
-#[derive(Debug, Args, Clone, Default)]
-pub struct ConfigArgs {
-    /// Config files, applied in order (later files win).
-    #[arg(value_name = "FILE")]
-    pub files: Vec<PathBuf>,
-    /// Override a key with a TOML value, after files and ROSSL_ environment variables
-    /// (repeatable): --set train.epochs=5 --set encoder.name=resnet-small
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub sets: Vec<String>,
 }
 
 /// The commands.

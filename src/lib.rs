@@ -27,6 +27,7 @@ pub mod cli;
 pub mod commands;
 pub mod comparison;
 pub mod logging;
+
 pub mod report;
 
 /// Names of the built-in plugin crates linked into this binary.

@@ -1,8 +1,7 @@
 //! `rossl compare` (several method configs under the same overrides) and the `[compare]`
 //! baselines of `rossl run` (the quickstart's random encoder and standard EMP-SSL).
 
-use crate::cli::ConfigArgs;
-use crate::commands::run::{run_one, RunArgs, RunOutcome};
+use crate::commands::runner::{run_one, RunOptions, RunOutcome};
 use crate::commands::session::{build, Session};
 use crate::comparison::{describe_differences, protocol_differences, write_all, Row};
 use clap::Args;
@@ -51,20 +50,6 @@ fn row(session: &Session, outcome: RunOutcome, label: Option<&str>) -> anyhow::R
     })
 }
 
-fn plain_run_args() -> RunArgs {
-    RunArgs {
-        config: ConfigArgs::default(),
-        out: None,
-        resume: None,
-        force: false,
-        no_eval: false,
-        strict: false,
-        stop_after: None,
-        allow_mixed: false,
-        mark_latest: true,
-    }
-}
-
 fn finish(rows: &[Row], dir: &Path, strict: bool, allow_mixed: bool) -> anyhow::Result<ExitCode> {
     let differences = protocol_differences(rows);
     if !differences.is_empty() {
@@ -99,11 +84,12 @@ fn finish(rows: &[Row], dir: &Path, strict: bool, allow_mixed: bool) -> anyhow::
 /// comparison of the run with them into the run root.
 pub fn run_baselines(
     session: &Session,
-    args: &RunArgs,
+    strict: bool,
+    allow_mixed: bool,
     outcome: &RunOutcome,
 ) -> anyhow::Result<Option<ExitCode>> {
     let baselines = session.assembly.config.run.compare.baselines.clone();
-    if baselines.is_empty() || args.resume.is_some() {
+    if baselines.is_empty() {
         return Ok(None);
     }
     let Some(results) = outcome.results.clone() else {
@@ -120,22 +106,15 @@ pub fn run_baselines(
         let mut sources = session.sources.clone();
         sources.sets.extend(baseline.set.iter().cloned());
         let baseline_session = build(sources)?;
-        let outcome = run_one(
-            &baseline_session,
-            &RunArgs {
-                strict: args.strict,
-                mark_latest: false,
-                ..plain_run_args()
-            },
-        )?;
+        let outcome = run_one(&baseline_session, &RunOptions::default())?;
         rows.push(row(&baseline_session, outcome, Some(&baseline.label))?);
     }
     let dir = session.assembly.config.run.out.clone();
     finish(
         &rows,
         &dir,
-        args.strict || session.assembly.config.run.eval.strict,
-        args.allow_mixed,
+        strict || session.assembly.config.run.eval.strict,
+        allow_mixed,
     )
     .map(Some)
 }
@@ -159,9 +138,9 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<ExitCode> {
         out_dir.get_or_insert_with(|| session.assembly.config.run.out.clone());
         let outcome = run_one(
             &session,
-            &RunArgs {
-                strict: args.strict,
-                ..plain_run_args()
+            &RunOptions {
+                mark_latest: true,
+                ..RunOptions::default()
             },
         )?;
         rows.push(row(&session, outcome, None)?);

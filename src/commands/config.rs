@@ -1,6 +1,6 @@
 //! `rossl config`: the merged configuration.
 
-use crate::cli::ConfigArgs;
+use crate::commands::args::ConfigArgs;
 use clap::Args;
 use rossl_runtime::config::{ConfigSources, ResolvedConfig};
 use std::process::ExitCode;
@@ -19,7 +19,7 @@ pub struct ConfigCommandArgs {
 /// Stacks and checks the configuration named by `args`.
 pub fn resolve(args: &ConfigArgs) -> anyhow::Result<ResolvedConfig> {
     let sources = ConfigSources::new(args.files.clone(), args.sets.clone());
-    Ok(ResolvedConfig::load(&sources)?)
+    Ok(rossl_runtime::plugins::resolve(&sources)?)
 }
 
 /// Runs `rossl config`.

@@ -1,11 +1,11 @@
 //! `rossl eval`: evaluate a trained run again, possibly with other evaluation settings.
 
-use crate::cli::ConfigArgs;
+use crate::commands::args::ConfigArgs;
 use crate::commands::session::prepare;
 use crate::report;
 use clap::Args;
 use rossl_runtime::checkpoint;
-use rossl_runtime::config::{ConfigSources, ResolvedConfig};
+use rossl_runtime::config::ConfigSources;
 use rossl_runtime::eval::evaluate_run;
 use rossl_runtime::run_dir::{files, RunDir};
 use rossl_runtime::train::{restore_encoder, TrainSummary};
@@ -29,7 +29,7 @@ pub struct EvalArgs {
 /// Runs `rossl eval`.
 pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let run_dir = RunDir::open(&args.run_dir)?;
-    let own = ResolvedConfig::load(&ConfigSources::new(
+    let own = rossl_runtime::plugins::resolve(&ConfigSources::new(
         vec![run_dir.file(files::CONFIG)],
         vec![],
     ))?;

@@ -1,7 +1,7 @@
 //! `rossl export`: a run's encoder weights alone, under PyTorch `state_dict` names, for other
 //! tools (AutoAttack in PyTorch, say) to load strictly.
 
-use crate::cli::ConfigArgs;
+use crate::commands::args::ConfigArgs;
 use crate::commands::session::prepare;
 use candle_core::{DType, Tensor};
 use clap::Args;

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod args;
 pub mod bench;
 pub mod compare;
 pub mod config;
@@ -7,5 +8,6 @@ pub mod eval;
 pub mod export;
 pub mod plugins;
 pub mod run;
+pub mod runner;
 pub mod session;
 pub mod views;

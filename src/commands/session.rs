@@ -1,9 +1,9 @@
 //! What every training or evaluation command sets up first: configuration, threads, device,
 //! components.
 
-use crate::cli::ConfigArgs;
+use crate::commands::args::ConfigArgs;
 use rossl_runtime::assembly::Assembly;
-use rossl_runtime::config::{ConfigSources, ResolvedConfig};
+use rossl_runtime::config::ConfigSources;
 use rossl_runtime::device::{configure_threads, select_device};
 use rossl_runtime::run_dir::files;
 use std::path::Path;
@@ -46,7 +46,7 @@ pub fn prepare(
 
 /// Builds a session from configuration sources.
 pub fn build(sources: ConfigSources) -> anyhow::Result<Session> {
-    let resolved = ResolvedConfig::load(&sources)?;
+    let resolved = rossl_runtime::plugins::resolve(&sources)?;
     let threads = configure_threads(resolved.run.threads);
     let device = select_device(resolved.run.device)?;
     tracing::info!(threads, device = %device.description, "set up");

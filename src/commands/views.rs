@@ -1,7 +1,7 @@
 //! `rossl views`: a grid of a few images (training split by default) and their views, as a PNG a
 //! person can check.
 
-use crate::cli::ConfigArgs;
+use crate::commands::args::ConfigArgs;
 use crate::commands::session::prepare;
 use clap::Args;
 use rossl_api::components::{ImageRef, Split};

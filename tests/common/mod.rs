@@ -5,7 +5,9 @@ pub mod fixtures;
 pub mod process;
 
 use candle_core::{DType, Tensor};
-use rossl::rossl_runtime::config::{ConfigSources, ResolvedConfig};
+use rossl::rossl_runtime::assembly::Assembly;
+use rossl::rossl_runtime::config::{ConfigSources, DeviceSpec, ResolvedConfig};
+use rossl::rossl_runtime::device::select_device;
 use std::path::{Path, PathBuf};
 
 /// A fresh temporary folder for one test.
@@ -34,6 +36,17 @@ pub fn resolve(files: &[PathBuf], sets: &[&str]) -> rossl::rossl_api::Result<Res
         use_env: false,
     };
     ResolvedConfig::load(&sources)
+}
+
+/// The TINY configuration with `out` in `dir/runs` and `extra` overrides, assembled on the CPU.
+pub fn assemble(dir: &std::path::Path, extra: &[&str]) -> Assembly {
+    let file = write(dir, "tiny.toml", TINY);
+    let mut sets: Vec<&str> = vec![];
+    let out = format!("out={:?}", dir.join("runs").display().to_string());
+    sets.push(&out);
+    sets.extend_from_slice(extra);
+    let resolved = resolve(&[file], &sets).unwrap();
+    Assembly::build(resolved, select_device(DeviceSpec::Cpu).unwrap()).unwrap()
 }
 
 /// The error message of a result that must be an error.

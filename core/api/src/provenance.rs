@@ -26,6 +26,18 @@ pub fn describe_source(metadata: &Metadata, keys: &[String]) -> String {
     metadata.name.to_string()
 }
 
+/// Where the value at the dotted `key` of `figment` came from ("built-in defaults" when only the
+/// defaults set it).
+pub fn source_of(figment: &figment::Figment, key: &str) -> String {
+    match figment.find_metadata(key) {
+        Some(m) => {
+            let keys: Vec<String> = key.split('.').map(str::to_string).collect();
+            describe_source(m, &keys)
+        }
+        None => "built-in defaults".to_string(),
+    }
+}
+
 fn join_path(prefix: &str, path: &[String]) -> String {
     let mut parts: Vec<&str> = prefix.split('.').filter(|s| !s.is_empty()).collect();
     parts.extend(path.iter().map(String::as_str));

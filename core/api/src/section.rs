@@ -1,7 +1,7 @@
 //! A component's own section of the configuration.
 
+use crate::params::Params;
 use crate::provenance::{describe_source, from_figment};
-use crate::registry::Params;
 use crate::{Error, Result};
 use figment::providers::Serialized;
 use figment::{Figment, Metadata, Profile, Provider};

@@ -3,7 +3,7 @@
 //! 6 output pixels x 16 output channels. For the narrow layers of small ResNets (16 to 128
 //! channels) this runs well ahead of im2col + GEMM, whose packing and copies dominate there.
 
-use super::conv::ConvShape;
+use super::shape::ConvShape;
 
 /// `true` when the direct kernel handles `s` on this machine.
 pub fn applies(s: &ConvShape) -> bool {
@@ -50,7 +50,7 @@ pub fn rows(x: &[f32], wt: &[f32], s: &ConvShape, r0: usize, r1: usize, out: &mu
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::needless_range_loop)]
 mod avx2 {
-    use super::ConvShape;
+    use crate::shape::ConvShape;
     use std::arch::x86_64::*;
 
     const TILE: usize = 6;

@@ -13,6 +13,7 @@ pub mod direct;
 pub mod elementwise;
 mod gemm;
 pub mod profile;
+pub mod shape;
 
 pub use self::gemm::Element;
 

@@ -4,4 +4,5 @@
 #![warn(missing_docs)]
 
 mod fused;
+pub mod registered;
 pub mod resnet;

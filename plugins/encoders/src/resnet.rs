@@ -11,14 +11,12 @@
 use crate::fused::{BackboneDesc, BackboneOp, BlockDesc, BnDesc, ConvDesc};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
-use rossl_api::components::{Buffer, BuildContext, Embedding, Encoder, Mode, Parameter};
-use rossl_api::registry::{ParamError, Params};
+use rossl_api::components::{Buffer, Embedding, Encoder, Mode, Parameter};
 use rossl_api::rng::{stream, Rng};
 use rossl_api::{Error, Result};
 use rossl_nn::{
     kaiming_normal_fan_out, l2_normalize, uniform_fan_in, BatchNorm, Conv2d, Linear, Module,
 };
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// The shape of a ResNet encoder.
@@ -402,130 +400,4 @@ impl Encoder for ResNetEncoder {
         }
         Ok(())
     }
-}
-
-fn in_channels(requested: usize, ctx: &BuildContext) -> Result<usize> {
-    match (requested, ctx.input) {
-        (0, Some(input)) => Ok(input.channels),
-        (0, None) => Ok(3),
-        (c, Some(input)) if c != input.channels => Err(Error::Config(format!(
-            "the encoder's in_channels = {c} but the data has {} channels; set in_channels = 0 to follow the data",
-            input.channels
-        ))),
-        (c, _) => Ok(c),
-    }
-}
-
-/// Parameters of `resnet18-cifar`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ResNet18Params {
-    /// Input channels (0: follow the data).
-    pub in_channels: usize,
-    /// Width of the head's hidden layers and of the probed feature (EMP-SSL and SimCLR: 4096).
-    pub hidden: usize,
-    /// Width of the projection (EMP-SSL: 1024, SimCLR: 128).
-    pub z_dim: usize,
-}
-
-impl Default for ResNet18Params {
-    fn default() -> Self {
-        ResNet18Params {
-            in_channels: 0,
-            hidden: 4096,
-            z_dim: 1024,
-        }
-    }
-}
-
-impl Params for ResNet18Params {
-    fn validate(&self) -> std::result::Result<(), ParamError> {
-        if self.hidden == 0 || self.z_dim == 0 {
-            return Err(ParamError::new("hidden", "head widths must be at least 1"));
-        }
-        Ok(())
-    }
-}
-
-/// Parameters of `resnet-small`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ResNetSmallParams {
-    /// Input channels (0: follow the data).
-    pub in_channels: usize,
-    /// Channels of each stage.
-    pub widths: Vec<usize>,
-    /// Basic blocks per stage (one number for every stage).
-    pub blocks: usize,
-    /// Width of the head's hidden layers (the probed feature).
-    pub hidden: usize,
-    /// Width of the projection.
-    pub z_dim: usize,
-}
-
-impl Default for ResNetSmallParams {
-    fn default() -> Self {
-        ResNetSmallParams {
-            in_channels: 0,
-            widths: vec![16, 32, 64, 128],
-            blocks: 1,
-            hidden: 512,
-            z_dim: 128,
-        }
-    }
-}
-
-impl Params for ResNetSmallParams {
-    fn validate(&self) -> std::result::Result<(), ParamError> {
-        if self.widths.is_empty() || self.widths.contains(&0) {
-            return Err(ParamError::new(
-                "widths",
-                "needs at least one stage, each at least 1 channel wide",
-            ));
-        }
-        if self.blocks == 0 {
-            return Err(ParamError::new(
-                "blocks",
-                "needs at least one block per stage",
-            ));
-        }
-        if self.hidden == 0 || self.z_dim == 0 {
-            return Err(ParamError::new("hidden", "head widths must be at least 1"));
-        }
-        Ok(())
-    }
-}
-
-rossl_api::register! {
-    kind: encoder,
-    name: "resnet18-cifar",
-    summary: "torchvision ResNet-18, 3x3 stride-1 stem, no max-pool, + EMP-SSL head (hidden 4096, z 1024)",
-    params: ResNet18Params,
-    build: |p, ctx| {
-        let spec = ResNetSpec {
-            in_channels: in_channels(p.in_channels, ctx)?,
-            widths: vec![64, 128, 256, 512],
-            blocks: vec![2, 2, 2, 2],
-            hidden: p.hidden,
-            z_dim: p.z_dim,
-        };
-        Ok(Box::new(ResNetEncoder::new(spec, ctx.seed, &ctx.device)?))
-    },
-}
-
-rossl_api::register! {
-    kind: encoder,
-    name: "resnet-small",
-    summary: "small CIFAR-style ResNet (widths 16/32/64/128, 1 block per stage, head 512/128) for CPU runs",
-    params: ResNetSmallParams,
-    build: |p, ctx| {
-        let spec = ResNetSpec {
-            in_channels: in_channels(p.in_channels, ctx)?,
-            blocks: vec![p.blocks; p.widths.len()],
-            widths: p.widths,
-            hidden: p.hidden,
-            z_dim: p.z_dim,
-        };
-        Ok(Box::new(ResNetEncoder::new(spec, ctx.seed, &ctx.device)?))
-    },
 }

@@ -8,7 +8,7 @@ use rossl_api::registry::{self, Kind};
 use rossl_api::rng::Rng;
 use rossl_dynamic_tests::example_plugin;
 use rossl_runtime::assembly::Assembly;
-use rossl_runtime::config::{ConfigSources, DeviceSpec, ResolvedConfig};
+use rossl_runtime::config::{ConfigSources, DeviceSpec};
 use rossl_runtime::device::select_device;
 use rossl_runtime::plugins;
 use rossl_runtime::run_dir::RunDir;
@@ -192,7 +192,7 @@ fn a_config_trains_with_the_plugin_s_loss() {
         ),
     )
     .unwrap();
-    let resolved = ResolvedConfig::load(&ConfigSources {
+    let resolved = rossl_runtime::plugins::resolve(&ConfigSources {
         files: vec![file],
         sets: vec![],
         use_env: false,
@@ -235,7 +235,8 @@ fn plugins_load_paths_are_relative_to_their_file_and_every_layer_adds_its_own() 
         sets: vec![],
         use_env: false,
     };
-    let resolved = ResolvedConfig::load(&sources(vec![base.clone(), extra.clone()])).unwrap();
+    let resolved =
+        rossl_runtime::plugins::resolve(&sources(vec![base.clone(), extra.clone()])).unwrap();
     assert_eq!(
         resolved.run.plugins.load,
         vec![example_plugin().canonicalize().unwrap()],
@@ -244,13 +245,14 @@ fn plugins_load_paths_are_relative_to_their_file_and_every_layer_adds_its_own() 
     // a later layer with an empty list does not drop the earlier layer's library (with figment's
     // plain merge, the last list would replace the first and nothing would be loaded)
     std::fs::write(&extra, "[plugins]\nload = []\n").unwrap();
-    let resolved = ResolvedConfig::load(&sources(vec![base.clone(), extra.clone()])).unwrap();
+    let resolved =
+        rossl_runtime::plugins::resolve(&sources(vec![base.clone(), extra.clone()])).unwrap();
     assert_eq!(
         resolved.run.plugins.load,
         vec![example_plugin().canonicalize().unwrap()]
     );
     std::fs::write(&extra, "[plugins]\nload = [\"missing.so\"]\n").unwrap();
-    let message = ResolvedConfig::load(&sources(vec![base, extra]))
+    let message = rossl_runtime::plugins::resolve(&sources(vec![base, extra]))
         .unwrap_err()
         .to_string();
     let expected = dir.join("configs/more/missing.so");

@@ -13,12 +13,15 @@
 mod explain;
 mod fields;
 mod layers;
+mod libraries;
 mod resolve;
 mod schema;
+mod values;
 
 pub use explain::{inline as inline_value, inline_table};
 pub use fields::struct_fields;
 pub use layers::{ConfigSources, ENV_PREFIX};
+pub use libraries::{plugin_libraries, PluginLibrary};
 pub use resolve::{ChosenComponent, ResolvedConfig};
 pub use rossl_api::provenance::{describe_source, from_figment};
 pub use rossl_api::section::ComponentConfig;

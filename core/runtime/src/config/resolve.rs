@@ -7,7 +7,7 @@ use super::schema::{DataConfig, EvalConfig, LossConfig, Regime, RunConfig, SlotC
 use crate::{Error, Result};
 use figment::Figment;
 use rossl_api::components::BuildContext;
-use rossl_api::provenance::{describe_source, from_figment};
+use rossl_api::provenance::{describe_source, from_figment, source_of};
 use rossl_api::registry::{self, ComponentKind, Kind, Registration};
 use rossl_api::section::ComponentConfig;
 
@@ -101,16 +101,20 @@ pub struct ResolvedConfig {
     pub components: Vec<ChosenComponent>,
     /// The layers it was assembled from.
     pub sources: ConfigSources,
+    /// The plugin library (file name) each trained component comes from, by section, for the
+    /// trained components that come from one (filled by `rossl_runtime::plugins::resolve`).
+    pub trained_from: std::collections::BTreeMap<String, String>,
 }
 
 impl ResolvedConfig {
-    /// Stacks `sources`, loads the plugin libraries it names (`plugins.load`), and checks the
-    /// result.
+    /// Stacks `sources` and checks the result. The plugin libraries it names (`plugins.load`)
+    /// must already be loaded for their components to be found: `rossl_runtime::plugins::resolve`
+    /// loads them first.
     pub fn load(sources: &ConfigSources) -> Result<Self> {
         let figment = sources.figment()?;
-        let libraries = load_plugins(sources)?;
+        let libraries = super::libraries::plugin_libraries(sources)?;
         let mut resolved = Self::from_figment(figment, sources.clone())?;
-        resolved.run.plugins.load = libraries;
+        resolved.run.plugins.load = libraries.into_iter().map(|l| l.path).collect();
         Ok(resolved)
     }
 
@@ -145,12 +149,13 @@ impl ResolvedConfig {
                 });
             }
         }
-        check_values(&figment, &run)?;
+        super::values::check_values(&figment, &run)?;
         Ok(ResolvedConfig {
             figment,
             run,
             components,
             sources,
+            trained_from: Default::default(),
         })
     }
 
@@ -219,8 +224,18 @@ impl ResolvedConfig {
     /// A short, stable digest of what determines the trained encoder: the resolved configuration
     /// without `out`, `threads` and the `eval` table. Run folders are named after it, so that a
     /// finished run is found again (and only re-evaluated when the evaluation settings change).
+    ///
+    /// Loading a plugin library does not change it (`plugins` is left out): an attack or an
+    /// evaluator from a library can evaluate runs trained without it. Only when a trained
+    /// component comes from a library does the library's name take part (`trained_from`).
     pub fn digest(&self) -> Result<String> {
-        self.digest_without(&["out", "threads", "eval", "compare"])
+        self.digest_without(&["out", "threads", "eval", "compare", "plugins"])
+    }
+
+    /// The sections of the components that shape the trained encoder: the dataset, the views,
+    /// the encoder, the loss terms, and the training attack when the regime uses one.
+    pub fn trained_components(&self) -> impl Iterator<Item = &ChosenComponent> {
+        self.components.iter().filter(|c| c.kind != Kind::Evaluator)
     }
 
     /// A digest of the evaluation settings (the `eval` table and the test subset).
@@ -264,75 +279,17 @@ impl ResolvedConfig {
         for key in keys {
             table.remove(*key);
         }
+        if !self.trained_from.is_empty() {
+            let origins: toml::Table = self
+                .trained_from
+                .iter()
+                .map(|(k, v)| (k.clone(), toml::Value::String(v.clone())))
+                .collect();
+            table.insert("trained_from".into(), toml::Value::Table(origins));
+        }
         let text = explain::render(&table, &|_| None);
         Ok(format!("{:016x}", fnv1a(text.as_bytes())))
     }
-}
-
-/// Loads the libraries of `plugins.load` and returns their absolute paths. Every layer adds its
-/// own list (a later file does not replace an earlier file's libraries), and a relative path is
-/// taken from the folder of the file that names it (from the current folder for the environment
-/// and `--set`). A library named twice is loaded once.
-fn load_plugins(sources: &ConfigSources) -> Result<Vec<std::path::PathBuf>> {
-    use super::layers::{SetArgument, ENV_PREFIX};
-    use figment::providers::{Env, Format, Toml};
-    let mut layers: Vec<Figment> = sources
-        .files
-        .iter()
-        .map(|file| Figment::from(Toml::file_exact(file)))
-        .collect();
-    if sources.use_env {
-        layers.push(Figment::from(Env::prefixed(ENV_PREFIX).split("__")));
-    }
-    for set in &sources.sets {
-        layers.push(Figment::from(SetArgument::parse(set)?));
-    }
-    let mut loaded: Vec<std::path::PathBuf> = Vec::new();
-    for layer in &layers {
-        for path in layer_plugin_paths(layer)? {
-            let canonical = path.canonicalize().unwrap_or_else(|_| path.clone());
-            if loaded.contains(&canonical) {
-                continue;
-            }
-            crate::plugins::load(&path).map_err(|e| {
-                Error::Config(format!(
-                    "`plugins.load` (in {}): {e}",
-                    source_of(layer, "plugins.load")
-                ))
-            })?;
-            loaded.push(canonical);
-        }
-    }
-    Ok(loaded)
-}
-
-/// The library paths one layer lists in `plugins.load`, relative ones resolved.
-fn layer_plugin_paths(layer: &Figment) -> Result<Vec<std::path::PathBuf>> {
-    let paths: Vec<std::path::PathBuf> = match layer.extract_inner("plugins.load") {
-        Ok(p) => p,
-        Err(e) if e.missing() => return Ok(Vec::new()),
-        Err(e) => return Err(from_figment(e, "plugins.load")),
-    };
-    let base = match layer
-        .find_metadata("plugins.load")
-        .and_then(|m| m.source.as_ref())
-    {
-        Some(figment::Source::File(file)) => file
-            .parent()
-            .map(std::path::Path::to_path_buf)
-            .unwrap_or_default(),
-        _ => std::path::PathBuf::from("."),
-    };
-    Ok(paths
-        .into_iter()
-        .map(|path| {
-            if path.is_relative() {
-                base.join(path)
-            } else {
-                path
-            }
-        })
-        .collect())
 }
 
 /// Flattens `table` under `prefix` into dotted keys and inline TOML values.
@@ -375,17 +332,6 @@ fn insert(table: &mut toml::Table, dotted: &str, value: toml::Value) {
         };
     }
     current.insert(last.to_string(), value);
-}
-
-/// Where the value at `key` came from ("built-in defaults" when only the defaults set it).
-fn source_of(figment: &Figment, key: &str) -> String {
-    match figment.find_metadata(key) {
-        Some(m) => {
-            let keys: Vec<String> = key.split('.').map(str::to_string).collect();
-            describe_source(m, &keys)
-        }
-        None => "built-in defaults".to_string(),
-    }
 }
 
 fn check_slot_keys(figment: &Figment, slot: &Slot) -> Result<()> {
@@ -469,102 +415,4 @@ fn check_component(
         Kind::Attack => check::<dyn Attack>(name, config, &source),
         Kind::Evaluator => check::<dyn Evaluator>(name, config, &source),
     }
-}
-
-/// Checks the `index`-th extra evaluation attack's name and parameters at radius `eps` against the
-/// registry (without building it).
-fn check_extra_attack(extra: &super::ExtraAttack, index: usize, eps: f64) -> Result<()> {
-    let origin = format!("`eval.extra_attacks[{index}]`");
-    let planned = extra.planned(index, eps)?;
-    let section = format!("eval.extra_attacks[{index}].params");
-    let config = ComponentConfig::from_table(&section, planned.params, &origin);
-    let registration =
-        registry::find::<dyn rossl_api::components::Attack>(&planned.attack, &origin)?;
-    (registration.check)(&config).map(|_| ())
-}
-
-fn check_values(figment: &Figment, run: &RunConfig) -> Result<()> {
-    let fail = |key: &str, message: &str| {
-        Err(Error::Config(format!(
-            "`{key}`: {message} (in {})",
-            source_of(figment, key)
-        )))
-    };
-    if run.data.batch_size == 0 {
-        return fail("data.batch_size", "must be at least 1");
-    }
-    if run.data.prefetch == 0 {
-        return fail("data.prefetch", "must be at least 1");
-    }
-    if run.train.log_every == 0 {
-        return fail("train.log_every", "must be at least 1");
-    }
-    if run.train.free.replays == 0 {
-        return fail("train.free.replays", "must be at least 1");
-    }
-    if !(run.train.free.eps >= 0.0 && run.train.free.eps.is_finite()) {
-        return fail("train.free.eps", "must be a finite number >= 0");
-    }
-    if !(run.train.free.step >= 0.0 && run.train.free.step.is_finite()) {
-        return fail("train.free.step", "must be a finite number >= 0");
-    }
-    if !(run.optim.lr > 0.0 && run.optim.lr.is_finite()) {
-        return fail("optim.lr", "must be a finite number > 0");
-    }
-    if !(0.0..1.0).contains(&run.optim.momentum) {
-        return fail("optim.momentum", "must be in [0, 1)");
-    }
-    if run.optim.weight_decay < 0.0 {
-        return fail("optim.weight_decay", "must be >= 0");
-    }
-    if run.optim.min_lr < 0.0 || run.optim.min_lr > run.optim.lr {
-        return fail("optim.min_lr", "must be in [0, optim.lr]");
-    }
-    if run.loss.terms.is_empty() {
-        return fail("loss.terms", "the objective needs at least one term");
-    }
-    if let Some(t) = run.loss.terms.iter().find(|t| !t.weight.is_finite()) {
-        return fail(
-            "loss.terms",
-            &format!("the weight of `{}` is not finite", t.name),
-        );
-    }
-    if let Some(e) = run.eval.eps.iter().find(|e| !(**e >= 0.0 && e.is_finite())) {
-        return fail("eval.eps", &format!("{e} is not a finite radius >= 0"));
-    }
-    if run.eval.batch_size == 0 {
-        return fail("eval.batch_size", "must be at least 1");
-    }
-    for (key, value) in [
-        ("eval.steps", run.eval.steps),
-        ("eval.paper_steps", run.eval.paper_steps),
-        ("eval.apgd_steps", run.eval.apgd_steps),
-        ("eval.square_queries", run.eval.square_queries),
-    ] {
-        if value == 0 {
-            return fail(key, "attacks need at least one step (query)");
-        }
-    }
-    if run.eval.restarts == 0 {
-        return fail("eval.restarts", "needs at least one run");
-    }
-    if !(run.eval.large_eps > 0.0 && run.eval.large_eps.is_finite()) {
-        return fail("eval.large_eps", "must be a finite radius > 0");
-    }
-    if run.eval.eot_samples == 0 {
-        return fail("eval.eot_samples", "must be at least 1");
-    }
-    // extra evaluation attacks are checked now, so that a misspelt name or parameter fails before
-    // training rather than after it
-    for (i, extra) in run.eval.extra_attacks.iter().enumerate() {
-        for &eps in &run.eval.eps {
-            check_extra_attack(extra, i, eps).map_err(|e| {
-                Error::Config(format!(
-                    "{e} (in {})",
-                    source_of(figment, "eval.extra_attacks")
-                ))
-            })?;
-        }
-    }
-    Ok(())
 }

@@ -4,12 +4,14 @@
 
 mod checks;
 mod harness;
+mod pass;
 mod report;
 mod run;
 mod suite;
 
 pub use checks::{all_checks, CheckContext, SanityCheck, Snapshot};
-pub use harness::{evaluate, ClassifierObjective, EvalInputs, Evaluated};
+pub use harness::{evaluate, Evaluated};
+pub use pass::{ClassifierObjective, EvalInputs};
 pub use report::{CheckResult, EvaluationReport, Results, RobustResult, TrainResults, WorstCase};
 pub use run::evaluate_run;
 pub use suite::{attack_suite, build_attack, preset_settings, PlannedAttack};

@@ -1,6 +1,7 @@
 //! Evaluating a run: every configured evaluator on the trained encoder, written to `results.json`.
 
-use super::harness::{evaluate, EvalInputs};
+use super::harness::evaluate;
+use super::pass::EvalInputs;
 use super::report::{EvaluationReport, Results, TrainResults};
 use crate::assembly::Assembly;
 use crate::run_dir::{files, RunDir};

@@ -17,11 +17,33 @@ mod elf;
 
 pub use rossl_api::stamp::{AbiStamp, PLUGIN_API_VERSION, STAMP, STAMP_SECTION};
 
+use crate::config::{plugin_libraries, ConfigSources, ResolvedConfig};
 use crate::{Error, Result};
+use rossl_api::registry::Kind;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 static LOADED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// The components each loaded library registered: (kind, name, library).
+static PROVIDED: Mutex<Vec<(Kind, &'static str, PathBuf)>> = Mutex::new(Vec::new());
+
+/// Every registered (kind, name).
+fn registered() -> Vec<(Kind, &'static str)> {
+    Kind::ALL
+        .into_iter()
+        .flat_map(|kind| kind.names().into_iter().map(move |name| (kind, name)))
+        .collect()
+}
+
+/// The loaded library that registered component `name` of `kind`, if one did.
+pub fn library_of(kind: Kind, name: &str) -> Option<PathBuf> {
+    PROVIDED.lock().ok().and_then(|p| {
+        p.iter()
+            .find(|(k, n, _)| *k == kind && *n == name)
+            .map(|(_, _, path)| path.clone())
+    })
+}
 
 /// The libraries loaded so far, in order.
 pub fn loaded() -> Vec<PathBuf> {
@@ -119,6 +141,7 @@ pub fn load(path: &Path) -> Result<()> {
             ),
         ));
     }
+    let before = registered();
     // SAFETY: loading a library runs its initialisers; the stamp check above established that it
     // was built against this very rossl-api and rossl-nn, and the user named the path.
     let library = unsafe { libloading::Library::new(&canonical) }
@@ -158,6 +181,13 @@ pub fn load(path: &Path) -> Result<()> {
     if let Ok(mut l) = LOADED.lock() {
         l.push(canonical.clone());
     }
+    if let Ok(mut provided) = PROVIDED.lock() {
+        for (kind, name) in registered() {
+            if !before.contains(&(kind, name)) {
+                provided.push((kind, name, canonical.clone()));
+            }
+        }
+    }
     tracing::info!(path = %canonical.display(), "loaded plugin library");
     rossl_api::registry::check_duplicates()
 }
@@ -165,4 +195,25 @@ pub fn load(path: &Path) -> Result<()> {
 /// Loads every library of `paths` in order.
 pub fn load_all(paths: &[PathBuf]) -> Result<()> {
     paths.iter().try_for_each(|p| load(p))
+}
+
+/// Loads the plugin libraries that `sources` name (`plugins.load`), then resolves the
+/// configuration: the way every command reads one, so that the libraries' components are
+/// registered before the configuration is checked against the registry.
+pub fn resolve(sources: &ConfigSources) -> Result<ResolvedConfig> {
+    for library in plugin_libraries(sources)? {
+        load(&library.path)
+            .map_err(|e| Error::Config(format!("`plugins.load` (in {}): {e}", library.source)))?;
+    }
+    let mut resolved = ResolvedConfig::load(sources)?;
+    let origins: Vec<(String, String)> = resolved
+        .trained_components()
+        .filter_map(|c| {
+            let library = library_of(c.kind, &c.name)?;
+            let file = library.file_name()?.to_string_lossy().into_owned();
+            Some((c.section.clone(), file))
+        })
+        .collect();
+    resolved.trained_from.extend(origins);
+    Ok(resolved)
 }

@@ -1,7 +1,7 @@
 //! Input gradients are finite and large enough to attack with.
 
 use super::{verdict, CheckContext, SanityCheck};
-use crate::eval::harness::ClassifierObjective;
+use crate::eval::pass::ClassifierObjective;
 use crate::eval::report::CheckResult;
 use crate::Result;
 use candle_core::D;

@@ -31,7 +31,7 @@ pub use monotone::MonotoneInEps;
 pub use snapshot::{Snapshot, StateUnchanged};
 pub use steps::{IterativeBeatsSingleStep, MoreStepsHelp};
 
-use super::harness::{AttackRun, EvalInputs, MainPass};
+use super::pass::{AttackRun, EvalInputs, MainPass};
 use super::report::CheckResult;
 use super::suite::PlannedAttack;
 use crate::Result;
@@ -133,7 +133,7 @@ impl<'a> CheckContext<'a> {
                 inputs.seed,
                 &[stream::EVAL, self.index as u64, 3, tag, b as u64],
             );
-            let predicted = super::harness::predict(self.classifier, &x, &rng)?;
+            let predicted = super::pass::predict(self.classifier, &x, &rng)?;
             clean.extend(predicted.iter().zip(&labels).map(|(p, l)| p == l));
         }
         Ok(clean)
@@ -150,7 +150,7 @@ impl<'a> CheckContext<'a> {
             let b = b as u64;
             let (x, labels) = image_batch(inputs.test, part, inputs.device)?;
             let prediction_rng = Rng::derive(inputs.seed, &[stream::EVAL, index, 3, tag, b]);
-            let clean_predicted = super::harness::predict(self.classifier, &x, &prediction_rng)?;
+            let clean_predicted = super::pass::predict(self.classifier, &x, &prediction_rng)?;
             clean.extend(clean_predicted.iter().zip(&labels).map(|(p, l)| p == l));
             let run = AttackRun {
                 classifier: self.classifier,

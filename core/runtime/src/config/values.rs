@@ -1,0 +1,107 @@
+//! The checks of run-level values that serde cannot express (ranges, consistency), each error
+//! naming the key and where its value came from.
+
+use super::schema::RunConfig;
+use crate::{Error, Result};
+use figment::Figment;
+use rossl_api::provenance::source_of;
+use rossl_api::registry;
+use rossl_api::section::ComponentConfig;
+
+/// Checks the `index`-th extra evaluation attack's name and parameters at radius `eps` against the
+/// registry (without building it).
+fn check_extra_attack(extra: &super::ExtraAttack, index: usize, eps: f64) -> Result<()> {
+    let origin = format!("`eval.extra_attacks[{index}]`");
+    let planned = extra.planned(index, eps)?;
+    let section = format!("eval.extra_attacks[{index}].params");
+    let config = ComponentConfig::from_table(&section, planned.params, &origin);
+    let registration =
+        registry::find::<dyn rossl_api::components::Attack>(&planned.attack, &origin)?;
+    (registration.check)(&config).map(|_| ())
+}
+
+pub(super) fn check_values(figment: &Figment, run: &RunConfig) -> Result<()> {
+    let fail = |key: &str, message: &str| {
+        Err(Error::Config(format!(
+            "`{key}`: {message} (in {})",
+            source_of(figment, key)
+        )))
+    };
+    if run.data.batch_size == 0 {
+        return fail("data.batch_size", "must be at least 1");
+    }
+    if run.data.prefetch == 0 {
+        return fail("data.prefetch", "must be at least 1");
+    }
+    if run.train.log_every == 0 {
+        return fail("train.log_every", "must be at least 1");
+    }
+    if run.train.free.replays == 0 {
+        return fail("train.free.replays", "must be at least 1");
+    }
+    if !(run.train.free.eps >= 0.0 && run.train.free.eps.is_finite()) {
+        return fail("train.free.eps", "must be a finite number >= 0");
+    }
+    if !(run.train.free.step >= 0.0 && run.train.free.step.is_finite()) {
+        return fail("train.free.step", "must be a finite number >= 0");
+    }
+    if !(run.optim.lr > 0.0 && run.optim.lr.is_finite()) {
+        return fail("optim.lr", "must be a finite number > 0");
+    }
+    if !(0.0..1.0).contains(&run.optim.momentum) {
+        return fail("optim.momentum", "must be in [0, 1)");
+    }
+    if run.optim.weight_decay < 0.0 {
+        return fail("optim.weight_decay", "must be >= 0");
+    }
+    if run.optim.min_lr < 0.0 || run.optim.min_lr > run.optim.lr {
+        return fail("optim.min_lr", "must be in [0, optim.lr]");
+    }
+    if run.loss.terms.is_empty() {
+        return fail("loss.terms", "the objective needs at least one term");
+    }
+    if let Some(t) = run.loss.terms.iter().find(|t| !t.weight.is_finite()) {
+        return fail(
+            "loss.terms",
+            &format!("the weight of `{}` is not finite", t.name),
+        );
+    }
+    if let Some(e) = run.eval.eps.iter().find(|e| !(**e >= 0.0 && e.is_finite())) {
+        return fail("eval.eps", &format!("{e} is not a finite radius >= 0"));
+    }
+    if run.eval.batch_size == 0 {
+        return fail("eval.batch_size", "must be at least 1");
+    }
+    for (key, value) in [
+        ("eval.steps", run.eval.steps),
+        ("eval.paper_steps", run.eval.paper_steps),
+        ("eval.apgd_steps", run.eval.apgd_steps),
+        ("eval.square_queries", run.eval.square_queries),
+    ] {
+        if value == 0 {
+            return fail(key, "attacks need at least one step (query)");
+        }
+    }
+    if run.eval.restarts == 0 {
+        return fail("eval.restarts", "needs at least one run");
+    }
+    if !(run.eval.large_eps > 0.0 && run.eval.large_eps.is_finite()) {
+        return fail("eval.large_eps", "must be a finite radius > 0");
+    }
+    if run.eval.eot_samples == 0 {
+        return fail("eval.eot_samples", "must be at least 1");
+    }
+    // extra evaluation attacks are checked now, so that a misspelt name or parameter fails before
+    // training rather than after it
+    for (i, extra) in run.eval.extra_attacks.iter().enumerate() {
+        for &eps in &run.eval.eps {
+            check_extra_attack(extra, i, eps).map_err(|e| {
+                Error::Config(format!(
+                    "{e} (in {})",
+                    source_of(figment, "eval.extra_attacks")
+                ))
+            })?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! The regimes' inner steps: free training ascends and keeps its perturbation in the ball and
+//! across batches, the PGD training attack raises the loss, and a PGD step leaks nothing from its
+//! attack passes into the update.
+
+mod common;
+use candle_core::{Device, Tensor};
+use common::{assemble, temp_dir};
+use rossl::rossl_api::components::{Attack, BuildContext};
+use rossl::rossl_api::registry;
+use rossl::rossl_api::rng::Rng;
+use rossl::rossl_nn::optim::SgdLars;
+use rossl::rossl_runtime::assembly::Assembly;
+use rossl::rossl_runtime::train::encoder_tensors;
+use rossl::rossl_runtime::train::regimes::{self, FreeState, Passes, StepContext};
+
+#[test]
+fn free_training_keeps_its_perturbation_in_the_ball_and_the_pixel_range() {
+    let dir = temp_dir("free-ball");
+    let asm = assemble(&dir, &["train.regime=\"free\""]);
+    let mut optimizer = SgdLars::new(asm.encoder.parameters(), &asm.config.run.optim);
+    let ctx = StepContext {
+        encoder: asm.encoder.as_ref(),
+        objective: &asm.objective,
+        views: 4,
+    };
+    let eps = 8.0 / 255.0;
+    let mut state = FreeState {
+        delta: None,
+        eps,
+        step: 0.01,
+        clamp_input: true,
+    };
+    let mut passes = Passes::default();
+    let mut rng = Rng::new(1);
+    let mut previous: Option<Tensor> = None;
+    for batch in 0..5 {
+        // each batch new images, some at the pixel range's ends
+        let values: Vec<f32> = (0..32 * 144)
+            .map(|i| {
+                if i % 7 == 0 {
+                    (batch % 2) as f32
+                } else {
+                    rng.uniform() as f32
+                }
+            })
+            .collect();
+        let x = Tensor::from_vec(values, (32, 1, 12, 12), &Device::Cpu).unwrap();
+        for replay in 0..3 {
+            let outcome =
+                regimes::free_replay(&ctx, &mut optimizer, &mut state, &x, 0.1, &mut passes)
+                    .unwrap();
+            if replay == 0 {
+                // the perturbation persists across batches: a new batch starts from the last
+                // batch's perturbation, not from zero
+                let expected = match &previous {
+                    Some(delta) => (&x + delta).unwrap().clamp(0.0, 1.0).unwrap(),
+                    None => x.clone(),
+                };
+                assert_eq!(
+                    common::max_abs_diff(outcome.input.as_ref().unwrap(), &expected),
+                    0.0,
+                    "batch {batch} did not start from the previous perturbation"
+                );
+            }
+            let delta = state.delta.as_ref().unwrap();
+            let linf = common::max_abs(delta);
+            assert!(linf <= eps as f32 + 1e-6, "|delta| = {linf}");
+            let moved = (&x + delta).unwrap();
+            assert!(moved.min_all().unwrap().to_scalar::<f32>().unwrap() >= -1e-6);
+            assert!(moved.max_all().unwrap().to_scalar::<f32>().unwrap() <= 1.0 + 1e-6);
+        }
+        let delta = state.delta.clone().unwrap();
+        assert!(common::max_abs(&delta) > 0.0);
+        previous = Some(delta);
+    }
+    assert_eq!(
+        passes,
+        Passes {
+            forward: 15,
+            backward: 15
+        }
+    );
+}
+
+/// A step context over `asm`'s encoder and objective (4 views per image, as TINY).
+fn step_context(asm: &Assembly) -> StepContext<'_> {
+    StepContext {
+        encoder: asm.encoder.as_ref(),
+        objective: &asm.objective,
+        views: 4,
+    }
+}
+
+#[test]
+fn each_free_replay_ascends_the_loss_of_the_batch_it_replays() {
+    let dir = temp_dir("free-ascent");
+    let asm = assemble(&dir, &["train.regime=\"free\""]);
+    let mut optimizer = SgdLars::new(asm.encoder.parameters(), &asm.config.run.optim);
+    let ctx = step_context(&asm);
+    // a small step, so that each ascent step raises the loss to first order
+    let mut state = FreeState {
+        delta: None,
+        eps: 8.0 / 255.0,
+        step: 1e-3,
+        clamp_input: true,
+    };
+    let x = Tensor::rand(0f32, 1f32, (32, 1, 12, 12), &Device::Cpu).unwrap();
+    // learning rate 0: the weights stay put, so only the perturbation changes the loss
+    let losses: Vec<f64> = (0..5)
+        .map(|_| {
+            regimes::free_replay(
+                &ctx,
+                &mut optimizer,
+                &mut state,
+                &x,
+                0.0,
+                &mut Passes::default(),
+            )
+            .unwrap()
+            .loss
+        })
+        .collect();
+    for pair in losses.windows(2) {
+        assert!(
+            pair[1] > pair[0],
+            "a replay lowered the loss it ascends: {losses:?}"
+        );
+    }
+}
+
+#[test]
+fn the_pgd_training_attack_raises_the_ssl_loss() {
+    let dir = temp_dir("pgd-raises");
+    let asm = assemble(&dir, &[]);
+    let mut optimizer = SgdLars::new(asm.encoder.parameters(), &asm.config.run.optim);
+    let ctx = step_context(&asm);
+    let attack =
+        registry::build::<dyn Attack>("pgd-linf", "steps = 5\nstep = 0.005", &BuildContext::cpu(0))
+            .unwrap();
+    let x = Tensor::rand(0f32, 1f32, (32, 1, 12, 12), &Device::Cpu).unwrap();
+    // learning rate 0 for both: the same weights see the clean and the attacked views
+    let clean = regimes::standard(&ctx, &mut optimizer, &x, 0.0, &mut Passes::default())
+        .unwrap()
+        .loss;
+    let attacked = regimes::pgd(
+        &ctx,
+        &mut optimizer,
+        attack.as_ref(),
+        rossl::rossl_api::components::Mode::Attack,
+        &x,
+        0.0,
+        &mut Rng::new(2),
+        &mut Passes::default(),
+    )
+    .unwrap()
+    .loss;
+    assert!(
+        attacked > clean,
+        "the attack lowered the SSL loss: clean {clean}, attacked {attacked}"
+    );
+}
+
+#[test]
+fn a_pgd_step_equals_a_standard_step_on_the_perturbed_batch() {
+    let dir = temp_dir("pgd-leak");
+    let a = assemble(&dir, &[]);
+    let b = assemble(&dir, &[]);
+    let params = "steps = 4\nrandom_start = true";
+    let attack = registry::build::<dyn Attack>("pgd-linf", params, &BuildContext::cpu(0)).unwrap();
+    let x = Tensor::rand(0f32, 1f32, (32, 1, 12, 12), &Device::Cpu).unwrap();
+    let mut opt_a = SgdLars::new(a.encoder.parameters(), &a.config.run.optim);
+    let mut opt_b = SgdLars::new(b.encoder.parameters(), &b.config.run.optim);
+    let ctx_a = StepContext {
+        encoder: a.encoder.as_ref(),
+        objective: &a.objective,
+        views: 4,
+    };
+    let ctx_b = StepContext {
+        encoder: b.encoder.as_ref(),
+        objective: &b.objective,
+        views: 4,
+    };
+    let mut passes = Passes::default();
+    let outcome = regimes::pgd(
+        &ctx_a,
+        &mut opt_a,
+        attack.as_ref(),
+        rossl::rossl_api::components::Mode::Attack,
+        &x,
+        0.3,
+        &mut Rng::new(2),
+        &mut passes,
+    )
+    .unwrap();
+    assert_eq!(
+        passes,
+        Passes {
+            forward: 5,
+            backward: 5
+        },
+        "K + 1 passes each"
+    );
+    let perturbed = outcome.input.unwrap();
+    assert!(common::max_abs_diff(&perturbed, &x) > 0.0);
+    regimes::standard(&ctx_b, &mut opt_b, &perturbed, 0.3, &mut Passes::default()).unwrap();
+    for ((name, ta), (_, tb)) in encoder_tensors(a.encoder.as_ref())
+        .iter()
+        .zip(encoder_tensors(b.encoder.as_ref()))
+    {
+        let same = ta
+            .flatten_all()
+            .unwrap()
+            .eq(&tb.flatten_all().unwrap())
+            .unwrap()
+            .to_dtype(candle_core::DType::F32)
+            .unwrap()
+            .min_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert_eq!(
+            same, 1.0,
+            "`{name}` differs: attack passes leaked into the update"
+        );
+    }
+}
