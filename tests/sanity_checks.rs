@@ -73,7 +73,6 @@ struct BrokenAttack {
 impl Attack for BrokenAttack {
     fn spec(&self) -> AttackSpec {
         AttackSpec {
-            name: "test-broken".into(),
             eps: self.params.eps,
             steps: self.params.steps,
             step_size: Some(self.params.step),

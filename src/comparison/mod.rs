@@ -5,6 +5,7 @@
 mod plots;
 
 use plots::{plot_accuracy_vs_time, plot_losses, plot_robustness};
+use rossl_runtime::config::Regime;
 use rossl_runtime::eval::Results;
 use rossl_runtime::run_dir::files;
 use rossl_runtime::train::TrainSummary;
@@ -53,10 +54,10 @@ fn regime_label(row: &Row) -> String {
     let s = &row.summary;
     if s.forward_passes == 0 {
         "none (untrained)".into()
-    } else if s.regime == "free" {
+    } else if s.regime == Regime::Free {
         format!("free (m={})", s.plan.steps_per_batch)
     } else {
-        s.regime.clone()
+        s.regime.to_string()
     }
 }
 
@@ -269,7 +270,7 @@ mod tests {
     fn row(label: &str, forward_passes: u64, failed: bool) -> Row {
         let summary = TrainSummary {
             method: label.into(),
-            regime: "free".into(),
+            regime: Regime::Free,
             plan: TrainPlan {
                 passes: 1,
                 batches_per_pass: 2,

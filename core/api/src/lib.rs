@@ -6,7 +6,7 @@
 //! - [`components`]: datasets, encoders, view strategies, SSL losses, attacks and evaluators as
 //!   traits, with what they are built from and the evaluation presets;
 //! - [`registry`]: static registration ([`register!`], [`register_preset!`]) and look-up by name;
-//! - [`params`] and [`section`]: a component's typed parameters, read from its own section of the
+//! - [`mod@params`] and [`section`]: a component's typed parameters, read from its own section of the
 //!   configuration with the provenance of every value;
 //! - [`rng`], [`adversarial`], [`data`]: seeded randomness, projections and input gradients,
 //!   batches of images;

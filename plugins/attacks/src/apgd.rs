@@ -16,30 +16,18 @@ use rossl_api::components::{Attack, AttackSpec, Objective};
 use rossl_api::registry::{ParamError, Params};
 use rossl_api::rng::Rng;
 use rossl_api::Result;
-use serde::{Deserialize, Serialize};
 
-/// Parameters of `apgd`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ApgdParams {
-    /// Radius of the L-infinity ball.
-    pub eps: f64,
-    /// Iterations.
-    pub steps: usize,
-    /// Momentum of the update.
-    pub momentum: f64,
-    /// Fraction of improving steps below which the step is halved.
-    pub rho: f64,
-}
-
-impl Default for ApgdParams {
-    fn default() -> Self {
-        ApgdParams {
-            eps: 8.0 / 255.0,
-            steps: 100,
-            momentum: 0.75,
-            rho: 0.75,
-        }
+rossl_api::params! {
+    /// Parameters of `apgd`.
+    pub struct ApgdParams {
+        /// Radius of the L-infinity ball.
+        pub eps: f64 = 8.0 / 255.0,
+        /// Iterations.
+        pub steps: usize = 100,
+        /// Momentum of the update.
+        pub momentum: f64 = 0.75,
+        /// Fraction of improving steps below which the step is halved.
+        pub rho: f64 = 0.75,
     }
 }
 
@@ -113,7 +101,6 @@ fn row_tensor(values: &[f64], like: &Tensor) -> Result<Tensor> {
 impl Attack for Apgd {
     fn spec(&self) -> AttackSpec {
         AttackSpec {
-            name: "apgd".into(),
             eps: self.params.eps,
             steps: self.params.steps,
             step_size: None,

@@ -7,34 +7,21 @@ use rossl_api::components::{Attack, AttackSpec, Objective};
 use rossl_api::registry::{ParamError, Params};
 use rossl_api::rng::Rng;
 use rossl_api::Result;
-use serde::{Deserialize, Serialize};
 
-/// Parameters of `pgd-linf`. Defaults: the paper's training attack (eps 8/255, step 0.01, 5
-/// steps, zero start).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct PgdParams {
-    /// Radius of the L-infinity ball.
-    pub eps: f64,
-    /// Step size of each signed-gradient step.
-    pub step: f64,
-    /// Steps per run.
-    pub steps: usize,
-    /// Start from a uniform point of the ball (otherwise from the input).
-    pub random_start: bool,
-    /// Runs; per example the best (successful, or highest-loss) result is kept.
-    pub restarts: usize,
-}
-
-impl Default for PgdParams {
-    fn default() -> Self {
-        PgdParams {
-            eps: 8.0 / 255.0,
-            step: 0.01,
-            steps: 5,
-            random_start: false,
-            restarts: 1,
-        }
+rossl_api::params! {
+    /// Parameters of `pgd-linf`. Defaults: the paper's training attack (eps 8/255, step 0.01, 5
+    /// steps, zero start).
+    pub struct PgdParams {
+        /// Radius of the L-infinity ball.
+        pub eps: f64 = 8.0 / 255.0,
+        /// Step size of each signed-gradient step.
+        pub step: f64 = 0.01,
+        /// Steps per run.
+        pub steps: usize = 5,
+        /// Start from a uniform point of the ball (otherwise from the input).
+        pub random_start: bool = false,
+        /// Runs; per example the best (successful, or highest-loss) result is kept.
+        pub restarts: usize = 1,
     }
 }
 
@@ -88,7 +75,6 @@ impl Pgd {
 impl Attack for Pgd {
     fn spec(&self) -> AttackSpec {
         AttackSpec {
-            name: "pgd-linf".into(),
             eps: self.params.eps,
             steps: self.params.steps,
             step_size: Some(self.params.step),

@@ -15,27 +15,16 @@ use rossl_api::components::{Attack, AttackSpec, Objective};
 use rossl_api::registry::{ParamError, Params};
 use rossl_api::rng::Rng;
 use rossl_api::Result;
-use serde::{Deserialize, Serialize};
 
-/// Parameters of `square`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct SquareParams {
-    /// Radius of the L-infinity ball.
-    pub eps: f64,
-    /// Queries (objective evaluations) per image, the initial one included.
-    pub queries: usize,
-    /// Initial share of the image's pixels that a window covers.
-    pub p_init: f64,
-}
-
-impl Default for SquareParams {
-    fn default() -> Self {
-        SquareParams {
-            eps: 8.0 / 255.0,
-            queries: 1000,
-            p_init: 0.8,
-        }
+rossl_api::params! {
+    /// Parameters of `square`.
+    pub struct SquareParams {
+        /// Radius of the L-infinity ball.
+        pub eps: f64 = 8.0 / 255.0,
+        /// Queries (objective evaluations) per image, the initial one included.
+        pub queries: usize = 1000,
+        /// Initial share of the image's pixels that a window covers.
+        pub p_init: f64 = 0.8,
     }
 }
 
@@ -182,7 +171,6 @@ impl Square {
 impl Attack for Square {
     fn spec(&self) -> AttackSpec {
         AttackSpec {
-            name: "square".into(),
             eps: self.params.eps,
             steps: self.params.queries,
             step_size: Some(self.params.eps),

@@ -9,7 +9,6 @@ use crate::files::read_maybe_gzip;
 use rossl_api::components::{Dataset, DatasetInfo, ImageSet, Split};
 use rossl_api::registry::{ParamError, Params};
 use rossl_api::{Error, Result};
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 const PIXELS: usize = 3 * 32 * 32;
@@ -21,19 +20,11 @@ const HOW_TO_GET_100: &str = "download the binary version of CIFAR-100 (cifar-10
     from https://www.cs.toronto.edu/~kriz/cifar.html, extract it and set data.cifar100.root to the \
     `cifar-100-binary` folder";
 
-/// Parameters of `cifar10`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct Cifar10Params {
-    /// The `cifar-10-batches-bin` folder.
-    pub root: PathBuf,
-}
-
-impl Default for Cifar10Params {
-    fn default() -> Self {
-        Cifar10Params {
-            root: PathBuf::from("data/cifar-10-batches-bin"),
-        }
+rossl_api::params! {
+    /// Parameters of `cifar10`.
+    pub struct Cifar10Params {
+        /// The `cifar-10-batches-bin` folder.
+        pub root: PathBuf = PathBuf::from("data/cifar-10-batches-bin"),
     }
 }
 
@@ -43,22 +34,13 @@ impl Params for Cifar10Params {
     }
 }
 
-/// Parameters of `cifar100`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct Cifar100Params {
-    /// The `cifar-100-binary` folder.
-    pub root: PathBuf,
-    /// `fine` (100 classes) or `coarse` (20 superclasses).
-    pub labels: String,
-}
-
-impl Default for Cifar100Params {
-    fn default() -> Self {
-        Cifar100Params {
-            root: PathBuf::from("data/cifar-100-binary"),
-            labels: "fine".into(),
-        }
+rossl_api::params! {
+    /// Parameters of `cifar100`.
+    pub struct Cifar100Params {
+        /// The `cifar-100-binary` folder.
+        pub root: PathBuf = PathBuf::from("data/cifar-100-binary"),
+        /// `fine` (100 classes) or `coarse` (20 superclasses).
+        pub labels: String = "fine".into(),
     }
 }
 

@@ -96,19 +96,11 @@ fn fashion_mnist(params: FashionMnistParams) -> Result<IdxDataset> {
     }
 }
 
-/// Parameters of `mnist`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct MnistParams {
-    /// Folder holding `train-images-idx3-ubyte[.gz]` and the other three files.
-    pub root: PathBuf,
-}
-
-impl Default for MnistParams {
-    fn default() -> Self {
-        MnistParams {
-            root: PathBuf::from("data/mnist"),
-        }
+rossl_api::params! {
+    /// Parameters of `mnist`.
+    pub struct MnistParams {
+        /// Folder holding `train-images-idx3-ubyte[.gz]` and the other three files.
+        pub root: PathBuf = PathBuf::from("data/mnist"),
     }
 }
 

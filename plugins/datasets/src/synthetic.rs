@@ -9,46 +9,29 @@ use rossl_api::components::{Dataset, DatasetInfo, ImageSet, Split};
 use rossl_api::registry::{ParamError, Params};
 use rossl_api::rng::{stream, Rng};
 use rossl_api::Result;
-use serde::{Deserialize, Serialize};
 
-/// Parameters of `synthetic`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct SyntheticParams {
-    /// Number of classes.
-    pub classes: usize,
-    /// Image channels.
-    pub channels: usize,
-    /// Image height.
-    pub height: usize,
-    /// Image width.
-    pub width: usize,
-    /// Training images.
-    pub train_size: usize,
-    /// Test images.
-    pub test_size: usize,
-    /// Standard deviation of the pixel noise.
-    pub noise: f64,
-    /// Largest shift of the prototype, in pixels.
-    pub max_shift: usize,
-    /// Seed of the data (independent of the run's seed, so runs with different seeds see the same
-    /// images).
-    pub seed: u64,
-}
-
-impl Default for SyntheticParams {
-    fn default() -> Self {
-        SyntheticParams {
-            classes: 10,
-            channels: 3,
-            height: 32,
-            width: 32,
-            train_size: 1000,
-            test_size: 200,
-            noise: 0.1,
-            max_shift: 2,
-            seed: 0,
-        }
+rossl_api::params! {
+    /// Parameters of `synthetic`.
+    pub struct SyntheticParams {
+        /// Number of classes.
+        pub classes: usize = 10,
+        /// Image channels.
+        pub channels: usize = 3,
+        /// Image height.
+        pub height: usize = 32,
+        /// Image width.
+        pub width: usize = 32,
+        /// Training images.
+        pub train_size: usize = 1000,
+        /// Test images.
+        pub test_size: usize = 200,
+        /// Standard deviation of the pixel noise.
+        pub noise: f64 = 0.1,
+        /// Largest shift of the prototype, in pixels.
+        pub max_shift: usize = 2,
+        /// Seed of the data (independent of the run's seed, so runs with different seeds see the same
+        /// images).
+        pub seed: u64 = 0,
     }
 }
 

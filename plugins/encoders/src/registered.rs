@@ -4,7 +4,6 @@ use crate::resnet::{ResNetEncoder, ResNetSpec};
 use rossl_api::components::BuildContext;
 use rossl_api::registry::{ParamError, Params};
 use rossl_api::{Error, Result};
-use serde::{Deserialize, Serialize};
 
 fn in_channels(requested: usize, ctx: &BuildContext) -> Result<usize> {
     match (requested, ctx.input) {
@@ -18,25 +17,15 @@ fn in_channels(requested: usize, ctx: &BuildContext) -> Result<usize> {
     }
 }
 
-/// Parameters of `resnet18-cifar`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ResNet18Params {
-    /// Input channels (0: follow the data).
-    pub in_channels: usize,
-    /// Width of the head's hidden layers and of the probed feature (EMP-SSL and SimCLR: 4096).
-    pub hidden: usize,
-    /// Width of the projection (EMP-SSL: 1024, SimCLR: 128).
-    pub z_dim: usize,
-}
-
-impl Default for ResNet18Params {
-    fn default() -> Self {
-        ResNet18Params {
-            in_channels: 0,
-            hidden: 4096,
-            z_dim: 1024,
-        }
+rossl_api::params! {
+    /// Parameters of `resnet18-cifar`.
+    pub struct ResNet18Params {
+        /// Input channels (0: follow the data).
+        pub in_channels: usize = 0,
+        /// Width of the head's hidden layers and of the probed feature (EMP-SSL and SimCLR: 4096).
+        pub hidden: usize = 4096,
+        /// Width of the projection (EMP-SSL: 1024, SimCLR: 128).
+        pub z_dim: usize = 1024,
     }
 }
 
@@ -49,31 +38,19 @@ impl Params for ResNet18Params {
     }
 }
 
-/// Parameters of `resnet-small`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ResNetSmallParams {
-    /// Input channels (0: follow the data).
-    pub in_channels: usize,
-    /// Channels of each stage.
-    pub widths: Vec<usize>,
-    /// Basic blocks per stage (one number for every stage).
-    pub blocks: usize,
-    /// Width of the head's hidden layers (the probed feature).
-    pub hidden: usize,
-    /// Width of the projection.
-    pub z_dim: usize,
-}
-
-impl Default for ResNetSmallParams {
-    fn default() -> Self {
-        ResNetSmallParams {
-            in_channels: 0,
-            widths: vec![16, 32, 64, 128],
-            blocks: 1,
-            hidden: 512,
-            z_dim: 128,
-        }
+rossl_api::params! {
+    /// Parameters of `resnet-small`.
+    pub struct ResNetSmallParams {
+        /// Input channels (0: follow the data).
+        pub in_channels: usize = 0,
+        /// Channels of each stage.
+        pub widths: Vec<usize> = vec![16, 32, 64, 128],
+        /// Basic blocks per stage (one number for every stage).
+        pub blocks: usize = 1,
+        /// Width of the head's hidden layers (the probed feature).
+        pub hidden: usize = 512,
+        /// Width of the projection.
+        pub z_dim: usize = 128,
     }
 }
 

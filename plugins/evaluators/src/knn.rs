@@ -15,27 +15,16 @@ use rossl_api::rng::Rng;
 use rossl_api::Result;
 use rossl_nn::classify::extract_features;
 use rossl_nn::l2_normalize;
-use serde::{Deserialize, Serialize};
 
-/// Parameters of `knn`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct KnnParams {
-    /// Nearest training features of each class averaged into its score.
-    pub k: usize,
-    /// Temperature T of the logits (mean similarity / T).
-    pub temperature: f64,
-    /// Batch size for feature extraction.
-    pub batch_size: usize,
-}
-
-impl Default for KnnParams {
-    fn default() -> Self {
-        KnnParams {
-            k: 10,
-            temperature: 0.1,
-            batch_size: 256,
-        }
+rossl_api::params! {
+    /// Parameters of `knn`.
+    pub struct KnnParams {
+        /// Nearest training features of each class averaged into its score.
+        pub k: usize = 10,
+        /// Temperature T of the logits (mean similarity / T).
+        pub temperature: f64 = 0.1,
+        /// Batch size for feature extraction.
+        pub batch_size: usize = 256,
     }
 }
 

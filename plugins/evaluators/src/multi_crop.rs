@@ -16,45 +16,28 @@ use rossl_api::rng::Rng;
 use rossl_api::Result;
 use rossl_views::crop::sample_crop;
 use rossl_views::resample::interpolation_matrix;
-use serde::{Deserialize, Serialize};
 
-/// Parameters of `multi-crop-probe`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct MultiCropProbeParams {
-    /// Views averaged per image.
-    pub views: usize,
-    /// Crop area range.
-    pub scale: [f64; 2],
-    /// Crop aspect ratio range.
-    pub ratio: [f64; 2],
-    /// Mirror each view with probability 0.5.
-    pub flip: bool,
-    /// Optimiser (`adam` or `sgd`).
-    pub optimizer: String,
-    /// Learning rate.
-    pub lr: f64,
-    /// Epochs.
-    pub epochs: usize,
-    /// Images per encoder batch when the bag of features is computed (each with `views` views).
-    pub batch_size: usize,
-    /// Feature vectors per batch when the linear head is trained.
-    pub head_batch_size: usize,
-}
-
-impl Default for MultiCropProbeParams {
-    fn default() -> Self {
-        MultiCropProbeParams {
-            views: 16,
-            scale: [0.08, 1.0],
-            ratio: [3.0 / 4.0, 4.0 / 3.0],
-            flip: true,
-            optimizer: "adam".into(),
-            lr: 3e-4,
-            epochs: 10,
-            batch_size: 64,
-            head_batch_size: 256,
-        }
+rossl_api::params! {
+    /// Parameters of `multi-crop-probe`.
+    pub struct MultiCropProbeParams {
+        /// Views averaged per image.
+        pub views: usize = 16,
+        /// Crop area range.
+        pub scale: [f64; 2] = [0.08, 1.0],
+        /// Crop aspect ratio range.
+        pub ratio: [f64; 2] = [3.0 / 4.0, 4.0 / 3.0],
+        /// Mirror each view with probability 0.5.
+        pub flip: bool = true,
+        /// Optimiser (`adam` or `sgd`).
+        pub optimizer: String = "adam".into(),
+        /// Learning rate.
+        pub lr: f64 = 3e-4,
+        /// Epochs.
+        pub epochs: usize = 10,
+        /// Images per encoder batch when the bag of features is computed (each with `views` views).
+        pub batch_size: usize = 64,
+        /// Feature vectors per batch when the linear head is trained.
+        pub head_batch_size: usize = 256,
     }
 }
 

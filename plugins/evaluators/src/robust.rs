@@ -10,46 +10,29 @@ use rossl_api::registry::{ParamError, Params};
 use rossl_api::rng::Rng;
 use rossl_api::Result;
 use rossl_nn::classify::{cross_entropy, extract_features, labels_tensor};
-use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// Parameters of `robust-linear-probe`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct RobustProbeParams {
-    /// Optimiser (`adam` or `sgd`).
-    pub optimizer: String,
-    /// Learning rate.
-    pub lr: f64,
-    /// Epochs on clean features first.
-    pub clean_epochs: usize,
-    /// Epochs on adversarial examples.
-    pub adversarial_epochs: usize,
-    /// Batch size.
-    pub batch_size: usize,
-    /// Radius of the training attack.
-    pub eps: f64,
-    /// Step of the training attack.
-    pub step: f64,
-    /// Steps of the training attack.
-    pub steps: usize,
-    /// Random start of the training attack.
-    pub random_start: bool,
-}
-
-impl Default for RobustProbeParams {
-    fn default() -> Self {
-        RobustProbeParams {
-            optimizer: "adam".into(),
-            lr: 3e-4,
-            clean_epochs: 5,
-            adversarial_epochs: 5,
-            batch_size: 256,
-            eps: 8.0 / 255.0,
-            step: 0.01,
-            steps: 5,
-            random_start: false,
-        }
+rossl_api::params! {
+    /// Parameters of `robust-linear-probe`.
+    pub struct RobustProbeParams {
+        /// Optimiser (`adam` or `sgd`).
+        pub optimizer: String = "adam".into(),
+        /// Learning rate.
+        pub lr: f64 = 3e-4,
+        /// Epochs on clean features first.
+        pub clean_epochs: usize = 5,
+        /// Epochs on adversarial examples.
+        pub adversarial_epochs: usize = 5,
+        /// Batch size.
+        pub batch_size: usize = 256,
+        /// Radius of the training attack.
+        pub eps: f64 = 8.0 / 255.0,
+        /// Step of the training attack.
+        pub step: f64 = 0.01,
+        /// Steps of the training attack.
+        pub steps: usize = 5,
+        /// Random start of the training attack.
+        pub random_start: bool = false,
     }
 }
 

@@ -9,34 +9,21 @@ use rossl_nn::classify::{cross_entropy, labels_tensor};
 use rossl_nn::optim::{Adam, LrSchedule, SgdLars};
 use rossl_nn::optim::{LarsConfig, OptimConfig};
 use rossl_nn::uniform_fan_in;
-use serde::{Deserialize, Serialize};
 
-/// How a linear head is trained.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct HeadTraining {
-    /// `adam` (the paper's probe) or `sgd` (momentum 0.9, cosine schedule per epoch, as EMP-SSL's
-    /// bag-of-features probe).
-    pub optimizer: String,
-    /// Learning rate.
-    pub lr: f64,
-    /// Epochs over the training features.
-    pub epochs: usize,
-    /// Batch size.
-    pub batch_size: usize,
-    /// L2 weight decay.
-    pub weight_decay: f64,
-}
-
-impl Default for HeadTraining {
-    fn default() -> Self {
-        HeadTraining {
-            optimizer: "adam".into(),
-            lr: 3e-4,
-            epochs: 10,
-            batch_size: 256,
-            weight_decay: 0.0,
-        }
+rossl_api::params! {
+    /// How a linear head is trained.
+    pub struct HeadTraining {
+        /// `adam` (the paper's probe) or `sgd` (momentum 0.9, cosine schedule per epoch, as EMP-SSL's
+        /// bag-of-features probe).
+        pub optimizer: String = "adam".into(),
+        /// Learning rate.
+        pub lr: f64 = 3e-4,
+        /// Epochs over the training features.
+        pub epochs: usize = 10,
+        /// Batch size.
+        pub batch_size: usize = 256,
+        /// L2 weight decay.
+        pub weight_decay: f64 = 0.0,
     }
 }
 

@@ -7,27 +7,16 @@ use rossl_api::components::{Attack, AttackSpec, Objective};
 use rossl_api::registry::{ParamError, Params};
 use rossl_api::rng::Rng;
 use rossl_api::Result;
-use serde::{Deserialize, Serialize};
 
-/// Parameters of `pgd-l2`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct PgdL2Params {
-    /// Radius of the L2 ball (per example).
-    pub eps: f64,
-    /// Length of each step.
-    pub step: f64,
-    /// Steps.
-    pub steps: usize,
-}
-
-impl Default for PgdL2Params {
-    fn default() -> Self {
-        PgdL2Params {
-            eps: 0.5,
-            step: 0.1,
-            steps: 10,
-        }
+rossl_api::params! {
+    /// Parameters of `pgd-l2`.
+    pub struct PgdL2Params {
+        /// Radius of the L2 ball (per example).
+        pub eps: f64 = 0.5,
+        /// Length of each step.
+        pub step: f64 = 0.1,
+        /// Steps.
+        pub steps: usize = 10,
     }
 }
 
@@ -58,7 +47,6 @@ fn norms(t: &Tensor) -> Result<Tensor> {
 impl Attack for PgdL2 {
     fn spec(&self) -> AttackSpec {
         AttackSpec {
-            name: "pgd-l2".into(),
             eps: self.params.eps,
             steps: self.params.steps,
             step_size: Some(self.params.step),

@@ -6,30 +6,18 @@ use candle_core::Tensor;
 use rossl_api::components::SslLoss;
 use rossl_api::registry::{positive, ParamError, Params};
 use rossl_api::{Error, Result};
-use serde::{Deserialize, Serialize};
 
-/// Parameters of `vicreg` (defaults: the paper's 25 / 25 / 1).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct VicRegParams {
-    /// Weight of the invariance (mean squared error between views).
-    pub invariance: f64,
-    /// Weight of the variance hinge.
-    pub variance: f64,
-    /// Weight of the covariance penalty.
-    pub covariance: f64,
-    /// Target standard deviation of each dimension.
-    pub gamma: f64,
-}
-
-impl Default for VicRegParams {
-    fn default() -> Self {
-        VicRegParams {
-            invariance: 25.0,
-            variance: 25.0,
-            covariance: 1.0,
-            gamma: 1.0,
-        }
+rossl_api::params! {
+    /// Parameters of `vicreg` (defaults: the paper's 25 / 25 / 1).
+    pub struct VicRegParams {
+        /// Weight of the invariance (mean squared error between views).
+        pub invariance: f64 = 25.0,
+        /// Weight of the variance hinge.
+        pub variance: f64 = 25.0,
+        /// Weight of the covariance penalty.
+        pub covariance: f64 = 1.0,
+        /// Target standard deviation of each dimension.
+        pub gamma: f64 = 1.0,
     }
 }
 

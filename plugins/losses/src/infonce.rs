@@ -8,24 +8,14 @@ use candle_core::{Device, Tensor, D};
 use rossl_api::components::SslLoss;
 use rossl_api::registry::{ParamError, Params};
 use rossl_api::{Error, Result};
-use serde::{Deserialize, Serialize};
 
-/// Parameters of `infonce`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct InfoNceParams {
-    /// Temperature T (SimCLR in the paper: 0.07).
-    pub temperature: f64,
-    /// Base temperature T_b (SupCon: 0.07).
-    pub base_temperature: f64,
-}
-
-impl Default for InfoNceParams {
-    fn default() -> Self {
-        InfoNceParams {
-            temperature: 0.07,
-            base_temperature: 0.07,
-        }
+rossl_api::params! {
+    /// Parameters of `infonce`.
+    pub struct InfoNceParams {
+        /// Temperature T (SimCLR in the paper: 0.07).
+        pub temperature: f64 = 0.07,
+        /// Base temperature T_b (SupCon: 0.07).
+        pub base_temperature: f64 = 0.07,
     }
 }
 

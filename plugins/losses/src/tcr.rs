@@ -11,19 +11,12 @@ use rossl_api::components::SslLoss;
 use rossl_api::registry::{ParamError, Params};
 use rossl_api::Result;
 use rossl_nn::ops::logdet_spd;
-use serde::{Deserialize, Serialize};
 
-/// Parameters of `tcr`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct TcrParams {
-    /// The distortion eps (EMP-SSL: 0.2).
-    pub eps: f64,
-}
-
-impl Default for TcrParams {
-    fn default() -> Self {
-        TcrParams { eps: 0.2 }
+rossl_api::params! {
+    /// Parameters of `tcr`.
+    pub struct TcrParams {
+        /// The distortion eps (EMP-SSL: 0.2).
+        pub eps: f64 = 0.2,
     }
 }
 

@@ -100,32 +100,20 @@ fn size(size: usize) -> Option<(usize, usize)> {
     (size > 0).then_some((size, size))
 }
 
-/// Parameters of `multi-crop`. Defaults: EMP-SSL's 16 crops of scale 0.08-1 and ratio 3/4-4/3
-/// with its augmentations.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct MultiCropParams {
-    /// Views per image.
-    pub views: usize,
-    /// Output side in pixels (0: the input size).
-    pub size: usize,
-    /// Range of the crop's area as a fraction of the image.
-    pub scale: [f64; 2],
-    /// Range of the crop's aspect ratio (width / height), sampled log-uniformly.
-    pub ratio: [f64; 2],
-    /// Augmentations, in order.
-    pub augment: Vec<Augmentation>,
-}
-
-impl Default for MultiCropParams {
-    fn default() -> Self {
-        MultiCropParams {
-            views: 16,
-            size: 0,
-            scale: [0.08, 1.0],
-            ratio: [3.0 / 4.0, 4.0 / 3.0],
-            augment: emp_ssl(),
-        }
+rossl_api::params! {
+    /// Parameters of `multi-crop`. Defaults: EMP-SSL's 16 crops of scale 0.08-1 and ratio 3/4-4/3
+    /// with its augmentations.
+    pub struct MultiCropParams {
+        /// Views per image.
+        pub views: usize = 16,
+        /// Output side in pixels (0: the input size).
+        pub size: usize = 0,
+        /// Range of the crop's area as a fraction of the image.
+        pub scale: [f64; 2] = [0.08, 1.0],
+        /// Range of the crop's aspect ratio (width / height), sampled log-uniformly.
+        pub ratio: [f64; 2] = [3.0 / 4.0, 4.0 / 3.0],
+        /// Augmentations, in order.
+        pub augment: Vec<Augmentation> = emp_ssl(),
     }
 }
 
@@ -137,32 +125,20 @@ impl Params for MultiCropParams {
     }
 }
 
-/// Parameters of `patches`: fixed-scale square crops at random places (EMP-SSL's patches: a
-/// quarter of the image, 16x16 of 32x32, resized to 32x32).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct PatchParams {
-    /// Views per image.
-    pub views: usize,
-    /// Output side in pixels (0: the input size).
-    pub size: usize,
-    /// The patch's area as a fraction of the image.
-    pub scale: f64,
-    /// The patch's aspect ratio (width / height).
-    pub ratio: f64,
-    /// Augmentations, in order.
-    pub augment: Vec<Augmentation>,
-}
-
-impl Default for PatchParams {
-    fn default() -> Self {
-        PatchParams {
-            views: 16,
-            size: 0,
-            scale: 0.25,
-            ratio: 1.0,
-            augment: emp_ssl(),
-        }
+rossl_api::params! {
+    /// Parameters of `patches`: fixed-scale square crops at random places (EMP-SSL's patches: a
+    /// quarter of the image, 16x16 of 32x32, resized to 32x32).
+    pub struct PatchParams {
+        /// Views per image.
+        pub views: usize = 16,
+        /// Output side in pixels (0: the input size).
+        pub size: usize = 0,
+        /// The patch's area as a fraction of the image.
+        pub scale: f64 = 0.25,
+        /// The patch's aspect ratio (width / height).
+        pub ratio: f64 = 1.0,
+        /// Augmentations, in order.
+        pub augment: Vec<Augmentation> = emp_ssl(),
     }
 }
 

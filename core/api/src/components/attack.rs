@@ -37,11 +37,9 @@ where
     }
 }
 
-/// The settings of an attack, for reports.
+/// The settings of an attack, for reports (its name is its registration's).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct AttackSpec {
-    /// The attack's registered name.
-    pub name: String,
     /// Radius of the L-infinity ball.
     pub eps: f64,
     /// Iterations.

@@ -67,121 +67,160 @@ impl SgdLars {
 
     /// One update with learning rate `lr` from the gradients in `grads`.
     pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<StepReport> {
-        let c = &self.config;
-        let wd = c.weight_decay;
         let mut report = StepReport {
             lr,
             ..StepReport::default()
         };
-        // First pass: every gradient and its norm, so that a non-finite gradient stops the
-        // step before any parameter changes.
+        let found = self.checked_gradients(grads, &mut report)?;
+        for (index, grad, g_norm) in found {
+            let direction = self.direction(index, g_norm, lr)?;
+            let param = &self.params[index];
+            let p = param.var.as_tensor().clone();
+            let grad = grad.contiguous()?;
+            if inplace::applies(&[&p, &grad]) {
+                self.update_in_place(index, &p, &grad, direction, lr)?;
+            } else {
+                self.update_by_tensors(index, &p, grad, direction, lr)?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Every parameter's gradient with its norm, first, so that a non-finite gradient stops the
+    /// step before any parameter changes; fills the report's norm and skipped count.
+    fn checked_gradients(
+        &self,
+        grads: &GradStore,
+        report: &mut StepReport,
+    ) -> Result<Vec<(usize, Tensor, f64)>> {
         let mut found = Vec::with_capacity(self.params.len());
         let mut grad_sq = 0.0;
         for (index, param) in self.params.iter().enumerate() {
-            match grads.get(param.var.as_tensor()) {
-                Some(grad) => {
-                    let g_norm = norm(grad)?;
-                    if !g_norm.is_finite() {
-                        return Err(Error::Numerical(format!(
-                            "the gradient of `{}` is not finite (norm {g_norm}); no parameter was updated",
-                            param.name
-                        )));
-                    }
-                    grad_sq += g_norm * g_norm;
-                    found.push((index, grad.clone(), g_norm));
-                }
-                None => report.skipped += 1,
+            let Some(grad) = grads.get(param.var.as_tensor()) else {
+                report.skipped += 1;
+                continue;
+            };
+            let g_norm = norm(grad)?;
+            if !g_norm.is_finite() {
+                return Err(Error::Numerical(format!(
+                    "the gradient of `{}` is not finite (norm {g_norm}); no parameter was updated",
+                    param.name
+                )));
             }
+            grad_sq += g_norm * g_norm;
+            found.push((index, grad.clone(), g_norm));
         }
         report.grad_norm = grad_sq.sqrt();
-        for (index, grad, g_norm) in found {
-            let param = &self.params[index];
-            let buffer = &mut self.buffers[index];
-            let p = param.var.as_tensor();
-            let excluded = param.role == ParamRole::BiasOrNorm && c.lars.exclude_bias_and_norm;
-            // the direction g' = (g + wd p) rate, as LARS (or plain weight decay) shapes it
-            let mut direction = Direction {
-                weight_decay: 0.0,
-                rate: 1.0,
-            };
-            if c.lars.enabled {
-                if !excluded {
-                    let p_norm = norm(p)?;
-                    if p_norm != 0.0 && g_norm != 0.0 {
-                        let mut rate = c.lars.eta * p_norm / (g_norm + p_norm * wd + 1e-8);
-                        if c.lars.clip {
-                            rate = (rate / lr).min(1.0);
-                        }
-                        direction = Direction {
-                            weight_decay: wd,
-                            rate,
-                        };
-                    }
+        Ok(found)
+    }
+
+    /// The direction `(g + wd p) rate` of parameter `index`, as LARS (or plain weight decay)
+    /// shapes it.
+    fn direction(&self, index: usize, g_norm: f64, lr: f64) -> Result<Direction> {
+        let c = &self.config;
+        let param = &self.params[index];
+        let excluded = param.role == ParamRole::BiasOrNorm && c.lars.exclude_bias_and_norm;
+        let mut direction = Direction {
+            weight_decay: 0.0,
+            rate: 1.0,
+        };
+        if c.lars.enabled {
+            if excluded {
+                return Ok(direction);
+            }
+            let p_norm = norm(param.var.as_tensor())?;
+            if p_norm != 0.0 && g_norm != 0.0 {
+                let mut rate = c.lars.eta * p_norm / (g_norm + p_norm * c.weight_decay + 1e-8);
+                if c.lars.clip {
+                    rate = (rate / lr).min(1.0);
                 }
-            } else if !excluded && wd != 0.0 {
-                direction.weight_decay = wd;
-            }
-            let grad = grad.contiguous()?;
-            if inplace::applies(&[p, &grad]) {
-                if c.momentum == 0.0 {
-                    p.inplace_op2(
-                        &grad,
-                        &PlainUpdate {
-                            direction,
-                            lr: lr as f32,
-                        },
-                    )?;
-                } else {
-                    let buf = match buffer.take() {
-                        Some(b) => b,
-                        None => p.zeros_like()?,
-                    };
-                    let momentum = c.momentum as f32;
-                    buf.inplace_op3(
-                        &grad,
-                        p,
-                        &MomentumUpdate {
-                            direction,
-                            momentum,
-                        },
-                    )?;
-                    p.inplace_op3(
-                        &grad,
-                        &buf,
-                        &ParameterUpdate {
-                            direction,
-                            momentum,
-                            nesterov: c.nesterov,
-                            lr: lr as f32,
-                        },
-                    )?;
-                    *buffer = Some(buf);
-                }
-                continue;
-            }
-            let mut g = grad;
-            if direction.weight_decay != 0.0 {
-                g = (g + (p * direction.weight_decay)?)?;
-            }
-            if direction.rate != 1.0 {
-                g = (g * direction.rate)?;
-            }
-            if c.momentum != 0.0 {
-                let buf = match buffer.take() {
-                    Some(b) => ((b * c.momentum)? + &g)?,
-                    None => g.clone(),
+                direction = Direction {
+                    weight_decay: c.weight_decay,
+                    rate,
                 };
-                g = if c.nesterov {
-                    (g + (&buf * c.momentum)?)?
-                } else {
-                    buf.clone()
-                };
-                *buffer = Some(buf);
             }
-            let updated = (p - (g * lr)?)?;
-            param.var.set(&updated)?;
+        } else if !excluded && c.weight_decay != 0.0 {
+            direction.weight_decay = c.weight_decay;
         }
-        Ok(report)
+        Ok(direction)
+    }
+
+    /// The update of parameter `index` by the fused in-place kernels (contiguous f32 CPU).
+    fn update_in_place(
+        &mut self,
+        index: usize,
+        p: &Tensor,
+        grad: &Tensor,
+        direction: Direction,
+        lr: f64,
+    ) -> Result<()> {
+        let c = &self.config;
+        if c.momentum == 0.0 {
+            let update = PlainUpdate {
+                direction,
+                lr: lr as f32,
+            };
+            return Ok(p.inplace_op2(grad, &update)?);
+        }
+        let buf = match self.buffers[index].take() {
+            Some(b) => b,
+            None => p.zeros_like()?,
+        };
+        let momentum = c.momentum as f32;
+        buf.inplace_op3(
+            grad,
+            p,
+            &MomentumUpdate {
+                direction,
+                momentum,
+            },
+        )?;
+        p.inplace_op3(
+            grad,
+            &buf,
+            &ParameterUpdate {
+                direction,
+                momentum,
+                nesterov: c.nesterov,
+                lr: lr as f32,
+            },
+        )?;
+        self.buffers[index] = Some(buf);
+        Ok(())
+    }
+
+    /// The same update by tensor operations (other devices and dtypes).
+    fn update_by_tensors(
+        &mut self,
+        index: usize,
+        p: &Tensor,
+        grad: Tensor,
+        direction: Direction,
+        lr: f64,
+    ) -> Result<()> {
+        let c = &self.config;
+        let mut g = grad;
+        if direction.weight_decay != 0.0 {
+            g = (g + (p * direction.weight_decay)?)?;
+        }
+        if direction.rate != 1.0 {
+            g = (g * direction.rate)?;
+        }
+        if c.momentum != 0.0 {
+            let buf = match self.buffers[index].take() {
+                Some(b) => ((b * c.momentum)? + &g)?,
+                None => g.clone(),
+            };
+            g = if c.nesterov {
+                (g + (&buf * c.momentum)?)?
+            } else {
+                buf.clone()
+            };
+            self.buffers[index] = Some(buf);
+        }
+        let updated = (p - (g * lr)?)?;
+        self.params[index].var.set(&updated)?;
+        Ok(())
     }
 
     /// The momentum buffers by parameter name (for checkpoints).

@@ -217,10 +217,11 @@ impl Default for LossConfig {
 }
 
 /// How the encoder is trained.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default, Hash)]
 #[serde(rename_all = "kebab-case")]
 pub enum Regime {
     /// Clean views.
+    #[default]
     Standard,
     /// K attack steps on the SSL loss, then a weight update on the perturbed views.
     Pgd,

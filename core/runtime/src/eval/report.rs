@@ -100,7 +100,7 @@ pub struct TrainResults {
     /// Encoder backward passes.
     pub backward_passes: u64,
     /// The regime.
-    pub regime: String,
+    pub regime: crate::config::Regime,
 }
 
 /// A run's `results.json`.

@@ -59,7 +59,7 @@ pub fn evaluate_run(asm: &Assembly, run_dir: &RunDir, train: &TrainSummary) -> R
             steps: train.steps,
             forward_passes: train.forward_passes,
             backward_passes: train.backward_passes,
-            regime: train.regime.clone(),
+            regime: train.regime,
         },
         evaluations,
         device: asm.device.description.clone(),

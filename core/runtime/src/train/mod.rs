@@ -14,10 +14,12 @@
 //! [`Mode::Attack`]: rossl_api::components::Mode::Attack
 
 mod metrics;
+mod plan;
 pub mod regimes;
 mod state;
 mod trainer;
 
 pub use metrics::{MetricsWriter, StepRecord};
+pub use plan::{plan, TrainPlan, TrainSummary};
 pub use state::{encoder_tensors, restore_encoder};
-pub use trainer::{load_split, plan, train, train_with, TrainOptions, TrainPlan, TrainSummary};
+pub use trainer::{load_split, train, train_with, TrainOptions};

@@ -1,145 +1,157 @@
-//! The training loop.
+//! The training loop: a plan of passes over the data, each batch stepped as the regime says,
+//! metrics and a checkpoint after every pass, a clear stop on a NaN loss.
 
 use super::metrics::{MetricsWriter, StepRecord};
+use super::plan::{plan, TrainPlan, TrainSummary};
 use super::regimes::{self, FreeState, Passes, StepContext, StepOutcome};
 use super::state::{encoder_tensors, restore_encoder};
 use crate::assembly::Assembly;
 use crate::checkpoint::{self, Checkpoint, TrainingState};
-use crate::config::{Regime, RunConfig, ScheduleHorizon};
-use crate::data::{Loader, LoaderSettings};
+use crate::config::Regime;
+use crate::data::{Loader, LoaderSettings, ViewBatch};
+use crate::progress::Progress;
 use crate::run_dir::{files, RunDir};
 use crate::{Error, Result};
+use candle_core::Tensor;
 use rossl_api::components::{ImageSet, Mode, Split};
 use rossl_api::rng::{stream, Rng};
 use rossl_nn::optim::{LrSchedule, SgdLars};
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// How long a run trains.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TrainPlan {
-    /// Passes over the data: N for standard and PGD, ceil(N / m) for free training.
-    pub passes: usize,
-    /// Batches per pass.
-    pub batches_per_pass: usize,
-    /// Optimiser steps per batch (m for free training, else 1).
-    pub steps_per_batch: usize,
-    /// Every optimiser step the run takes.
-    pub total_steps: usize,
-    /// The learning-rate schedule's horizon.
-    pub horizon: usize,
-}
-
-/// The plan of `config` with `batches_per_pass` batches per pass over the data.
-pub fn plan(config: &RunConfig, batches_per_pass: usize) -> TrainPlan {
-    let train = &config.train;
-    let (passes, steps_per_batch) = match train.regime {
-        Regime::Free => (
-            train.epochs.div_ceil(train.free.replays),
-            train.free.replays,
-        ),
-        _ => (train.epochs, 1),
-    };
-    let total_steps = passes * batches_per_pass * steps_per_batch;
-    let horizon = match config.optim.horizon {
-        ScheduleHorizon::AllSteps => total_steps,
-        ScheduleHorizon::Batches => passes * batches_per_pass,
-    };
-    TrainPlan {
-        passes,
-        batches_per_pass,
-        steps_per_batch,
-        total_steps,
-        horizon,
-    }
-}
-
-/// What training did.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct TrainSummary {
-    /// The method's name.
-    pub method: String,
-    /// The regime.
-    pub regime: String,
-    /// The plan that was followed.
-    pub plan: TrainPlan,
-    /// The budget N in standard epochs (`train.epochs`).
-    pub epochs_budget: usize,
-    /// Passes over the data made.
-    pub epochs: usize,
-    /// Optimiser steps taken.
-    pub steps: usize,
-    /// Encoder forward passes.
-    pub forward_passes: u64,
-    /// Encoder backward passes.
-    pub backward_passes: u64,
-    /// Wall-clock seconds of training: from the first batch request to the last optimiser step
-    /// (checkpoints included, evaluation not), summed over resumed sessions.
-    pub seconds: f64,
-    /// The part of `seconds` spent waiting for the loader's batches.
-    #[serde(default)]
-    pub loader_wait_seconds: f64,
-    /// The objective at the last step.
-    pub final_loss: Option<f64>,
-    /// Views processed per second, over the whole run.
-    pub images_per_s: f64,
-    /// The device.
-    pub device: String,
-    /// `false` when training stopped early as asked (the run can be resumed).
-    #[serde(default = "yes")]
-    pub complete: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl TrainSummary {
-    /// Passes over the data completed (fewer than planned when stopped early).
-    pub fn epochs_done(&self) -> usize {
-        if self.plan.batches_per_pass == 0 || self.plan.steps_per_batch == 0 {
-            return self.epochs;
-        }
-        self.steps / (self.plan.batches_per_pass * self.plan.steps_per_batch)
-    }
+/// Options of a training call that are not part of the run's configuration.
+#[derive(Clone, Debug, Default)]
+pub struct TrainOptions {
+    /// Stop (as if interrupted) after this many passes over the data in total; the run can be
+    /// continued with `--resume`.
+    pub stop_after_passes: Option<usize>,
 }
 
 /// Loads the split of the configured dataset, with its class-balanced subset if configured.
 pub fn load_split(asm: &Assembly, split: Split) -> Result<ImageSet> {
     let set = asm.dataset.load(split)?;
-    let size = match split {
-        Split::Train => asm.config.run.data.train_subset,
-        Split::Test => asm.config.run.data.test_subset,
+    let (size, split_id) = match split {
+        Split::Train => (asm.config.run.data.train_subset, 0),
+        Split::Test => (asm.config.run.data.test_subset, 1),
     };
     if size == 0 {
         return Ok(set);
     }
-    let split_id = match split {
-        Split::Train => 0,
-        Split::Test => 1,
-    };
     let mut rng = Rng::derive(asm.config.run.seed, &[stream::SUBSET, split_id]);
     Ok(set.balanced_subset(size, &mut rng))
 }
 
+/// The background loader of the run's training views.
+fn loader(asm: &Assembly, train_set: Arc<ImageSet>) -> Result<Loader> {
+    let run = &asm.config.run;
+    let workers = match run.data.workers {
+        0 => rayon::current_num_threads(),
+        n => n,
+    };
+    Loader::new(
+        train_set,
+        asm.views.clone(),
+        LoaderSettings {
+            batch_size: run.data.batch_size,
+            workers,
+            prefetch: run.data.prefetch,
+            seed: run.seed,
+            max_batches: run.train.max_batches,
+        },
+    )
+}
+
+/// The state of a training run between steps.
 struct Loop<'a> {
     asm: &'a Assembly,
     run_dir: &'a RunDir,
+    plan: TrainPlan,
     optimizer: SgdLars,
     schedule: LrSchedule,
     free: FreeState,
     passes: Passes,
     steps: usize,
+    start_epoch: usize,
     seconds: f64,
     loader_wait: f64,
     metrics: MetricsWriter,
     config_text: String,
     last_loss: Option<f64>,
     images: u64,
+    /// Wall-clock start of this session, and the seconds earlier sessions spent.
+    clock: (Instant, f64),
 }
 
-impl Loop<'_> {
+/// The mean loss of the steps of one pass.
+#[derive(Default)]
+struct PassLoss {
+    total: f64,
+    steps: usize,
+}
+
+impl<'a> Loop<'a> {
+    /// A loop for `plan`, from scratch or from the checkpoint `resume`.
+    fn new(
+        asm: &'a Assembly,
+        run_dir: &'a RunDir,
+        plan: TrainPlan,
+        resume: Option<&Checkpoint>,
+    ) -> Result<Self> {
+        let run = &asm.config.run;
+        let mut state = Loop {
+            asm,
+            run_dir,
+            optimizer: SgdLars::new(asm.encoder.parameters(), &run.optim),
+            schedule: LrSchedule::new(&run.optim, plan.horizon),
+            plan,
+            free: FreeState {
+                delta: None,
+                eps: run.train.free.eps,
+                step: run.train.free.step,
+                clamp_input: run.train.free.clamp_input,
+            },
+            passes: Passes::default(),
+            steps: 0,
+            start_epoch: 0,
+            seconds: 0.0,
+            loader_wait: 0.0,
+            metrics: MetricsWriter::open(
+                &run_dir.file(files::METRICS),
+                resume.map(|c| c.state.steps),
+            )?,
+            config_text: asm.config.to_toml(false)?,
+            last_loss: None,
+            images: 0,
+            clock: (Instant::now(), 0.0),
+        };
+        if let Some(ckpt) = resume {
+            state.restore(ckpt)?;
+        }
+        Ok(state)
+    }
+
+    /// Continues from a checkpoint: weights, optimiser, perturbation, counters.
+    fn restore(&mut self, ckpt: &Checkpoint) -> Result<()> {
+        restore_encoder(self.asm.encoder.as_ref(), &ckpt.tensors)?;
+        self.optimizer
+            .load_state(&|name| ckpt.tensors.get(name).cloned())?;
+        self.free.delta = ckpt.tensors.get("free.delta").cloned();
+        self.start_epoch = ckpt.state.epochs_done;
+        self.steps = ckpt.state.steps;
+        self.passes = Passes {
+            forward: ckpt.state.forward_passes,
+            backward: ckpt.state.backward_passes,
+        };
+        self.seconds = ckpt.state.train_seconds;
+        self.loader_wait = ckpt.state.loader_wait_seconds;
+        tracing::info!(
+            epoch = self.start_epoch,
+            step = self.steps,
+            "resuming from the checkpoint"
+        );
+        Ok(())
+    }
+
     fn checkpoint(&self, epochs_done: usize, complete: bool) -> Result<()> {
         let mut tensors = encoder_tensors(self.asm.encoder.as_ref());
         tensors.extend(self.optimizer.state());
@@ -162,6 +174,102 @@ impl Loop<'_> {
             &self.config_text,
             &state,
         )
+    }
+
+    /// The optimiser steps of one batch, as the regime says: one for standard and PGD training,
+    /// `m` replays for free training (stopping at the first that fails).
+    fn step_batch(&mut self, x: &Tensor) -> Result<Vec<Result<StepOutcome>>> {
+        let asm = self.asm;
+        let run = &asm.config.run;
+        let ctx = StepContext {
+            encoder: asm.encoder.as_ref(),
+            objective: &asm.objective,
+            views: asm.views.views_per_image(),
+        };
+        let lr = self.schedule.lr(self.steps);
+        Ok(match run.train.regime {
+            Regime::Standard => vec![regimes::standard(
+                &ctx,
+                &mut self.optimizer,
+                x,
+                lr,
+                &mut self.passes,
+            )],
+            Regime::Pgd => {
+                let attack = asm
+                    .train_attack
+                    .as_deref()
+                    .ok_or_else(|| Error::msg("the pgd regime has no attack"))?;
+                let attack_mode = if run.train.pgd.attack_updates_bn_stats {
+                    Mode::Train
+                } else {
+                    Mode::Attack
+                };
+                let mut rng = Rng::derive(run.seed, &[stream::ATTACK, self.steps as u64]);
+                vec![regimes::pgd(
+                    &ctx,
+                    &mut self.optimizer,
+                    attack,
+                    attack_mode,
+                    x,
+                    lr,
+                    &mut rng,
+                    &mut self.passes,
+                )]
+            }
+            Regime::Free => {
+                let mut out = Vec::new();
+                for replay in 0..self.plan.steps_per_batch {
+                    let lr = self.schedule.lr(self.steps + replay);
+                    let outcome = regimes::free_replay(
+                        &ctx,
+                        &mut self.optimizer,
+                        &mut self.free,
+                        x,
+                        lr,
+                        &mut self.passes,
+                    );
+                    let failed = outcome.is_err();
+                    out.push(outcome);
+                    if failed {
+                        break;
+                    }
+                }
+                out
+            }
+        })
+    }
+
+    /// Counts, logs and reports one finished optimiser step.
+    fn finish_step(
+        &mut self,
+        outcome: &StepOutcome,
+        epoch: usize,
+        batch: &ViewBatch,
+        per_step: f64,
+        bar: &mut Progress,
+    ) -> Result<()> {
+        self.steps += 1;
+        self.seconds = self.clock.1 + self.clock.0.elapsed().as_secs_f64();
+        let views = (batch.views * batch.batch) as u64;
+        self.images += views;
+        let images_per_s = views as f64 / per_step.max(1e-9);
+        self.last_loss = Some(outcome.loss);
+        if self
+            .steps
+            .is_multiple_of(self.asm.config.run.train.log_every)
+            || self.steps == self.plan.total_steps
+        {
+            self.record(outcome, epoch, batch.index, images_per_s)?;
+        }
+        bar.set_message(format!(
+            "loss {:.4} | {images_per_s:.0} img/s | pass {}/{}",
+            outcome.loss,
+            epoch + 1,
+            self.plan.passes
+        ));
+        bar.inc(1);
+        Ok(())
     }
 
     fn record(
@@ -189,14 +297,75 @@ impl Loop<'_> {
         };
         self.metrics.write(&record)
     }
-}
 
-/// Options of a training call that are not part of the run's configuration.
-#[derive(Clone, Debug, Default)]
-pub struct TrainOptions {
-    /// Stop (as if interrupted) after this many passes over the data in total; the run can be
-    /// continued with `--resume`.
-    pub stop_after_passes: Option<usize>,
+    /// One pass over the data: every batch stepped; the wait for each batch is counted.
+    fn run_pass(&mut self, loader: &Loader, epoch: usize, bar: &mut Progress) -> Result<PassLoss> {
+        let mut pass = PassLoss::default();
+        let mut batches = loader.epoch(epoch);
+        loop {
+            let requested = Instant::now();
+            let Some(batch) = batches.next() else {
+                return Ok(pass);
+            };
+            self.loader_wait += requested.elapsed().as_secs_f64();
+            let started = Instant::now();
+            let outcomes = self.step_batch(&batch.tensor(&self.asm.device.device)?)?;
+            let per_step = started.elapsed().as_secs_f64() / outcomes.len().max(1) as f64;
+            for outcome in outcomes {
+                let outcome = outcome.map_err(|e| {
+                    stopped(e, epoch, batch.index, self.steps + 1, self.run_dir, epoch)
+                })?;
+                self.finish_step(&outcome, epoch, &batch, per_step, bar)?;
+                pass.total += outcome.loss;
+                pass.steps += 1;
+            }
+        }
+    }
+
+    /// After a pass: the checkpoint, the pass's metrics line and log line.
+    fn end_pass(&mut self, epoch: usize, pass: &PassLoss) -> Result<()> {
+        self.checkpoint(epoch + 1, epoch + 1 == self.plan.passes)?;
+        let mean = pass.total / pass.steps.max(1) as f64;
+        self.metrics.write(&serde_json::json!({
+            "kind": "epoch", "epoch": epoch, "step": self.steps, "mean_loss": mean,
+            "forward_passes": self.passes.forward, "backward_passes": self.passes.backward,
+            "seconds": self.seconds, "loader_wait_seconds": self.loader_wait,
+        }))?;
+        tracing::info!(
+            "pass {}/{}: mean loss {mean:.4}, {} steps, {:.1} s",
+            epoch + 1,
+            self.plan.passes,
+            self.steps,
+            self.seconds
+        );
+        Ok(())
+    }
+
+    /// What training did, `complete` when every planned pass was made.
+    fn summary(self, complete: bool) -> TrainSummary {
+        let run = &self.asm.config.run;
+        let wall = self.clock.0.elapsed().as_secs_f64();
+        TrainSummary {
+            method: run.method.name.clone(),
+            regime: run.train.regime,
+            epochs_budget: run.train.epochs,
+            epochs: self.plan.passes,
+            steps: self.steps,
+            forward_passes: self.passes.forward,
+            backward_passes: self.passes.backward,
+            seconds: self.seconds,
+            loader_wait_seconds: self.loader_wait,
+            final_loss: self.last_loss,
+            images_per_s: if wall > 0.0 {
+                self.images as f64 / wall
+            } else {
+                0.0
+            },
+            device: self.asm.device.description.clone(),
+            complete,
+            plan: self.plan,
+        }
+    }
 }
 
 /// Trains `asm.encoder` as its configuration says, writing metrics and checkpoints into `run_dir`,
@@ -219,82 +388,12 @@ pub fn train_with(
 ) -> Result<TrainSummary> {
     let run = &asm.config.run;
     let train_set = Arc::new(load_split(asm, Split::Train)?);
-    let workers = if run.data.workers == 0 {
-        rayon::current_num_threads()
-    } else {
-        run.data.workers
-    };
-    let loader = Loader::new(
-        train_set.clone(),
-        asm.views.clone(),
-        LoaderSettings {
-            batch_size: run.data.batch_size,
-            workers,
-            prefetch: run.data.prefetch,
-            seed: run.seed,
-            max_batches: run.train.max_batches,
-        },
-    )?;
+    let loader = loader(asm, train_set.clone())?;
     let plan = plan(run, loader.batches_per_epoch());
-    let views = loader.views_per_image();
-    let mut optimizer = SgdLars::new(asm.encoder.parameters(), &run.optim);
-    let mut free = FreeState {
-        delta: None,
-        eps: run.train.free.eps,
-        step: run.train.free.step,
-        clamp_input: run.train.free.clamp_input,
-    };
-    let mut start_epoch = 0;
-    let mut passes = Passes::default();
-    let (mut steps, mut seconds, mut loader_wait) = (0, 0.0, 0.0);
-    if let Some(ckpt) = resume {
-        restore_encoder(asm.encoder.as_ref(), &ckpt.tensors)?;
-        optimizer.load_state(&|name| ckpt.tensors.get(name).cloned())?;
-        free.delta = ckpt.tensors.get("free.delta").cloned();
-        start_epoch = ckpt.state.epochs_done;
-        steps = ckpt.state.steps;
-        passes = Passes {
-            forward: ckpt.state.forward_passes,
-            backward: ckpt.state.backward_passes,
-        };
-        seconds = ckpt.state.train_seconds;
-        loader_wait = ckpt.state.loader_wait_seconds;
-        tracing::info!(
-            epoch = start_epoch,
-            step = steps,
-            "resuming from the checkpoint"
-        );
-    }
-    let metrics =
-        MetricsWriter::open(&run_dir.file(files::METRICS), resume.map(|c| c.state.steps))?;
-    let mut state = Loop {
-        asm,
-        run_dir,
-        schedule: LrSchedule::new(&run.optim, plan.horizon),
-        optimizer,
-        free,
-        passes,
-        steps,
-        seconds,
-        loader_wait,
-        metrics,
-        config_text: asm.config.to_toml(false)?,
-        last_loss: None,
-        images: 0,
-    };
+    let mut state = Loop::new(asm, run_dir, plan.clone(), resume)?;
     if plan.total_steps == 0 {
         state.checkpoint(plan.passes, true)?;
     }
-    let ctx = StepContext {
-        encoder: asm.encoder.as_ref(),
-        objective: &asm.objective,
-        views,
-    };
-    let attack_mode = if run.train.pgd.attack_updates_bn_stats {
-        Mode::Train
-    } else {
-        Mode::Attack
-    };
     tracing::info!(
         method = %run.method.name,
         regime = %run.train.regime,
@@ -302,145 +401,25 @@ pub fn train_with(
         batches = plan.batches_per_pass,
         steps = plan.total_steps,
         device = %asm.device.description,
-        "training: {} images x {views} views, {} steps",
+        "training: {} images x {} views, {} steps",
         train_set.len(),
+        loader.views_per_image(),
         plan.total_steps
     );
     let mut bar = crate::progress::bar(plan.total_steps as u64, "train");
     bar.set_position(state.steps as u64);
     // wall-clock time from the first batch request on, added to what earlier sessions spent
-    let run_start = Instant::now();
-    let earlier_seconds = state.seconds;
+    state.clock = (Instant::now(), state.seconds);
     let end = options
         .stop_after_passes
         .map_or(plan.passes, |n| n.min(plan.passes));
-    for epoch in start_epoch..end {
-        let mut epoch_loss = 0.0;
-        let mut epoch_steps = 0usize;
-        let mut batches = loader.epoch(epoch);
-        loop {
-            let requested = Instant::now();
-            let Some(batch) = batches.next() else {
-                break;
-            };
-            state.loader_wait += requested.elapsed().as_secs_f64();
-            let started = Instant::now();
-            let x = batch.tensor(&asm.device.device)?;
-            let outcomes = match run.train.regime {
-                Regime::Standard => {
-                    let lr = state.schedule.lr(state.steps);
-                    vec![regimes::standard(
-                        &ctx,
-                        &mut state.optimizer,
-                        &x,
-                        lr,
-                        &mut state.passes,
-                    )]
-                }
-                Regime::Pgd => {
-                    let lr = state.schedule.lr(state.steps);
-                    let attack = asm
-                        .train_attack
-                        .as_deref()
-                        .ok_or_else(|| Error::msg("the pgd regime has no attack"))?;
-                    let mut rng = Rng::derive(run.seed, &[stream::ATTACK, state.steps as u64]);
-                    vec![regimes::pgd(
-                        &ctx,
-                        &mut state.optimizer,
-                        attack,
-                        attack_mode,
-                        &x,
-                        lr,
-                        &mut rng,
-                        &mut state.passes,
-                    )]
-                }
-                Regime::Free => {
-                    let mut out = Vec::new();
-                    for replay in 0..plan.steps_per_batch {
-                        let lr = state.schedule.lr(state.steps + replay);
-                        let outcome = regimes::free_replay(
-                            &ctx,
-                            &mut state.optimizer,
-                            &mut state.free,
-                            &x,
-                            lr,
-                            &mut state.passes,
-                        );
-                        let failed = outcome.is_err();
-                        out.push(outcome);
-                        if failed {
-                            break;
-                        }
-                    }
-                    out
-                }
-            };
-            let per_step = started.elapsed().as_secs_f64() / outcomes.len().max(1) as f64;
-            for outcome in outcomes {
-                let outcome = outcome
-                    .map_err(|e| stopped(e, epoch, batch.index, state.steps + 1, run_dir, epoch))?;
-                state.steps += 1;
-                state.seconds = earlier_seconds + run_start.elapsed().as_secs_f64();
-                state.images += (batch.views * batch.batch) as u64;
-                let images_per_s = (batch.views * batch.batch) as f64 / per_step.max(1e-9);
-                epoch_loss += outcome.loss;
-                epoch_steps += 1;
-                state.last_loss = Some(outcome.loss);
-                if state.steps.is_multiple_of(run.train.log_every)
-                    || state.steps == plan.total_steps
-                {
-                    state.record(&outcome, epoch, batch.index, images_per_s)?;
-                }
-                bar.set_message(format!(
-                    "loss {:.4} | {:.0} img/s | pass {}/{}",
-                    outcome.loss,
-                    images_per_s,
-                    epoch + 1,
-                    plan.passes
-                ));
-                bar.inc(1);
-            }
-        }
-        state.checkpoint(epoch + 1, epoch + 1 == plan.passes)?;
-        let mean = epoch_loss / epoch_steps.max(1) as f64;
-        state.metrics.write(&serde_json::json!({
-            "kind": "epoch", "epoch": epoch, "step": state.steps, "mean_loss": mean,
-            "forward_passes": state.passes.forward, "backward_passes": state.passes.backward,
-            "seconds": state.seconds, "loader_wait_seconds": state.loader_wait,
-        }))?;
-        tracing::info!(
-            "pass {}/{}: mean loss {mean:.4}, {} steps, {:.1} s",
-            epoch + 1,
-            plan.passes,
-            state.steps,
-            state.seconds
-        );
+    for epoch in state.start_epoch..end {
+        let pass = state.run_pass(&loader, epoch, &mut bar)?;
+        state.end_pass(epoch, &pass)?;
     }
     bar.finish();
-    let complete = end == plan.passes;
-    let wall = run_start.elapsed().as_secs_f64();
-    let summary = TrainSummary {
-        method: run.method.name.clone(),
-        regime: run.train.regime.to_string(),
-        epochs_budget: run.train.epochs,
-        epochs: plan.passes,
-        steps: state.steps,
-        forward_passes: state.passes.forward,
-        backward_passes: state.passes.backward,
-        seconds: state.seconds,
-        loader_wait_seconds: state.loader_wait,
-        final_loss: state.last_loss,
-        images_per_s: if wall > 0.0 {
-            state.images as f64 / wall
-        } else {
-            0.0
-        },
-        device: asm.device.description.clone(),
-        complete,
-        plan,
-    };
-    if !complete {
+    let summary = state.summary(end == plan.passes);
+    if !summary.complete {
         tracing::info!(
             "stopped after {end} of {} passes as asked; continue with `rossl run --resume {}`",
             summary.plan.passes,
@@ -455,6 +434,7 @@ pub fn train_with(
     Ok(summary)
 }
 
+/// The error that stops training at `step`, saying which checkpoint is kept.
 fn stopped(
     error: Error,
     epoch: usize,

@@ -1,0 +1,93 @@
+//! `rossl bench`: times the CF-AMC-SSL inner training step exactly as the PyTorch reference
+//! (`tests/reference/torch_reference.py`) does, and the view pipeline.
+
+mod step;
+mod views;
+
+use clap::{Args, ValueEnum};
+use std::process::ExitCode;
+
+/// What `rossl bench` times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    /// The training step of the small ResNet on 16 images x 16 crops of 1x28x28.
+    Small,
+    /// The training step of the CIFAR ResNet-18 on 4 images x 16 crops of 3x32x32.
+    Resnet18,
+    /// The same at the paper's batch, 100 images x 16 crops (for GPUs).
+    Resnet18Paper,
+    /// The augmentation pipeline: 16 views of 32x32 RGB images.
+    Views,
+}
+
+impl std::fmt::Display for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = self.to_possible_value().expect("no skipped variants");
+        f.write_str(value.get_name())
+    }
+}
+
+/// The training step `rossl bench` times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StepKind {
+    /// One free-training replay, the reference's step: forward on x + delta, backward to the
+    /// weights and delta, update, sign step.
+    Free,
+    /// A standard step on x alone.
+    Standard,
+}
+
+impl std::fmt::Display for StepKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StepKind::Free => "free",
+            StepKind::Standard => "standard",
+        })
+    }
+}
+
+/// Arguments of `rossl bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to time.
+    #[arg(long, value_enum, default_value_t = Workload::Small)]
+    pub workload: Workload,
+    /// Timed steps.
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+    /// Untimed warm-up steps.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Threads (0: every core).
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Device: cpu, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// The training step timed.
+    #[arg(long, value_enum, default_value_t = StepKind::Free)]
+    pub regime: StepKind,
+}
+
+/// The median of `values` (0 when empty).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// Runs `rossl bench`.
+pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    rossl_runtime::device::configure_threads(args.threads);
+    match args.workload {
+        Workload::Views => views::bench_views(args)?,
+        workload => step::bench_step(workload, args)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
