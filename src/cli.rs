@@ -34,6 +34,9 @@ pub enum Command {
     Export(commands::export::ExportArgs),
     /// Train and evaluate several method configs under the same overrides; write a comparison.
     Compare(commands::compare::CompareArgs),
+    /// Many runs (arms x sweep points x seeds) at an equal budget, locally or on Slurm, with
+    /// seed intervals and paired differences.
+    Study(crate::study::StudyArgs),
     /// Time the training step against the PyTorch reference's workloads, or the view pipeline.
     Bench(commands::bench::BenchArgs),
     /// Draw a few training images and their views into a PNG grid.
@@ -52,6 +55,7 @@ pub fn main() -> ExitCode {
         Command::Eval(args) => commands::eval::run(&args),
         Command::Compare(args) => commands::compare::run(&args),
         Command::Export(args) => commands::export::run(&args),
+        Command::Study(args) => crate::study::run(&args),
         Command::Bench(args) => commands::bench::run(&args),
         Command::Views(args) => commands::views::run(&args),
     };

@@ -60,6 +60,7 @@ fn attacks_find_the_closed_form_worst_case_of_a_linear_classifier() {
             "eps = 0.05\nstep = 0.0125\nsteps = 10\nrandom_start = true\nrestarts = 3",
         ),
         ("apgd", "eps = 0.05\nsteps = 20"),
+        ("pgd-momentum", "eps = 0.05\nstep = 0.0125\nsteps = 10"),
     ] {
         let mut objective = linear_objective(w.clone(), y.clone());
         let adv = attack(name, params)
@@ -80,7 +81,7 @@ proptest! {
         seed in 0u64..1000,
         // eps = 0 drawn in about a third of the cases: the attack must then return x itself
         eps in prop_oneof![Just(0.0f64), 0.0f64..0.4, 0.0f64..0.4],
-        which in 0usize..4,
+        which in 0usize..5,
     ) {
         let mut rng = Rng::new(seed);
         let n = 3 * 16;
@@ -94,9 +95,10 @@ proptest! {
             0 => format!("eps = {eps}"),
             1 => format!("eps = {eps}\nstep = {}\nsteps = 7\nrandom_start = true\nrestarts = 2", (eps / 3.0).max(1e-3)),
             2 => format!("eps = {eps}\nsteps = 9"),
-            _ => format!("eps = {eps}\nqueries = 30"),
+            3 => format!("eps = {eps}\nqueries = 30"),
+            _ => format!("eps = {eps}\nstep = {}\nsteps = 6\nrandom_start = true", (eps / 3.0).max(1e-3)),
         };
-        let name = ["fgsm", "pgd-linf", "apgd", "square"][which];
+        let name = ["fgsm", "pgd-linf", "apgd", "square", "pgd-momentum"][which];
         let mut objective = linear_objective(w, y);
         let adv = attack(name, &params).perturb(&x, &mut objective, &mut Rng::new(seed + 1)).unwrap();
         let dist = common::max_abs_diff(&adv, &x);

@@ -47,6 +47,7 @@ impl RunArgs {
             no_eval: self.no_eval,
             stop_after: self.stop_after,
             mark_latest: true,
+            resume_interrupted: false,
         }
     }
 }

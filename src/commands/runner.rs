@@ -7,8 +7,11 @@ use crate::report;
 use rossl_runtime::assembly::Assembly;
 use rossl_runtime::checkpoint;
 use rossl_runtime::eval::{evaluate_run, Results};
+use rossl_runtime::monitor::Monitor;
 use rossl_runtime::run_dir::{files, RunDir};
-use rossl_runtime::train::{restore_encoder, train_with, TrainOptions, TrainSummary};
+use rossl_runtime::train::{
+    restore_encoder, train_observed, StepObserver, TrainOptions, TrainSummary,
+};
 use std::path::PathBuf;
 
 /// How one configuration is run.
@@ -24,6 +27,8 @@ pub struct RunOptions {
     pub stop_after: Option<usize>,
     /// Point `<out>/latest` at the run folder.
     pub mark_latest: bool,
+    /// Continue an interrupted run found in the run folder instead of refusing (studies).
+    pub resume_interrupted: bool,
 }
 
 /// What a finished run produced.
@@ -81,7 +86,17 @@ fn train_or_reuse(
         stop_after_passes: options.stop_after,
     };
     let shown = run_dir.path().display();
-    match (read_summary(run_dir)?, options.force, &options.resume) {
+    let mut monitor = Monitor::for_run(asm)?;
+    let train = |resume: Option<&checkpoint::Checkpoint>, monitor: &mut Option<Monitor>| {
+        let observer = monitor.as_mut().map(|m| m as &mut dyn StepObserver);
+        train_observed(asm, run_dir, resume, &train_options, observer)
+    };
+    let resume = options.resume.clone().or_else(|| {
+        // a study resumes its interrupted runs by itself
+        (options.resume_interrupted && checkpoint_path.exists())
+            .then(|| run_dir.path().to_path_buf())
+    });
+    match (read_summary(run_dir)?, options.force, &resume) {
         (Some(summary), false, _) => {
             let ckpt = checkpoint::load(&checkpoint_path, &asm.device.device)?;
             restore_encoder(asm.encoder.as_ref(), &ckpt.tensors)?;
@@ -99,11 +114,11 @@ fn train_or_reuse(
                     run_dir.file(files::CONFIG).display()
                 );
             }
-            Ok((train_with(asm, run_dir, Some(&ckpt), &train_options)?, false))
+            Ok((train(Some(&ckpt), &mut monitor)?, false))
         }
         _ => {
             run_dir.write(files::CONFIG, &asm.config.to_toml(true)?)?;
-            Ok((train_with(asm, run_dir, None, &train_options)?, false))
+            Ok((train(None, &mut monitor)?, false))
         }
     }
 }

@@ -285,6 +285,7 @@ mod tests {
             backward_passes: forward_passes,
             seconds: 1.5,
             loader_wait_seconds: 0.1,
+            monitor_seconds: 0.0,
             final_loss: None,
             images_per_s: 1.0,
             device: "cpu".into(),

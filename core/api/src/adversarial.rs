@@ -41,6 +41,16 @@ pub fn uniform_delta(x: &Tensor, eps: f64, rng: &mut Rng) -> Result<Tensor> {
     Ok(Tensor::from_vec(values, x.shape(), x.device())?.to_dtype(x.dtype())?)
 }
 
+/// The starting point of an attack: a uniform point of the ball around `x` (projected onto
+/// [0, 1]) when `random` and `eps > 0`, else `x` itself.
+pub fn start(x: &Tensor, eps: f64, random: bool, rng: &mut Rng) -> Result<Tensor> {
+    if random && eps > 0.0 {
+        project(x, &(x + uniform_delta(x, eps, rng)?)?, eps)
+    } else {
+        Ok(x.clone())
+    }
+}
+
 /// Checks an attack's settings: a finite radius >= 0 and a finite step >= 0.
 pub fn check_budget(eps: f64, step: f64) -> Result<()> {
     if !(eps >= 0.0 && eps.is_finite()) {

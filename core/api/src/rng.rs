@@ -125,6 +125,8 @@ pub mod stream {
     pub const EVAL: u64 = 6;
     /// Synthetic data.
     pub const SYNTHETIC: u64 = 7;
+    /// The online monitor's slice of labelled images and its probe.
+    pub const MONITOR: u64 = 8;
 }
 
 #[cfg(test)]

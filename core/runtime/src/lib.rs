@@ -10,6 +10,7 @@
 //! - [`eval`]: the evaluation harness, its attack suites and sanity checks, `results.json`;
 //! - [`checkpoint`], [`run_dir`]: checkpoints and run folders;
 //! - [`data`]: the background loader of view batches; [`device`]: devices and threads;
+//! - [`monitor`]: the online probe that reports robust accuracy during training;
 //! - [`plugins`]: dynamic plugin libraries; [`progress`]: progress bars and the log writer.
 
 pub mod assembly;
@@ -18,6 +19,7 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod eval;
+pub mod monitor;
 pub mod objective;
 pub mod plugins;
 pub mod progress;

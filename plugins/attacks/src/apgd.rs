@@ -11,7 +11,7 @@
 //! point when one was found (if the objective reports success), else the highest-loss point.
 
 use candle_core::{DType, Tensor};
-use rossl_api::adversarial::{check_budget, input_gradient, project, uniform_delta};
+use rossl_api::adversarial::{check_budget, input_gradient, project, start};
 use rossl_api::components::{Attack, AttackSpec, Objective};
 use rossl_api::registry::{ParamError, Params};
 use rossl_api::rng::Rng;
@@ -121,7 +121,7 @@ impl Attack for Apgd {
         let min_check = ((0.06 * n_iter as f64) as usize).max(1);
         let decrease = ((0.03 * n_iter as f64) as usize).max(1);
 
-        let mut x_adv = project(&x, &(&x + uniform_delta(&x, eps, rng)?)?, eps)?;
+        let mut x_adv = start(&x, eps, true, rng)?;
         let (loss, mut grad) = input_gradient(objective, &x_adv)?;
         let mut losses = per_example(&loss)?;
         let rows = losses.len();

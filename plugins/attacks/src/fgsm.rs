@@ -2,7 +2,7 @@
 //! (Wong et al. 2020).
 
 use candle_core::Tensor;
-use rossl_api::adversarial::{input_gradient, project, uniform_delta};
+use rossl_api::adversarial::{input_gradient, project, start};
 use rossl_api::components::{Attack, AttackSpec, Objective};
 use rossl_api::params::{finite_positive, radius, ParamError, Params};
 use rossl_api::rng::Rng;
@@ -44,11 +44,7 @@ impl Attack for Fgsm {
 
     fn perturb(&self, x: &Tensor, objective: &mut dyn Objective, rng: &mut Rng) -> Result<Tensor> {
         let (x, eps) = (x.detach(), self.0.eps);
-        let start = if self.0.random_start && eps > 0.0 {
-            project(&x, &(&x + uniform_delta(&x, eps, rng)?)?, eps)?
-        } else {
-            x.clone()
-        };
+        let start = start(&x, eps, self.0.random_start, rng)?;
         let (_, gradient) = input_gradient(objective, &start)?;
         let step = self.0.step.unwrap_or(eps);
         project(&x, &(&start + (gradient.sign()? * step)?)?, eps)

@@ -8,6 +8,7 @@
 
 pub mod apgd;
 pub mod fgsm;
+pub mod momentum;
 pub mod pgd;
 pub mod presets;
 mod select;

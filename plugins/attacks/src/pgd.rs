@@ -2,7 +2,7 @@
 
 use crate::select::Best;
 use candle_core::Tensor;
-use rossl_api::adversarial::{check_budget, input_gradient, project, uniform_delta};
+use rossl_api::adversarial::{check_budget, input_gradient, project, start};
 use rossl_api::components::{Attack, AttackSpec, Objective};
 use rossl_api::registry::{ParamError, Params};
 use rossl_api::rng::Rng;
@@ -58,11 +58,7 @@ impl Pgd {
 
     fn run(&self, x: &Tensor, objective: &mut dyn Objective, rng: &mut Rng) -> Result<Tensor> {
         let p = &self.params;
-        let mut adv = if p.random_start && p.eps > 0.0 {
-            project(x, &(x + uniform_delta(x, p.eps, rng)?)?, p.eps)?
-        } else {
-            x.clone()
-        };
+        let mut adv = start(x, p.eps, p.random_start, rng)?;
         for _ in 0..p.steps {
             let (_, gradient) = input_gradient(objective, &adv)?;
             let candidate = (&adv + (gradient.sign()? * p.step)?)?;

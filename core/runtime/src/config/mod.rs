@@ -27,7 +27,7 @@ pub use rossl_api::provenance::{describe_source, from_figment};
 pub use rossl_api::section::ComponentConfig;
 pub use schema::{
     AttackLoss, Baseline, CompareConfig, DataConfig, DeviceSpec, EvalConfig, ExtraAttack,
-    FreeConfig, LarsConfig, LossConfig, LossTerm, MethodInfo, OptimConfig, PgdConfig,
-    PluginsConfig, Preset, Regime, RunConfig, ScheduleHorizon, ScheduleKind, SlotConfig,
+    FreeConfig, LarsConfig, LossConfig, LossTerm, MethodInfo, MonitorConfig, OptimConfig,
+    PgdConfig, PluginsConfig, Preset, Regime, RunConfig, ScheduleHorizon, ScheduleKind, SlotConfig,
     TrainConfig,
 };

@@ -274,6 +274,38 @@ impl Default for FreeConfig {
     }
 }
 
+/// The online monitor (solo-learn's online linear probe, adapted): every `every` optimiser steps,
+/// a linear probe fitted on detached features of a held-out labelled slice of the training split
+/// reports its clean and PGD accuracy into `metrics.jsonl`, so that catastrophic overfitting in
+/// free or single-step training shows when it happens. Its time is reported and kept out of the
+/// training wall time.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorConfig {
+    /// Steps between reports (0: off).
+    pub every: usize,
+    /// Labelled training images it uses (class-balanced): half fit the probe, half measure it.
+    pub images: usize,
+    /// Radius of its PGD.
+    pub eps: f64,
+    /// Steps of its PGD (step eps/4, random start).
+    pub steps: usize,
+    /// Epochs of the probe's training.
+    pub probe_epochs: usize,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        MonitorConfig {
+            every: 0,
+            images: 512,
+            eps: 8.0 / 255.0,
+            steps: 5,
+            probe_epochs: 20,
+        }
+    }
+}
+
 /// The training regime and its length.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -286,8 +318,14 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Stop each pass after this many batches (0 = the whole training set); for quick checks.
     pub max_batches: usize,
+    /// Train for exactly this many optimiser steps instead of `epochs` (0: as `epochs` says);
+    /// the last pass over the data stops part-way. Studies set it to give every arm the same
+    /// budget of encoder passes or of wall-clock time.
+    pub steps: usize,
     /// Write a metrics line every this many optimiser steps.
     pub log_every: usize,
+    /// The online monitor: a probe's clean and PGD accuracy during training.
+    pub monitor: MonitorConfig,
     /// The PGD regime's settings.
     pub pgd: PgdConfig,
     /// The free regime's settings.
@@ -302,7 +340,9 @@ impl Default for TrainConfig {
             regime: Regime::Standard,
             epochs: 1,
             max_batches: 0,
+            steps: 0,
             log_every: 10,
+            monitor: MonitorConfig::default(),
             pgd: PgdConfig::default(),
             free: FreeConfig::default(),
             attack: SlotConfig::named("pgd-linf"),

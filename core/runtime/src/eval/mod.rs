@@ -11,7 +11,7 @@ mod suite;
 
 pub use checks::{all_checks, CheckContext, SanityCheck, Snapshot};
 pub use harness::{evaluate, Evaluated};
-pub use pass::{ClassifierObjective, EvalInputs};
+pub use pass::{fraction, predict, AttackRun, ClassifierObjective, EvalInputs};
 pub use report::{CheckResult, EvaluationReport, Results, RobustResult, TrainResults, WorstCase};
 pub use run::evaluate_run;
 pub use suite::{attack_suite, build_attack, preset_settings, PlannedAttack};

@@ -22,4 +22,4 @@ mod trainer;
 pub use metrics::{MetricsWriter, StepRecord};
 pub use plan::{plan, TrainPlan, TrainSummary};
 pub use state::{encoder_tensors, restore_encoder};
-pub use trainer::{load_split, train, train_with, TrainOptions};
+pub use trainer::{load_split, train, train_observed, train_with, StepObserver, TrainOptions};

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 /// How long a run trains.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrainPlan {
-    /// Passes over the data: N for standard and PGD, ceil(N / m) for free training.
+    /// Passes over the data: N for standard and PGD, ceil(N / m) for free training (with
+    /// `train.steps`, as many as that many steps need; the last may stop part-way).
     pub passes: usize,
     /// Batches per pass.
     pub batches_per_pass: usize,
@@ -28,10 +29,16 @@ pub fn plan(config: &RunConfig, batches_per_pass: usize) -> TrainPlan {
         ),
         _ => (train.epochs, 1),
     };
-    let total_steps = passes * batches_per_pass * steps_per_batch;
+    let per_pass = batches_per_pass * steps_per_batch;
+    let (passes, total_steps) = if train.steps > 0 && per_pass > 0 {
+        // an exact step budget: the last pass stops part-way
+        (train.steps.div_ceil(per_pass), train.steps)
+    } else {
+        (passes, passes * per_pass)
+    };
     let horizon = match config.optim.horizon {
         ScheduleHorizon::AllSteps => total_steps,
-        ScheduleHorizon::Batches => passes * batches_per_pass,
+        ScheduleHorizon::Batches => total_steps.div_ceil(steps_per_batch.max(1)),
     };
     TrainPlan {
         passes,
@@ -67,6 +74,9 @@ pub struct TrainSummary {
     /// The part of `seconds` spent waiting for the loader's batches.
     #[serde(default)]
     pub loader_wait_seconds: f64,
+    /// Seconds the online monitor took, kept out of `seconds` (0 when it is off).
+    #[serde(default)]
+    pub monitor_seconds: f64,
     /// The objective at the last step.
     pub final_loss: Option<f64>,
     /// Views processed per second, over the whole run.

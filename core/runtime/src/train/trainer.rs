@@ -19,6 +19,18 @@ use rossl_nn::optim::{LrSchedule, SgdLars};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Something that watches training (the online monitor): called after every optimiser step with
+/// the encoder as it is then. The line it returns goes into `metrics.jsonl`; the time it takes is
+/// kept out of the training wall time.
+pub trait StepObserver {
+    /// Called after optimiser step `step` (counted from 1).
+    fn after_step(
+        &mut self,
+        encoder: &dyn rossl_api::components::Encoder,
+        step: usize,
+    ) -> Result<Option<serde_json::Value>>;
+}
+
 /// Options of a training call that are not part of the run's configuration.
 #[derive(Clone, Debug, Default)]
 pub struct TrainOptions {
@@ -78,8 +90,11 @@ struct Loop<'a> {
     config_text: String,
     last_loss: Option<f64>,
     images: u64,
-    /// Wall-clock start of this session, and the seconds earlier sessions spent.
+    /// Wall-clock start of this session, and the seconds earlier sessions spent (less the time
+    /// the observer took).
     clock: (Instant, f64),
+    /// Seconds the observer took in all.
+    observer_seconds: f64,
 }
 
 /// The mean loss of the steps of one pass.
@@ -123,6 +138,7 @@ impl<'a> Loop<'a> {
             last_loss: None,
             images: 0,
             clock: (Instant::now(), 0.0),
+            observer_seconds: 0.0,
         };
         if let Some(ckpt) = resume {
             state.restore(ckpt)?;
@@ -219,7 +235,9 @@ impl<'a> Loop<'a> {
             }
             Regime::Free => {
                 let mut out = Vec::new();
-                for replay in 0..self.plan.steps_per_batch {
+                // an exact step budget may end part-way through a batch's replays
+                let left = self.plan.total_steps.saturating_sub(self.steps);
+                for replay in 0..self.plan.steps_per_batch.min(left) {
                     let lr = self.schedule.lr(self.steps + replay);
                     let outcome = regimes::free_replay(
                         &ctx,
@@ -298,11 +316,40 @@ impl<'a> Loop<'a> {
         self.metrics.write(&record)
     }
 
+    /// Lets the observer look after the latest step; its line goes into the metrics and its time
+    /// out of the training wall time.
+    fn observe(&mut self, observer: &mut Option<&mut dyn StepObserver>) -> Result<()> {
+        let Some(observer) = observer.as_mut() else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let line = observer.after_step(self.asm.encoder.as_ref(), self.steps)?;
+        let took = started.elapsed().as_secs_f64();
+        self.observer_seconds += took;
+        self.clock.1 -= took;
+        if let Some(mut line) = line {
+            if let Some(map) = line.as_object_mut() {
+                map.insert("train_seconds".into(), serde_json::json!(self.seconds));
+            }
+            self.metrics.write(&line)?;
+        }
+        Ok(())
+    }
+
     /// One pass over the data: every batch stepped; the wait for each batch is counted.
-    fn run_pass(&mut self, loader: &Loader, epoch: usize, bar: &mut Progress) -> Result<PassLoss> {
+    fn run_pass(
+        &mut self,
+        loader: &Loader,
+        epoch: usize,
+        bar: &mut Progress,
+        observer: &mut Option<&mut dyn StepObserver>,
+    ) -> Result<PassLoss> {
         let mut pass = PassLoss::default();
         let mut batches = loader.epoch(epoch);
         loop {
+            if self.steps >= self.plan.total_steps {
+                return Ok(pass);
+            }
             let requested = Instant::now();
             let Some(batch) = batches.next() else {
                 return Ok(pass);
@@ -316,6 +363,7 @@ impl<'a> Loop<'a> {
                     stopped(e, epoch, batch.index, self.steps + 1, self.run_dir, epoch)
                 })?;
                 self.finish_step(&outcome, epoch, &batch, per_step, bar)?;
+                self.observe(observer)?;
                 pass.total += outcome.loss;
                 pass.steps += 1;
             }
@@ -355,6 +403,7 @@ impl<'a> Loop<'a> {
             backward_passes: self.passes.backward,
             seconds: self.seconds,
             loader_wait_seconds: self.loader_wait,
+            monitor_seconds: self.observer_seconds,
             final_loss: self.last_loss,
             images_per_s: if wall > 0.0 {
                 self.images as f64 / wall
@@ -386,6 +435,17 @@ pub fn train_with(
     resume: Option<&Checkpoint>,
     options: &TrainOptions,
 ) -> Result<TrainSummary> {
+    train_observed(asm, run_dir, resume, options, None)
+}
+
+/// [`train_with`] with an observer called after every step (the online monitor).
+pub fn train_observed(
+    asm: &Assembly,
+    run_dir: &RunDir,
+    resume: Option<&Checkpoint>,
+    options: &TrainOptions,
+    mut observer: Option<&mut dyn StepObserver>,
+) -> Result<TrainSummary> {
     let run = &asm.config.run;
     let train_set = Arc::new(load_split(asm, Split::Train)?);
     let loader = loader(asm, train_set.clone())?;
@@ -414,7 +474,7 @@ pub fn train_with(
         .stop_after_passes
         .map_or(plan.passes, |n| n.min(plan.passes));
     for epoch in state.start_epoch..end {
-        let pass = state.run_pass(&loader, epoch, &mut bar)?;
+        let pass = state.run_pass(&loader, epoch, &mut bar, &mut observer)?;
         state.end_pass(epoch, &pass)?;
     }
     bar.finish();

@@ -1,0 +1,180 @@
+//! The online monitor: during training, a linear probe's clean and PGD accuracy on a held-out
+//! labelled slice of the training split, every `train.monitor.every` steps.
+//!
+//! solo-learn trains its online linear probe on every batch; rossl, whose training batches carry
+//! no labels, fits a fresh `linear-probe` (the registered evaluator) on detached features of half
+//! of the slice at each report, and measures it on the other half, clean and under `pgd-linf`
+//! (random start, step eps/4) through the frozen encoder. A robust accuracy that collapses within
+//! a few reports is the signature of catastrophic overfitting in free or single-step training.
+
+use crate::assembly::Assembly;
+use crate::config::MonitorConfig;
+use crate::eval::{fraction, predict, AttackRun, PlannedAttack};
+use crate::train::{load_split, StepObserver};
+use crate::Result;
+use rossl_api::components::{
+    AttackLoss, BuildContext, Encoder, Evaluator, FitContext, FrozenEncoder, ImageSet,
+    PresetAttack, Split, Stage,
+};
+use rossl_api::data::image_batch;
+use rossl_api::registry;
+use rossl_api::rng::{stream, Rng};
+use serde::Serialize;
+use std::time::Instant;
+
+/// One report of the monitor (a `metrics.jsonl` line of kind `monitor`).
+#[derive(Clone, Debug, Serialize)]
+pub struct MonitorRecord {
+    /// `monitor`.
+    pub kind: &'static str,
+    /// The optimiser step it follows.
+    pub step: usize,
+    /// The probe's clean accuracy on the measuring half.
+    pub clean: f64,
+    /// Its accuracy under PGD at `eps`.
+    pub pgd: f64,
+    /// The PGD radius.
+    pub eps: f64,
+    /// Images measured.
+    pub images: usize,
+    /// Seconds this report took (kept out of the training wall time).
+    pub seconds: f64,
+}
+
+/// The monitor of a run.
+pub struct Monitor {
+    config: MonitorConfig,
+    fit: ImageSet,
+    measure: ImageSet,
+    probe: Box<dyn Evaluator>,
+    attack: PlannedAttack,
+    seed: u64,
+}
+
+impl Monitor {
+    /// The monitor of `asm`'s run (`train.monitor`), or `None` when it is off.
+    pub fn for_run(asm: &Assembly) -> Result<Option<Self>> {
+        let config = &asm.config.run.train.monitor;
+        if config.every == 0 {
+            return Ok(None);
+        }
+        let train_set = load_split(asm, Split::Train)?;
+        Self::new(config, &train_set, asm.config.run.seed)
+    }
+
+    /// The monitor `config` asks for over `train_set`, or `None` when it is off.
+    pub fn new(config: &MonitorConfig, train_set: &ImageSet, seed: u64) -> Result<Option<Self>> {
+        if config.every == 0 {
+            return Ok(None);
+        }
+        let mut rng = Rng::derive(seed, &[stream::MONITOR, 0]);
+        let slice = train_set.balanced_subset(config.images.min(train_set.len()), &mut rng);
+        let order = rng.permutation(slice.len());
+        let (fit, measure) = order.split_at(slice.len() / 2);
+        let ctx = BuildContext::cpu(seed);
+        let probe = registry::build::<dyn Evaluator>(
+            "linear-probe",
+            &format!("epochs = {}", config.probe_epochs),
+            &ctx,
+        )?;
+        let params: toml::Table = [
+            ("eps", toml::Value::Float(config.eps)),
+            ("step", toml::Value::Float((config.eps / 4.0).max(1e-6))),
+            ("steps", toml::Value::Integer(config.steps.max(1) as i64)),
+            ("random_start", toml::Value::Boolean(true)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let attack = PlannedAttack::build(
+            PresetAttack {
+                label: "monitor pgd-linf/ce".into(),
+                attack: "pgd-linf".into(),
+                loss: AttackLoss::CrossEntropy,
+                params,
+                stage: Stage::AllPoints,
+            },
+            "`train.monitor`",
+            &ctx,
+        )?;
+        Ok(Some(Monitor {
+            config: config.clone(),
+            fit: slice.select(fit),
+            measure: slice.select(measure),
+            probe,
+            attack,
+            seed,
+        }))
+    }
+
+    /// Whether a report is due after optimiser step `step`.
+    pub fn due(&self, step: usize) -> bool {
+        step.is_multiple_of(self.config.every)
+    }
+
+    /// Fits the probe on the encoder as it is now and measures it.
+    pub fn report(&self, encoder: &dyn Encoder, step: usize) -> Result<MonitorRecord> {
+        let started = Instant::now();
+        let device = candle_core::Device::Cpu;
+        let device = match encoder.parameters().first() {
+            Some(p) => p.var.device().clone(),
+            None => device,
+        };
+        let fit = FitContext {
+            encoder: FrozenEncoder::new(encoder),
+            train: &self.fit,
+            device: &device,
+            seed: Rng::derive(self.seed, &[stream::MONITOR, 1, step as u64]).next_u64(),
+        };
+        let classifier = self.probe.fit(&fit)?;
+        let rows: Vec<usize> = (0..self.measure.len()).collect();
+        let (mut clean, mut robust) = (Vec::new(), Vec::new());
+        for (b, part) in rows.chunks(256).enumerate() {
+            let (x, labels) = image_batch(&self.measure, part, &device)?;
+            let prediction = Rng::derive(self.seed, &[stream::MONITOR, 2, step as u64, b as u64]);
+            let predicted = predict(classifier.as_ref(), &x, &prediction)?;
+            clean.extend(predicted.iter().zip(&labels).map(|(p, l)| p == l));
+            let run = AttackRun {
+                classifier: classifier.as_ref(),
+                eot_samples: 1,
+                draws: prediction.clone(),
+                attack_rng: Rng::derive(self.seed, &[stream::MONITOR, 3, step as u64, b as u64]),
+                prediction_rng: prediction,
+            };
+            robust.extend(run.run(&self.attack, &x, &labels)?.0);
+        }
+        Ok(MonitorRecord {
+            kind: "monitor",
+            step,
+            clean: fraction(&clean),
+            pgd: fraction(&robust),
+            eps: self.config.eps,
+            images: self.measure.len(),
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+impl StepObserver for Monitor {
+    fn after_step(
+        &mut self,
+        encoder: &dyn Encoder,
+        step: usize,
+    ) -> Result<Option<serde_json::Value>> {
+        if !self.due(step) {
+            return Ok(None);
+        }
+        let record = self.report(encoder, step)?;
+        tracing::info!(
+            "monitor at step {step}: clean {:.4}, PGD-{} at eps {:.4} {:.4} ({:.1} s)",
+            record.clean,
+            self.config.steps,
+            record.eps,
+            record.pgd,
+            record.seconds
+        );
+        serde_json::to_value(&record)
+            .map(Some)
+            .map_err(|e| crate::Error::msg(format!("monitor record: {e}")))
+    }
+}
