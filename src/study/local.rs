@@ -35,6 +35,12 @@ pub fn run_local(
     let jobs = jobs.max(1);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = (jobs > 1).then(|| (cores / jobs).max(1));
+    tracing::info!(
+        "running {} task(s) of study {} here, {jobs} at a time; each task's output: {}",
+        indices.len(),
+        plan.name,
+        dir.root.join("logs").display()
+    );
     let mut queue: std::collections::VecDeque<usize> = indices.iter().copied().collect();
     let mut running: Vec<(usize, Child, Instant)> = Vec::new();
     let (mut done, mut failed) = (0usize, Vec::new());
