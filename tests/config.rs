@@ -35,11 +35,27 @@ fn every_file_under_configs_parses_and_assembles() {
     );
     assert!(files.len() >= 13, "found {files:?}");
     for file in files {
+        // study files are checked by loading them as studies
+        if file.components().any(|c| c.as_os_str() == "studies") {
+            rossl::study::spec::StudyFile::load(&file)
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            continue;
+        }
         let resolved = resolve(std::slice::from_ref(&file), &[])
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         // components are built (datasets are not loaded; paper-scale encoders are allocated)
         Assembly::build(resolved, cpu()).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     }
+}
+
+#[test]
+fn every_lab_study_and_the_lab_scale_load() {
+    let labs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/labs");
+    for lab in ["1-views.toml", "2-attack.toml", "3-free-vs-pgd.toml"] {
+        rossl::study::spec::StudyFile::load(&labs.join(lab))
+            .unwrap_or_else(|e| panic!("{lab}: {e}"));
+    }
+    resolve(&[labs.join("lab-scale.toml")], &[]).unwrap();
 }
 
 #[test]

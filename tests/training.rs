@@ -277,14 +277,27 @@ fn free_training_s_cosine_schedule_spans_every_replayed_step_without_restarting(
     let (run_dir, summary) = run(&asm);
     assert_eq!(summary.plan.total_steps, 36);
     assert_eq!(summary.plan.horizon, 36);
-    let lrs: Vec<f64> = std::fs::read_to_string(run_dir.file(files::METRICS))
+    let steps: Vec<serde_json::Value> = std::fs::read_to_string(run_dir.file(files::METRICS))
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter(|v| v["kind"] == "step")
-        .map(|v| v["lr"].as_f64().unwrap())
         .collect();
+    let lrs: Vec<f64> = steps.iter().map(|v| v["lr"].as_f64().unwrap()).collect();
     assert_eq!(lrs.len(), 36);
+    // each replay is its own step: its line counts the passes and the time up to it, not up to
+    // the batch's last replay (a time budget divides by these differences)
+    for (s, step) in steps.iter().enumerate() {
+        assert_eq!(step["forward_passes"], s as u64 + 1, "step {s}: {step}");
+    }
+    let seconds: Vec<f64> = steps
+        .iter()
+        .map(|v| v["seconds"].as_f64().unwrap())
+        .collect();
+    assert!(
+        seconds.windows(2).all(|w| w[1] > w[0]),
+        "step times do not increase: {seconds:?}"
+    );
     // step s (0-based) has lr 0.15 (1 + cos(pi s / 36))
     for (s, lr) in lrs.iter().enumerate() {
         let expected = 0.15 * (1.0 + (std::f64::consts::PI * s as f64 / 36.0).cos());

@@ -4,11 +4,10 @@ use crate::commands::args::ConfigArgs;
 use crate::commands::session::prepare;
 use crate::report;
 use clap::Args;
-use rossl_runtime::checkpoint;
 use rossl_runtime::config::ConfigSources;
 use rossl_runtime::eval::evaluate_run;
 use rossl_runtime::run_dir::{files, RunDir};
-use rossl_runtime::train::{restore_encoder, TrainSummary};
+use rossl_runtime::train::TrainSummary;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -41,15 +40,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
             run_dir.path().display()
         );
     }
-    let ckpt = checkpoint::load(&run_dir.file(files::CHECKPOINT), &asm.device.device)?;
-    if !ckpt.state.complete {
-        eprintln!(
-            "warning: {} holds an unfinished run ({} passes); evaluating its last checkpoint",
-            run_dir.path().display(),
-            ckpt.state.epochs_done
-        );
-    }
-    restore_encoder(asm.encoder.as_ref(), &ckpt.tensors)?;
+    crate::commands::runner::restore_trained(asm, &run_dir, "evaluating")?;
     let summary: TrainSummary = match run_dir.read(files::SUMMARY)? {
         Some(text) => serde_json::from_str(&text)?,
         None => anyhow::bail!("{} has no training summary yet", run_dir.path().display()),

@@ -5,10 +5,9 @@ use crate::commands::args::ConfigArgs;
 use crate::commands::session::prepare;
 use candle_core::{DType, Tensor};
 use clap::Args;
-use rossl_runtime::checkpoint;
-use rossl_runtime::run_dir::{files, RunDir};
+use rossl_runtime::run_dir::RunDir;
 
-use rossl_runtime::train::{encoder_tensors, restore_encoder};
+use rossl_runtime::train::encoder_tensors;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,15 +36,7 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     let run_dir = RunDir::open(&args.run_dir)?;
     let session = prepare(&ConfigArgs::default(), None, Some(&args.run_dir))?;
     let asm = &session.assembly;
-    let ckpt = checkpoint::load(&run_dir.file(files::CHECKPOINT), &asm.device.device)?;
-    if !ckpt.state.complete {
-        eprintln!(
-            "warning: {} holds an unfinished run ({} passes); exporting its last checkpoint",
-            run_dir.path().display(),
-            ckpt.state.epochs_done
-        );
-    }
-    restore_encoder(asm.encoder.as_ref(), &ckpt.tensors)?;
+    crate::commands::runner::restore_trained(asm, &run_dir, "exporting")?;
     let mut tensors: HashMap<String, Tensor> = HashMap::new();
     for (name, tensor) in encoder_tensors(asm.encoder.as_ref()) {
         let tensor = tensor.to_device(&candle_core::Device::Cpu)?;

@@ -175,3 +175,18 @@ pub fn run_one(session: &Session, options: &RunOptions) -> anyhow::Result<RunOut
         results,
     })
 }
+
+/// Restores `asm`'s encoder from the checkpoint in `run_dir`, warning (with `what`, the command's
+/// verb) when the run is unfinished.
+pub fn restore_trained(asm: &Assembly, run_dir: &RunDir, what: &str) -> anyhow::Result<()> {
+    let ckpt = checkpoint::load(&run_dir.file(files::CHECKPOINT), &asm.device.device)?;
+    if !ckpt.state.complete {
+        eprintln!(
+            "warning: {} holds an unfinished run ({} passes); {what} its last checkpoint",
+            run_dir.path().display(),
+            ckpt.state.epochs_done
+        );
+    }
+    restore_encoder(asm.encoder.as_ref(), &ckpt.tensors)?;
+    Ok(())
+}

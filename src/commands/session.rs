@@ -48,8 +48,14 @@ pub fn prepare(
 pub fn build(sources: ConfigSources) -> anyhow::Result<Session> {
     let resolved = rossl_runtime::plugins::resolve(&sources)?;
     let threads = configure_threads(resolved.run.threads);
+    rossl_kernels::isa::limit(resolved.run.cpu_isa.limit());
     let device = select_device(resolved.run.device)?;
-    tracing::info!(threads, device = %device.description, "set up");
+    tracing::info!(
+        threads,
+        isa = %rossl_kernels::isa::active(),
+        device = %device.description,
+        "set up"
+    );
     let assembly = Assembly::build(resolved, device)?;
     Ok(Session { assembly, sources })
 }

@@ -27,6 +27,29 @@ pub struct RunMetrics {
     pub monitor: Vec<(usize, f64, f64)>,
 }
 
+/// The radius of a worst-case metric's name (`worst 8/255` -> 8/255), `None` for other metrics.
+pub fn worst_eps(metric: &str) -> Option<f64> {
+    let label = metric.strip_prefix("worst ")?;
+    match label.split_once("/255") {
+        Some((n, _)) => n.parse::<f64>().ok().map(|n| n / 255.0),
+        None => label.parse().ok(),
+    }
+}
+
+/// The worst-case metrics among `names`, once each, from the smallest radius to the largest.
+pub fn worst_by_radius<'a>(names: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+    let mut keys: Vec<(f64, String)> = Vec::new();
+    for k in names {
+        if let Some(eps) = worst_eps(k) {
+            if !keys.iter().any(|(_, existing)| existing == k) {
+                keys.push((eps, k.clone()));
+            }
+        }
+    }
+    keys.sort_by(|a, b| a.0.total_cmp(&b.0));
+    keys.into_iter().map(|(_, k)| k).collect()
+}
+
 /// The radius label of worst-case metrics (`worst 8/255`).
 pub fn worst_key(eps: f64) -> String {
     format!("worst {}", crate::comparison::eps_label(eps))
@@ -191,6 +214,19 @@ pub fn paired(runs: &[RunMetrics], a: &str, b: &str, metric: &str) -> Option<Sum
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn worst_case_columns_go_by_radius_not_by_name() {
+        let names: Vec<String> = ["worst 0.1000", "clean", "worst 8/255", "worst 4/255"]
+            .map(String::from)
+            .to_vec();
+        // by name, "worst 0.1000" would come first; 0.1 > 8/255 = 0.0314 > 4/255 = 0.0157
+        assert_eq!(
+            worst_by_radius(&names),
+            ["worst 4/255", "worst 8/255", "worst 0.1000"]
+        );
+        assert_eq!(worst_eps("clean"), None);
+    }
 
     #[test]
     fn summaries_match_the_textbook() {

@@ -75,6 +75,14 @@ fn calibrate(run: &PlannedRun, steps: usize, scratch: &Path) -> anyhow::Result<C
         }
         _ => summary.seconds / summary.steps.max(1) as f64,
     };
+    if !(timed.is_finite() && timed > 0.0) {
+        anyhow::bail!(
+            "the calibration of `{}` measured {timed} s per step over {} steps: a time budget \
+             cannot be divided by that (raise `budget.calibration_steps`)",
+            run.group,
+            seconds.len()
+        );
+    }
     let passes = (summary.forward_passes + summary.backward_passes) as f64;
     let configured_steps = plan(
         &configured.assembly.config.run,

@@ -2,7 +2,7 @@
 //! (robust accuracy against training time), each metric against each swept value, and the online
 //! monitor's robust accuracy during training.
 
-use super::aggregate::{by_group, RunMetrics, Summary};
+use super::aggregate::{by_group, worst_by_radius, RunMetrics, Summary};
 use crate::plot::{legend, plot_err, PALETTE};
 use plotters::prelude::*;
 use std::collections::BTreeMap;
@@ -10,21 +10,7 @@ use std::path::Path;
 
 /// The worst-case metric at the largest radius measured (`worst 8/255`), if any.
 fn largest_worst(runs: &[RunMetrics]) -> Option<String> {
-    let mut keys: Vec<(f64, String)> = Vec::new();
-    for k in runs.iter().flat_map(|r| r.values.keys()) {
-        if let Some(label) = k.strip_prefix("worst ") {
-            let eps = match label.split_once("/255") {
-                Some((n, _)) => n.parse::<f64>().unwrap_or(0.0) / 255.0,
-                None => label.parse().unwrap_or(0.0),
-            };
-            if !keys.iter().any(|(_, existing)| existing == k) {
-                keys.push((eps, k.clone()));
-            }
-        }
-    }
-    keys.into_iter()
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, k)| k)
+    worst_by_radius(runs.iter().flat_map(|r| r.values.keys())).pop()
 }
 
 /// A point with its 95% interval on each axis (NaN intervals drawn as none).

@@ -1,7 +1,7 @@
 //! The study's report: `study.md` (the paper's table shape, with seed intervals and paired
 //! differences) and `study.json` (every number).
 
-use super::aggregate::{by_group, paired, RunMetrics, Summary};
+use super::aggregate::{by_group, paired, worst_by_radius, RunMetrics, Summary};
 use super::plan::{Plan, StudyDir};
 use super::spec::BudgetMode;
 use serde_json::json;
@@ -10,14 +10,7 @@ use std::fmt::Write as _;
 
 /// The metrics reported, in column order: accuracies first (in %), then costs.
 fn columns(runs: &[RunMetrics]) -> Vec<String> {
-    let mut worst: Vec<String> = runs
-        .iter()
-        .flat_map(|r| r.values.keys())
-        .filter(|k| k.starts_with("worst "))
-        .cloned()
-        .collect();
-    worst.sort();
-    worst.dedup();
+    let worst = worst_by_radius(runs.iter().flat_map(|r| r.values.keys()));
     let mut out = vec!["clean".to_string()];
     out.extend(worst);
     out.extend(["train seconds", "passes", "steps"].map(String::from));

@@ -123,13 +123,13 @@ pub fn forward<T: Element>(x: &[T], wt: &[T], s: &ConvShape) -> Vec<T> {
     let (rows, kkc, o) = (s.rows(), s.kkc(), s.o);
     let chunk = s.chunk_rows();
     if let (Some(xf), Some(wf)) = (as_f32(x), as_f32(wt)) {
-        if super::direct::applies(s) && !s.pointwise() {
+        if let Some(isa) = super::direct::path(s).filter(|_| !s.pointwise()) {
             let chunk = 240;
             return par_build(rows * o, chunk * o, T::zero(), |i, dst| {
                 let dst = as_f32_mut(dst).expect("same element type");
                 let r0 = i * chunk;
                 let r1 = (r0 + chunk).min(rows);
-                super::direct::rows(xf, wf, s, r0, r1, dst);
+                super::direct::rows(isa, xf, wf, s, r0, r1, dst);
             });
         }
     }
@@ -348,11 +348,13 @@ mod tests {
     }
 
     #[test]
-    fn the_direct_f32_kernel_matches_the_definition() {
+    fn every_direct_path_the_host_has_matches_the_definition_and_the_others_bit_for_bit() {
+        use crate::isa::{detected, Isa};
         for &(k, stride, pad, c, o) in &[
             (3, 1, 1, 3, 16),
             (3, 2, 1, 5, 8),
             (3, 1, 1, 16, 24),
+            (3, 1, 1, 7, 48),
             (1, 2, 0, 4, 16),
         ] {
             let s = ConvShape {
@@ -365,28 +367,37 @@ mod tests {
                 stride,
                 pad,
             };
-            if !crate::direct::applies(&s) {
-                continue; // not an AVX2 machine
-            }
             let x = values(s.n * s.h * s.w * s.c, 11);
             let w = values(s.o * s.c * k * k, 12);
             let expected = reference(&x, &w, &s);
             let xf: Vec<f32> = x.iter().map(|v| *v as f32).collect();
             let wf: Vec<f32> = weights_to_kkco(&w, &s).iter().map(|v| *v as f32).collect();
-            let mut out = vec![0.0f32; s.rows() * s.o];
-            // an uneven split of the rows, to cover partial tiles
-            let mid = 7.min(s.rows());
-            crate::direct::rows(&xf, &wf, &s, 0, mid, &mut out[..mid * s.o]);
-            crate::direct::rows(&xf, &wf, &s, mid, s.rows(), &mut out[mid * s.o..]);
-            for (a, b) in out.iter().zip(&expected) {
-                assert!(
-                    (f64::from(*a) - b).abs() < 1e-4,
-                    "k{k} s{stride} c{c} o{o}: {a} vs {b}"
-                );
+            let mut results: Vec<Vec<f32>> = Vec::new();
+            for (isa, lanes) in [(Isa::Avx2, 8), (Isa::Avx512, 16)] {
+                if isa > detected() || !o.is_multiple_of(lanes) {
+                    continue; // not on this host, or not whole vectors
+                }
+                let mut out = vec![0.0f32; s.rows() * s.o];
+                // an uneven split of the rows, to cover partial tiles
+                let mid = 7.min(s.rows());
+                crate::direct::rows(isa, &xf, &wf, &s, 0, mid, &mut out[..mid * s.o]);
+                crate::direct::rows(isa, &xf, &wf, &s, mid, s.rows(), &mut out[mid * s.o..]);
+                for (a, b) in out.iter().zip(&expected) {
+                    assert!(
+                        (f64::from(*a) - b).abs() < 1e-4,
+                        "{isa} k{k} s{stride} c{c} o{o}: {a} vs {b}"
+                    );
+                }
+                results.push(out);
             }
-            // and through the public entry point
-            let via_forward = forward(&xf, &wf, &s);
-            assert_eq!(via_forward, out);
+            if let [first, rest @ ..] = results.as_slice() {
+                // the paths accumulate in the same order: identical results
+                assert!(rest.iter().all(|r| r == first), "k{k} c{c} o{o}");
+                // and through the public entry point, on whichever path is active
+                if crate::direct::applies(&s) {
+                    assert_eq!(&forward(&xf, &wf, &s), first);
+                }
+            }
         }
     }
 

@@ -12,6 +12,7 @@ pub mod conv;
 pub mod direct;
 pub mod elementwise;
 mod gemm;
+pub mod isa;
 pub mod profile;
 pub mod shape;
 

@@ -1,6 +1,7 @@
 //! `rossl bench`: times the CF-AMC-SSL inner training step exactly as the PyTorch reference
 //! (`tests/reference/torch_reference.py`) does, and the view pipeline.
 
+mod eval;
 mod step;
 mod views;
 
@@ -18,6 +19,9 @@ pub enum Workload {
     Resnet18Paper,
     /// The augmentation pipeline: 16 views of 32x32 RGB images.
     Views,
+    /// An evaluation attack step (input gradient through the frozen small ResNet and a linear
+    /// head) against a training step, on the `small` workload's batch of 256 images.
+    Eval,
 }
 
 impl std::fmt::Display for Workload {
@@ -67,6 +71,10 @@ pub struct BenchArgs {
     /// The training step timed.
     #[arg(long, value_enum, default_value_t = StepKind::Free)]
     pub regime: StepKind,
+    /// The widest instruction set of rossl's kernels: avx512, avx2 or portable (default: the
+    /// host's widest); to measure a lower path on one host.
+    #[arg(long, value_name = "ISA")]
+    pub isa: Option<rossl_kernels::isa::Isa>,
 }
 
 /// The median of `values` (0 when empty).
@@ -85,8 +93,10 @@ fn median(values: &mut [f64]) -> f64 {
 /// Runs `rossl bench`.
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     rossl_runtime::device::configure_threads(args.threads);
+    rossl_kernels::isa::limit(args.isa);
     match args.workload {
         Workload::Views => views::bench_views(args)?,
+        Workload::Eval => eval::bench_eval(args)?,
         workload => step::bench_step(workload, args)?,
     }
     Ok(ExitCode::SUCCESS)

@@ -28,18 +28,18 @@ fn cpu_seconds() -> f64 {
 }
 
 /// The shapes of a training-step workload (as the reference's `WORKLOADS`).
-struct Shapes {
-    in_ch: usize,
-    hw: usize,
-    widths: Vec<usize>,
-    blocks: usize,
-    hidden: usize,
-    z_dim: usize,
-    images: usize,
-    crops: usize,
+pub(super) struct Shapes {
+    pub(super) in_ch: usize,
+    pub(super) hw: usize,
+    pub(super) widths: Vec<usize>,
+    pub(super) blocks: usize,
+    pub(super) hidden: usize,
+    pub(super) z_dim: usize,
+    pub(super) images: usize,
+    pub(super) crops: usize,
 }
 
-fn shapes(workload: Workload) -> Shapes {
+pub(super) fn shapes(workload: Workload) -> Shapes {
     let resnet18 = |images| Shapes {
         in_ch: 3,
         hw: 32,
@@ -53,7 +53,7 @@ fn shapes(workload: Workload) -> Shapes {
     match workload {
         Workload::Resnet18 => resnet18(4),
         Workload::Resnet18Paper => resnet18(100),
-        Workload::Small | Workload::Views => Shapes {
+        Workload::Small | Workload::Views | Workload::Eval => Shapes {
             in_ch: 1,
             hw: 28,
             widths: vec![16, 32, 64, 128],
@@ -78,7 +78,7 @@ fn stamp(sync: &Tensor) -> anyhow::Result<Stamp> {
 }
 
 /// Everything a step runs on.
-struct Bench {
+pub(super) struct Bench {
     encoder: ResNetEncoder,
     objective: SslObjective,
     optimizer: SgdLars,
@@ -97,7 +97,21 @@ fn loss(name: &str) -> anyhow::Result<Box<dyn SslLoss>> {
 }
 
 impl Bench {
-    fn new(s: &Shapes, kind: StepKind, dev: &candle_core::Device) -> anyhow::Result<Self> {
+    /// The batch of images it steps on.
+    pub(super) fn input(&self) -> &Tensor {
+        &self.x
+    }
+
+    /// Its encoder.
+    pub(super) fn encoder(&self) -> &ResNetEncoder {
+        &self.encoder
+    }
+
+    pub(super) fn new(
+        s: &Shapes,
+        kind: StepKind,
+        dev: &candle_core::Device,
+    ) -> anyhow::Result<Self> {
         let spec = ResNetSpec {
             in_channels: s.in_ch,
             widths: s.widths.clone(),
@@ -157,7 +171,7 @@ impl Bench {
 
     /// One step: the loss, and the instants between its phases (forward, loss, backward,
     /// optimiser, perturbation update).
-    fn step(&mut self) -> anyhow::Result<(f64, [Stamp; 6])> {
+    pub(super) fn step(&mut self) -> anyhow::Result<(f64, [Stamp; 6])> {
         let t0 = stamp(&self.x)?;
         let delta = Var::from_tensor(&self.delta)?;
         let input = match self.kind {
@@ -289,8 +303,10 @@ pub(super) fn bench_step(workload: Workload, args: &BenchArgs) -> anyhow::Result
     profile::enable(false);
     let med = median(&mut times.clone());
     println!(
-        "RESULT workload={workload} device={} threads={} steps={} median_step_s={med:.4} images_per_s={:.1} regime={} cpu_per_wall={:.2}",
+        "RESULT workload={workload} device={} isa={} (host: {}) threads={} steps={} median_step_s={med:.4} images_per_s={:.1} regime={} cpu_per_wall={:.2}",
         device.description,
+        rossl_kernels::isa::active(),
+        rossl_kernels::isa::detected(),
         rayon::current_num_threads(),
         times.len(),
         (s.images * s.crops) as f64 / med,

@@ -10,6 +10,7 @@
 //! name. Every key is checked before anything runs; every error names the key and the file,
 //! variable or command-line argument its value came from.
 
+mod evaluation;
 mod explain;
 mod fields;
 mod layers;
@@ -26,7 +27,7 @@ pub use resolve::{ChosenComponent, ResolvedConfig};
 pub use rossl_api::provenance::{describe_source, from_figment};
 pub use rossl_api::section::ComponentConfig;
 pub use schema::{
-    AttackLoss, Baseline, CompareConfig, DataConfig, DeviceSpec, EvalConfig, ExtraAttack,
+    AttackLoss, Baseline, CompareConfig, CpuIsa, DataConfig, DeviceSpec, EvalConfig, ExtraAttack,
     FreeConfig, LarsConfig, LossConfig, LossTerm, MethodInfo, MonitorConfig, OptimConfig,
     PgdConfig, PluginsConfig, Preset, Regime, RunConfig, ScheduleHorizon, ScheduleKind, SlotConfig,
     TrainConfig,

@@ -229,7 +229,7 @@ impl ResolvedConfig {
     /// evaluator from a library can evaluate runs trained without it. Only when a trained
     /// component comes from a library does the library's name take part (`trained_from`).
     pub fn digest(&self) -> Result<String> {
-        self.digest_without(&["out", "threads", "eval", "compare", "plugins"])
+        self.digest_without(&["out", "threads", "cpu_isa", "eval", "compare", "plugins"])
     }
 
     /// The sections of the components that shape the trained encoder: the dataset, the views,

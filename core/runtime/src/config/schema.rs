@@ -4,6 +4,7 @@
 //! are *slots*: besides their own keys they hold one section per component name, with that
 //! component's parameters. Those sections are checked against the registry, not here.
 
+pub use super::evaluation::{EvalConfig, ExtraAttack};
 pub use rossl_api::components::{AttackLoss, Preset};
 pub use rossl_nn::optim::{LarsConfig, OptimConfig, ScheduleHorizon, ScheduleKind};
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,10 @@ pub struct RunConfig {
     pub device: DeviceSpec,
     /// Worker threads for the CPU backend and data loading; 0 uses every core.
     pub threads: usize,
+    /// The widest instruction set rossl's CPU kernels may use: `auto` (the host's widest),
+    /// `avx512`, `avx2` or `portable` (to measure a lower path on one host; results are
+    /// identical).
+    pub cpu_isa: CpuIsa,
     /// Root folder of run folders.
     pub out: PathBuf,
     /// What this configuration is (its name, the paper row it reproduces).
@@ -50,6 +55,7 @@ impl Default for RunConfig {
             seed: 0,
             device: DeviceSpec::Auto,
             threads: 0,
+            cpu_isa: CpuIsa::Auto,
             out: PathBuf::from("runs"),
             method: MethodInfo::default(),
             data: DataConfig::default(),
@@ -61,6 +67,34 @@ impl Default for RunConfig {
             eval: EvalConfig::default(),
             plugins: PluginsConfig::default(),
             compare: CompareConfig::default(),
+        }
+    }
+}
+
+/// The instruction-set limit of the CPU kernels (`cpu_isa`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CpuIsa {
+    /// The host's widest.
+    #[default]
+    Auto,
+    /// At most AVX-512.
+    Avx512,
+    /// At most AVX2 + FMA.
+    Avx2,
+    /// The portable path.
+    Portable,
+}
+
+impl CpuIsa {
+    /// The kernels' limit (None: no limit).
+    pub fn limit(self) -> Option<rossl_kernels::isa::Isa> {
+        use rossl_kernels::isa::Isa;
+        match self {
+            CpuIsa::Auto => None,
+            CpuIsa::Avx512 => Some(Isa::Avx512),
+            CpuIsa::Avx2 => Some(Isa::Avx2),
+            CpuIsa::Portable => Some(Isa::Portable),
         }
     }
 }
@@ -347,123 +381,6 @@ impl Default for TrainConfig {
             free: FreeConfig::default(),
             attack: SlotConfig::named("pgd-linf"),
         }
-    }
-}
-
-/// The evaluation (slot of kind `evaluator`; parameters in `[eval.<name>]`).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct EvalConfig {
-    /// The evaluators to run.
-    pub evaluators: Vec<String>,
-    /// The attack preset: `strong` (default), `paper` (the reference protocol) or `none`.
-    pub preset: Preset,
-    /// The radii attacked.
-    pub eps: Vec<f64>,
-    /// Evaluate at the end of `rossl run`.
-    pub after_training: bool,
-    /// Images per evaluation batch.
-    pub batch_size: usize,
-    /// Draws averaged per gradient when attacking a random classifier (expectation over
-    /// transformation).
-    pub eot_samples: usize,
-    /// Make a failed sanity check an error exit.
-    pub strict: bool,
-    /// Iterations of the strong preset's PGD.
-    pub steps: usize,
-    /// Runs of the strong preset's PGD (per example, the best is kept).
-    pub restarts: usize,
-    /// Iterations of the paper preset's PGD (the reference evaluation's `--iter`).
-    pub paper_steps: usize,
-    /// Iterations of APGD in the strong preset (100: Croce and Hein's own count).
-    pub apgd_steps: usize,
-    /// Include APGD-CE and APGD-DLR in the strong preset.
-    pub apgd: bool,
-    /// Include FGSM (one step of size eps from the clean image, cross-entropy) in the strong
-    /// preset.
-    pub fgsm: bool,
-    /// Include the black-box Square attack (Andriushchenko et al. 2020) in the strong preset, run
-    /// on the points that every white-box attack left correctly classified: it needs logits only,
-    /// so it finds what masked gradients hide.
-    pub square: bool,
-    /// Queries per image of the Square attack.
-    pub square_queries: usize,
-    /// Attacks run at every radius in addition to the preset's (any registered attack,
-    /// a plugin's included): their accuracies join the report and the per-example worst case.
-    pub extra_attacks: Vec<ExtraAttack>,
-    /// Test images the sanity checks use (0: all).
-    pub check_images: usize,
-    /// The "very large" radius of the sanity check that accuracy falls to near 0.
-    pub large_eps: f64,
-    /// The accuracy at `large_eps` above which that check fails.
-    pub large_eps_max_accuracy: f64,
-}
-
-impl Default for EvalConfig {
-    fn default() -> Self {
-        EvalConfig {
-            evaluators: vec!["linear-probe".into()],
-            preset: Preset::Strong,
-            eps: vec![4.0 / 255.0, 8.0 / 255.0],
-            after_training: true,
-            batch_size: 256,
-            eot_samples: 8,
-            strict: false,
-            steps: 20,
-            restarts: 2,
-            paper_steps: 2,
-            apgd_steps: 100,
-            apgd: true,
-            fgsm: true,
-            square: true,
-            square_queries: 1000,
-            extra_attacks: Vec::new(),
-            check_images: 256,
-            large_eps: 0.5,
-            large_eps_max_accuracy: 0.05,
-        }
-    }
-}
-
-/// An attack added to the evaluation preset: in configs,
-/// `{ name = "pgd-linf", loss = "margin", params = { steps = 50, step = 0.002 } }`.
-/// `eps` is set to each radius of `eval.eps` and cannot be given in `params`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ExtraAttack {
-    /// The registered attack.
-    pub name: String,
-    /// What it maximises: `cross-entropy` (or `ce`, the default) or `margin`.
-    #[serde(default)]
-    pub loss: AttackLoss,
-    /// The attack's parameters other than `eps`.
-    #[serde(default)]
-    pub params: toml::Table,
-}
-
-impl ExtraAttack {
-    /// The attack at radius `eps`, as a suite entry; `index` is its place in
-    /// `eval.extra_attacks` (its label is numbered, so that it cannot share one with a preset
-    /// attack or another extra).
-    pub fn planned(
-        &self,
-        index: usize,
-        eps: f64,
-    ) -> crate::Result<rossl_api::components::PresetAttack> {
-        if self.params.contains_key("eps") {
-            return Err(crate::Error::Config(format!(
-                "`eval.extra_attacks[{index}]`: `eps` is set by `eval.eps`, remove it from `params`"
-            )));
-        }
-        let mut params = self.params.clone();
-        params.insert("eps".into(), toml::Value::Float(eps));
-        Ok(rossl_api::components::PresetAttack {
-            label: format!("{}/{} (extra {})", self.name, self.loss.short(), index + 1),
-            attack: self.name.clone(),
-            loss: self.loss,
-            params,
-            stage: rossl_api::components::Stage::AllPoints,
-        })
     }
 }
 

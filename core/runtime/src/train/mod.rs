@@ -13,13 +13,17 @@
 //!
 //! [`Mode::Attack`]: rossl_api::components::Mode::Attack
 
+mod data;
 mod metrics;
+mod options;
 mod plan;
 pub mod regimes;
 mod state;
 mod trainer;
 
+pub use data::load_split;
 pub use metrics::{MetricsWriter, StepRecord};
+pub use options::{StepObserver, TrainOptions};
 pub use plan::{plan, TrainPlan, TrainSummary};
 pub use state::{encoder_tensors, restore_encoder};
-pub use trainer::{load_split, train, train_observed, train_with, StepObserver, TrainOptions};
+pub use trainer::{train, train_observed, train_with};

@@ -1,77 +1,25 @@
 //! The training loop: a plan of passes over the data, each batch stepped as the regime says,
 //! metrics and a checkpoint after every pass, a clear stop on a NaN loss.
 
+use super::data::{load_split, loader};
 use super::metrics::{MetricsWriter, StepRecord};
+use super::options::{StepObserver, TrainOptions};
 use super::plan::{plan, TrainPlan, TrainSummary};
 use super::regimes::{self, FreeState, Passes, StepContext, StepOutcome};
 use super::state::{encoder_tensors, restore_encoder};
 use crate::assembly::Assembly;
 use crate::checkpoint::{self, Checkpoint, TrainingState};
 use crate::config::Regime;
-use crate::data::{Loader, LoaderSettings, ViewBatch};
+use crate::data::{Loader, ViewBatch};
 use crate::progress::Progress;
 use crate::run_dir::{files, RunDir};
 use crate::{Error, Result};
 use candle_core::Tensor;
-use rossl_api::components::{ImageSet, Mode, Split};
+use rossl_api::components::{Mode, Split};
 use rossl_api::rng::{stream, Rng};
 use rossl_nn::optim::{LrSchedule, SgdLars};
 use std::sync::Arc;
 use std::time::Instant;
-
-/// Something that watches training (the online monitor): called after every optimiser step with
-/// the encoder as it is then. The line it returns goes into `metrics.jsonl`; the time it takes is
-/// kept out of the training wall time.
-pub trait StepObserver {
-    /// Called after optimiser step `step` (counted from 1).
-    fn after_step(
-        &mut self,
-        encoder: &dyn rossl_api::components::Encoder,
-        step: usize,
-    ) -> Result<Option<serde_json::Value>>;
-}
-
-/// Options of a training call that are not part of the run's configuration.
-#[derive(Clone, Debug, Default)]
-pub struct TrainOptions {
-    /// Stop (as if interrupted) after this many passes over the data in total; the run can be
-    /// continued with `--resume`.
-    pub stop_after_passes: Option<usize>,
-}
-
-/// Loads the split of the configured dataset, with its class-balanced subset if configured.
-pub fn load_split(asm: &Assembly, split: Split) -> Result<ImageSet> {
-    let set = asm.dataset.load(split)?;
-    let (size, split_id) = match split {
-        Split::Train => (asm.config.run.data.train_subset, 0),
-        Split::Test => (asm.config.run.data.test_subset, 1),
-    };
-    if size == 0 {
-        return Ok(set);
-    }
-    let mut rng = Rng::derive(asm.config.run.seed, &[stream::SUBSET, split_id]);
-    Ok(set.balanced_subset(size, &mut rng))
-}
-
-/// The background loader of the run's training views.
-fn loader(asm: &Assembly, train_set: Arc<ImageSet>) -> Result<Loader> {
-    let run = &asm.config.run;
-    let workers = match run.data.workers {
-        0 => rayon::current_num_threads(),
-        n => n,
-    };
-    Loader::new(
-        train_set,
-        asm.views.clone(),
-        LoaderSettings {
-            batch_size: run.data.batch_size,
-            workers,
-            prefetch: run.data.prefetch,
-            seed: run.seed,
-            max_batches: run.train.max_batches,
-        },
-    )
-}
 
 /// The state of a training run between steps.
 struct Loop<'a> {
@@ -192,9 +140,20 @@ impl<'a> Loop<'a> {
         )
     }
 
-    /// The optimiser steps of one batch, as the regime says: one for standard and PGD training,
-    /// `m` replays for free training (stopping at the first that fails).
-    fn step_batch(&mut self, x: &Tensor) -> Result<Vec<Result<StepOutcome>>> {
+    /// How many optimiser steps this batch gets: one for standard and PGD training, `m` replays
+    /// for free training (fewer when an exact step budget ends part-way through the replays).
+    fn steps_for_batch(&self) -> usize {
+        match self.asm.config.run.train.regime {
+            Regime::Free => {
+                let left = self.plan.total_steps.saturating_sub(self.steps);
+                self.plan.steps_per_batch.min(left)
+            }
+            Regime::Standard | Regime::Pgd => 1,
+        }
+    }
+
+    /// One optimiser step on a batch, as the regime says (for free training: the next replay).
+    fn step(&mut self, x: &Tensor) -> Result<StepOutcome> {
         let asm = self.asm;
         let run = &asm.config.run;
         let ctx = StepContext {
@@ -203,14 +162,10 @@ impl<'a> Loop<'a> {
             views: asm.views.views_per_image(),
         };
         let lr = self.schedule.lr(self.steps);
-        Ok(match run.train.regime {
-            Regime::Standard => vec![regimes::standard(
-                &ctx,
-                &mut self.optimizer,
-                x,
-                lr,
-                &mut self.passes,
-            )],
+        match run.train.regime {
+            Regime::Standard => {
+                regimes::standard(&ctx, &mut self.optimizer, x, lr, &mut self.passes)
+            }
             Regime::Pgd => {
                 let attack = asm
                     .train_attack
@@ -222,7 +177,7 @@ impl<'a> Loop<'a> {
                     Mode::Attack
                 };
                 let mut rng = Rng::derive(run.seed, &[stream::ATTACK, self.steps as u64]);
-                vec![regimes::pgd(
+                regimes::pgd(
                     &ctx,
                     &mut self.optimizer,
                     attack,
@@ -231,31 +186,17 @@ impl<'a> Loop<'a> {
                     lr,
                     &mut rng,
                     &mut self.passes,
-                )]
+                )
             }
-            Regime::Free => {
-                let mut out = Vec::new();
-                // an exact step budget may end part-way through a batch's replays
-                let left = self.plan.total_steps.saturating_sub(self.steps);
-                for replay in 0..self.plan.steps_per_batch.min(left) {
-                    let lr = self.schedule.lr(self.steps + replay);
-                    let outcome = regimes::free_replay(
-                        &ctx,
-                        &mut self.optimizer,
-                        &mut self.free,
-                        x,
-                        lr,
-                        &mut self.passes,
-                    );
-                    let failed = outcome.is_err();
-                    out.push(outcome);
-                    if failed {
-                        break;
-                    }
-                }
-                out
-            }
-        })
+            Regime::Free => regimes::free_replay(
+                &ctx,
+                &mut self.optimizer,
+                &mut self.free,
+                x,
+                lr,
+                &mut self.passes,
+            ),
+        }
     }
 
     /// Counts, logs and reports one finished optimiser step.
@@ -355,13 +296,14 @@ impl<'a> Loop<'a> {
                 return Ok(pass);
             };
             self.loader_wait += requested.elapsed().as_secs_f64();
-            let started = Instant::now();
-            let outcomes = self.step_batch(&batch.tensor(&self.asm.device.device)?)?;
-            let per_step = started.elapsed().as_secs_f64() / outcomes.len().max(1) as f64;
-            for outcome in outcomes {
-                let outcome = outcome.map_err(|e| {
+            let x = batch.tensor(&self.asm.device.device)?;
+            // each step (each free-training replay) is timed, counted and recorded on its own
+            for _ in 0..self.steps_for_batch() {
+                let started = Instant::now();
+                let outcome = self.step(&x).map_err(|e| {
                     stopped(e, epoch, batch.index, self.steps + 1, self.run_dir, epoch)
                 })?;
+                let per_step = started.elapsed().as_secs_f64();
                 self.finish_step(&outcome, epoch, &batch, per_step, bar)?;
                 self.observe(observer)?;
                 pass.total += outcome.loss;

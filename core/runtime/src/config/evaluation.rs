@@ -1,0 +1,122 @@
+//! The evaluation's settings (`[eval]`): evaluators, the attack preset and its budgets, extra
+//! attacks, the sanity checks' settings.
+
+use rossl_api::components::{AttackLoss, Preset};
+use serde::{Deserialize, Serialize};
+
+/// The evaluation (slot of kind `evaluator`; parameters in `[eval.<name>]`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct EvalConfig {
+    /// The evaluators to run.
+    pub evaluators: Vec<String>,
+    /// The attack preset: `strong` (default), `paper` (the reference protocol) or `none`.
+    pub preset: Preset,
+    /// The radii attacked.
+    pub eps: Vec<f64>,
+    /// Evaluate at the end of `rossl run`.
+    pub after_training: bool,
+    /// Images per evaluation batch.
+    pub batch_size: usize,
+    /// Draws averaged per gradient when attacking a random classifier (expectation over
+    /// transformation).
+    pub eot_samples: usize,
+    /// Make a failed sanity check an error exit.
+    pub strict: bool,
+    /// Iterations of the strong preset's PGD.
+    pub steps: usize,
+    /// Runs of the strong preset's PGD (per example, the best is kept).
+    pub restarts: usize,
+    /// Iterations of the paper preset's PGD (the reference evaluation's `--iter`).
+    pub paper_steps: usize,
+    /// Iterations of APGD in the strong preset (100: Croce and Hein's own count).
+    pub apgd_steps: usize,
+    /// Include APGD-CE and APGD-DLR in the strong preset.
+    pub apgd: bool,
+    /// Include FGSM (one step of size eps from the clean image, cross-entropy) in the strong
+    /// preset.
+    pub fgsm: bool,
+    /// Include the black-box Square attack (Andriushchenko et al. 2020) in the strong preset, run
+    /// on the points that every white-box attack left correctly classified: it needs logits only,
+    /// so it finds what masked gradients hide.
+    pub square: bool,
+    /// Queries per image of the Square attack.
+    pub square_queries: usize,
+    /// Attacks run at every radius in addition to the preset's (any registered attack,
+    /// a plugin's included): their accuracies join the report and the per-example worst case.
+    pub extra_attacks: Vec<ExtraAttack>,
+    /// Test images the sanity checks use (0: all).
+    pub check_images: usize,
+    /// The "very large" radius of the sanity check that accuracy falls to near 0.
+    pub large_eps: f64,
+    /// The accuracy at `large_eps` above which that check fails.
+    pub large_eps_max_accuracy: f64,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig {
+            evaluators: vec!["linear-probe".into()],
+            preset: Preset::Strong,
+            eps: vec![4.0 / 255.0, 8.0 / 255.0],
+            after_training: true,
+            batch_size: 256,
+            eot_samples: 8,
+            strict: false,
+            steps: 20,
+            restarts: 2,
+            paper_steps: 2,
+            apgd_steps: 100,
+            apgd: true,
+            fgsm: true,
+            square: true,
+            square_queries: 1000,
+            extra_attacks: Vec::new(),
+            check_images: 256,
+            large_eps: 0.5,
+            large_eps_max_accuracy: 0.05,
+        }
+    }
+}
+
+/// An attack added to the evaluation preset: in configs,
+/// `{ name = "pgd-linf", loss = "margin", params = { steps = 50, step = 0.002 } }`.
+/// `eps` is set to each radius of `eval.eps` and cannot be given in `params`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExtraAttack {
+    /// The registered attack.
+    pub name: String,
+    /// What it maximises: `cross-entropy` (or `ce`, the default) or `margin`.
+    #[serde(default)]
+    pub loss: AttackLoss,
+    /// The attack's parameters other than `eps`.
+    #[serde(default)]
+    pub params: toml::Table,
+}
+
+impl ExtraAttack {
+    /// The attack at radius `eps`, as a suite entry; `index` is its place in
+    /// `eval.extra_attacks` (its label is numbered, so that it cannot share one with a preset
+    /// attack or another extra).
+    pub fn planned(
+        &self,
+        index: usize,
+        eps: f64,
+    ) -> crate::Result<rossl_api::components::PresetAttack> {
+        if self.params.contains_key("eps") {
+            return Err(crate::Error::Config(format!(
+                "`eval.extra_attacks[{index}]`: `eps` is set by `eval.eps`, remove it from `params`"
+            )));
+        }
+        let mut params = self.params.clone();
+        params.insert("eps".into(), toml::Value::Float(eps));
+        Ok(rossl_api::components::PresetAttack {
+            label: format!("{}/{} (extra {})", self.name, self.loss.short(), index + 1),
+            attack: self.name.clone(),
+            loss: self.loss,
+            params,
+            stage: rossl_api::components::Stage::AllPoints,
+        })
+    }
+}

@@ -1,0 +1,43 @@
+//! The data a run trains on: its training split (with the configured subset) and the background
+//! loader of its views.
+
+use crate::assembly::Assembly;
+use crate::data::{Loader, LoaderSettings};
+use crate::Result;
+use rossl_api::components::{ImageSet, Split};
+use rossl_api::rng::{stream, Rng};
+use std::sync::Arc;
+
+/// Loads the split of the configured dataset, with its class-balanced subset if configured.
+pub fn load_split(asm: &Assembly, split: Split) -> Result<ImageSet> {
+    let set = asm.dataset.load(split)?;
+    let (size, split_id) = match split {
+        Split::Train => (asm.config.run.data.train_subset, 0),
+        Split::Test => (asm.config.run.data.test_subset, 1),
+    };
+    if size == 0 {
+        return Ok(set);
+    }
+    let mut rng = Rng::derive(asm.config.run.seed, &[stream::SUBSET, split_id]);
+    Ok(set.balanced_subset(size, &mut rng))
+}
+
+/// The background loader of the run's training views.
+pub(super) fn loader(asm: &Assembly, train_set: Arc<ImageSet>) -> Result<Loader> {
+    let run = &asm.config.run;
+    let workers = match run.data.workers {
+        0 => rayon::current_num_threads(),
+        n => n,
+    };
+    Loader::new(
+        train_set,
+        asm.views.clone(),
+        LoaderSettings {
+            batch_size: run.data.batch_size,
+            workers,
+            prefetch: run.data.prefetch,
+            seed: run.seed,
+            max_batches: run.train.max_batches,
+        },
+    )
+}
