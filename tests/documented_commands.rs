@@ -147,7 +147,9 @@ fn normalized(command: &str) -> String {
 fn as_run(command: &str, workdir: &Path) -> String {
     let mut command = normalized(command);
     if let Some((_, extra, _)) = REDUCED.iter().find(|(p, _, _)| command.starts_with(p)) {
-        command.push_str(extra);
+        if !command.contains(extra.trim()) {
+            command.push_str(extra);
+        }
     }
     for (from, to) in SUBSTITUTIONS {
         command = command.replace(from, &workdir.join(to).display().to_string());
