@@ -97,6 +97,28 @@ fn a_local_study_gives_every_arm_the_same_passes_and_resumes() {
         "{}",
         again.output
     );
+    // a time budget with two jobs at once is refused before anything is calibrated: each run
+    // would get half the machine it was calibrated on
+    let timed = dir.join("timed");
+    let refused = rossl(
+        &[
+            "study",
+            file.to_str().unwrap(),
+            "--out",
+            timed.to_str().unwrap(),
+            "--budget",
+            "time",
+            "--jobs",
+            "2",
+        ],
+        &dir,
+    );
+    assert!(
+        !refused.success && refused.output.contains("Run it with --jobs 1"),
+        "{}",
+        refused.output
+    );
+    assert!(!timed.join("calibration").exists() && !timed.join("plan.json").exists());
 }
 
 #[test]

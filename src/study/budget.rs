@@ -41,7 +41,7 @@ pub struct BudgetPlan {
 }
 
 /// The machine's name, for calibration records.
-fn host() -> String {
+pub(crate) fn host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())

@@ -84,6 +84,15 @@ fn plan_of(args: &StudyArgs, file: &std::path::Path, dir: &StudyDir) -> anyhow::
             return Ok(plan);
         }
     }
+    refuse_parallel_time_budget(study.budget.mode, args, study.local.jobs)?;
+    if study.budget.mode == spec::BudgetMode::Time && args.executor == Executor::Slurm {
+        tracing::warn!(
+            "a time budget is calibrated where `rossl study` runs ({}): start it on a node like \
+             the compute nodes (inside `salloc`, say), or the step counts will not give equal \
+             times there",
+            budget::host()
+        );
+    }
     let root = std::path::absolute(&dir.root)?;
     let mut runs = expand::expand(&study, &args.sets, &runs_folder(args, &study, &root));
     let budget = if args.dry_run {
@@ -225,6 +234,25 @@ fn aggregate(dir: &StudyDir, plan: &Plan) -> anyhow::Result<usize> {
     Ok(failed.len())
 }
 
+/// Refuses a time budget with more than one local job: the calibration measures each group's step
+/// time with the whole machine for one run, and `--jobs N` would split the cores between N runs,
+/// so no run would get the time per step it was calibrated for.
+fn refuse_parallel_time_budget(
+    mode: spec::BudgetMode,
+    args: &StudyArgs,
+    study_jobs: usize,
+) -> anyhow::Result<()> {
+    let jobs = args.jobs.unwrap_or(study_jobs);
+    anyhow::ensure!(
+        mode != spec::BudgetMode::Time || args.executor != Executor::Local || jobs <= 1,
+        "a time budget cannot run {jobs} jobs at once: its calibration timed each arm alone on \
+         the whole machine, and {jobs} jobs would split the cores (and the memory bandwidth) \
+         between runs. Run it with --jobs 1 (or `local.jobs = 1` in the study file), or use the \
+         `passes` budget, which does not depend on the machine"
+    );
+    Ok(())
+}
+
 /// Runs `rossl study`.
 pub fn run(args: &StudyArgs) -> anyhow::Result<ExitCode> {
     if let (Some(plan), Some(task)) = (&args.plan, args.task) {
@@ -254,6 +282,7 @@ pub fn run(args: &StudyArgs) -> anyhow::Result<ExitCode> {
     if tasks.is_empty() {
         tracing::info!("every task of the study has finished");
     }
+    refuse_parallel_time_budget(plan.budget.mode, args, plan.local.jobs)?;
     let failed = match args.executor {
         Executor::Local => {
             local::run_local(&dir, &plan, &tasks, args.jobs.unwrap_or(plan.local.jobs))?
