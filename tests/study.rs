@@ -97,6 +97,17 @@ fn a_local_study_gives_every_arm_the_same_passes_and_resumes() {
         "{}",
         again.output
     );
+    // a run folder moved away (to train it again) makes its task pending: the next command
+    // trains that run alone and the report has every run again
+    let moved = runs[0]["run_dir"].as_str().unwrap();
+    std::fs::rename(moved, format!("{moved}.old")).unwrap();
+    let rerun = rossl(&args, &dir);
+    assert!(
+        rerun.success && rerun.output.contains("running 1 task(s)"),
+        "{}",
+        rerun.output
+    );
+    assert!(Path::new(moved).join("results.json").is_file());
     // a time budget with two jobs at once is refused before anything is calibrated: each run
     // would get half the machine it was calibrated on
     let timed = dir.join("timed");

@@ -157,11 +157,18 @@ fn study_dir(args: &StudyArgs, file: &std::path::Path) -> anyhow::Result<StudyDi
     })
 }
 
-/// The tasks to run: every task without a successful status (a fresh study: all of them).
+/// The tasks to run: every task without a successful status (a fresh study: all of them), and
+/// every task whose run folder has lost its results since (moved or deleted to be run again).
 fn pending(dir: &StudyDir, plan: &Plan) -> anyhow::Result<Vec<usize>> {
     let mut out = Vec::new();
     for run in &plan.runs {
-        if !dir.read_status(run.index)?.is_some_and(|s| s.ok) {
+        let finished = dir.read_status(run.index)?.is_some_and(|s| {
+            s.ok && s
+                .run_dir
+                .as_ref()
+                .is_some_and(|d| d.join("results.json").is_file())
+        });
+        if !finished {
             out.push(run.index);
         }
     }

@@ -1,11 +1,14 @@
-//! A safe, single-threaded matrix product over strided slices (the `gemm` crate), for use inside
-//! parallel loops.
+//! A safe, single-threaded matrix product over strided slices, for use inside parallel loops: the
+//! `gemm` crates' blocked products, with the microkernels of the instruction-set path that
+//! [`crate::isa::active`] names (so `cpu_isa` and `rossl bench --isa` cap them too).
 
 use num_traits::Float;
 
+mod products;
+
 /// The element types the kernels support.
 pub trait Element:
-    Float + Send + Sync + Default + std::iter::Sum + std::ops::AddAssign + 'static
+    Float + Send + Sync + Default + std::iter::Sum + std::ops::AddAssign + products::Products + 'static
 {
     /// Converts from f64.
     fn of(v: f64) -> Self;
@@ -74,9 +77,24 @@ impl Mat {
     }
 }
 
-/// `c = a b` (or `c += a b` with `accumulate`), single-threaded. Panics if a view does not fit its
-/// slice or the shapes do not chain.
+/// `c = a b` (or `c += a b` with `accumulate`), single-threaded, on the kernels' active
+/// instruction-set path. Panics if a view does not fit its slice or the shapes do not chain.
 pub fn matmul<T: Element>(
+    a: &[T],
+    am: Mat,
+    b: &[T],
+    bm: Mat,
+    c: &mut [T],
+    cm: Mat,
+    accumulate: bool,
+) {
+    matmul_on(crate::isa::active(), a, am, b, bm, c, cm, accumulate)
+}
+
+/// [`matmul`] on a given path (the widest of `isa` and the host's).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_on<T: Element>(
+    isa: crate::isa::Isa,
     a: &[T],
     am: Mat,
     b: &[T],
@@ -105,26 +123,23 @@ pub fn matmul<T: Element>(
     // SAFETY: the asserts above keep every accessed element inside its slice; `c` is exclusively
     // borrowed and cannot alias `a` or `b`.
     unsafe {
-        gemm::gemm(
-            cm.rows,
-            cm.cols,
-            am.cols,
-            c.as_mut_ptr(),
-            cm.cs as isize,
-            cm.rs as isize,
-            accumulate,
-            a.as_ptr(),
-            am.cs as isize,
-            am.rs as isize,
-            b.as_ptr(),
-            bm.cs as isize,
-            bm.rs as isize,
-            T::one(),
-            T::one(),
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
+        T::product(
+            isa,
+            products::Operands {
+                m: cm.rows,
+                n: cm.cols,
+                k: am.cols,
+                dst: c.as_mut_ptr(),
+                dst_cs: cm.cs as isize,
+                dst_rs: cm.rs as isize,
+                read_dst: accumulate,
+                lhs: a.as_ptr(),
+                lhs_cs: am.cs as isize,
+                lhs_rs: am.rs as isize,
+                rhs: b.as_ptr(),
+                rhs_cs: bm.cs as isize,
+                rhs_rs: bm.rs as isize,
+            },
         );
     }
 }
@@ -161,5 +176,111 @@ mod tests {
             true,
         );
         assert_eq!(c, [8., 10., 20., 22.]);
+    }
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::*;
+    use crate::isa::{self, Isa};
+
+    /// Deterministic values in [-1, 1).
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(2_654_435_761).max(1);
+        (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state as f32 / u32::MAX as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// `c = a b^T` with `a` (m x k) and `b` (n x k) row-major, in f64 by the definition.
+    fn by_definition(a: &[f32], b: &[f32], m: usize, n: usize, k: usize) -> Vec<f64> {
+        let mut c = vec![0.0f64; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k)
+                    .map(|l| f64::from(a[i * k + l]) * f64::from(b[j * k + l]))
+                    .sum();
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn every_path_the_host_has_computes_the_product_and_the_widest_is_gemms_own() {
+        // shapes with tails in every dimension, a transposed operand, and both orientations of
+        // the destination
+        let host = isa::detected();
+        for (m, n, k) in [(37, 45, 70), (130, 9, 33), (5, 300, 17)] {
+            let a = values(m * k, 1);
+            let b = values(n * k, 2);
+            let want = by_definition(&a, &b, m, n, k);
+            let mut widest = Vec::new();
+            for path in [Isa::Portable, Isa::Avx2, Isa::Avx512] {
+                if path > host {
+                    continue;
+                }
+                for dst in [Mat::row_major(m, n), Mat::row_major(n, m).t()] {
+                    let mut c = vec![0.0f32; m * n];
+                    matmul_on(
+                        path,
+                        &a,
+                        Mat::row_major(m, k),
+                        &b,
+                        Mat::row_major(n, k).t(),
+                        &mut c,
+                        dst,
+                        false,
+                    );
+                    for i in 0..m {
+                        for j in 0..n {
+                            let got = f64::from(c[i * dst.rs + j * dst.cs]);
+                            let w = want[i * n + j];
+                            assert!(
+                                (got - w).abs() <= 1e-5 * (k as f64).sqrt() * (1.0 + w.abs()),
+                                "{path} ({m}, {n}, {k}) at ({i}, {j}): {got} against {w}"
+                            );
+                        }
+                    }
+                    if path == host && dst.cs == 1 {
+                        widest = c;
+                    }
+                }
+            }
+            // gemm's own dispatch takes the host's widest path: the same bits
+            let mut theirs = vec![0.0f32; m * n];
+            // SAFETY: the shapes fit the slices exactly (row-major m x k, n x k, m x n).
+            unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    theirs.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    false,
+                    a.as_ptr(),
+                    1,
+                    k as isize,
+                    b.as_ptr(),
+                    k as isize,
+                    1,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+            assert_eq!(
+                widest, theirs,
+                "the host's widest path against gemm::gemm ({m}, {n}, {k})"
+            );
+        }
     }
 }

@@ -13,6 +13,7 @@ pub mod direct;
 pub mod elementwise;
 mod gemm;
 pub mod isa;
+pub mod perturbation;
 pub mod profile;
 pub mod shape;
 

@@ -4,12 +4,12 @@
 
 use super::{median, BenchArgs, StepKind, Workload};
 use candle_core::{Tensor, Var};
-use rossl_api::adversarial;
 use rossl_api::components::{BuildContext, Encoder, Mode, ParamRole, SslLoss};
 use rossl_api::registry;
 use rossl_api::rng::Rng;
 use rossl_encoders::resnet::{ResNetEncoder, ResNetSpec};
 use rossl_kernels::profile;
+use rossl_nn::ops::signed_step;
 use rossl_nn::optim::{LarsConfig, OptimConfig, SgdLars};
 use rossl_runtime::objective::{SslObjective, Term};
 use std::collections::BTreeMap;
@@ -192,8 +192,7 @@ impl Bench {
             Some(g) => g.clone(),
             None => self.delta.zeros_like()?,
         };
-        let moved = (&self.delta + (g.sign()? * 0.01)?)?;
-        self.delta = adversarial::clip_delta(&self.x, &moved, 8.0 / 255.0)?;
+        self.delta = signed_step(&self.x, &self.delta, &g, 0.01, 8.0 / 255.0)?;
         let t5 = stamp(&self.delta)?;
         Ok((loss, [t0, t1, t2, t3, t4, t5]))
     }

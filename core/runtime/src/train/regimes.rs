@@ -3,9 +3,9 @@
 use crate::objective::SslObjective;
 use crate::Result;
 use candle_core::{Tensor, Var, D};
-use rossl_api::adversarial::clip_delta;
 use rossl_api::components::{Attack, Encoder, Mode};
 use rossl_api::rng::Rng;
+use rossl_nn::ops::signed_step;
 use rossl_nn::optim::{SgdLars, StepReport};
 use std::cell::Cell;
 
@@ -180,11 +180,11 @@ pub fn free_replay(
     passes.backward += 1;
     ctx.encoder.route_gradients(&mut grads)?;
     let report = optimizer.step(&grads, lr)?;
-    let ascent = match grads.get(delta_var.as_tensor()) {
-        Some(g) => (g.sign()? * state.step)?,
+    let gradient = match grads.get(delta_var.as_tensor()) {
+        Some(g) => g.clone(),
         None => delta.zeros_like()?,
     };
-    let next = clip_delta(x, &(delta + ascent)?, state.eps)?.detach();
+    let next = signed_step(x, &delta, &gradient, state.step, state.eps)?;
     let perturbation = perturbation_stats(&next)?;
     state.delta = Some(next);
     Ok(StepOutcome {
