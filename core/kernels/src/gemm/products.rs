@@ -30,7 +30,9 @@ pub struct Operands<T> {
 impl<T> Operands<T> {
     /// The same product with the destination row-oriented, as `gemm::gemm` arranges it (its
     /// microkernels prefer column-major destinations, so a column-oriented one is transposed:
-    /// (A B)^T = B^T A^T). All strides here are positive.
+    /// (A B)^T = B^T A^T). All strides here are positive. (`gemm::gemm` does this itself on
+    /// the other architectures.)
+    #[cfg(target_arch = "x86_64")]
     fn oriented(self) -> Self {
         if self.dst_cs.abs() < self.dst_rs.abs() {
             Operands {

@@ -1,7 +1,7 @@
 //! Batch normalisation (+ optional ReLU) over the last dimension of a tensor (channels-last:
 //! (N, H, W, C) or (N, C)): fused CPU kernels as custom operations, candle's operations elsewhere.
 
-use super::storage::{data, Data};
+use super::storage::{triple, Same3};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
 use rossl_api::Result;
 use rossl_kernels::batch_norm::{affine, backward_affine, backward_train, moments};
@@ -59,18 +59,9 @@ impl CustomOp3 for BatchNormTrain {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let c = channels(l1);
         let _t = profile::scope("batchnorm.forward");
-        let out = match (
-            data("batch norm", s1, l1)?,
-            data("batch norm", s2, l2)?,
-            data("batch norm", s3, l3)?,
-        ) {
-            (Data::F32(x), Data::F32(g), Data::F32(b)) => CpuStorage::F32(self.run(x, g, b, c)),
-            (Data::F64(x), Data::F64(g), Data::F64(b)) => CpuStorage::F64(self.run(x, g, b, c)),
-            _ => {
-                return Err(candle_core::Error::Msg(
-                    "batch norm: inputs must share a dtype".into(),
-                ))
-            }
+        let out = match triple("batch norm", (s1, l1), (s2, l2), (s3, l3))? {
+            Same3::F32([x, g, b]) => CpuStorage::F32(self.run(x, g, b, c)),
+            Same3::F64([x, g, b]) => CpuStorage::F64(self.run(x, g, b, c)),
         };
         Ok((out, l1.shape().clone()))
     }
@@ -147,18 +138,9 @@ impl CustomOp3 for BatchNormBackward {
         let c = channels(l1);
         let rows = l1.shape().elem_count() / c;
         let _t = profile::scope("batchnorm.backward");
-        let out = match (
-            data("batch norm", s1, l1)?,
-            data("batch norm", s2, l2)?,
-            data("batch norm", s3, l3)?,
-        ) {
-            (Data::F32(x), Data::F32(y), Data::F32(dy)) => CpuStorage::F32(self.run(x, y, dy, c)),
-            (Data::F64(x), Data::F64(y), Data::F64(dy)) => CpuStorage::F64(self.run(x, y, dy, c)),
-            _ => {
-                return Err(candle_core::Error::Msg(
-                    "batch norm backward: inputs must share a dtype".into(),
-                ))
-            }
+        let out = match triple("batch norm backward", (s1, l1), (s2, l2), (s3, l3))? {
+            Same3::F32([x, y, dy]) => CpuStorage::F32(self.run(x, y, dy, c)),
+            Same3::F64([x, y, dy]) => CpuStorage::F64(self.run(x, y, dy, c)),
         };
         Ok((out, Shape::from((rows + 2, c))))
     }
@@ -186,22 +168,9 @@ impl CustomOp3 for ChannelAffine {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let c = channels(l1);
         let _t = profile::scope("batchnorm.forward");
-        let out = match (
-            data("affine", s1, l1)?,
-            data("affine", s2, l2)?,
-            data("affine", s3, l3)?,
-        ) {
-            (Data::F32(x), Data::F32(a), Data::F32(b)) => {
-                CpuStorage::F32(affine(x, c, a, b, self.relu))
-            }
-            (Data::F64(x), Data::F64(a), Data::F64(b)) => {
-                CpuStorage::F64(affine(x, c, a, b, self.relu))
-            }
-            _ => {
-                return Err(candle_core::Error::Msg(
-                    "affine: inputs must share a dtype".into(),
-                ))
-            }
+        let out = match triple("affine", (s1, l1), (s2, l2), (s3, l3))? {
+            Same3::F32([x, a, b]) => CpuStorage::F32(affine(x, c, a, b, self.relu)),
+            Same3::F64([x, a, b]) => CpuStorage::F64(affine(x, c, a, b, self.relu)),
         };
         Ok((out, l1.shape().clone()))
     }
@@ -249,22 +218,9 @@ impl CustomOp3 for AffineBackward {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let c = channels(l1);
         let _t = profile::scope("batchnorm.backward");
-        let out = match (
-            data("affine", s1, l1)?,
-            data("affine", s2, l2)?,
-            data("affine", s3, l3)?,
-        ) {
-            (Data::F32(y), Data::F32(dy), Data::F32(a)) => {
-                CpuStorage::F32(backward_affine(y, dy, c, a, self.relu))
-            }
-            (Data::F64(y), Data::F64(dy), Data::F64(a)) => {
-                CpuStorage::F64(backward_affine(y, dy, c, a, self.relu))
-            }
-            _ => {
-                return Err(candle_core::Error::Msg(
-                    "affine backward: inputs must share a dtype".into(),
-                ))
-            }
+        let out = match triple("affine backward", (s1, l1), (s2, l2), (s3, l3))? {
+            Same3::F32([y, dy, a]) => CpuStorage::F32(backward_affine(y, dy, c, a, self.relu)),
+            Same3::F64([y, dy, a]) => CpuStorage::F64(backward_affine(y, dy, c, a, self.relu)),
         };
         Ok((out, l1.shape().clone()))
     }

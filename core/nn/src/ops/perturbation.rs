@@ -2,7 +2,7 @@
 //! L-infinity ball and the pixel range) as one operation: the parallel CPU kernel of
 //! [`rossl_kernels::perturbation`], candle's element-wise operations elsewhere.
 
-use super::storage::{data, Data};
+use super::storage::{triple, Same3};
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rossl_api::adversarial::clip_delta;
 use rossl_api::Result;
@@ -38,22 +38,9 @@ impl CustomOp3 for SignedStep {
             )));
         }
         let (step, eps) = (self.step, self.eps);
-        let out = match (
-            data("signed-step", s1, l1)?,
-            data("signed-step", s2, l2)?,
-            data("signed-step", s3, l3)?,
-        ) {
-            (Data::F32(x), Data::F32(d), Data::F32(g)) => {
-                CpuStorage::F32(perturbation::signed_step(x, d, g, step, eps))
-            }
-            (Data::F64(x), Data::F64(d), Data::F64(g)) => {
-                CpuStorage::F64(perturbation::signed_step(x, d, g, step, eps))
-            }
-            _ => {
-                return Err(candle_core::Error::Msg(
-                    "signed-step: inputs must share a dtype".into(),
-                ))
-            }
+        let out = match triple("signed-step", (s1, l1), (s2, l2), (s3, l3))? {
+            Same3::F32([x, d, g]) => CpuStorage::F32(perturbation::signed_step(x, d, g, step, eps)),
+            Same3::F64([x, d, g]) => CpuStorage::F64(perturbation::signed_step(x, d, g, step, eps)),
         };
         Ok((out, l1.shape().clone()))
     }

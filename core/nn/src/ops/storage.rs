@@ -39,3 +39,29 @@ pub(crate) fn pair<'a>(
         ))),
     }
 }
+
+/// Three inputs of one dtype.
+pub(crate) enum Same3<'a> {
+    F32([&'a [f32]; 3]),
+    F64([&'a [f64]; 3]),
+}
+
+/// All three inputs as f32, or all three as f64, or an error naming the operation.
+pub(crate) fn triple<'a>(
+    op: &str,
+    a: (&'a CpuStorage, &Layout),
+    b: (&'a CpuStorage, &Layout),
+    c: (&'a CpuStorage, &Layout),
+) -> candle_core::Result<Same3<'a>> {
+    match (
+        data(op, a.0, a.1)?,
+        data(op, b.0, b.1)?,
+        data(op, c.0, c.1)?,
+    ) {
+        (Data::F32(x), Data::F32(y), Data::F32(z)) => Ok(Same3::F32([x, y, z])),
+        (Data::F64(x), Data::F64(y), Data::F64(z)) => Ok(Same3::F64([x, y, z])),
+        _ => Err(candle_core::Error::Msg(format!(
+            "{op}: inputs must share a dtype"
+        ))),
+    }
+}
