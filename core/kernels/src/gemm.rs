@@ -4,7 +4,10 @@
 
 use num_traits::Float;
 
+mod parallel;
 mod products;
+
+pub use parallel::par_matmul;
 
 /// The element types the kernels support.
 pub trait Element:

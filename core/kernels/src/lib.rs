@@ -9,6 +9,7 @@
 
 pub mod batch_norm;
 pub mod conv;
+pub mod dense;
 pub mod direct;
 pub mod elementwise;
 mod gemm;

@@ -240,14 +240,19 @@ fn print_breakdown(phases: &Phases, steps: f64) {
         "conv.backward.input",
         "conv.backward.weight",
         "batchnorm.backward",
+        "dense.backward",
     ];
     let rows = [
         ("forward (total)", forward),
         ("  conv", get("conv.forward")),
         ("  batch norm + relu", get("batchnorm.forward")),
+        ("  linear (head)", get("dense.forward")),
         (
-            "  other (linear, add, pool, permute)",
-            minus(forward, &["conv.forward", "batchnorm.forward"]),
+            "  other (add, pool, permute, normalise)",
+            minus(
+                forward,
+                &["conv.forward", "batchnorm.forward", "dense.forward"],
+            ),
         ),
         (
             "  (fused backbone forward, all of it)",
@@ -258,8 +263,9 @@ fn print_breakdown(phases: &Phases, steps: f64) {
         ("  conv input gradient", get("conv.backward.input")),
         ("  conv weight gradient", get("conv.backward.weight")),
         ("  batch norm + relu", get("batchnorm.backward")),
+        ("  linear (head)", get("dense.backward")),
         (
-            "  other (linear, add, pool, loss)",
+            "  other (add, pool, normalise, loss)",
             minus(backward, &conv_bwd),
         ),
         (

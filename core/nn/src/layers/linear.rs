@@ -38,7 +38,7 @@ impl Linear {
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let w = weight(&self.weight, mode);
         let b = weight(&self.bias, mode);
-        Ok(x.matmul(&w.t()?)?.broadcast_add(&b)?)
+        crate::ops::dense(x, &w, &b)
     }
 
     /// The weight variable.

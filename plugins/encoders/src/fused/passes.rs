@@ -63,7 +63,8 @@ pub(super) fn bn_forward(
     ))
 }
 
-/// dx (and dgamma, dbeta) of a batch norm whose input was `x` and output `y`.
+/// dx (and dgamma, dbeta) of a batch norm whose input was `x`; with `relu`, `dy` is first masked
+/// where `y` (the output of the ReLU that follows, possibly after a residual add) is not positive.
 pub(super) fn bn_backward(
     x: &[f32],
     y: &[f32],
@@ -239,11 +240,12 @@ pub(super) fn backward(
             &saved.blocks[i - 1].y
         };
         let oc = b.conv1.shape.o;
-        let g = relu_mask(&dy, &b.y);
-        let (dz2, dg2, db2) = bn_backward(&b.z2, &b.z2, &g, oc, &b.bn2, false);
+        // the block's closing ReLU (output `b.y`) is applied inside the batch norms' backward
+        // passes; only the identity shortcut needs the masked gradient on its own
+        let (dz2, dg2, db2) = bn_backward(&b.z2, &b.y, &dy, oc, &b.bn2, true);
         let mut dx_in = match &b.down {
             Some((conv, zd, bn)) => {
-                let (dzd, dgd, dbd) = bn_backward(zd, zd, &g, oc, bn, false);
+                let (dzd, dgd, dbd) = bn_backward(zd, &b.y, &dy, oc, bn, true);
                 let dx = timed_input_grad(&dzd, conv);
                 push(
                     if want_dw {
@@ -256,7 +258,7 @@ pub(super) fn backward(
                 );
                 dx
             }
-            None => g,
+            None => relu_mask(&dy, &b.y),
         };
         let da1 = timed_input_grad(&dz2, &b.conv2);
         push(

@@ -1,0 +1,182 @@
+//! The fully connected layer `y = x W^T + b` as one operation with a hand-written backward pass:
+//! the parallel CPU kernels of [`rossl_kernels::dense`], candle's operations elsewhere.
+//!
+//! Through candle's autograd, `x.matmul(&w.t())` computed the weight's gradient as a transposed
+//! product and then added it, strided, into a zeroed buffer, and computed it even in attack passes
+//! where the weight is frozen. Here each gradient is one product in the weight's own layout, and
+//! only the gradients of tracked inputs are computed.
+
+use super::storage::{pair, triple, Data, Same3};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
+use rossl_api::Result;
+use rossl_kernels::{dense, profile};
+
+/// (rows, inputs) of `x` and (outputs, inputs) of `W`, checked against each other.
+fn dims(op: &str, x: &Layout, w: &Layout) -> candle_core::Result<(usize, usize, usize)> {
+    match (x.dims(), w.dims()) {
+        (&[rows, inputs], &[outputs, w_inputs]) if inputs == w_inputs => {
+            Ok((rows, inputs, outputs))
+        }
+        (xd, wd) => Err(candle_core::Error::Msg(format!(
+            "{op}: input {xd:?} does not fit a weight of shape {wd:?} (want (rows, in) and (out, in))"
+        ))),
+    }
+}
+
+/// `(x, W, b) -> x W^T + b`.
+struct Dense;
+
+impl CustomOp3 for Dense {
+    fn name(&self) -> &'static str {
+        "dense"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (rows, inputs, outputs) = dims("dense", l1, l2)?;
+        if l3.dims() != [outputs] {
+            return Err(candle_core::Error::Msg(format!(
+                "dense: bias of shape {:?} for {outputs} outputs",
+                l3.dims()
+            )));
+        }
+        let _t = profile::scope("dense.forward");
+        let out = match triple("dense", (s1, l1), (s2, l2), (s3, l3))? {
+            Same3::F32([x, w, b]) => {
+                CpuStorage::F32(dense::forward(x, w, Some(b), rows, inputs, outputs))
+            }
+            Same3::F64([x, w, b]) => {
+                CpuStorage::F64(dense::forward(x, w, Some(b), rows, inputs, outputs))
+            }
+        };
+        Ok((out, Shape::from((rows, outputs))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let dx = if x.track_op() {
+            Some(grad.apply_op2_no_bwd(w, &InputGrad)?)
+        } else {
+            None
+        };
+        let dw = if w.track_op() {
+            Some(grad.apply_op2_no_bwd(x, &WeightGrad)?)
+        } else {
+            None
+        };
+        let db = if b.track_op() {
+            Some(grad.sum(0)?)
+        } else {
+            None
+        };
+        Ok((dx, dw, db))
+    }
+}
+
+/// `(dy, W) -> dy W`.
+struct InputGrad;
+
+impl CustomOp2 for InputGrad {
+    fn name(&self) -> &'static str {
+        "dense-input-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (rows, outputs) = match l1.dims() {
+            &[r, o] if l2.dims().first() == Some(&o) => (r, o),
+            d => {
+                return Err(candle_core::Error::Msg(format!(
+                    "dense-input-grad: gradient {d:?} against weight {:?}",
+                    l2.dims()
+                )))
+            }
+        };
+        let inputs = l2.dims().get(1).copied().unwrap_or(1);
+        let _t = profile::scope("dense.backward");
+        let out = match pair("dense-input-grad", (s1, l1), (s2, l2))? {
+            (Data::F32(dy), Data::F32(w)) => {
+                CpuStorage::F32(dense::input_grad(dy, w, rows, inputs, outputs))
+            }
+            (Data::F64(dy), Data::F64(w)) => {
+                CpuStorage::F64(dense::input_grad(dy, w, rows, inputs, outputs))
+            }
+            _ => unreachable!("pair returns one dtype"),
+        };
+        Ok((out, Shape::from((rows, inputs))))
+    }
+}
+
+/// `(dy, x) -> dy^T x`.
+struct WeightGrad;
+
+impl CustomOp2 for WeightGrad {
+    fn name(&self) -> &'static str {
+        "dense-weight-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (rows, outputs, inputs) = match (l1.dims(), l2.dims()) {
+            (&[r, o], &[r2, i]) if r == r2 => (r, o, i),
+            (d, xd) => {
+                return Err(candle_core::Error::Msg(format!(
+                    "dense-weight-grad: gradient {d:?} against input {xd:?}"
+                )))
+            }
+        };
+        let _t = profile::scope("dense.backward");
+        let out = match pair("dense-weight-grad", (s1, l1), (s2, l2))? {
+            (Data::F32(dy), Data::F32(x)) => {
+                CpuStorage::F32(dense::weight_grad(dy, x, rows, inputs, outputs))
+            }
+            (Data::F64(dy), Data::F64(x)) => {
+                CpuStorage::F64(dense::weight_grad(dy, x, rows, inputs, outputs))
+            }
+            _ => unreachable!("pair returns one dtype"),
+        };
+        Ok((out, Shape::from((outputs, inputs))))
+    }
+}
+
+/// The fully connected layer `x W^T + b`: `x` (rows, in), `W` (out, in), `b` (out).
+///
+/// On the CPU (f32 or f64) one parallel product per pass, with the gradients of tracked inputs
+/// only; elsewhere [`dense_reference`].
+pub fn dense(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return dense_reference(x, w, b);
+    }
+    Ok(x.contiguous()?
+        .apply_op3(&w.contiguous()?, &b.contiguous()?, Dense)?)
+}
+
+/// The fully connected layer with candle's operations: the path on GPUs and the reference for
+/// tests.
+pub fn dense_reference(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    Ok(x.matmul(&w.t()?)?.broadcast_add(b)?)
+}
