@@ -31,8 +31,16 @@ fn im2col<T: Element>(x: &[T], s: &ConvShape, r0: usize, r1: usize, col: &mut [T
         let oy = (r / ow) % oh;
         let ox = r % ow;
         let row = &mut col[(r - r0) * kkc..(r - r0 + 1) * kkc];
+        let ix0 = (ox * s.stride) as isize - s.pad as isize;
+        let run = s.k * s.c;
         for ky in 0..s.k {
             let iy = (oy * s.stride + ky) as isize - s.pad as isize;
+            if iy >= 0 && (iy as usize) < s.h && ix0 >= 0 && ix0 as usize + s.k <= s.w {
+                // the k taps of this kernel row are adjacent pixels: one contiguous run
+                let src = ((ni * s.h + iy as usize) * s.w + ix0 as usize) * s.c;
+                row[ky * run..(ky + 1) * run].copy_from_slice(&x[src..src + run]);
+                continue;
+            }
             for kx in 0..s.k {
                 let ix = (ox * s.stride + kx) as isize - s.pad as isize;
                 let at = (ky * s.k + kx) * s.c;
@@ -255,11 +263,17 @@ pub fn input_grad<T: Element>(dy: &[T], wt: &[T], s: &ConvShape) -> Vec<T> {
     })
 }
 
+/// The fewest rows of im2col in one product of [`weight_grad`].
+const WEIGHT_GRAD_MIN_ROWS: usize = 256;
+
 /// Gradient with respect to the weights, in (K, K, C, O) order, from the input `x` and the output
 /// gradient `dy` (rows x O).
 pub fn weight_grad<T: Element>(x: &[T], dy: &[T], s: &ConvShape) -> Vec<T> {
     let (rows, kkc, o) = (s.rows(), s.kkc(), s.o);
-    let chunk = s.chunk_rows();
+    // each product adds into the whole (KKC x O) accumulator: with fewer than 256 rows per
+    // product, reading and writing it (8 bytes an element) costs more than the product's
+    // arithmetic on the deep layers (KKC 4608 x O 512: 56 rows at 1 MiB of im2col a chunk)
+    let chunk = s.chunk_rows().max(WEIGHT_GRAD_MIN_ROWS);
     let chunks = rows.div_ceil(chunk);
     // a few tasks per thread, each with its own accumulator, so that a slow thread does not
     // leave the others idle; the partial sums are then added in parallel
@@ -397,6 +411,53 @@ mod tests {
                 if crate::direct::applies(&s) {
                     assert_eq!(&forward(&xf, &wf, &s), first);
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn weight_gradient_over_several_chunks_and_tasks_matches_the_definition() {
+        // 768 rows: 2 chunks of 455 rows (KKC 576), then 3 chunks of the 256-row minimum (KKC 1152)
+        for &(c, o) in &[(64, 8), (128, 4)] {
+            let s = ConvShape {
+                n: 3,
+                h: 16,
+                w: 16,
+                c,
+                o,
+                k: 3,
+                stride: 1,
+                pad: 1,
+            };
+            let x = values(s.n * s.h * s.w * s.c, 21);
+            let g = values(s.rows() * s.o, 22);
+            let dw = weights_from_kkco(&weight_grad(&x, &g, &s), &s);
+            // dW[o][c][ky][kx] = sum over outputs (n, oy, ox) of g * x at the tap's input pixel
+            let mut want = vec![0.0f64; s.o * s.c * 9];
+            for n in 0..s.n {
+                for oy in 0..s.h {
+                    for ox in 0..s.w {
+                        for ky in 0..3 {
+                            for kx in 0..3 {
+                                let (iy, ix) = ((oy + ky) as isize - 1, (ox + kx) as isize - 1);
+                                if iy < 0 || ix < 0 || iy >= s.h as isize || ix >= s.w as isize {
+                                    continue;
+                                }
+                                let at = ((n * s.h + iy as usize) * s.w + ix as usize) * s.c;
+                                let row = ((n * s.h + oy) * s.w + ox) * s.o;
+                                for oc in 0..s.o {
+                                    for ic in 0..s.c {
+                                        want[((oc * s.c + ic) * 3 + ky) * 3 + kx] +=
+                                            g[row + oc] * x[at + ic];
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            for (a, b) in dw.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-9, "c{c} o{o}: {a} vs {b}");
             }
         }
     }
