@@ -33,6 +33,11 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
         .unwrap()
 }
 
+/// The gradients of `sum(out * g)`.
+fn grads_of(out: &Tensor, g: &Tensor) -> candle_core::backprop::GradStore {
+    (out * g).unwrap().sum_all().unwrap().backward().unwrap()
+}
+
 #[test]
 fn fast_convolution_matches_candle_s_and_its_gradients_match_finite_differences() {
     for &(k, stride, pad, c, o, hw) in &[
@@ -56,13 +61,8 @@ fn fast_convolution_matches_candle_s_and_its_gradients_match_finite_differences(
         let fast = conv2d_nhwc(x.as_tensor(), w.as_tensor(), stride, pad).unwrap();
         let reference = conv2d_nhwc_reference(x.as_tensor(), w.as_tensor(), stride, pad).unwrap();
         assert!(max_diff(&fast, &reference) < 1e-4, "forward k{k} s{stride}");
-        let gf = (fast * &g).unwrap().sum_all().unwrap().backward().unwrap();
-        let gr = (reference * &g)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let gf = grads_of(&fast, &g);
+        let gr = grads_of(&reference, &g);
         for v in [&x, &w] {
             let d = max_diff(
                 gf.get(v.as_tensor()).unwrap(),
@@ -86,12 +86,10 @@ fn fast_convolution_matches_candle_s_and_its_gradients_match_finite_differences(
     };
     let xv = Var::from_tensor(&x).unwrap();
     let wv = Var::from_tensor(&w).unwrap();
-    let grads = (conv2d_nhwc(xv.as_tensor(), wv.as_tensor(), stride, pad).unwrap() * &g)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
+    let grads = grads_of(
+        &conv2d_nhwc(xv.as_tensor(), wv.as_tensor(), stride, pad).unwrap(),
+        &g,
+    );
     for (t, var) in [(&x, &xv), (&w, &wv)] {
         let analytic = grads
             .get(var.as_tensor())
@@ -132,13 +130,8 @@ fn dense_layer_matches_candle_s_operations_and_computes_only_tracked_gradients()
         let fast = dense(x.as_tensor(), w.as_tensor(), b.as_tensor()).unwrap();
         let reference = dense_reference(x.as_tensor(), w.as_tensor(), b.as_tensor()).unwrap();
         assert!(max_diff(&fast, &reference) < 1e-12);
-        let gf = (&fast * &g).unwrap().sum_all().unwrap().backward().unwrap();
-        let gr = (&reference * &g)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let gf = grads_of(&fast, &g);
+        let gr = grads_of(&reference, &g);
         for v in [&x, &w, &b] {
             let d = max_diff(
                 gf.get(v.as_tensor()).unwrap(),
@@ -156,12 +149,7 @@ fn dense_layer_matches_candle_s_operations_and_computes_only_tracked_gradients()
             &b.as_tensor().detach(),
         )
         .unwrap();
-        let grads = (frozen * &g)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let grads = grads_of(&frozen, &g);
         assert!(grads.get(w.as_tensor()).is_none() && grads.get(b.as_tensor()).is_none());
         let d = max_diff(
             grads.get(x.as_tensor()).unwrap(),
@@ -212,13 +200,8 @@ fn fused_batch_norm_matches_candle_s_operations_and_its_gradients() {
             for (a, b) in mean.iter().zip(&rmean).chain(var.iter().zip(&rvar)) {
                 assert!((a - b).abs() < 1e-12);
             }
-            let gf = (fast * &g).unwrap().sum_all().unwrap().backward().unwrap();
-            let gr = (reference * &g)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
+            let gf = grads_of(&fast, &g);
+            let gr = grads_of(&reference, &g);
             for v in [&x, &gamma, &beta] {
                 let d = max_diff(
                     gf.get(v.as_tensor()).unwrap(),

@@ -94,6 +94,38 @@ pub fn matmul<T: Element>(
     matmul_on(crate::isa::active(), a, am, b, bm, c, cm, accumulate)
 }
 
+/// Checks that the views fit their slices and the shapes chain (panics otherwise), and handles
+/// the products with nothing to multiply: an empty `c`, or k = 0 (`c` zeroed unless
+/// `accumulate`). Returns whether a product remains to be run.
+fn needs_product<T: Element>(
+    a: &[T],
+    am: Mat,
+    b: &[T],
+    bm: Mat,
+    c: &mut [T],
+    cm: Mat,
+    accumulate: bool,
+) -> bool {
+    assert!(
+        am.cols == bm.rows && am.rows == cm.rows && bm.cols == cm.cols,
+        "matmul shapes"
+    );
+    assert!(
+        am.span() <= a.len() && bm.span() <= b.len() && cm.span() <= c.len(),
+        "matmul bounds"
+    );
+    if cm.rows == 0 || cm.cols == 0 {
+        return false;
+    }
+    if am.cols == 0 {
+        if !accumulate {
+            c.iter_mut().for_each(|v| *v = T::zero());
+        }
+        return false;
+    }
+    true
+}
+
 /// [`matmul`] on a given path (the widest of `isa` and the host's).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn matmul_on<T: Element>(
@@ -106,21 +138,7 @@ pub(crate) fn matmul_on<T: Element>(
     cm: Mat,
     accumulate: bool,
 ) {
-    assert!(
-        am.cols == bm.rows && am.rows == cm.rows && bm.cols == cm.cols,
-        "matmul shapes"
-    );
-    assert!(
-        am.span() <= a.len() && bm.span() <= b.len() && cm.span() <= c.len(),
-        "matmul bounds"
-    );
-    if cm.rows == 0 || cm.cols == 0 {
-        return;
-    }
-    if am.cols == 0 {
-        if !accumulate {
-            c.iter_mut().for_each(|v| *v = T::zero());
-        }
+    if !needs_product(a, am, b, bm, c, cm, accumulate) {
         return;
     }
     // SAFETY: the asserts above keep every accessed element inside its slice; `c` is exclusively

@@ -39,21 +39,7 @@ pub fn par_matmul<T: Element>(
     cm: Mat,
     accumulate: bool,
 ) {
-    assert!(
-        am.cols == bm.rows && am.rows == cm.rows && bm.cols == cm.cols,
-        "matmul shapes"
-    );
-    assert!(
-        am.span() <= a.len() && bm.span() <= b.len() && cm.span() <= c.len(),
-        "matmul bounds"
-    );
-    if cm.rows == 0 || cm.cols == 0 {
-        return;
-    }
-    if am.cols == 0 {
-        if !accumulate {
-            c.iter_mut().for_each(|v| *v = T::zero());
-        }
+    if !super::needs_product(a, am, b, bm, c, cm, accumulate) {
         return;
     }
     let by_rows = cm.rows >= cm.cols;

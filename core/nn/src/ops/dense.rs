@@ -9,10 +9,13 @@
 use super::storage::{pair, triple, Data, Same3};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use rossl_api::Result;
-use rossl_kernels::{dense, profile};
+use rossl_kernels::{dense, profile, Element};
+
+/// (rows, inputs, outputs) of a dense layer.
+type Dims = (usize, usize, usize);
 
 /// (rows, inputs) of `x` and (outputs, inputs) of `W`, checked against each other.
-fn dims(op: &str, x: &Layout, w: &Layout) -> candle_core::Result<(usize, usize, usize)> {
+fn dims(op: &str, x: &Layout, w: &Layout) -> candle_core::Result<Dims> {
     match (x.dims(), w.dims()) {
         (&[rows, inputs], &[outputs, w_inputs]) if inputs == w_inputs => {
             Ok((rows, inputs, outputs))
@@ -69,12 +72,12 @@ impl CustomOp3 for Dense {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         let dx = if x.track_op() {
-            Some(grad.apply_op2_no_bwd(w, &InputGrad)?)
+            Some(grad.apply_op2_no_bwd(w, &DenseGrad(Wrt::Input))?)
         } else {
             None
         };
         let dw = if w.track_op() {
-            Some(grad.apply_op2_no_bwd(x, &WeightGrad)?)
+            Some(grad.apply_op2_no_bwd(x, &DenseGrad(Wrt::Weight))?)
         } else {
             None
         };
@@ -87,51 +90,47 @@ impl CustomOp3 for Dense {
     }
 }
 
-/// `(dy, W) -> dy W`.
-struct InputGrad;
+/// Which gradient a [`DenseGrad`] computes.
+#[derive(Clone, Copy)]
+enum Wrt {
+    /// `(dy, W) -> dy W`.
+    Input,
+    /// `(dy, x) -> dy^T x`.
+    Weight,
+}
 
-impl CustomOp2 for InputGrad {
-    fn name(&self) -> &'static str {
-        "dense-input-grad"
+/// One gradient of the dense layer from the output gradient `dy` (rows, out) and the second
+/// operand: `W` (out, in) for the input's, `x` (rows, in) for the weight's.
+struct DenseGrad(Wrt);
+
+impl DenseGrad {
+    /// (rows, inputs, outputs), if the two shapes fit together.
+    fn dims(&self, dy: &[usize], other: &[usize]) -> Option<Dims> {
+        match (self.0, dy, other) {
+            (Wrt::Input, &[rows, outputs], &[o, inputs]) if o == outputs => {
+                Some((rows, inputs, outputs))
+            }
+            (Wrt::Weight, &[rows, outputs], &[r, inputs]) if r == rows => {
+                Some((rows, inputs, outputs))
+            }
+            _ => None,
+        }
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (rows, outputs) = match l1.dims() {
-            &[r, o] if l2.dims().first() == Some(&o) => (r, o),
-            d => {
-                return Err(candle_core::Error::Msg(format!(
-                    "dense-input-grad: gradient {d:?} against weight {:?}",
-                    l2.dims()
-                )))
-            }
-        };
-        let inputs = l2.dims().get(1).copied().unwrap_or(1);
-        let _t = profile::scope("dense.backward");
-        let out = match pair("dense-input-grad", (s1, l1), (s2, l2))? {
-            (Data::F32(dy), Data::F32(w)) => {
-                CpuStorage::F32(dense::input_grad(dy, w, rows, inputs, outputs))
-            }
-            (Data::F64(dy), Data::F64(w)) => {
-                CpuStorage::F64(dense::input_grad(dy, w, rows, inputs, outputs))
-            }
-            _ => unreachable!("pair returns one dtype"),
-        };
-        Ok((out, Shape::from((rows, inputs))))
+    fn run<T: Element>(&self, dy: &[T], other: &[T], (rows, inputs, outputs): Dims) -> Vec<T> {
+        match self.0 {
+            Wrt::Input => dense::input_grad(dy, other, rows, inputs, outputs),
+            Wrt::Weight => dense::weight_grad(dy, other, rows, inputs, outputs),
+        }
     }
 }
 
-/// `(dy, x) -> dy^T x`.
-struct WeightGrad;
-
-impl CustomOp2 for WeightGrad {
+impl CustomOp2 for DenseGrad {
     fn name(&self) -> &'static str {
-        "dense-weight-grad"
+        match self.0 {
+            Wrt::Input => "dense-input-grad",
+            Wrt::Weight => "dense-weight-grad",
+        }
     }
 
     fn cpu_fwd(
@@ -141,25 +140,26 @@ impl CustomOp2 for WeightGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (rows, outputs, inputs) = match (l1.dims(), l2.dims()) {
-            (&[r, o], &[r2, i]) if r == r2 => (r, o, i),
-            (d, xd) => {
-                return Err(candle_core::Error::Msg(format!(
-                    "dense-weight-grad: gradient {d:?} against input {xd:?}"
-                )))
-            }
-        };
+        let dims = self.dims(l1.dims(), l2.dims()).ok_or_else(|| {
+            candle_core::Error::Msg(format!(
+                "{}: gradient {:?} against {:?}",
+                self.name(),
+                l1.dims(),
+                l2.dims()
+            ))
+        })?;
         let _t = profile::scope("dense.backward");
-        let out = match pair("dense-weight-grad", (s1, l1), (s2, l2))? {
-            (Data::F32(dy), Data::F32(x)) => {
-                CpuStorage::F32(dense::weight_grad(dy, x, rows, inputs, outputs))
-            }
-            (Data::F64(dy), Data::F64(x)) => {
-                CpuStorage::F64(dense::weight_grad(dy, x, rows, inputs, outputs))
-            }
+        let out = match pair(self.name(), (s1, l1), (s2, l2))? {
+            (Data::F32(dy), Data::F32(other)) => CpuStorage::F32(self.run(dy, other, dims)),
+            (Data::F64(dy), Data::F64(other)) => CpuStorage::F64(self.run(dy, other, dims)),
             _ => unreachable!("pair returns one dtype"),
         };
-        Ok((out, Shape::from((outputs, inputs))))
+        let (rows, inputs, outputs) = dims;
+        let shape = match self.0 {
+            Wrt::Input => (rows, inputs),
+            Wrt::Weight => (outputs, inputs),
+        };
+        Ok((out, Shape::from(shape)))
     }
 }
 
