@@ -132,7 +132,8 @@ pub fn forward<T: Element>(x: &[T], wt: &[T], s: &ConvShape) -> Vec<T> {
     let chunk = s.chunk_rows();
     if let (Some(xf), Some(wf)) = (as_f32(x), as_f32(wt)) {
         if let Some(isa) = super::direct::path(s).filter(|_| !s.pointwise()) {
-            let chunk = 240;
+            // whole output rows of about 240 pixels a task: the kernel tiles within a row
+            let chunk = s.ow() * (240 / s.ow()).max(1);
             return par_build(rows * o, chunk * o, T::zero(), |i, dst| {
                 let dst = as_f32_mut(dst).expect("same element type");
                 let r0 = i * chunk;
@@ -220,14 +221,35 @@ fn output_grad_times_weights<T: Element>(
     );
 }
 
+/// The input gradient of a stride-1 convolution with 1 to 4 input channels (a first layer), as
+/// the transposed convolution through the narrow kernel, in f32 where that kernel applies.
+fn narrow_input_grad<T: Element>(dy: &[T], wt: &[T], s: &ConvShape) -> Option<Vec<T>> {
+    let (dyf, wf) = (as_f32(dy)?, as_f32(wt)?);
+    let (flipped, shape) = transposed_as_forward(wf, s);
+    if shape.oh() != s.h || shape.ow() != s.w || !super::narrow::applies(&shape) {
+        return None;
+    }
+    let by_output = super::narrow::kernels_by_output(&flipped, &shape);
+    let (rows, c) = (shape.rows(), shape.o);
+    let chunk = shape.ow() * (240 / shape.ow()).max(1);
+    Some(par_build(rows * c, chunk * c, T::zero(), |i, dst| {
+        let dst = as_f32_mut(dst).expect("same element type");
+        let r0 = i * chunk;
+        let r1 = (r0 + chunk).min(rows);
+        super::narrow::rows(dyf, &by_output, &shape, r0, r1, dst);
+    }))
+}
+
 /// Gradient with respect to the input (N, H, W, C) from the output gradient `dy` (rows x O).
 pub fn input_grad<T: Element>(dy: &[T], wt: &[T], s: &ConvShape) -> Vec<T> {
-    // (for very few input channels the transposed convolution would have a one-column output:
-    // the scatter-add below is faster there)
-    if s.stride == 1 && s.k > 1 && s.pad < s.k && s.c >= 8 {
-        let (flipped, shape) = transposed_as_forward(wt, s);
-        if shape.oh() == s.h && shape.ow() == s.w {
-            return forward(dy, &flipped, &shape);
+    if s.stride == 1 && s.k > 1 && s.pad < s.k {
+        if s.c >= 8 {
+            let (flipped, shape) = transposed_as_forward(wt, s);
+            if shape.oh() == s.h && shape.ow() == s.w {
+                return forward(dy, &flipped, &shape);
+            }
+        } else if let Some(dx) = narrow_input_grad(dy, wt, s) {
+            return dx;
         }
     }
     let kkc = s.kkc();
@@ -279,12 +301,24 @@ pub fn weight_grad<T: Element>(x: &[T], dy: &[T], s: &ConvShape) -> Vec<T> {
     // leave the others idle; the partial sums are then added in parallel
     let tasks = (4 * rayon::current_num_threads().max(1)).min(chunks).max(1);
     let per_task = chunks.div_ceil(tasks);
+    // narrow layers in f32: the direct kernel, with no im2col
+    let direct = super::direct::path(s)
+        .filter(|_| !s.pointwise())
+        .and_then(|isa| Some((isa, as_f32(x)?, as_f32(dy)?)));
     let partials: Vec<Vec<T>> = (0..tasks)
         .into_par_iter()
         .map(|t| {
             let mut acc = vec![T::zero(); kkc * o];
+            let chunks = t * per_task..((t + 1) * per_task).min(chunks);
+            if let Some((isa, xf, dyf)) = direct {
+                let accf = as_f32_mut(&mut acc).expect("same element type");
+                let r0 = (chunks.start * chunk).min(rows);
+                let r1 = (chunks.end * chunk).clamp(r0, rows);
+                super::direct_grad::add_rows(isa, xf, dyf, s, r0, r1, accf);
+                return acc;
+            }
             let mut col = vec![T::zero(); chunk * kkc];
-            for c in t * per_task..((t + 1) * per_task).min(chunks) {
+            for c in chunks {
                 let r0 = c * chunk;
                 let r1 = (r0 + chunk).min(rows);
                 let m = r1 - r0;

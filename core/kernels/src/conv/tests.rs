@@ -36,17 +36,11 @@ fn reference(x: &[f64], w: &[f64], s: &ConvShape) -> Vec<f64> {
 #[test]
 fn every_direct_path_the_host_has_matches_the_definition_and_the_others_bit_for_bit() {
     use crate::isa::{detected, Isa};
-    for &(k, stride, pad, c, o) in &[
-        (3, 1, 1, 3, 16),
-        (3, 2, 1, 5, 8),
-        (3, 1, 1, 16, 24),
-        (3, 1, 1, 7, 48),
-        (1, 2, 0, 4, 16),
-    ] {
+    for &(k, stride, pad, c, o) in &DIRECT_SHAPES {
         let s = ConvShape {
             n: 3,
             h: 7,
-            w: 9,
+            w: 13,
             c,
             o,
             k,
@@ -64,10 +58,12 @@ fn every_direct_path_the_host_has_matches_the_definition_and_the_others_bit_for_
                 continue; // not on this host, or not whole vectors
             }
             let mut out = vec![0.0f32; s.rows() * s.o];
-            // an uneven split of the rows, to cover partial tiles
-            let mid = 7.min(s.rows());
-            crate::direct::rows(isa, &xf, &wf, &s, 0, mid, &mut out[..mid * s.o]);
-            crate::direct::rows(isa, &xf, &wf, &s, mid, s.rows(), &mut out[mid * s.o..]);
+            // an uneven split of the rows, to cover parts of output rows and tiles of 1 to 6
+            // pixels (rows of 13 pixels: tiles of 5, 4 and 4; 7 pixels, then 6; one last pixel)
+            let (mid, last) = (7, s.rows() - 1);
+            for (a, b) in [(0, mid), (mid, last), (last, s.rows())] {
+                crate::direct::rows(isa, &xf, &wf, &s, a, b, &mut out[a * s.o..b * s.o]);
+            }
             for (a, b) in out.iter().zip(&expected) {
                 assert!(
                     (f64::from(*a) - b).abs() < 1e-4,
@@ -83,6 +79,96 @@ fn every_direct_path_the_host_has_matches_the_definition_and_the_others_bit_for_
             if crate::direct::applies(&s) {
                 assert_eq!(&forward(&xf, &wf, &s), first);
             }
+        }
+    }
+}
+
+/// The shapes of the direct kernels' tests: 1 to 48 channels, strides 1 and 2, 1x1 and 3x3.
+const DIRECT_SHAPES: [(usize, usize, usize, usize, usize); 7] = [
+    (3, 1, 1, 3, 16),
+    (3, 2, 1, 5, 8),
+    (3, 1, 1, 16, 24),
+    (3, 1, 1, 7, 48),
+    (1, 2, 0, 4, 16),
+    (3, 1, 1, 1, 16),
+    (3, 2, 1, 2, 8),
+];
+
+/// The weight gradient (K K C x O) of `L = sum(conv(x, w) * g)` by its definition, in f64.
+fn reference_weight_grad(x: &[f64], g: &[f64], s: &ConvShape) -> Vec<f64> {
+    let (oh, ow) = (s.oh(), s.ow());
+    let mut dw = vec![0.0; s.kkc() * s.o];
+    for r in 0..s.rows() {
+        let (n, oy, ox) = (r / (oh * ow), (r / ow) % oh, r % ow);
+        for ky in 0..s.k {
+            for kx in 0..s.k {
+                let iy = (oy * s.stride + ky) as isize - s.pad as isize;
+                let ix = (ox * s.stride + kx) as isize - s.pad as isize;
+                if iy < 0 || ix < 0 || iy as usize >= s.h || ix as usize >= s.w {
+                    continue;
+                }
+                for c in 0..s.c {
+                    let xv = x[((n * s.h + iy as usize) * s.w + ix as usize) * s.c + c];
+                    let j = (ky * s.k + kx) * s.c + c;
+                    for o in 0..s.o {
+                        dw[j * s.o + o] += xv * g[r * s.o + o];
+                    }
+                }
+            }
+        }
+    }
+    dw
+}
+
+#[test]
+fn every_direct_weight_gradient_path_matches_the_definition_and_the_others_bit_for_bit() {
+    use crate::isa::{detected, Isa};
+    for &(k, stride, pad, c, o) in &DIRECT_SHAPES {
+        let s = ConvShape {
+            n: 3,
+            h: 7,
+            w: 13,
+            c,
+            o,
+            k,
+            stride,
+            pad,
+        };
+        let x = values(s.n * s.h * s.w * s.c, 31);
+        let g = values(s.rows() * s.o, 32);
+        let expected = reference_weight_grad(&x, &g, &s);
+        let xf: Vec<f32> = x.iter().map(|v| *v as f32).collect();
+        let gf: Vec<f32> = g.iter().map(|v| *v as f32).collect();
+        let mut results: Vec<Vec<f32>> = Vec::new();
+        for (isa, lanes) in [(Isa::Avx2, 8), (Isa::Avx512, 16)] {
+            if isa > detected() || !o.is_multiple_of(lanes) {
+                continue; // not on this host, or not whole vectors
+            }
+            // uneven ranges of rows, across blocks and parts of output rows, added up
+            let mut acc = vec![0.0f32; s.kkc() * s.o];
+            let (a, b) = (
+                7,
+                (s.rows() - 1).min(7 + 2 * crate::direct_grad::BLOCK_ROWS + 5),
+            );
+            for (r0, r1) in [(0, a), (a, b), (b, s.rows())] {
+                crate::direct_grad::add_rows(isa, &xf, &gf, &s, r0, r1, &mut acc);
+            }
+            for (j, (got, want)) in acc.iter().zip(&expected).enumerate() {
+                assert!(
+                    (f64::from(*got) - want).abs() < 1e-3,
+                    "{isa} k{k} s{stride} c{c} o{o} [{j}]: {got} vs {want}"
+                );
+            }
+            results.push(acc);
+        }
+        if let [first, rest @ ..] = results.as_slice() {
+            // the paths accumulate in the same order: identical results
+            assert!(rest.iter().all(|r| r == first), "k{k} c{c} o{o}");
+        }
+        // through the public entry point, on whichever path is active (tasks add up their own
+        // accumulators, so the order differs from one pass over all rows)
+        for (got, want) in weight_grad(&xf, &gf, &s).iter().zip(&expected) {
+            assert!((f64::from(*got) - want).abs() < 1e-3, "k{k} c{c} o{o}");
         }
     }
 }
