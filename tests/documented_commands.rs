@@ -51,13 +51,24 @@ const NOT_RUN: &[(&str, &str)] = &[
 ];
 
 /// Commands (by prefix) that run in a reduced form, the arguments added, and why.
-const REDUCED: &[(&str, &str, &str)] = &[(
-    "rossl study configs/studies/",
-    " --dry-run",
-    "the shipped studies train 27 and 12 runs (about 8 minutes at test size): the test checks \
-     that they read, expand and plan; tests/study.rs and the labs run studies end to end, \
-     locally and on Slurm, with every budget mode",
-)];
+const REDUCED: &[(&str, &str, &str)] = &[
+    (
+        "rossl study configs/studies/",
+        " --dry-run",
+        "the shipped studies train 27 and 12 runs (about 8 minutes at test size): the test checks \
+         that they read, expand and plan; tests/study.rs and the labs run studies end to end, \
+         locally and on Slurm, with every budget mode",
+    ),
+    (
+        "rossl run configs/methods/cf-amc-ssl.toml --set data.cifar10.root=",
+        " --set encoder.name=resnet-small",
+        "with the paper's ResNet-18 this one command took 203 s of the test's 10 minutes on a \
+         2-core Zen 1 EPYC, most of it the strong evaluation: the test keeps the paper's config, \
+         the CIFAR-10 reader and the evaluation, with the small ResNet; `rossl bench --workload \
+         resnet18` (docs/performance.md) runs ResNet-18's training step, and tests/encoders.rs \
+         checks its parameters against PyTorch's names and shapes",
+    ),
+];
 
 /// Commands (by prefix) whose outcome does not depend on the page they are on: one that ran
 /// already, word for word, is not run again.
