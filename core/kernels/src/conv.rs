@@ -126,14 +126,19 @@ pub fn weights_from_kkco<T: Element>(wt: &[T], s: &ConvShape) -> Vec<T> {
     })
 }
 
+/// Rows a task of the direct kernels takes: whole output rows, about 240 pixels (the kernels tile
+/// within a row).
+fn whole_rows_chunk(s: &ConvShape) -> usize {
+    s.ow() * (240 / s.ow()).max(1)
+}
+
 /// Output (rows x O) of the convolution of `x` with `wt`.
 pub fn forward<T: Element>(x: &[T], wt: &[T], s: &ConvShape) -> Vec<T> {
     let (rows, kkc, o) = (s.rows(), s.kkc(), s.o);
     let chunk = s.chunk_rows();
     if let (Some(xf), Some(wf)) = (as_f32(x), as_f32(wt)) {
         if let Some(isa) = super::direct::path(s).filter(|_| !s.pointwise()) {
-            // whole output rows of about 240 pixels a task: the kernel tiles within a row
-            let chunk = s.ow() * (240 / s.ow()).max(1);
+            let chunk = whole_rows_chunk(s);
             return par_build(rows * o, chunk * o, T::zero(), |i, dst| {
                 let dst = as_f32_mut(dst).expect("same element type");
                 let r0 = i * chunk;
@@ -231,7 +236,7 @@ fn narrow_input_grad<T: Element>(dy: &[T], wt: &[T], s: &ConvShape) -> Option<Ve
     }
     let by_output = super::narrow::kernels_by_output(&flipped, &shape);
     let (rows, c) = (shape.rows(), shape.o);
-    let chunk = shape.ow() * (240 / shape.ow()).max(1);
+    let chunk = whole_rows_chunk(&shape);
     Some(par_build(rows * c, chunk * c, T::zero(), |i, dst| {
         let dst = as_f32_mut(dst).expect("same element type");
         let r0 = i * chunk;

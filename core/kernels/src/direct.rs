@@ -62,6 +62,34 @@ pub fn rows(isa: Isa, x: &[f32], wt: &[f32], s: &ConvShape, r0: usize, r1: usize
     }
 }
 
+/// The K taps of one kernel row for an output pixel whose first tap is at column `x0` of
+/// `image_row` (a row of W pixels of C channels): K C values read in place when all K taps are
+/// inside the row, or copied into `spare` (K C values) with zeros for the taps in the padding.
+///
+/// # Safety
+/// `image_row` must point to a whole image row of `s` and `spare` to K C writable values.
+#[inline(always)]
+pub(crate) unsafe fn kernel_row_run(
+    image_row: *const f32,
+    x0: isize,
+    s: &ConvShape,
+    spare: *mut f32,
+) -> *const f32 {
+    if x0 >= 0 && x0 as usize + s.k <= s.w {
+        return image_row.add(x0 as usize * s.c);
+    }
+    for kx in 0..s.k {
+        let ix = x0 + kx as isize;
+        let tap = spare.add(kx * s.c);
+        if ix >= 0 && (ix as usize) < s.w {
+            std::ptr::copy_nonoverlapping(image_row.add(ix as usize * s.c), tap, s.c);
+        } else {
+            std::ptr::write_bytes(tap, 0, s.c);
+        }
+    }
+    spare
+}
+
 // Register tiles are indexed by row and column on purpose: the loops unroll over constants.
 /// A module of the direct kernel for one instruction set: its vector type, width, target
 /// features and intrinsics.
@@ -71,6 +99,7 @@ macro_rules! direct_kernel {
         #[cfg(target_arch = "x86_64")]
         #[allow(clippy::needless_range_loop, clippy::too_many_arguments)]
         mod $module {
+            use super::kernel_row_run;
             use crate::shape::ConvShape;
             use std::arch::x86_64::*;
 
@@ -109,31 +138,12 @@ macro_rules! direct_kernel {
                 for (i, v) in x0.iter_mut().enumerate() {
                     *v = ((at.ox + i) * s.stride) as isize - s.pad as isize;
                 }
-                let inside = |i: usize| x0[i] >= 0 && x0[i] as usize + s.k <= s.w;
                 let mut acc: [[$vector; B]; R] = [[$zero(); B]; R];
                 for ky in ky0..ky1 {
                     let image_row = x.add((at.n * s.h + (y0 + ky as isize) as usize) * s.w * s.c);
                     let mut src = [x; R];
                     for i in 0..R {
-                        if inside(i) {
-                            src[i] = image_row.add(x0[i] as usize * s.c);
-                            continue;
-                        }
-                        let dst = scratch.add(i * run);
-                        for kx in 0..s.k {
-                            let ix = x0[i] + kx as isize;
-                            let tap = dst.add(kx * s.c);
-                            if ix >= 0 && (ix as usize) < s.w {
-                                std::ptr::copy_nonoverlapping(
-                                    image_row.add(ix as usize * s.c),
-                                    tap,
-                                    s.c,
-                                );
-                            } else {
-                                std::ptr::write_bytes(tap, 0, s.c);
-                            }
-                        }
-                        src[i] = dst;
+                        src[i] = kernel_row_run(image_row, x0[i], s, scratch.add(i * run));
                     }
                     let mut wrow = wt.add(ky * run * s.o + at.ob);
                     for j in 0..run {

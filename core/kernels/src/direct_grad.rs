@@ -63,6 +63,7 @@ macro_rules! direct_grad_kernel {
         #[allow(clippy::needless_range_loop)]
         mod $module {
             use super::BLOCK_ROWS;
+            use crate::direct::kernel_row_run;
             use crate::shape::ConvShape;
             use std::arch::x86_64::*;
 
@@ -169,25 +170,8 @@ macro_rules! direct_grad_kernel {
                             }
                             let image_row = xp.add((n * s.h + iy as usize) * s.w * s.c);
                             let x0 = (ox * s.stride) as isize - s.pad as isize;
-                            let src = if x0 >= 0 && x0 as usize + s.k <= s.w {
-                                image_row.add(x0 as usize * s.c)
-                            } else {
-                                let dst = scratch.as_mut_ptr().add((r - block) * run);
-                                for kx in 0..s.k {
-                                    let ix = x0 + kx as isize;
-                                    let tap = dst.add(kx * s.c);
-                                    if ix >= 0 && (ix as usize) < s.w {
-                                        std::ptr::copy_nonoverlapping(
-                                            image_row.add(ix as usize * s.c),
-                                            tap,
-                                            s.c,
-                                        );
-                                    } else {
-                                        std::ptr::write_bytes(tap, 0, s.c);
-                                    }
-                                }
-                                dst.cast_const()
-                            };
+                            let spare = scratch.as_mut_ptr().add((r - block) * run);
+                            let src = kernel_row_run(image_row, x0, s, spare);
                             rows.push((src, gp.add(r * s.o)));
                         }
                         if rows.is_empty() {

@@ -62,6 +62,7 @@ pub fn rows(x: &[f32], by_output: &[f32], s: &ConvShape, r0: usize, r1: usize, o
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::needless_range_loop)]
 mod avx2 {
+    use crate::direct::kernel_row_run;
     use crate::shape::ConvShape;
     use std::arch::x86_64::*;
 
@@ -98,21 +99,7 @@ mod avx2 {
             let mut src = [x; R];
             for i in 0..count {
                 let x0 = ((ox + i) * s.stride) as isize - s.pad as isize;
-                if x0 >= 0 && x0 as usize + s.k <= s.w {
-                    src[i] = image_row.add(x0 as usize * s.c);
-                    continue;
-                }
-                let dst = scratch.add(i * run);
-                for kx in 0..s.k {
-                    let ix = x0 + kx as isize;
-                    let tap = dst.add(kx * s.c);
-                    if ix >= 0 && (ix as usize) < s.w {
-                        std::ptr::copy_nonoverlapping(image_row.add(ix as usize * s.c), tap, s.c);
-                    } else {
-                        std::ptr::write_bytes(tap, 0, s.c);
-                    }
-                }
-                src[i] = dst;
+                src[i] = kernel_row_run(image_row, x0, s, scratch.add(i * run));
             }
             // pixels past `count` repeat the first one; their sums are never stored
             for i in count..R {

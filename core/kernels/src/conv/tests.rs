@@ -37,16 +37,7 @@ fn reference(x: &[f64], w: &[f64], s: &ConvShape) -> Vec<f64> {
 fn every_direct_path_the_host_has_matches_the_definition_and_the_others_bit_for_bit() {
     use crate::isa::{detected, Isa};
     for &(k, stride, pad, c, o) in &DIRECT_SHAPES {
-        let s = ConvShape {
-            n: 3,
-            h: 7,
-            w: 13,
-            c,
-            o,
-            k,
-            stride,
-            pad,
-        };
+        let s = direct_shape(k, stride, pad, c, o);
         let x = values(s.n * s.h * s.w * s.c, 11);
         let w = values(s.o * s.c * k * k, 12);
         let expected = reference(&x, &w, &s);
@@ -94,6 +85,20 @@ const DIRECT_SHAPES: [(usize, usize, usize, usize, usize); 7] = [
     (3, 2, 1, 2, 8),
 ];
 
+/// One of [`DIRECT_SHAPES`] on 3 images of 7 x 13 pixels.
+fn direct_shape(k: usize, stride: usize, pad: usize, c: usize, o: usize) -> ConvShape {
+    ConvShape {
+        n: 3,
+        h: 7,
+        w: 13,
+        c,
+        o,
+        k,
+        stride,
+        pad,
+    }
+}
+
 /// The weight gradient (K K C x O) of `L = sum(conv(x, w) * g)` by its definition, in f64.
 fn reference_weight_grad(x: &[f64], g: &[f64], s: &ConvShape) -> Vec<f64> {
     let (oh, ow) = (s.oh(), s.ow());
@@ -124,16 +129,7 @@ fn reference_weight_grad(x: &[f64], g: &[f64], s: &ConvShape) -> Vec<f64> {
 fn every_direct_weight_gradient_path_matches_the_definition_and_the_others_bit_for_bit() {
     use crate::isa::{detected, Isa};
     for &(k, stride, pad, c, o) in &DIRECT_SHAPES {
-        let s = ConvShape {
-            n: 3,
-            h: 7,
-            w: 13,
-            c,
-            o,
-            k,
-            stride,
-            pad,
-        };
+        let s = direct_shape(k, stride, pad, c, o);
         let x = values(s.n * s.h * s.w * s.c, 31);
         let g = values(s.rows() * s.o, 32);
         let expected = reference_weight_grad(&x, &g, &s);
