@@ -1,9 +1,10 @@
 //! Attacks on non-linear objectives whose answers are known: APGD must halve its step to reach an
-//! interior maximum, and PGD's restarts must be chosen per example.
+//! interior maximum, and PGD's restarts must be chosen per example; APGD reads success from the
+//! forward pass of its gradients.
 
 mod common;
 use candle_core::{Device, Tensor, D};
-use rossl::rossl_api::components::{Attack, BuildContext};
+use rossl::rossl_api::components::{Attack, BuildContext, Objective};
 use rossl::rossl_api::registry;
 use rossl::rossl_api::rng::Rng;
 use rossl::rossl_api::Result;
@@ -104,4 +105,95 @@ fn pgd_keeps_the_best_restart_of_each_example() {
             "example {i} ended at {v}, not {far}"
         );
     }
+}
+
+/// Counts the calls of each `Objective` method on `f(x) = sum of x` per example; success is a sum
+/// above `threshold`.
+struct CountingObjective {
+    threshold: f32,
+    loss_calls: usize,
+    succeeded_calls: usize,
+    combined_calls: usize,
+}
+
+impl CountingObjective {
+    fn success(&self, loss: &Tensor) -> Result<Option<Vec<bool>>> {
+        let values = loss.detach().to_vec1::<f32>()?;
+        Ok(Some(values.iter().map(|v| *v > self.threshold).collect()))
+    }
+}
+
+impl Objective for CountingObjective {
+    fn loss(&mut self, x: &Tensor) -> Result<Tensor> {
+        self.loss_calls += 1;
+        Ok(x.flatten_from(1)?.sum(D::Minus1)?)
+    }
+
+    fn succeeded(&mut self, x: &Tensor) -> Result<Option<Vec<bool>>> {
+        self.succeeded_calls += 1;
+        let loss = x.flatten_from(1)?.sum(D::Minus1)?;
+        self.success(&loss)
+    }
+
+    fn loss_and_success(&mut self, x: &Tensor) -> Result<(Tensor, Option<Vec<bool>>)> {
+        self.combined_calls += 1;
+        let loss = x.flatten_from(1)?.sum(D::Minus1)?;
+        let success = self.success(&loss)?;
+        Ok((loss, success))
+    }
+}
+
+#[test]
+fn apgd_reads_success_from_the_forward_pass_of_each_gradient() {
+    // 4 examples of 16 pixels at 0.5: sum 8 at x, at most 8 + 16 eps = 9.6 in the ball. Success
+    // (a sum above 9) is reachable: APGD must return a successful point for every example, and
+    // ask the objective once per iterate (the start and each of its steps), never a second time
+    // for the success alone.
+    let dev = Device::Cpu;
+    let x = Tensor::full(0.5f32, (4, 1, 4, 4), &dev).unwrap();
+    let mut objective = CountingObjective {
+        threshold: 9.0,
+        loss_calls: 0,
+        succeeded_calls: 0,
+        combined_calls: 0,
+    };
+    let steps = 10;
+    let adv = attack("apgd", &format!("eps = 0.1\nsteps = {steps}"))
+        .perturb(&x, &mut objective, &mut Rng::new(7))
+        .unwrap();
+    assert_eq!(objective.combined_calls, steps + 1);
+    assert_eq!(objective.succeeded_calls, 0);
+    assert_eq!(objective.loss_calls, 0);
+    let sums = adv.flatten_from(1).unwrap().sum(D::Minus1).unwrap();
+    assert_eq!(
+        objective.success(&sums).unwrap(),
+        Some(vec![true; 4]),
+        "sums {sums}"
+    );
+}
+
+#[test]
+fn an_objective_without_a_combined_pass_gets_loss_then_success() {
+    // the default `loss_and_success`: `loss` on the tracked input, then `succeeded`
+    struct TwoPasses(Vec<&'static str>);
+    impl Objective for TwoPasses {
+        fn loss(&mut self, x: &Tensor) -> Result<Tensor> {
+            self.0.push("loss");
+            Ok(x.flatten_from(1)?.sum(D::Minus1)?)
+        }
+        fn succeeded(&mut self, x: &Tensor) -> Result<Option<Vec<bool>>> {
+            self.0.push("succeeded");
+            let sums = x.flatten_from(1)?.sum(D::Minus1)?.to_vec1::<f32>()?;
+            Ok(Some(sums.iter().map(|s| *s > 1.0).collect()))
+        }
+    }
+    let x = Tensor::new(&[[0.2f32, 0.3], [0.9, 0.8]], &Device::Cpu).unwrap();
+    let mut objective = TwoPasses(Vec::new());
+    let (loss, gradient, success) =
+        rossl::rossl_api::adversarial::input_gradient_and_success(&mut objective, &x).unwrap();
+    assert_eq!(objective.0, ["loss", "succeeded"]);
+    // d(sum x)/dx = 1 everywhere; sums 0.5 and 1.7
+    assert_eq!(loss.to_vec1::<f32>().unwrap(), [0.5, 1.7]);
+    assert_eq!(gradient.to_vec2::<f32>().unwrap(), [[1.0, 1.0], [1.0, 1.0]]);
+    assert_eq!(success, Some(vec![false, true]));
 }

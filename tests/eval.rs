@@ -361,3 +361,61 @@ fn knn_keeps_usable_gradients_where_all_neighbours_agree_and_pgd_lowers_its_accu
         unanimous.len()
     );
 }
+
+#[test]
+fn the_classifier_objective_gives_the_same_loss_and_success_in_one_pass_as_in_two() {
+    use rossl::rossl_api::components::{AttackLoss, FitContext, FrozenEncoder, Objective};
+    use rossl::{rossl_nn::classify::labels_tensor, rossl_runtime::eval::ClassifierObjective};
+    let (train, test) = synthetic(0.3);
+    let encoder = Flatten;
+    let fit = FitContext {
+        encoder: FrozenEncoder::new(&encoder),
+        train: &train,
+        device: &Device::Cpu,
+        seed: 0,
+    };
+    let rows: Vec<usize> = (0..24).collect();
+    let (clean, labels) = rossl::rossl_api::data::image_batch(&test, &rows, &Device::Cpu).unwrap();
+    // uniform noise with the test labels: some points right, some wrong
+    let x = Tensor::rand(0f32, 1f32, clean.shape(), &Device::Cpu).unwrap();
+    for (name, params) in [
+        ("linear-probe", "epochs = 5\nlr = 0.01\nbatch_size = 32"),
+        (
+            "multi-crop-probe",
+            "views = 4\nscale = [0.6, 1.0]\nepochs = 5\nlr = 0.01\nbatch_size = 32",
+        ),
+    ] {
+        let classifier = evaluator(name, params).fit(&fit).unwrap();
+        for loss in [
+            AttackLoss::CrossEntropy,
+            AttackLoss::Margin,
+            AttackLoss::Dlr,
+        ] {
+            let objective = || ClassifierObjective {
+                classifier: classifier.as_ref(),
+                labels: labels_tensor(&labels, &Device::Cpu).unwrap(),
+                label_values: labels.clone(),
+                loss,
+                eot_samples: 3,
+                draws: Rng::new(4),
+                prediction_rng: Rng::new(5),
+            };
+            let (mut one, mut two) = (objective(), objective());
+            let (loss_one, success_one) = one.loss_and_success(&x).unwrap();
+            let loss_two = two.loss(&x).unwrap();
+            let success_two = two.succeeded(&x).unwrap();
+            assert_eq!(
+                loss_one.to_vec1::<f32>().unwrap(),
+                loss_two.to_vec1::<f32>().unwrap(),
+                "{name} {loss:?}"
+            );
+            assert_eq!(success_one, success_two, "{name} {loss:?}");
+            // some of both outcomes, so that the comparison means something
+            let success = success_one.unwrap();
+            assert!(
+                success.contains(&true) && success.contains(&false),
+                "{name} {loss:?}: {success:?}"
+            );
+        }
+    }
+}

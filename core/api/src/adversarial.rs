@@ -12,12 +12,28 @@ use candle_core::{Tensor, Var};
 pub fn input_gradient(objective: &mut dyn Objective, x: &Tensor) -> Result<(Tensor, Tensor)> {
     let leaf = Var::from_tensor(&x.detach())?;
     let loss = objective.loss(leaf.as_tensor())?;
+    Ok((loss.detach(), gradient_at(&leaf, &loss)?))
+}
+
+/// The gradient of the sum of `loss` with respect to `leaf` (zeros where `loss` does not depend
+/// on it).
+fn gradient_at(leaf: &Var, loss: &Tensor) -> Result<Tensor> {
     let grads = loss.sum_all()?.backward()?;
-    let gradient = match grads.get(leaf.as_tensor()) {
+    Ok(match grads.get(leaf.as_tensor()) {
         Some(g) => g.clone(),
         None => leaf.as_tensor().zeros_like()?,
-    };
-    Ok((loss.detach(), gradient))
+    })
+}
+
+/// As [`input_gradient`], with the per-example success at `x` (from
+/// [`Objective::loss_and_success`]: one forward pass where the objective allows it).
+pub fn input_gradient_and_success(
+    objective: &mut dyn Objective,
+    x: &Tensor,
+) -> Result<(Tensor, Tensor, Option<Vec<bool>>)> {
+    let leaf = Var::from_tensor(&x.detach())?;
+    let (loss, success) = objective.loss_and_success(leaf.as_tensor())?;
+    Ok((loss.detach(), gradient_at(&leaf, &loss)?, success))
 }
 
 /// Projects `candidate` onto the L-infinity ball of radius `eps` around `x`, then onto [0, 1]:

@@ -1,13 +1,16 @@
 //! A direct channels-last convolution for small channel counts (x86-64 with AVX-512, or AVX2 and
 //! FMA): the receptive field is read straight from the input, with no im2col copy, into a
-//! register tile of up to 6 output pixels of one output row x 2 vectors of output channels (32
-//! channels with AVX-512, 16 with AVX2). For each kernel row, the K taps of a pixel are K adjacent
-//! input pixels: one run of K C values, read in place; only pixels whose run crosses the left or
-//! right edge copy it, with zeros for the padding, and kernel rows that fall in the top or bottom
-//! padding are skipped (at 4x4 and 7x7 outputs those are 17% and 10% of the arithmetic). For the
-//! narrow layers of small ResNets (1 to 128 channels) this runs well ahead of im2col + GEMM, whose
-//! packing and copies dominate there. Both paths accumulate each output in the same order (taps,
-//! then input channels, one fused multiply-add each): their results are bit-identical.
+//! register tile of output pixels of one output row x vectors of output channels: up to 6 pixels
+//! x 2 vectors (16 channels) with AVX2's 16 registers; with AVX-512's 32, up to 24 accumulators
+//! (12 pixels x 1 or 2 vectors, or 6 pixels x 4 vectors), so that a 16-channel layer or a row of
+//! 4 pixels still has enough independent chains to hide the multiply-adds' latency. For each
+//! kernel row, the K taps of a pixel are K adjacent input pixels: one run of K C values, read in
+//! place; only pixels whose run crosses the left or right edge copy it, with zeros for the
+//! padding, and kernel rows that fall in the top or bottom padding are skipped (at 4x4 and 7x7
+//! outputs those are 17% and 10% of the arithmetic). For the narrow layers of small ResNets (1 to
+//! 128 channels) this runs well ahead of im2col + GEMM, whose packing and copies dominate there.
+//! Both paths accumulate each output in the same order (taps, then input channels, one fused
+//! multiply-add each), whatever the tile: their results are bit-identical.
 
 use super::isa::{self, Isa};
 use super::shape::ConvShape;
@@ -95,7 +98,9 @@ pub(crate) unsafe fn kernel_row_run(
 /// features and intrinsics.
 macro_rules! direct_kernel {
     ($module:ident, $features:literal, $vector:ty, $lanes:literal, $zero:ident, $load:ident,
-     $splat:ident, $fma:ident, $store:ident) => {
+     $splat:ident, $fma:ident, $store:ident, tile: $tile:literal,
+     accumulators: $accumulators:literal, vectors: $vectors:literal,
+     widths: [$($width:literal),*]) => {
         #[cfg(target_arch = "x86_64")]
         #[allow(clippy::needless_range_loop, clippy::too_many_arguments)]
         mod $module {
@@ -104,7 +109,15 @@ macro_rules! direct_kernel {
             use std::arch::x86_64::*;
 
             /// The most output pixels in one register tile.
-            const TILE: usize = 6;
+            const TILE: usize = $tile;
+
+            /// The most accumulator registers of a tile (pixels x vectors): enough independent
+            /// chains to hide the latency of the fused multiply-adds, with room left for the
+            /// weights and a broadcast.
+            const ACCUMULATORS: usize = $accumulators;
+
+            /// The most vectors of output channels in one tile.
+            const VECTORS: usize = $vectors;
 
             /// Where one tile's output pixels lie: image `n`, output row `oy`, columns from
             /// `ox`, output channels from `ob`.
@@ -167,8 +180,9 @@ macro_rules! direct_kernel {
                 }
             }
 
-            /// Every tile of `count` (1 to [`TILE`]) pixels starting at `at`, over all output
-            /// channels: pairs of vectors, then one vector if one is left.
+            /// Every tile of `R` (1 to [`TILE`]) pixels starting at `at`, over all output
+            /// channels: groups of 4 vectors where the accumulators allow it, then pairs, then
+            /// one vector if one is left.
             #[target_feature(enable = $features)]
             unsafe fn tiles<const R: usize>(
                 x: *const f32,
@@ -181,7 +195,10 @@ macro_rules! direct_kernel {
                 let mut ob = 0;
                 while ob < s.o {
                     let at = At { ob, ..at };
-                    if s.o - ob >= 2 * $lanes {
+                    if VECTORS >= 4 && R * 4 <= ACCUMULATORS && s.o - ob >= 4 * $lanes {
+                        tile::<R, 4>(x, wt, s, at, out, scratch);
+                        ob += 4 * $lanes;
+                    } else if R * 2 <= ACCUMULATORS && s.o - ob >= 2 * $lanes {
                         tile::<R, 2>(x, wt, s, at, out, scratch);
                         ob += 2 * $lanes;
                     } else {
@@ -220,11 +237,7 @@ macro_rules! direct_kernel {
                         };
                         let dst = out.as_mut_ptr().add((r + ox - ox0 - r0) * s.o);
                         match width {
-                            6 => tiles::<6>(xp, wp, s, at, dst, sp),
-                            5 => tiles::<5>(xp, wp, s, at, dst, sp),
-                            4 => tiles::<4>(xp, wp, s, at, dst, sp),
-                            3 => tiles::<3>(xp, wp, s, at, dst, sp),
-                            2 => tiles::<2>(xp, wp, s, at, dst, sp),
+                            $($width => tiles::<$width>(xp, wp, s, at, dst, sp),)*
                             _ => tiles::<1>(xp, wp, s, at, dst, sp),
                         }
                         ox += width;
@@ -245,7 +258,11 @@ direct_kernel!(
     _mm256_loadu_ps,
     _mm256_set1_ps,
     _mm256_fmadd_ps,
-    _mm256_storeu_ps
+    _mm256_storeu_ps,
+    tile: 6,
+    accumulators: 12,
+    vectors: 2,
+    widths: [6, 5, 4, 3, 2]
 );
 direct_kernel!(
     avx512,
@@ -256,5 +273,9 @@ direct_kernel!(
     _mm512_loadu_ps,
     _mm512_set1_ps,
     _mm512_fmadd_ps,
-    _mm512_storeu_ps
+    _mm512_storeu_ps,
+    tile: 12,
+    accumulators: 24,
+    vectors: 4,
+    widths: [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2]
 );

@@ -3,10 +3,10 @@
 //! `j = (ky K + kx) C + c` runs over the receptive field. As in `direct.rs`, the K taps of one
 //! kernel row of an output pixel are one run of K C input values, read in place (or copied with
 //! zeros where the run crosses the left or right edge), and rows whose kernel row falls in the
-//! top or bottom padding add nothing and are skipped. A register tile holds 6 consecutive `j` x 2
-//! vectors of output channels and goes down a block of output rows: per row, two vector loads of
-//! `dy`, six broadcasts and twelve fused multiply-adds, where im2col + GEMM copied the field and
-//! packed both operands.
+//! top or bottom padding add nothing and are skipped. A register tile holds up to 6 (AVX2) or 12
+//! (AVX-512) consecutive `j` x 2 vectors of output channels and goes down a block of output rows:
+//! per row, two vector loads of `dy`, a broadcast per `j` and two fused multiply-adds per `j`,
+//! where im2col + GEMM copied the field and packed both operands.
 
 use super::isa::Isa;
 use super::shape::ConvShape;
@@ -58,7 +58,8 @@ pub fn add_rows(
 /// A module of the direct weight gradient for one instruction set.
 macro_rules! direct_grad_kernel {
     ($module:ident, $features:literal, $vector:ty, $lanes:literal, $zero:ident, $load:ident,
-     $splat:ident, $fma:ident, $store:ident) => {
+     $splat:ident, $fma:ident, $store:ident, tile: $tile:literal,
+     widths: [$($width:literal),*]) => {
         #[cfg(target_arch = "x86_64")]
         #[allow(clippy::needless_range_loop)]
         mod $module {
@@ -67,8 +68,10 @@ macro_rules! direct_grad_kernel {
             use crate::shape::ConvShape;
             use std::arch::x86_64::*;
 
-            /// The most consecutive `j` in one register tile.
-            const TILE: usize = 6;
+            /// The most consecutive `j` in one register tile (times 2 vectors: the accumulators
+            /// fill about half the vector registers, enough chains to hide the latency of the
+            /// multiply-adds, with room for `dy` and a broadcast).
+            const TILE: usize = $tile;
 
             /// One tile: `acc[j0 + i][ob..ob + LANES B]` for `i < R`, plus the sum over `rows`
             /// (pairs of a run pointer and a `dy` row pointer) of `run[j0 + i] dy[ob..]`.
@@ -183,11 +186,7 @@ macro_rules! direct_grad_kernel {
                         while j0 < run {
                             let width = (run - j0).min(TILE);
                             match width {
-                                6 => tiles::<6>(&rows, j0, s.o, part),
-                                5 => tiles::<5>(&rows, j0, s.o, part),
-                                4 => tiles::<4>(&rows, j0, s.o, part),
-                                3 => tiles::<3>(&rows, j0, s.o, part),
-                                2 => tiles::<2>(&rows, j0, s.o, part),
+                                $($width => tiles::<$width>(&rows, j0, s.o, part),)*
                                 _ => tiles::<1>(&rows, j0, s.o, part),
                             }
                             j0 += width;
@@ -209,7 +208,9 @@ direct_grad_kernel!(
     _mm256_loadu_ps,
     _mm256_set1_ps,
     _mm256_fmadd_ps,
-    _mm256_storeu_ps
+    _mm256_storeu_ps,
+    tile: 6,
+    widths: [6, 5, 4, 3, 2]
 );
 direct_grad_kernel!(
     avx512,
@@ -220,5 +221,7 @@ direct_grad_kernel!(
     _mm512_loadu_ps,
     _mm512_set1_ps,
     _mm512_fmadd_ps,
-    _mm512_storeu_ps
+    _mm512_storeu_ps,
+    tile: 12,
+    widths: [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2]
 );

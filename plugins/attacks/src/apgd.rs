@@ -11,7 +11,7 @@
 //! point when one was found (if the objective reports success), else the highest-loss point.
 
 use candle_core::{DType, Tensor};
-use rossl_api::adversarial::{check_budget, input_gradient, project, start};
+use rossl_api::adversarial::{check_budget, input_gradient_and_success, project, start};
 use rossl_api::components::{Attack, AttackSpec, Objective};
 use rossl_api::registry::{ParamError, Params};
 use rossl_api::rng::Rng;
@@ -122,13 +122,13 @@ impl Attack for Apgd {
         let decrease = ((0.03 * n_iter as f64) as usize).max(1);
 
         let mut x_adv = start(&x, eps, true, rng)?;
-        let (loss, mut grad) = input_gradient(objective, &x_adv)?;
+        let (loss, mut grad, success) = input_gradient_and_success(objective, &x_adv)?;
         let mut losses = per_example(&loss)?;
         let rows = losses.len();
         let mut loss_best = losses.clone();
         let mut x_best = x_adv.clone();
         let mut grad_best = grad.clone();
-        let mut success = objective.succeeded(&x_adv)?.filter(|s| s.len() == rows);
+        let mut success = success.filter(|s| s.len() == rows);
         let mut x_best_adv = x_adv.clone();
         let mut step = vec![2.0 * eps; rows];
         let mut x_old = x_adv.clone();
@@ -149,10 +149,10 @@ impl Attack for Apgd {
             )?;
             let moved = ((&x_adv + ((z - &x_adv)? * a)?)? + (momentum_term * (1.0 - a))?)?;
             x_adv = project(&x, &moved, eps)?;
-            let (loss, g) = input_gradient(objective, &x_adv)?;
+            let (loss, g, now) = input_gradient_and_success(objective, &x_adv)?;
             grad = g;
             losses = per_example(&loss)?;
-            if let (Some(best), Some(now)) = (success.as_mut(), objective.succeeded(&x_adv)?) {
+            if let (Some(best), Some(now)) = (success.as_mut(), now) {
                 if now.len() == rows {
                     let newly: Vec<bool> = now
                         .iter()

@@ -26,6 +26,16 @@ pub trait Objective {
         let loss = self.loss(x)?.detach();
         Ok((loss, self.succeeded(x)?))
     }
+
+    /// The loss at `x` as [`Objective::loss`] computes it (attached to `x`'s graph, so that its
+    /// gradient can be taken) and the per-example success at the same point: attacks that track
+    /// success at every iterate (APGD) call this through
+    /// [`crate::adversarial::input_gradient_and_success`]. An objective that can read both from
+    /// one forward pass overrides this, saving the second pass.
+    fn loss_and_success(&mut self, x: &Tensor) -> Result<(Tensor, Option<Vec<bool>>)> {
+        let loss = self.loss(x)?;
+        Ok((loss, self.succeeded(&x.detach())?))
+    }
 }
 
 impl<F> Objective for F

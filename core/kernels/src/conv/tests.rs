@@ -48,23 +48,30 @@ fn every_direct_path_the_host_has_matches_the_definition_and_the_others_bit_for_
             if isa > detected() || !o.is_multiple_of(lanes) {
                 continue; // not on this host, or not whole vectors
             }
-            let mut out = vec![0.0f32; s.rows() * s.o];
-            // an uneven split of the rows, to cover parts of output rows and tiles of 1 to 6
-            // pixels (rows of 13 pixels: tiles of 5, 4 and 4; 7 pixels, then 6; one last pixel)
-            let (mid, last) = (7, s.rows() - 1);
-            for (a, b) in [(0, mid), (mid, last), (last, s.rows())] {
-                crate::direct::rows(isa, &xf, &wf, &s, a, b, &mut out[a * s.o..b * s.o]);
+            // uneven splits of the rows, to cover parts of output rows and every tile width:
+            // the first `w` pixels alone are one tile of `w` (1 to 12) pixels, or two; the rows
+            // of 13 pixels are cut into 2 or 3 tiles; the last split leaves one last pixel
+            let last = s.rows() - 1;
+            let splits = (1..=12)
+                .map(|w| vec![0, w, s.rows()])
+                .chain([vec![0, 7, last, s.rows()]]);
+            for cuts in splits {
+                let mut out = vec![0.0f32; s.rows() * s.o];
+                for pair in cuts.windows(2) {
+                    let (a, b) = (pair[0], pair[1]);
+                    crate::direct::rows(isa, &xf, &wf, &s, a, b, &mut out[a * s.o..b * s.o]);
+                }
+                for (a, b) in out.iter().zip(&expected) {
+                    assert!(
+                        (f64::from(*a) - b).abs() < 1e-4,
+                        "{isa} k{k} s{stride} c{c} o{o} cuts {cuts:?}: {a} vs {b}"
+                    );
+                }
+                results.push(out);
             }
-            for (a, b) in out.iter().zip(&expected) {
-                assert!(
-                    (f64::from(*a) - b).abs() < 1e-4,
-                    "{isa} k{k} s{stride} c{c} o{o}: {a} vs {b}"
-                );
-            }
-            results.push(out);
         }
         if let [first, rest @ ..] = results.as_slice() {
-            // the paths accumulate in the same order: identical results
+            // the paths and splits accumulate in the same order: identical results
             assert!(rest.iter().all(|r| r == first), "k{k} c{c} o{o}");
             // and through the public entry point, on whichever path is active
             if crate::direct::applies(&s) {
@@ -74,8 +81,10 @@ fn every_direct_path_the_host_has_matches_the_definition_and_the_others_bit_for_
     }
 }
 
-/// The shapes of the direct kernels' tests: 1 to 48 channels, strides 1 and 2, 1x1 and 3x3.
-const DIRECT_SHAPES: [(usize, usize, usize, usize, usize); 7] = [
+/// The shapes of the direct kernels' tests: 1 to 64 channels (64: tiles of 4 vectors with
+/// AVX-512), strides 1 and 2, 1x1 and 3x3.
+const DIRECT_SHAPES: [(usize, usize, usize, usize, usize); 8] = [
+    (3, 1, 1, 8, 64),
     (3, 1, 1, 3, 16),
     (3, 2, 1, 5, 8),
     (3, 1, 1, 16, 24),
@@ -128,7 +137,10 @@ fn reference_weight_grad(x: &[f64], g: &[f64], s: &ConvShape) -> Vec<f64> {
 #[test]
 fn every_direct_weight_gradient_path_matches_the_definition_and_the_others_bit_for_bit() {
     use crate::isa::{detected, Isa};
-    for &(k, stride, pad, c, o) in &DIRECT_SHAPES {
+    // tiles span up to 12 values of a kernel row's run (K C): 1x1 kernels on C = 1 to 12
+    // channels add the last tiles of every width to those of the shared shapes
+    let every_width = (1..=12).map(|c| (1, 2, 0, c, 16));
+    for (k, stride, pad, c, o) in DIRECT_SHAPES.iter().copied().chain(every_width) {
         let s = direct_shape(k, stride, pad, c, o);
         let x = values(s.n * s.h * s.w * s.c, 31);
         let g = values(s.rows() * s.o, 32);

@@ -109,6 +109,20 @@ impl Objective for ClassifierObjective<'_> {
         let predicted = predictions(&logits)?;
         Ok((self.loss_of(&logits)?, Some(self.misclassified(&predicted))))
     }
+
+    fn loss_and_success(&mut self, x: &Tensor) -> Result<(Tensor, Option<Vec<bool>>)> {
+        if self.classifier.is_random() {
+            // the gradient averages draws; success is judged under the fixed prediction draw
+            let loss = self.loss(x)?;
+            return Ok((loss, self.succeeded(&x.detach())?));
+        }
+        // a deterministic classifier: the logits of the gradient's forward pass give both
+        let logits = self
+            .classifier
+            .logits(x, &mut self.prediction_rng.clone())?;
+        let predicted = predictions(&logits.detach())?;
+        Ok((self.loss_of(&logits)?, Some(self.misclassified(&predicted))))
+    }
 }
 
 /// Predictions of `classifier` on `x` under the fixed draw `rng`.
