@@ -6,7 +6,9 @@ use candle_core::{Device, Tensor, D};
 use common::fixtures::{synthetic, Flatten};
 use common::{temp_dir, write, TINY};
 use proptest::prelude::*;
-use rossl::rossl_api::components::{Attack, BuildContext, Evaluator, ImageSet};
+use rossl::rossl_api::components::{
+    Attack, BuildContext, Evaluator, FitContext, FrozenEncoder, ImageSet,
+};
 use rossl::rossl_api::registry;
 use rossl::rossl_api::rng::Rng;
 use rossl::rossl_api::Result;
@@ -125,6 +127,16 @@ fn eval_config(preset: Preset) -> EvalConfig {
         eot_samples: 2,
         large_eps: 0.5,
         ..EvalConfig::default()
+    }
+}
+
+/// Fitting a classifier on `train` through the flattening encoder, on the CPU, seed 0.
+fn flatten_fit(train: &ImageSet) -> FitContext<'_> {
+    FitContext {
+        encoder: FrozenEncoder::new(&Flatten),
+        train,
+        device: &Device::Cpu,
+        seed: 0,
     }
 }
 
@@ -270,7 +282,7 @@ fn extra_evaluation_attacks_are_checked_before_anything_runs() {
 
 #[test]
 fn knn_keeps_usable_gradients_where_all_neighbours_agree_and_pgd_lowers_its_accuracy_there() {
-    use rossl::rossl_api::components::{AttackLoss, FitContext, FrozenEncoder};
+    use rossl::rossl_api::components::AttackLoss;
     use rossl::{rossl_nn::classify::labels_tensor, rossl_runtime::eval::ClassifierObjective};
     let (train, test) = synthetic(0.3);
     let k = 10;
@@ -309,13 +321,7 @@ fn knn_keeps_usable_gradients_where_all_neighbours_agree_and_pgd_lowers_its_accu
         "{} unanimous points",
         unanimous.len()
     );
-    let encoder = Flatten;
-    let fit = FitContext {
-        encoder: FrozenEncoder::new(&encoder),
-        train: &train,
-        device: &Device::Cpu,
-        seed: 0,
-    };
+    let fit = flatten_fit(&train);
     let knn = evaluator("knn", "k = 10").fit(&fit).unwrap();
     let (x, labels) = rossl::rossl_api::data::image_batch(&test, &unanimous, &Device::Cpu).unwrap();
     let mut objective = ClassifierObjective {
@@ -364,16 +370,10 @@ fn knn_keeps_usable_gradients_where_all_neighbours_agree_and_pgd_lowers_its_accu
 
 #[test]
 fn the_classifier_objective_gives_the_same_loss_and_success_in_one_pass_as_in_two() {
-    use rossl::rossl_api::components::{AttackLoss, FitContext, FrozenEncoder, Objective};
+    use rossl::rossl_api::components::{AttackLoss, Objective};
     use rossl::{rossl_nn::classify::labels_tensor, rossl_runtime::eval::ClassifierObjective};
     let (train, test) = synthetic(0.3);
-    let encoder = Flatten;
-    let fit = FitContext {
-        encoder: FrozenEncoder::new(&encoder),
-        train: &train,
-        device: &Device::Cpu,
-        seed: 0,
-    };
+    let fit = flatten_fit(&train);
     let rows: Vec<usize> = (0..24).collect();
     let (clean, labels) = rossl::rossl_api::data::image_batch(&test, &rows, &Device::Cpu).unwrap();
     // uniform noise with the test labels: some points right, some wrong
