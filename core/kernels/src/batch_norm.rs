@@ -2,6 +2,7 @@
 
 use super::gemm::Element;
 use super::par_build;
+use crate::simd::vectorised;
 use rayon::prelude::*;
 
 fn chunk_rows(c: usize) -> usize {
@@ -19,20 +20,30 @@ pub fn moments<T: Element>(x: &[T], c: usize) -> (Vec<f64>, Vec<f64>) {
         .map(|part| {
             let n = part.len() / c;
             let mut sum = vec![T::zero(); c];
-            for row in part.chunks_exact(c) {
-                for (s, v) in sum.iter_mut().zip(row) {
-                    *s += *v;
-                }
-            }
+            vectorised(
+                #[inline(always)]
+                || {
+                    for row in part.chunks_exact(c) {
+                        for (s, v) in sum.iter_mut().zip(row) {
+                            *s += *v;
+                        }
+                    }
+                },
+            );
             let inv = T::one() / T::of(n as f64);
             let mean: Vec<T> = sum.iter().map(|s| *s * inv).collect();
             let mut m2 = vec![T::zero(); c];
-            for row in part.chunks_exact(c) {
-                for ((q, v), m) in m2.iter_mut().zip(row).zip(&mean) {
-                    let d = *v - *m;
-                    *q += d * d;
-                }
-            }
+            vectorised(
+                #[inline(always)]
+                || {
+                    for row in part.chunks_exact(c) {
+                        for ((q, v), m) in m2.iter_mut().zip(row).zip(&mean) {
+                            let d = *v - *m;
+                            *q += d * d;
+                        }
+                    }
+                },
+            );
             (
                 n as f64,
                 mean.into_iter().map(T::as_f64).collect(),
@@ -64,16 +75,22 @@ pub fn affine<T: Element>(x: &[T], c: usize, scale: &[T], shift: &[T], relu: boo
     let step = chunk_rows(c) * c;
     par_build(x.len(), step, T::zero(), |i, out| {
         let inp = &x[i * step..i * step + out.len()];
-        for (orow, irow) in out.chunks_exact_mut(c).zip(inp.chunks_exact(c)) {
-            for ((o, x), (a, b)) in orow.iter_mut().zip(irow).zip(scale.iter().zip(shift)) {
-                let v = *x * *a + *b;
-                *o = if relu && v < T::zero() { T::zero() } else { v };
-            }
-        }
+        vectorised(
+            #[inline(always)]
+            || {
+                for (orow, irow) in out.chunks_exact_mut(c).zip(inp.chunks_exact(c)) {
+                    for ((o, x), (a, b)) in orow.iter_mut().zip(irow).zip(scale.iter().zip(shift)) {
+                        let v = *x * *a + *b;
+                        *o = if relu && v < T::zero() { T::zero() } else { v };
+                    }
+                }
+            },
+        )
     })
 }
 
 /// The output gradient with the ReLU's mask applied (`y` is the op's output).
+#[inline(always)]
 fn masked<T: Element>(dy: T, y: T, relu: bool) -> T {
     if relu && y <= T::zero() {
         T::zero()
@@ -110,23 +127,28 @@ pub fn backward_train<T: Element>(
         .map(|((xp, yp), dp)| {
             let mut s = vec![T::zero(); c];
             let mut sx = vec![T::zero(); c];
-            for ((xr, yr), dr) in xp
-                .chunks_exact(c)
-                .zip(yp.chunks_exact(c))
-                .zip(dp.chunks_exact(c))
-            {
-                for ((((s, sx), x), y), (d, m)) in s
-                    .iter_mut()
-                    .zip(sx.iter_mut())
-                    .zip(xr)
-                    .zip(yr)
-                    .zip(dr.iter().zip(&m))
-                {
-                    let g = masked(*d, *y, relu);
-                    *s += g;
-                    *sx += g * (*x - *m);
-                }
-            }
+            vectorised(
+                #[inline(always)]
+                || {
+                    for ((xr, yr), dr) in xp
+                        .chunks_exact(c)
+                        .zip(yp.chunks_exact(c))
+                        .zip(dp.chunks_exact(c))
+                    {
+                        for ((((s, sx), x), y), (d, m)) in s
+                            .iter_mut()
+                            .zip(sx.iter_mut())
+                            .zip(xr)
+                            .zip(yr)
+                            .zip(dr.iter().zip(&m))
+                        {
+                            let g = masked(*d, *y, relu);
+                            *s += g;
+                            *sx += g * (*x - *m);
+                        }
+                    }
+                },
+            );
             (
                 s.into_iter().map(T::as_f64).collect::<Vec<f64>>(),
                 sx.into_iter().map(T::as_f64).collect::<Vec<f64>>(),
@@ -160,22 +182,27 @@ pub fn backward_train<T: Element>(
     let dx = par_build(x.len(), step, T::zero(), |i, out| {
         let at = i * step..i * step + out.len();
         let (xp, yp, dp) = (&x[at.clone()], &y[at.clone()], &dy[at]);
-        for (((o, xr), yr), dr) in out
-            .chunks_exact_mut(c)
-            .zip(xp.chunks_exact(c))
-            .zip(yp.chunks_exact(c))
-            .zip(dp.chunks_exact(c))
-        {
-            for ((((o, x), y), d), ((k, p), q)) in o
-                .iter_mut()
-                .zip(xr)
-                .zip(yr)
-                .zip(dr)
-                .zip(k.iter().zip(&p).zip(&q))
-            {
-                *o = *k * masked(*d, *y, relu) + *p * *x + *q;
-            }
-        }
+        vectorised(
+            #[inline(always)]
+            || {
+                for (((o, xr), yr), dr) in out
+                    .chunks_exact_mut(c)
+                    .zip(xp.chunks_exact(c))
+                    .zip(yp.chunks_exact(c))
+                    .zip(dp.chunks_exact(c))
+                {
+                    for ((((o, x), y), d), ((k, p), q)) in o
+                        .iter_mut()
+                        .zip(xr)
+                        .zip(yr)
+                        .zip(dr)
+                        .zip(k.iter().zip(&p).zip(&q))
+                    {
+                        *o = *k * masked(*d, *y, relu) + *p * *x + *q;
+                    }
+                }
+            },
+        )
     });
     let dgamma = sum_dy_xhat.into_iter().map(T::of).collect();
     let dbeta = sum_dy.into_iter().map(T::of).collect();
@@ -188,15 +215,20 @@ pub fn backward_affine<T: Element>(y: &[T], dy: &[T], c: usize, scale: &[T], rel
     par_build(dy.len(), step, T::zero(), |i, out| {
         let at = i * step..i * step + out.len();
         let (yp, dp) = (&y[at.clone()], &dy[at]);
-        for ((o, yr), dr) in out
-            .chunks_exact_mut(c)
-            .zip(yp.chunks_exact(c))
-            .zip(dp.chunks_exact(c))
-        {
-            for (((o, y), d), a) in o.iter_mut().zip(yr).zip(dr).zip(scale) {
-                *o = masked(*d, *y, relu) * *a;
-            }
-        }
+        vectorised(
+            #[inline(always)]
+            || {
+                for ((o, yr), dr) in out
+                    .chunks_exact_mut(c)
+                    .zip(yp.chunks_exact(c))
+                    .zip(dp.chunks_exact(c))
+                {
+                    for (((o, y), d), a) in o.iter_mut().zip(yr).zip(dr).zip(scale) {
+                        *o = masked(*d, *y, relu) * *a;
+                    }
+                }
+            },
+        )
     })
 }
 

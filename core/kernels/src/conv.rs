@@ -7,6 +7,8 @@
 use super::gemm::{matmul, Element, Mat};
 use super::par_build;
 pub use super::shape::ConvShape;
+use crate::simd::vectorised;
+pub use layout::{weights_from_kkco, weights_from_kkco_into, weights_to_kkco};
 use rayon::prelude::*;
 
 /// `v` as an f32 slice when `T` is f32.
@@ -60,6 +62,7 @@ fn im2col<T: Element>(x: &[T], s: &ConvShape, r0: usize, r1: usize, col: &mut [T
 }
 
 /// Adds the rows of `dcol` ((r1 - r0) x KKC) back onto the input positions they came from.
+#[inline(always)]
 fn col2im<T: Element>(
     dcol: &[T],
     s: &ConvShape,
@@ -92,38 +95,6 @@ fn col2im<T: Element>(
             }
         }
     }
-}
-
-/// Reorders PyTorch weights (O, C, K, K) into (K, K, C, O), in parallel over the (K, K, C) rows.
-pub fn weights_to_kkco<T: Element>(w: &[T], s: &ConvShape) -> Vec<T> {
-    let (k, c, o) = (s.k, s.c, s.o);
-    let rows_per_task = (1usize << 14).div_ceil(o.max(1)).max(1);
-    par_build(w.len(), rows_per_task * o, T::zero(), |i, part| {
-        for (r, row) in part.chunks_exact_mut(o).enumerate() {
-            let row_index = i * rows_per_task + r;
-            let (tap, ci) = (row_index / c, row_index % c);
-            let (ky, kx) = (tap / k, tap % k);
-            for (oc, v) in row.iter_mut().enumerate() {
-                *v = w[((oc * c + ci) * k + ky) * k + kx];
-            }
-        }
-    })
-}
-
-/// Reorders (K, K, C, O) back into PyTorch's (O, C, K, K), in parallel over the (O, C) rows.
-pub fn weights_from_kkco<T: Element>(wt: &[T], s: &ConvShape) -> Vec<T> {
-    let (k, c, o) = (s.k, s.c, s.o);
-    let kk = k * k;
-    let rows_per_task = (1usize << 14).div_ceil(kk).max(1);
-    par_build(wt.len(), rows_per_task * kk, T::zero(), |i, part| {
-        for (r, row) in part.chunks_exact_mut(kk).enumerate() {
-            let row_index = i * rows_per_task + r;
-            let (oc, ci) = (row_index / c, row_index % c);
-            for (tap, v) in row.iter_mut().enumerate() {
-                *v = wt[(tap * c + ci) * o + oc];
-            }
-        }
-    })
 }
 
 /// Rows a task of the direct kernels takes: whole output rows, about 240 pixels (the kernels tile
@@ -284,7 +255,10 @@ pub fn input_grad<T: Element>(dy: &[T], wt: &[T], s: &ConvShape) -> Vec<T> {
             let r1 = (r0 + chunk).min(end);
             let block = &mut dcol[..(r1 - r0) * kkc];
             output_grad_times_weights(dy, wt, s, r0, r1, block);
-            col2im(block, s, r0, r1, dst, first_image * image);
+            vectorised(
+                #[inline(always)]
+                || col2im(block, s, r0, r1, dst, first_image * image),
+            );
             r0 = r1;
         }
     })
@@ -361,5 +335,6 @@ pub fn weight_grad<T: Element>(x: &[T], dy: &[T], s: &ConvShape) -> Vec<T> {
     total
 }
 
+mod layout;
 #[cfg(test)]
 mod tests;

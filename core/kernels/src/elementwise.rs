@@ -2,6 +2,7 @@
 //! global average pooling, each with its backward.
 
 use super::par_build;
+use crate::simd::vectorised;
 use rayon::prelude::*;
 
 const CHUNK: usize = 1 << 15;
@@ -36,9 +37,14 @@ pub fn nhwc_to_nchw(x: &[f32], (n, c, h, w): (usize, usize, usize, usize)) -> Ve
 pub fn add_relu(a: &[f32], b: &[f32]) -> Vec<f32> {
     par_build(a.len(), CHUNK, 0.0, |i, o| {
         let at = i * CHUNK..i * CHUNK + o.len();
-        for ((o, x), y) in o.iter_mut().zip(&a[at.clone()]).zip(&b[at]) {
-            *o = (x + y).max(0.0);
-        }
+        vectorised(
+            #[inline(always)]
+            || {
+                for ((o, x), y) in o.iter_mut().zip(&a[at.clone()]).zip(&b[at]) {
+                    *o = (x + y).max(0.0);
+                }
+            },
+        )
     })
 }
 
@@ -46,9 +52,14 @@ pub fn add_relu(a: &[f32], b: &[f32]) -> Vec<f32> {
 pub fn relu_mask(dy: &[f32], y: &[f32]) -> Vec<f32> {
     par_build(dy.len(), CHUNK, 0.0, |i, o| {
         let at = i * CHUNK..i * CHUNK + o.len();
-        for ((o, d), y) in o.iter_mut().zip(&dy[at.clone()]).zip(&y[at]) {
-            *o = if *y > 0.0 { *d } else { 0.0 };
-        }
+        vectorised(
+            #[inline(always)]
+            || {
+                for ((o, d), y) in o.iter_mut().zip(&dy[at.clone()]).zip(&y[at]) {
+                    *o = if *y > 0.0 { *d } else { 0.0 };
+                }
+            },
+        )
     })
 }
 
@@ -57,9 +68,14 @@ pub fn add_into(acc: &mut [f32], x: &[f32]) {
     acc.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK))
         .for_each(|(a, x)| {
-            for (a, x) in a.iter_mut().zip(x) {
-                *a += x;
-            }
+            vectorised(
+                #[inline(always)]
+                || {
+                    for (a, x) in a.iter_mut().zip(x) {
+                        *a += x;
+                    }
+                },
+            )
         });
 }
 
@@ -67,14 +83,19 @@ pub fn add_into(acc: &mut [f32], x: &[f32]) {
 pub fn global_average_pool(x: &[f32], n: usize, positions: usize, c: usize) -> Vec<f32> {
     let mut out = vec![0.0f32; n * c];
     out.par_chunks_mut(c).enumerate().for_each(|(i, o)| {
-        for p in 0..positions {
-            let row = &x[(i * positions + p) * c..(i * positions + p + 1) * c];
-            for (o, v) in o.iter_mut().zip(row) {
-                *o += v;
-            }
-        }
-        let scale = 1.0 / positions as f32;
-        o.iter_mut().for_each(|v| *v *= scale);
+        vectorised(
+            #[inline(always)]
+            || {
+                for p in 0..positions {
+                    let row = &x[(i * positions + p) * c..(i * positions + p + 1) * c];
+                    for (o, v) in o.iter_mut().zip(row) {
+                        *o += v;
+                    }
+                }
+                let scale = 1.0 / positions as f32;
+                o.iter_mut().for_each(|v| *v *= scale);
+            },
+        )
     });
     out
 }
@@ -84,11 +105,16 @@ pub fn global_average_pool_backward(dy: &[f32], n: usize, positions: usize, c: u
     let scale = 1.0 / positions as f32;
     par_build(n * positions * c, positions * c, 0.0, |i, img| {
         let g = &dy[i * c..(i + 1) * c];
-        for row in img.chunks_exact_mut(c) {
-            for (o, v) in row.iter_mut().zip(g) {
-                *o = v * scale;
-            }
-        }
+        vectorised(
+            #[inline(always)]
+            || {
+                for row in img.chunks_exact_mut(c) {
+                    for (o, v) in row.iter_mut().zip(g) {
+                        *o = v * scale;
+                    }
+                }
+            },
+        )
     })
 }
 

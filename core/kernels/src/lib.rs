@@ -19,6 +19,7 @@ pub mod narrow;
 pub mod perturbation;
 pub mod profile;
 pub mod shape;
+mod simd;
 
 pub use self::gemm::Element;
 
@@ -40,9 +41,14 @@ where
         .par_chunks_mut(chunk.max(1))
         .enumerate()
         .for_each(|(i, part)| {
-            for slot in part.iter_mut() {
-                slot.write(zero);
-            }
+            simd::vectorised(
+                #[inline(always)]
+                || {
+                    for slot in part.iter_mut() {
+                        slot.write(zero);
+                    }
+                },
+            );
             // SAFETY: every element of `part` was initialised just above, and
             // `MaybeUninit<T>` has the same layout as `T`.
             let part = unsafe { &mut *(part as *mut [MaybeUninit<T>] as *mut [T]) };

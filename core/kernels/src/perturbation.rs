@@ -3,11 +3,13 @@
 //! pixel range).
 
 use super::{par_build, Element};
+use crate::simd::vectorised;
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
 
 /// `sign(v)`: 1, -1, or 0 for zero and NaN, as candle's `sign`.
+#[inline(always)]
 fn sign<T: Element>(v: T) -> T {
     if v > T::zero() {
         T::one()
@@ -20,6 +22,7 @@ fn sign<T: Element>(v: T) -> T {
 
 /// `v` clamped to `[lo, hi]`, with candle's comparisons (`maximum` then `minimum`), so that a NaN
 /// stays NaN as it does there.
+#[inline(always)]
 fn clamp<T: Element>(v: T, lo: T, hi: T) -> T {
     let v = if v < lo { lo } else { v };
     if v > hi {
@@ -50,12 +53,17 @@ pub fn signed_step<T: Element>(
     par_build(x.len(), CHUNK, T::zero(), |i, out| {
         let at = i * CHUNK..i * CHUNK + out.len();
         let (x, delta, gradient) = (&x[at.clone()], &delta[at.clone()], &gradient[at]);
-        for (j, o) in out.iter_mut().enumerate() {
-            // candle's `affine(step, 0)`: v * mul + add
-            let ascent = sign(gradient[j]) * step + T::zero();
-            let moved = clamp(delta[j] + ascent, -eps, eps);
-            *o = clamp(x[j] + moved, T::zero(), T::one()) - x[j];
-        }
+        vectorised(
+            #[inline(always)]
+            || {
+                for (((o, x), delta), gradient) in out.iter_mut().zip(x).zip(delta).zip(gradient) {
+                    // candle's `affine(step, 0)`: v * mul + add
+                    let ascent = sign(*gradient) * step + T::zero();
+                    let moved = clamp(*delta + ascent, -eps, eps);
+                    *o = clamp(*x + moved, T::zero(), T::one()) - *x;
+                }
+            },
+        )
     })
 }
 

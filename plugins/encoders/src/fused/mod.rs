@@ -191,16 +191,8 @@ impl CustomOp1 for BackboneBackward {
             Some(s) => s,
             None => return fail("fused backbone: backward without a forward pass"),
         };
-        let (mut dx, dw) = backward(saved, d, self.want_dx, self.want_dw);
-        if self.want_dw && dw.len() != self.flat {
-            return fail(format!(
-                "fused backbone: {} weight-gradient values, expected {}",
-                dw.len(),
-                self.flat
-            ));
-        }
-        dx.extend(dw);
-        let len = dx.len();
-        Ok((CpuStorage::F32(dx), Shape::from(len)))
+        let packed = backward(saved, d, self.want_dx, self.want_dw, self.flat)?;
+        let len = packed.len();
+        Ok((CpuStorage::F32(packed), Shape::from(len)))
     }
 }

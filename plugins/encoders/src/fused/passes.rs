@@ -2,7 +2,8 @@
 
 use rossl_kernels::batch_norm::{affine, backward_affine, backward_train, moments};
 use rossl_kernels::conv::{
-    forward as conv_forward, input_grad, weight_grad, weights_from_kkco, weights_to_kkco, ConvShape,
+    forward as conv_forward, input_grad, weight_grad, weights_from_kkco_into, weights_to_kkco,
+    ConvShape,
 };
 use rossl_kernels::elementwise::{
     add_into, add_relu, global_average_pool, global_average_pool_backward, nchw_to_nhwc,
@@ -208,31 +209,68 @@ pub(super) fn timed_input_grad(dz: &[f32], conv: &SavedConv) -> Vec<f32> {
     input_grad(dz, &conv.kkco, &conv.shape)
 }
 
-pub(super) fn timed_weight_grad(x: &[f32], dz: &[f32], conv: &SavedConv) -> Vec<f32> {
+/// The weight gradient, written in PyTorch's layout into `out`.
+pub(super) fn timed_weight_grad(x: &[f32], dz: &[f32], conv: &SavedConv, out: &mut [f32]) {
     let _t = profile::scope("conv.backward.weight");
-    weights_from_kkco(&weight_grad(x, dz, &conv.shape), &conv.shape)
+    weights_from_kkco_into(&weight_grad(x, dz, &conv.shape), &conv.shape, out);
 }
 
-/// The backward pass: (dx in NCHW if asked, flat weight gradient if asked).
+/// The flat gradient [dx | weights], filled from its end: the backward pass meets the layers in
+/// reverse order, and each writes its (weight, gamma, beta) gradients just before the last.
+struct Packed {
+    values: Vec<f32>,
+    /// Where the last layer written starts.
+    end: usize,
+    /// Where the weight gradients start (after dx).
+    floor: usize,
+    want_dw: bool,
+}
+
+impl Packed {
+    /// The next layer's gradients: `weight` writes the weight gradient into the slice it gets.
+    fn layer(
+        &mut self,
+        conv: &SavedConv,
+        weight: impl FnOnce(&mut [f32]),
+        dgamma: &[f32],
+        dbeta: &[f32],
+    ) -> CResult<()> {
+        if !self.want_dw {
+            return Ok(());
+        }
+        let len = conv.kkco.len() + dgamma.len() + dbeta.len();
+        let Some(start) = self.end.checked_sub(len).filter(|s| *s >= self.floor) else {
+            return fail("fused backbone: more weight-gradient values than parameters");
+        };
+        let slot = &mut self.values[start..self.end];
+        let (w, rest) = slot.split_at_mut(conv.kkco.len());
+        weight(w);
+        rest[..dgamma.len()].copy_from_slice(dgamma);
+        rest[dgamma.len()..].copy_from_slice(dbeta);
+        self.end = start;
+        Ok(())
+    }
+}
+
+/// The backward pass: one vector, dx in NCHW (if asked) then the flat weight gradient of
+/// `flat` values (if asked).
 pub(super) fn backward(
     saved: &Saved,
     d_pooled: &[f32],
     want_dx: bool,
     want_dw: bool,
-) -> (Vec<f32>, Vec<f32>) {
-    let (n, _, _, _) = saved.dims;
+    flat: usize,
+) -> CResult<Vec<f32>> {
+    let (n, c, h, w) = saved.dims;
+    let dx_len = if want_dx { n * c * h * w } else { 0 };
+    let mut packed = Packed {
+        values: vec![0.0; dx_len + if want_dw { flat } else { 0 }],
+        end: dx_len + if want_dw { flat } else { 0 },
+        floor: dx_len,
+        want_dw,
+    };
     let (positions, c_last) = saved.last;
     let mut dy = global_average_pool_backward(d_pooled, n, positions, c_last);
-    // gradients per layer, in reverse order; reversed at the end
-    let mut grads: Vec<Vec<f32>> = Vec::new();
-    let mut push = |dw: Vec<f32>, dgamma: Vec<f32>, dbeta: Vec<f32>| {
-        if want_dw {
-            let mut layer = dw;
-            layer.extend(dgamma);
-            layer.extend(dbeta);
-            grads.push(layer);
-        }
-    };
     for (i, b) in saved.blocks.iter().enumerate().rev() {
         let input: &[f32] = if i == 0 {
             &saved.stem_a
@@ -247,59 +285,52 @@ pub(super) fn backward(
             Some((conv, zd, bn)) => {
                 let (dzd, dgd, dbd) = bn_backward(zd, &b.y, &dy, oc, bn, true);
                 let dx = timed_input_grad(&dzd, conv);
-                push(
-                    if want_dw {
-                        timed_weight_grad(input, &dzd, conv)
-                    } else {
-                        Vec::new()
-                    },
-                    dgd,
-                    dbd,
-                );
+                packed.layer(
+                    conv,
+                    |o| timed_weight_grad(input, &dzd, conv, o),
+                    &dgd,
+                    &dbd,
+                )?;
                 dx
             }
             None => relu_mask(&dy, &b.y),
         };
         let da1 = timed_input_grad(&dz2, &b.conv2);
-        push(
-            if want_dw {
-                timed_weight_grad(&b.a1, &dz2, &b.conv2)
-            } else {
-                Vec::new()
-            },
-            dg2,
-            db2,
-        );
+        packed.layer(
+            &b.conv2,
+            |o| timed_weight_grad(&b.a1, &dz2, &b.conv2, o),
+            &dg2,
+            &db2,
+        )?;
         let (dz1, dg1, db1) = bn_backward(&b.z1, &b.a1, &da1, oc, &b.bn1, true);
         add_into(&mut dx_in, &timed_input_grad(&dz1, &b.conv1));
-        push(
-            if want_dw {
-                timed_weight_grad(input, &dz1, &b.conv1)
-            } else {
-                Vec::new()
-            },
-            dg1,
-            db1,
-        );
+        packed.layer(
+            &b.conv1,
+            |o| timed_weight_grad(input, &dz1, &b.conv1, o),
+            &dg1,
+            &db1,
+        )?;
         dy = dx_in;
     }
     let c0 = saved.stem.shape.o;
     let (dz, dg, db) = bn_backward(&saved.stem_z, &saved.stem_a, &dy, c0, &saved.stem_bn, true);
-    let dx = if want_dx {
-        let s = &saved.stem.shape;
-        nhwc_to_nchw(&timed_input_grad(&dz, &saved.stem), (s.n, s.c, s.h, s.w))
-    } else {
-        Vec::new()
-    };
-    push(
-        if want_dw {
-            timed_weight_grad(&saved.x, &dz, &saved.stem)
-        } else {
-            Vec::new()
-        },
-        dg,
-        db,
-    );
-    grads.reverse();
-    (dx, grads.concat())
+    let stem = &saved.stem;
+    packed.layer(
+        stem,
+        |o| timed_weight_grad(&saved.x, &dz, stem, o),
+        &dg,
+        &db,
+    )?;
+    if packed.end != dx_len {
+        return fail(format!(
+            "fused backbone: {} weight-gradient values, expected {flat}",
+            flat - (packed.end - dx_len)
+        ));
+    }
+    if want_dx {
+        let s = &stem.shape;
+        let dx = nhwc_to_nchw(&timed_input_grad(&dz, stem), (s.n, s.c, s.h, s.w));
+        packed.values[..dx_len].copy_from_slice(&dx);
+    }
+    Ok(packed.values)
 }
