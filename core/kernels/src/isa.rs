@@ -3,11 +3,12 @@
 //! `-C target-cpu`); [`limit`] forces a lower path so that both can be measured on one host
 //! (`cpu_isa` in configs, `rossl bench --isa`).
 //!
-//! rossl's kernels follow [`active`]: the direct convolution, and the matrix products of the
+//! rossl's kernels follow [`active`]: the direct convolution, the matrix products of the
 //! im2col convolutions (the `gemm` crates' blocked driver, called with the microkernels of the
-//! active path). The direct convolution's paths accumulate each output in the same order, so
-//! their results are bit-identical; the matrix products' paths block the sums differently, so
-//! they agree to rounding. candle's own products (the head's linear layers) go through `gemm`'s
+//! active path), and the element-wise loops (batch norm, ReLU, residual additions, pooling; see
+//! `simd`). The direct convolution's and the element-wise loops' paths compute each output in
+//! the same order, so their results are bit-identical; the matrix products' paths block the sums
+//! differently, so they agree to rounding. candle's own products (the head's linear layers) go through `gemm`'s
 //! dispatch, which takes the host's widest path whatever the limit.
 
 use std::sync::atomic::{AtomicU8, Ordering};
