@@ -11,6 +11,7 @@
 //! order (Rust never contracts a multiply and an add into a fused multiply-add on its own), and
 //! per-channel sums keep their row order because they vectorise across channels.
 
+#[cfg(target_arch = "x86_64")]
 use crate::isa::{self, Isa};
 
 /// Runs `body` compiled for the widest instruction set [`isa::active`] allows.
@@ -30,9 +31,10 @@ pub(crate) fn vectorised<R>(body: impl FnOnce() -> R) -> R {
     body()
 }
 
-/// `body` with AVX-512 (and AVX2) code generation enabled.
+/// `body` with AVX-512 (and AVX2) code generation enabled: the foundation instructions only, the
+/// subset that [`isa::detected`] checks.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+#[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn avx512<R>(body: impl FnOnce() -> R) -> R {
     body()
 }
