@@ -263,9 +263,10 @@ pub(super) fn backward(
 ) -> CResult<Vec<f32>> {
     let (n, c, h, w) = saved.dims;
     let dx_len = if want_dx { n * c * h * w } else { 0 };
+    let total = dx_len + if want_dw { flat } else { 0 };
     let mut packed = Packed {
-        values: vec![0.0; dx_len + if want_dw { flat } else { 0 }],
-        end: dx_len + if want_dw { flat } else { 0 },
+        values: vec![0.0; total],
+        end: total,
         floor: dx_len,
         want_dw,
     };
