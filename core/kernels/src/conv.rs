@@ -25,6 +25,17 @@ fn as_f32_mut<T: Element>(v: &mut [T]) -> Option<&mut [f32]> {
         .then(|| unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<f32>(), v.len()) })
 }
 
+/// `v` as a `Vec<T>` when `T` is f32 (`None` otherwise).
+fn from_f32<T: Element>(v: Vec<f32>) -> Option<Vec<T>> {
+    if std::any::TypeId::of::<T>() != std::any::TypeId::of::<f32>() {
+        return None;
+    }
+    let mut v = std::mem::ManuallyDrop::new(v);
+    // SAFETY: T is f32 (checked above), so the buffer, its length and its capacity are those
+    // of a Vec<T>; `v` is not dropped, so the buffer has one owner.
+    Some(unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast::<T>(), v.len(), v.capacity()) })
+}
+
 /// Fills `col` ((r1 - r0) x KKC) with the receptive fields of output rows r0..r1.
 fn im2col<T: Element>(x: &[T], s: &ConvShape, r0: usize, r1: usize, col: &mut [T]) {
     let (oh, ow, kkc) = (s.oh(), s.ow(), s.kkc());
@@ -108,6 +119,14 @@ pub fn forward<T: Element>(x: &[T], wt: &[T], s: &ConvShape) -> Vec<T> {
     let (rows, kkc, o) = (s.rows(), s.kkc(), s.o);
     let chunk = s.chunk_rows();
     if let (Some(xf), Some(wf)) = (as_f32(x), as_f32(wt)) {
+        if let Some(isa) = super::winograd::path(s) {
+            let u = super::winograd::transform_weights(wf, s);
+            let block = super::winograd::block_tile_rows(s) * 2 * s.w * o;
+            return par_build(rows * o, block, T::zero(), |i, dst| {
+                let dst = as_f32_mut(dst).expect("same element type");
+                super::winograd::block(isa, xf, &u, s, i, dst);
+            });
+        }
         if let Some(isa) = super::direct::path(s).filter(|_| !s.pointwise()) {
             let chunk = whole_rows_chunk(s);
             return par_build(rows * o, chunk * o, T::zero(), |i, dst| {
@@ -270,6 +289,9 @@ const WEIGHT_GRAD_MIN_ROWS: usize = 256;
 /// Gradient with respect to the weights, in (K, K, C, O) order, from the input `x` and the output
 /// gradient `dy` (rows x O).
 pub fn weight_grad<T: Element>(x: &[T], dy: &[T], s: &ConvShape) -> Vec<T> {
+    if let (Some(isa), Some(xf), Some(dyf)) = (super::winograd::path(s), as_f32(x), as_f32(dy)) {
+        return from_f32(super::winograd::weight_grad(isa, xf, dyf, s)).expect("f32");
+    }
     let (rows, kkc, o) = (s.rows(), s.kkc(), s.o);
     // each product adds into the whole (KKC x O) accumulator: with fewer than 256 rows per
     // product, reading and writing it (8 bytes an element) costs more than the product's
@@ -337,4 +359,4 @@ pub fn weight_grad<T: Element>(x: &[T], dy: &[T], s: &ConvShape) -> Vec<T> {
 
 mod layout;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -20,6 +20,7 @@ pub mod perturbation;
 pub mod profile;
 pub mod shape;
 mod simd;
+pub mod winograd;
 
 pub use self::gemm::Element;
 

@@ -3,7 +3,7 @@
 use super::*;
 
 /// Direct definition, in f64.
-fn reference(x: &[f64], w: &[f64], s: &ConvShape) -> Vec<f64> {
+pub(crate) fn reference(x: &[f64], w: &[f64], s: &ConvShape) -> Vec<f64> {
     let (oh, ow) = (s.oh(), s.ow());
     let mut out = vec![0.0; s.n * oh * ow * s.o];
     for n in 0..s.n {
@@ -109,7 +109,7 @@ fn direct_shape(k: usize, stride: usize, pad: usize, c: usize, o: usize) -> Conv
 }
 
 /// The weight gradient (K K C x O) of `L = sum(conv(x, w) * g)` by its definition, in f64.
-fn reference_weight_grad(x: &[f64], g: &[f64], s: &ConvShape) -> Vec<f64> {
+pub(crate) fn reference_weight_grad(x: &[f64], g: &[f64], s: &ConvShape) -> Vec<f64> {
     let (oh, ow) = (s.oh(), s.ow());
     let mut dw = vec![0.0; s.kkc() * s.o];
     for r in 0..s.rows() {
@@ -229,7 +229,7 @@ fn weight_gradient_over_several_chunks_and_tasks_matches_the_definition() {
 }
 
 /// `n` values in [-1, 1) from a 64-bit linear congruential generator seeded with `seed`.
-fn values(n: usize, seed: u64) -> Vec<f64> {
+pub(crate) fn values(n: usize, seed: u64) -> Vec<f64> {
     let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     (0..n)
         .map(|_| {

@@ -1,0 +1,433 @@
+//! The Winograd kernels for one instruction set: the input transform, the 16 products in the
+//! transformed domain and the output transform, on vectors of channels.
+
+// Register tiles and transform terms are indexed on purpose: the loops unroll over constants.
+/// A module of the Winograd kernels for one instruction set: its vector type, width, target
+/// features and intrinsics, and the register tile of its products (rows x vectors).
+macro_rules! winograd_kernel {
+    ($module:ident, $features:literal, $vector:ty, $lanes:literal, $zero:ident, $load:ident,
+     $splat:ident, $fma:ident, $store:ident, $add:ident, $sub:ident,
+     rows: $rows:literal, vectors: [$($vectors:literal),*]) => {
+        #[cfg(target_arch = "x86_64")]
+        #[allow(clippy::needless_range_loop)]
+        pub(crate) mod $module {
+            use crate::shape::ConvShape;
+            use crate::winograd::Block;
+            use std::arch::x86_64::*;
+
+            /// Tiles (rows of the products) in one register tile.
+            const ROWS: usize = $rows;
+
+            /// `Bᵀ d B` of every tile of `b`, for every input channel: 16 planes of tiles x C
+            /// values into `v`, planes `stride` tiles apart (`b.tiles`, or more when `v` is
+            /// part of a larger block's planes). `d` is the tile's 4x4 input patch, rows and columns from one
+            /// before the tile's first output pixel, zero outside the image (read from
+            /// `zeros`, C zeros); `Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0],
+            /// [0, 1, 0, -1]]`.
+            ///
+            /// # Safety
+            /// The host has the features; `x` holds the (N, H, W, C) input, `zeros` C values,
+            /// `v` 16 planes of `stride` x C (`stride` at least `b.tiles`); C is a multiple of
+            /// the width and `b` lies in the batch.
+            #[target_feature(enable = $features)]
+            pub(crate) unsafe fn input(
+                x: *const f32,
+                zeros: *const f32,
+                s: &ConvShape,
+                b: Block,
+                v: *mut f32,
+                stride: usize,
+            ) {
+                let (c, th, tw) = (s.c, s.h / 2, s.w / 2);
+                let plane = stride * c;
+                for t in 0..b.tiles {
+                    let g = b.first_row + t / tw;
+                    let (n, ty, tx) = (g / th, g % th, t % tw);
+                    let mut p = [zeros; 16];
+                    for r in 0..4 {
+                        let iy = (2 * ty + r) as isize - 1;
+                        if iy < 0 || iy as usize >= s.h {
+                            continue;
+                        }
+                        for q in 0..4 {
+                            let ix = (2 * tx + q) as isize - 1;
+                            if ix >= 0 && (ix as usize) < s.w {
+                                p[4 * r + q] =
+                                    x.add(((n * s.h + iy as usize) * s.w + ix as usize) * c);
+                            }
+                        }
+                    }
+                    let dst = v.add(t * c);
+                    let mut cc = 0;
+                    while cc < c {
+                        let mut d = [$zero(); 16];
+                        for i in 0..16 {
+                            d[i] = $load(p[i].add(cc));
+                        }
+                        // e = Bᵀ d (4 rows of 4)
+                        let mut e = [$zero(); 16];
+                        for q in 0..4 {
+                            e[q] = $sub(d[q], d[8 + q]);
+                            e[4 + q] = $add(d[4 + q], d[8 + q]);
+                            e[8 + q] = $sub(d[8 + q], d[4 + q]);
+                            e[12 + q] = $sub(d[4 + q], d[12 + q]);
+                        }
+                        // e B, row by row
+                        for r in 0..4 {
+                            let row = dst.add(4 * r * plane + cc);
+                            $store(row, $sub(e[4 * r], e[4 * r + 2]));
+                            $store(row.add(plane), $add(e[4 * r + 1], e[4 * r + 2]));
+                            $store(row.add(2 * plane), $sub(e[4 * r + 2], e[4 * r + 1]));
+                            $store(row.add(3 * plane), $sub(e[4 * r + 1], e[4 * r + 3]));
+                        }
+                        cc += $lanes;
+                    }
+                }
+            }
+
+            /// `R` rows of one product: `m[i][..B vectors] = Σ_j v[i][j] u[j][..B vectors]`
+            /// over the C input channels j, in order, one fused multiply-add each. Rows of `v`
+            /// are C apart, of `u` and `m` O apart.
+            #[target_feature(enable = $features)]
+            unsafe fn tile<const R: usize, const B: usize>(
+                v: *const f32,
+                u: *const f32,
+                c: usize,
+                o: usize,
+                m: *mut f32,
+            ) {
+                let mut acc: [[$vector; B]; R] = [[$zero(); B]; R];
+                let mut urow = u;
+                for j in 0..c {
+                    let mut w: [$vector; B] = [$zero(); B];
+                    for (k, wk) in w.iter_mut().enumerate() {
+                        *wk = $load(urow.add($lanes * k));
+                    }
+                    for i in 0..R {
+                        let a = $splat(*v.add(i * c + j));
+                        for k in 0..B {
+                            acc[i][k] = $fma(a, w[k], acc[i][k]);
+                        }
+                    }
+                    urow = urow.add(o);
+                }
+                for i in 0..R {
+                    for k in 0..B {
+                        $store(m.add(i * o + $lanes * k), acc[i][k]);
+                    }
+                }
+            }
+
+            /// Every row group of one column block of `B` vectors: tiles of [`ROWS`] rows, then
+            /// one of the rows left.
+            #[target_feature(enable = $features)]
+            unsafe fn columns<const B: usize>(
+                v: *const f32,
+                u: *const f32,
+                tiles: usize,
+                c: usize,
+                o: usize,
+                m: *mut f32,
+            ) {
+                let mut t = 0;
+                while t < tiles {
+                    let (vt, mt) = (v.add(t * c), m.add(t * o));
+                    let rows = (tiles - t).min(ROWS);
+                    match rows {
+                        6 => tile::<6, B>(vt, u, c, o, mt),
+                        5 => tile::<5, B>(vt, u, c, o, mt),
+                        4 => tile::<4, B>(vt, u, c, o, mt),
+                        3 => tile::<3, B>(vt, u, c, o, mt),
+                        2 => tile::<2, B>(vt, u, c, o, mt),
+                        _ => tile::<1, B>(vt, u, c, o, mt),
+                    }
+                    t += rows;
+                }
+            }
+
+            /// The 16 products of block `b`: plane ξ of `m` (tiles x O) is plane ξ of `v`
+            /// (tiles x C) times plane ξ of `u` (C x O), in column blocks of the widest register
+            /// tile that fits.
+            ///
+            /// # Safety
+            /// The host has the features; `v` holds 16 x tiles x C values, `u` 16 x C x O, `m`
+            /// 16 x tiles x O; O is a multiple of the width.
+            #[target_feature(enable = $features)]
+            pub(crate) unsafe fn products(
+                v: *const f32,
+                u: *const f32,
+                s: &ConvShape,
+                b: Block,
+                m: *mut f32,
+            ) {
+                let (c, o, tiles) = (s.c, s.o, b.tiles);
+                for xi in 0..16 {
+                    let (vx, ux, mx) = (v.add(xi * tiles * c), u.add(xi * c * o), m.add(xi * tiles * o));
+                    let mut ob = 0;
+                    while ob < o {
+                        let left = (o - ob) / $lanes;
+                        $(
+                            if left >= $vectors {
+                                columns::<$vectors>(vx, ux.add(ob), tiles, c, o, mx.add(ob));
+                                ob += $vectors * $lanes;
+                                continue;
+                            }
+                        )*
+                        unreachable!("whole vectors of output channels");
+                    }
+                }
+            }
+
+            /// `A dY Aᵀ` of every tile of `b`, for every output channel: the gradient of the 16
+            /// planes of the output's transform (tiles x O each, into `dm`) from the output
+            /// gradient `dy` (rows x O), the transpose of [`output`]; planes `stride` tiles
+            /// apart, as in [`input`].
+            ///
+            /// # Safety
+            /// The host has the features; `dy` holds the output gradient of the whole batch,
+            /// `dm` 16 planes of `stride` x O values (`stride` at least `b.tiles`); O is a
+            /// multiple of the width and `b` lies in the batch.
+            #[target_feature(enable = $features)]
+            pub(crate) unsafe fn grad_output(
+                dy: *const f32,
+                s: &ConvShape,
+                b: Block,
+                dm: *mut f32,
+                stride: usize,
+            ) {
+                let (o, w, tw) = (s.o, s.w, s.w / 2);
+                let plane = stride * o;
+                for t in 0..b.tiles {
+                    let g = b.first_row + t / tw;
+                    let tx = t % tw;
+                    // tile row g starts at output row 2 g of the batch (rows of W pixels)
+                    let src = dy.add((2 * g * w + 2 * tx) * o);
+                    let dst = dm.add(t * o);
+                    let mut oc = 0;
+                    while oc < o {
+                        let y = [
+                            [$load(src.add(oc)), $load(src.add(o + oc))],
+                            [$load(src.add(w * o + oc)), $load(src.add((w + 1) * o + oc))],
+                        ];
+                        // e = A dY (4 rows of 2), A = [[1, 0], [1, 1], [1, -1], [0, -1]]
+                        let mut e = [[$zero(); 2]; 4];
+                        for q in 0..2 {
+                            e[0][q] = y[0][q];
+                            e[1][q] = $add(y[0][q], y[1][q]);
+                            e[2][q] = $sub(y[0][q], y[1][q]);
+                            e[3][q] = $sub($zero(), y[1][q]);
+                        }
+                        // e Aᵀ, row by row
+                        for (r, row) in e.iter().enumerate() {
+                            let at = dst.add(4 * r * plane + oc);
+                            $store(at, row[0]);
+                            $store(at.add(plane), $add(row[0], row[1]));
+                            $store(at.add(2 * plane), $sub(row[0], row[1]));
+                            $store(at.add(3 * plane), $sub($zero(), row[1]));
+                        }
+                        oc += $lanes;
+                    }
+                }
+            }
+
+            /// `R` input channels x `B` vectors of output channels of one weight-gradient
+            /// product, added onto `du` (rows O apart): `du[i][..] += Σ_t v[t][i] dm[t][..]` over
+            /// the tiles t, in order, one fused multiply-add each. Rows of `v` are C apart, of
+            /// `dm` O apart.
+            #[target_feature(enable = $features)]
+            unsafe fn grad_tile<const R: usize, const B: usize>(
+                v: *const f32,
+                dm: *const f32,
+                tiles: usize,
+                c: usize,
+                o: usize,
+                du: *mut f32,
+            ) {
+                let mut acc: [[$vector; B]; R] = [[$zero(); B]; R];
+                for i in 0..R {
+                    for k in 0..B {
+                        acc[i][k] = $load(du.add(i * o + $lanes * k));
+                    }
+                }
+                for t in 0..tiles {
+                    let mut w: [$vector; B] = [$zero(); B];
+                    for (k, wk) in w.iter_mut().enumerate() {
+                        *wk = $load(dm.add(t * o + $lanes * k));
+                    }
+                    for i in 0..R {
+                        let a = $splat(*v.add(t * c + i));
+                        for k in 0..B {
+                            acc[i][k] = $fma(a, w[k], acc[i][k]);
+                        }
+                    }
+                }
+                for i in 0..R {
+                    for k in 0..B {
+                        $store(du.add(i * o + $lanes * k), acc[i][k]);
+                    }
+                }
+            }
+
+            /// Every group of input channels for one column block of `B` vectors of the weight
+            /// gradient: groups of [`ROWS`] channels, then one of the channels left.
+            #[target_feature(enable = $features)]
+            unsafe fn grad_columns<const B: usize>(
+                v: *const f32,
+                dm: *const f32,
+                tiles: usize,
+                c: usize,
+                o: usize,
+                du: *mut f32,
+            ) {
+                let mut c0 = 0;
+                while c0 < c {
+                    let (vc, dc) = (v.add(c0), du.add(c0 * o));
+                    let rows = (c - c0).min(ROWS);
+                    match rows {
+                        6 => grad_tile::<6, B>(vc, dm, tiles, c, o, dc),
+                        5 => grad_tile::<5, B>(vc, dm, tiles, c, o, dc),
+                        4 => grad_tile::<4, B>(vc, dm, tiles, c, o, dc),
+                        3 => grad_tile::<3, B>(vc, dm, tiles, c, o, dc),
+                        2 => grad_tile::<2, B>(vc, dm, tiles, c, o, dc),
+                        _ => grad_tile::<1, B>(vc, dm, tiles, c, o, dc),
+                    }
+                    c0 += rows;
+                }
+            }
+
+            /// One plane's weight-gradient product for one column block of `vectors` vectors
+            /// of output channels (the widest that fits at `ob`, if `vectors` is 0): `du` (C
+            /// rows, O apart, from column `ob`) gains `v` (tiles x C) transposed times `dm`
+            /// (tiles x O, from column `ob`). Returns the vectors it took.
+            ///
+            /// # Safety
+            /// The host has the features; `v`, `dm` and `du` hold one plane each (tiles x C,
+            /// tiles x O, C x O); O is a multiple of the width and `ob` a multiple of it below O.
+            #[target_feature(enable = $features)]
+            pub(crate) unsafe fn grad_column_block(
+                v: *const f32,
+                dm: *const f32,
+                tiles: usize,
+                s: &ConvShape,
+                ob: usize,
+                du: *mut f32,
+            ) -> usize {
+                let (c, o) = (s.c, s.o);
+                let left = (o - ob) / $lanes;
+                $(
+                    if left >= $vectors {
+                        grad_columns::<$vectors>(v, dm.add(ob), tiles, c, o, du.add(ob));
+                        return $vectors;
+                    }
+                )*
+                unreachable!("whole vectors of output channels")
+            }
+
+            /// The widest column block of the weight-gradient products, in vectors.
+            pub(crate) const WIDEST: usize = [$($vectors),*][0];
+
+            /// The 16 weight-gradient products of block `b`, added onto `du`: plane ξ of `du`
+            /// (C x O) gains plane ξ of `v` (tiles x C) transposed times plane ξ of `dm`
+            /// (tiles x O).
+            ///
+            /// # Safety
+            /// The host has the features; `v` holds 16 x tiles x C values, `dm` 16 x tiles x O,
+            /// `du` 16 x C x O; O is a multiple of the width.
+            #[target_feature(enable = $features)]
+            pub(crate) unsafe fn grad_products(
+                v: *const f32,
+                dm: *const f32,
+                s: &ConvShape,
+                b: Block,
+                du: *mut f32,
+            ) {
+                let (c, o, tiles) = (s.c, s.o, b.tiles);
+                for xi in 0..16 {
+                    let (vx, mx, ux) = (v.add(xi * tiles * c), dm.add(xi * tiles * o), du.add(xi * c * o));
+                    let mut ob = 0;
+                    while ob < o {
+                        let left = (o - ob) / $lanes;
+                        $(
+                            if left >= $vectors {
+                                grad_columns::<$vectors>(vx, mx.add(ob), tiles, c, o, ux.add(ob));
+                                ob += $vectors * $lanes;
+                                continue;
+                            }
+                        )*
+                        unreachable!("whole vectors of output channels");
+                    }
+                }
+            }
+
+            /// `Aᵀ m A` of every tile of `b`, for every output channel: the 2x2 output pixels of
+            /// each tile into `out`, the block's output rows. `Aᵀ = [[1, 1, 1, 0], [0, 1, -1,
+            /// -1]]`.
+            ///
+            /// # Safety
+            /// The host has the features; `m` holds 16 x tiles x O values, `out` the block's
+            /// 2 x rows x W x O; O is a multiple of the width.
+            #[target_feature(enable = $features)]
+            pub(crate) unsafe fn output(m: *const f32, s: &ConvShape, b: Block, out: *mut f32) {
+                let (o, w, tw) = (s.o, s.w, s.w / 2);
+                let plane = b.tiles * o;
+                for t in 0..b.tiles {
+                    let (row_pair, tx) = (t / tw, t % tw);
+                    let src = m.add(t * o);
+                    let mut oc = 0;
+                    while oc < o {
+                        let mut a = [$zero(); 16];
+                        for i in 0..16 {
+                            a[i] = $load(src.add(i * plane + oc));
+                        }
+                        // e = Aᵀ a (2 rows of 4)
+                        let mut e = [$zero(); 8];
+                        for q in 0..4 {
+                            e[q] = $add($add(a[q], a[4 + q]), a[8 + q]);
+                            e[4 + q] = $sub($sub(a[4 + q], a[8 + q]), a[12 + q]);
+                        }
+                        // e A, row by row
+                        for r in 0..2 {
+                            let y0 = $add($add(e[4 * r], e[4 * r + 1]), e[4 * r + 2]);
+                            let y1 = $sub($sub(e[4 * r + 1], e[4 * r + 2]), e[4 * r + 3]);
+                            let px = out.add(((2 * row_pair + r) * w + 2 * tx) * o + oc);
+                            $store(px, y0);
+                            $store(px.add(o), y1);
+                        }
+                        oc += $lanes;
+                    }
+                }
+            }
+        }
+    };
+}
+
+winograd_kernel!(
+    avx2,
+    "avx2,fma",
+    __m256,
+    8,
+    _mm256_setzero_ps,
+    _mm256_loadu_ps,
+    _mm256_set1_ps,
+    _mm256_fmadd_ps,
+    _mm256_storeu_ps,
+    _mm256_add_ps,
+    _mm256_sub_ps,
+    rows: 6,
+    vectors: [2, 1]
+);
+winograd_kernel!(
+    avx512,
+    "avx512f",
+    __m512,
+    16,
+    _mm512_setzero_ps,
+    _mm512_loadu_ps,
+    _mm512_set1_ps,
+    _mm512_fmadd_ps,
+    _mm512_storeu_ps,
+    _mm512_add_ps,
+    _mm512_sub_ps,
+    rows: 6,
+    vectors: [4, 2, 1]
+);

@@ -1,0 +1,211 @@
+//! Tests of the Winograd convolution against the definition.
+
+use super::*;
+use crate::conv::tests::{reference, reference_weight_grad, values};
+use crate::conv::{forward, input_grad, weight_grad, weights_to_kkco};
+
+/// Shapes (N, H, W, C, O) that cover: tiles on every border, one-tile images, blocks that end
+/// part-way through the batch (20 tile rows of 2 tiles: blocks of 24 rows), tile rows longer than
+/// a block (W 100: 50 tiles, 8 register tiles of 6 rows and one of 2), and output channels that
+/// leave 1 or 2 vectors after the widest column blocks (80 = 64 + 16, 96 = 64 + 32).
+const SHAPES: [(usize, usize, usize, usize, usize); 5] = [
+    (2, 6, 8, 64, 64),
+    (3, 2, 2, 64, 80),
+    (3, 20, 4, 80, 64),
+    (1, 2, 100, 64, 96),
+    (2, 4, 4, 128, 64),
+];
+
+fn shape(n: usize, h: usize, w: usize, c: usize, o: usize) -> ConvShape {
+    ConvShape {
+        n,
+        h,
+        w,
+        c,
+        o,
+        k: 3,
+        stride: 1,
+        pad: 1,
+    }
+}
+
+/// Every block of `s` on the path `isa`, one after another.
+fn all_blocks(isa: Isa, x: &[f32], wt: &[f32], s: &ConvShape) -> Vec<f32> {
+    let u = transform_weights(wt, s);
+    let rows_len = block_tile_rows(s) * 2 * s.w * s.o;
+    let mut out = vec![f32::NAN; s.rows() * s.o];
+    for (i, part) in out.chunks_mut(rows_len).enumerate() {
+        block(isa, x, &u, s, i, part);
+    }
+    out
+}
+
+#[test]
+fn every_winograd_path_the_host_has_matches_the_definition_and_the_others_bit_for_bit() {
+    for &(n, h, w, c, o) in &SHAPES {
+        let s = shape(n, h, w, c, o);
+        let x = values(n * h * w * c, 21);
+        let wt = values(o * c * 9, 22);
+        let expected = reference(&x, &wt, &s);
+        let xf: Vec<f32> = x.iter().map(|v| *v as f32).collect();
+        let wf: Vec<f32> = weights_to_kkco(&wt, &s).iter().map(|v| *v as f32).collect();
+        let mut results = Vec::new();
+        for isa in [Isa::Avx2, Isa::Avx512] {
+            if isa > isa::detected() {
+                continue; // not on this host
+            }
+            let out = all_blocks(isa, &xf, &wf, &s);
+            // sums of 9 C = 576 to 1152 products of values in [-1, 1): about 8 in size; f32
+            // rounding of the direct sum alone is about 1e-5 of that
+            let worst = out
+                .iter()
+                .zip(&expected)
+                .map(|(a, b)| (f64::from(*a) - b).abs())
+                .fold(0.0, f64::max);
+            assert!(worst < 1e-4, "{isa} {s:?}: worst error {worst}");
+            results.push(out);
+        }
+        if let [first, rest @ ..] = results.as_slice() {
+            assert!(rest.iter().all(|r| r == first), "paths differ on {s:?}");
+            // and through the public entry point, on whichever path is active
+            if path(&s).is_some() {
+                assert_eq!(&forward(&xf, &wf, &s), first, "{s:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_weight_transform_is_g_g_gt() {
+    // G as a matrix, and U = G g Gᵀ by plain matrix products in f64
+    let gm = [
+        [1.0, 0.0, 0.0],
+        [0.5, 0.5, 0.5],
+        [0.5, -0.5, 0.5],
+        [0.0, 0.0, 1.0],
+    ];
+    let s = shape(1, 2, 2, 3, 40);
+    let wt = values(s.o * s.c * 9, 23);
+    let kkco: Vec<f32> = weights_to_kkco(&wt, &s).iter().map(|v| *v as f32).collect();
+    let u = transform_weights(&kkco, &s);
+    for c in 0..s.c {
+        for o in 0..s.o {
+            let g = |ky: usize, kx: usize| f64::from(kkco[((ky * 3 + kx) * s.c + c) * s.o + o]);
+            for i in 0..4 {
+                for j in 0..4 {
+                    let mut want = 0.0;
+                    for ky in 0..3 {
+                        for kx in 0..3 {
+                            want += gm[i][ky] * g(ky, kx) * gm[j][kx];
+                        }
+                    }
+                    let got = f64::from(u[((4 * i + j) * s.c + c) * s.o + o]);
+                    assert!(
+                        (got - want).abs() < 1e-6,
+                        "c{c} o{o} ξ{i}{j}: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_input_gradient_through_winograd_matches_the_f64_path() {
+    // a stride-1 input gradient is a forward convolution with the flipped kernel: Winograd's
+    // in f32 where it applies, im2col + GEMM in f64 (tested against the definition elsewhere)
+    let s = shape(2, 8, 6, 64, 64);
+    let dy = values(s.rows() * s.o, 24);
+    let wt = values(s.o * s.c * 9, 25);
+    let kkco = weights_to_kkco(&wt, &s);
+    let want = input_grad(&dy, &kkco, &s);
+    let dyf: Vec<f32> = dy.iter().map(|v| *v as f32).collect();
+    let kkcof: Vec<f32> = kkco.iter().map(|v| *v as f32).collect();
+    let got = input_grad(&dyf, &kkcof, &s);
+    assert_eq!(got.len(), want.len());
+    for (a, b) in got.iter().zip(&want) {
+        assert!((f64::from(*a) - b).abs() < 2e-4, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn every_winograd_weight_gradient_path_matches_the_definition_and_the_others_bit_for_bit() {
+    for &(n, h, w, c, o) in &SHAPES {
+        let s = shape(n, h, w, c, o);
+        let x = values(n * h * w * c, 26);
+        let dy = values(s.rows() * o, 27);
+        let expected = reference_weight_grad(&x, &dy, &s);
+        let xf: Vec<f32> = x.iter().map(|v| *v as f32).collect();
+        let dyf: Vec<f32> = dy.iter().map(|v| *v as f32).collect();
+        let mut results = Vec::new();
+        for isa in [Isa::Avx2, Isa::Avx512] {
+            if isa > isa::detected() {
+                continue; // not on this host
+            }
+            let dw = super::weight_grad(isa, &xf, &dyf, &s);
+            // sums over N H W = 48 to 240 pixels of products of values in [-1, 1)
+            let worst = dw
+                .iter()
+                .zip(&expected)
+                .map(|(a, b)| (f64::from(*a) - b).abs())
+                .fold(0.0, f64::max);
+            assert!(worst < 1e-4, "{isa} {s:?}: worst error {worst}");
+            results.push(dw);
+        }
+        if let [first, rest @ ..] = results.as_slice() {
+            assert!(rest.iter().all(|r| r == first), "paths differ on {s:?}");
+            if path(&s).is_some() {
+                assert_eq!(&weight_grad(&xf, &dyf, &s), first, "{s:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_weight_gradient_over_many_blocks_and_tasks_matches_the_definition() {
+    // W 200: 100 tiles a tile row, so a block of the weight gradient holds one tile row, and
+    // the 4 tile rows (2 images of 2) make 4 blocks, shared among several tasks
+    let s = shape(2, 4, 200, 64, 64);
+    let x = values(s.n * s.h * s.w * s.c, 28);
+    let dy = values(s.rows() * s.o, 29);
+    let expected = reference_weight_grad(&x, &dy, &s);
+    let xf: Vec<f32> = x.iter().map(|v| *v as f32).collect();
+    let dyf: Vec<f32> = dy.iter().map(|v| *v as f32).collect();
+    let dw = weight_grad(&xf, &dyf, &s);
+    for (a, b) in dw.iter().zip(&expected) {
+        assert!((f64::from(*a) - b).abs() < 2e-4, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn both_weight_gradient_schedules_match_the_definition_with_any_block_size() {
+    // 16 C O = 294,912 values: above the narrow schedule's limit. O = 144 leaves one vector
+    // after two blocks of 4 on AVX-512; W 6 makes 3 tiles a tile row and 12 tile rows in all
+    let s = shape(4, 6, 6, 128, 144);
+    assert!(16 * s.c * s.o > NARROW_ACCUMULATOR);
+    let x = values(s.n * s.h * s.w * s.c, 30);
+    let dy = values(s.rows() * s.o, 31);
+    let expected = reference_weight_grad(&x, &dy, &s);
+    let xf: Vec<f32> = x.iter().map(|v| *v as f32).collect();
+    let dyf: Vec<f32> = dy.iter().map(|v| *v as f32).collect();
+    let check = |dw: &[f32], what: &str| {
+        for (a, b) in dw.iter().zip(&expected) {
+            assert!((f64::from(*a) - b).abs() < 1e-4, "{what}: {a} vs {b}");
+        }
+    };
+    for isa in [Isa::Avx2, Isa::Avx512] {
+        if isa > isa::detected() {
+            continue; // not on this host
+        }
+        let narrow = grad::from_winograd_domain(&grad::narrow(isa, &xf, &dyf, &s), &s);
+        check(&narrow, &format!("{isa} narrow"));
+        // blocks of 1, 5 (the last one of 2) and all 12 tile rows
+        let row_bytes = 64 * 3 * (s.c + s.o);
+        for rows in [1, 5, 12] {
+            let du = grad::wide(isa, &xf, &dyf, &s, rows * row_bytes);
+            let dw = grad::from_winograd_domain(&[du], &s);
+            check(&dw, &format!("{isa} wide, blocks of {rows} tile rows"));
+        }
+    }
+    check(&weight_grad(&xf, &dyf, &s), "through the entry point");
+}
