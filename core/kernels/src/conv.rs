@@ -121,7 +121,7 @@ pub fn forward<T: Element>(x: &[T], wt: &[T], s: &ConvShape) -> Vec<T> {
     if let (Some(xf), Some(wf)) = (as_f32(x), as_f32(wt)) {
         if let Some(isa) = super::winograd::path(s) {
             let u = super::winograd::transform_weights(wf, s);
-            let block = super::winograd::block_tile_rows(s) * 2 * s.w * o;
+            let block = super::winograd::block_len(s);
             return par_build(rows * o, block, T::zero(), |i, dst| {
                 let dst = as_f32_mut(dst).expect("same element type");
                 super::winograd::block(isa, xf, &u, s, i, dst);
@@ -289,7 +289,8 @@ const WEIGHT_GRAD_MIN_ROWS: usize = 256;
 /// Gradient with respect to the weights, in (K, K, C, O) order, from the input `x` and the output
 /// gradient `dy` (rows x O).
 pub fn weight_grad<T: Element>(x: &[T], dy: &[T], s: &ConvShape) -> Vec<T> {
-    if let (Some(isa), Some(xf), Some(dyf)) = (super::winograd::path(s), as_f32(x), as_f32(dy)) {
+    if let (Some(isa), Some(xf), Some(dyf)) = (super::winograd::grad_path(s), as_f32(x), as_f32(dy))
+    {
         return from_f32(super::winograd::weight_grad(isa, xf, dyf, s)).expect("f32");
     }
     let (rows, kkc, o) = (s.rows(), s.kkc(), s.o);

@@ -17,7 +17,7 @@
 //! Both sum each value over the tiles in an order fixed by the shape and the thread count, one
 //! fused multiply-add each, so the AVX2 and AVX-512 paths give identical bits.
 
-use super::{by_channels, kernel, path, with_scratch, Block};
+use super::{by_channels, kernel, path, tiles_high, tiles_wide, with_scratch, Block};
 use crate::isa::{self, Isa};
 use crate::shape::ConvShape;
 use rayon::prelude::*;
@@ -58,8 +58,8 @@ pub fn weight_grad(isa: Isa, x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
 
 /// The narrow schedule: the accumulators of a few tasks per thread.
 pub(super) fn narrow(isa: Isa, x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<Vec<f32>> {
-    let (c, o, tw) = (s.c, s.o, s.w / 2);
-    let tile_rows = s.n * s.h / 2;
+    let (c, o, tw) = (s.c, s.o, tiles_wide(s));
+    let tile_rows = s.n * tiles_high(s);
     let rows_per_block = (GRAD_BLOCK_TILES / tw).max(1);
     let blocks = tile_rows.div_ceil(rows_per_block);
     let tasks = (2 * rayon::current_num_threads().max(1)).min(blocks).max(1);
@@ -76,7 +76,7 @@ pub(super) fn narrow(isa: Isa, x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<Vec<
                     tiles: rows * tw,
                 };
                 let (v_len, m_len) = (16 * b.tiles * c, 16 * b.tiles * o);
-                with_scratch(v_len + m_len + c, |scratch| {
+                with_scratch(v_len + m_len + c.max(o), |scratch| {
                     let (v, rest) = scratch.split_at_mut(v_len);
                     let (dm, zeros) = rest.split_at_mut(m_len);
                     zeros.fill(0.0);
@@ -111,15 +111,15 @@ impl Shared {
 /// The wide schedule: one accumulator, every thread on each block of up to `block_bytes` of
 /// transformed tiles (at least one tile row).
 pub(super) fn wide(isa: Isa, x: &[f32], dy: &[f32], s: &ConvShape, block_bytes: usize) -> Vec<f32> {
-    let (c, o, tw) = (s.c, s.o, s.w / 2);
-    let tile_rows = s.n * s.h / 2;
+    let (c, o, tw) = (s.c, s.o, tiles_wide(s));
+    let tile_rows = s.n * tiles_high(s);
     let rows_per_block = (block_bytes / (64 * tw * (c + o))).clamp(1, tile_rows.max(1));
     // planes of the block buffers hold `stride` tiles; a last, shorter block uses part of each
     let stride = rows_per_block * tw;
     let mut du = vec![0.0f32; 16 * c * o];
     let mut v = vec![0.0f32; 16 * stride * c];
     let mut dm = vec![0.0f32; 16 * stride * o];
-    let zeros = vec![0.0f32; c];
+    let zeros = vec![0.0f32; c.max(o)];
     let (lanes, widest) = match isa {
         Isa::Avx512 => (16, kernel::avx512::WIDEST),
         _ => (8, kernel::avx2::WIDEST),
@@ -149,11 +149,11 @@ pub(super) fn wide(isa: Isa, x: &[f32], dy: &[f32], s: &ConvShape, block_bytes: 
                 match isa {
                     Isa::Avx512 => {
                         kernel::avx512::input(x.as_ptr(), zeros.as_ptr(), s, b, vr, stride);
-                        kernel::avx512::grad_output(dy.as_ptr(), s, b, mr, stride);
+                        kernel::avx512::grad_output(dy.as_ptr(), zeros.as_ptr(), s, b, mr, stride);
                     }
                     _ => {
                         kernel::avx2::input(x.as_ptr(), zeros.as_ptr(), s, b, vr, stride);
-                        kernel::avx2::grad_output(dy.as_ptr(), s, b, mr, stride);
+                        kernel::avx2::grad_output(dy.as_ptr(), zeros.as_ptr(), s, b, mr, stride);
                     }
                 }
             }
@@ -186,7 +186,8 @@ pub(super) fn wide(isa: Isa, x: &[f32], dy: &[f32], s: &ConvShape, block_bytes: 
 }
 
 /// The three stages of weight-gradient block `b` on the path `isa`, adding onto `du` (16 x C x
-/// O), with `v` (16 x tiles x C), `dm` (16 x tiles x O) and `zeros` (C zeros) as working space.
+/// O), with `v` (16 x tiles x C), `dm` (16 x tiles x O) and `zeros` (max(C, O) zeros) as working
+/// space.
 #[allow(clippy::too_many_arguments)]
 fn run_grad_block(
     isa: Isa,
@@ -202,9 +203,9 @@ fn run_grad_block(
     assert!(
         v.len() >= 16 * b.tiles * s.c
             && dm.len() >= 16 * b.tiles * s.o
-            && zeros.len() >= s.c
+            && zeros.len() >= s.c.max(s.o)
             && du.len() >= 16 * s.c * s.o
-            && b.first_row + b.tiles / (s.w / 2) <= s.n * s.h / 2
+            && b.first_row + b.tiles / tiles_wide(s) <= s.n * tiles_high(s)
     );
     #[cfg(target_arch = "x86_64")]
     {
@@ -223,12 +224,26 @@ fn run_grad_block(
                         v.as_mut_ptr(),
                         b.tiles,
                     );
-                    kernel::avx512::grad_output(dy.as_ptr(), s, b, dm.as_mut_ptr(), b.tiles);
+                    kernel::avx512::grad_output(
+                        dy.as_ptr(),
+                        zeros.as_ptr(),
+                        s,
+                        b,
+                        dm.as_mut_ptr(),
+                        b.tiles,
+                    );
                     kernel::avx512::grad_products(v.as_ptr(), dm.as_ptr(), s, b, du.as_mut_ptr());
                 }
                 _ => {
                     kernel::avx2::input(x.as_ptr(), zeros.as_ptr(), s, b, v.as_mut_ptr(), b.tiles);
-                    kernel::avx2::grad_output(dy.as_ptr(), s, b, dm.as_mut_ptr(), b.tiles);
+                    kernel::avx2::grad_output(
+                        dy.as_ptr(),
+                        zeros.as_ptr(),
+                        s,
+                        b,
+                        dm.as_mut_ptr(),
+                        b.tiles,
+                    );
                     kernel::avx2::grad_products(v.as_ptr(), dm.as_ptr(), s, b, du.as_mut_ptr());
                 }
             }

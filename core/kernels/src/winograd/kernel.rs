@@ -7,16 +7,29 @@
 macro_rules! winograd_kernel {
     ($module:ident, $features:literal, $vector:ty, $lanes:literal, $zero:ident, $load:ident,
      $splat:ident, $fma:ident, $store:ident, $add:ident, $sub:ident,
-     rows: $rows:literal, vectors: [$($vectors:literal),*]) => {
+     accumulators: $accumulators:literal, vectors: [$($vectors:literal),*]) => {
         #[cfg(target_arch = "x86_64")]
         #[allow(clippy::needless_range_loop)]
         pub(crate) mod $module {
             use crate::shape::ConvShape;
-            use crate::winograd::Block;
+            use crate::winograd::{tiles_high, tiles_wide, Block};
             use std::arch::x86_64::*;
 
-            /// Tiles (rows of the products) in one register tile.
-            const ROWS: usize = $rows;
+            /// Accumulator registers of one register tile (rows x vectors): enough independent
+            /// chains to hide the fused multiply-adds' latency, with room left for the loaded
+            /// vectors and a broadcast.
+            const ACCUMULATORS: usize = $accumulators;
+
+            /// Rows of a register tile of `vectors` vectors: as many as the accumulators allow,
+            /// at most 12.
+            const fn rows_for(vectors: usize) -> usize {
+                let rows = ACCUMULATORS / vectors;
+                if rows > 12 {
+                    12
+                } else {
+                    rows
+                }
+            }
 
             /// `Bᵀ d B` of every tile of `b`, for every input channel: 16 planes of tiles x C
             /// values into `v`, planes `stride` tiles apart (`b.tiles`, or more when `v` is
@@ -38,7 +51,7 @@ macro_rules! winograd_kernel {
                 v: *mut f32,
                 stride: usize,
             ) {
-                let (c, th, tw) = (s.c, s.h / 2, s.w / 2);
+                let (c, th, tw) = (s.c, tiles_high(s), tiles_wide(s));
                 let plane = stride * c;
                 for t in 0..b.tiles {
                     let g = b.first_row + t / tw;
@@ -118,8 +131,8 @@ macro_rules! winograd_kernel {
                 }
             }
 
-            /// Every row group of one column block of `B` vectors: tiles of [`ROWS`] rows, then
-            /// one of the rows left.
+            /// Every row group of one column block of `B` vectors: register tiles of
+            /// [`rows_for`]`(B)` rows, then one of the rows left.
             #[target_feature(enable = $features)]
             unsafe fn columns<const B: usize>(
                 v: *const f32,
@@ -132,8 +145,14 @@ macro_rules! winograd_kernel {
                 let mut t = 0;
                 while t < tiles {
                     let (vt, mt) = (v.add(t * c), m.add(t * o));
-                    let rows = (tiles - t).min(ROWS);
+                    let rows = (tiles - t).min(rows_for(B));
                     match rows {
+                        12 => tile::<12, B>(vt, u, c, o, mt),
+                        11 => tile::<11, B>(vt, u, c, o, mt),
+                        10 => tile::<10, B>(vt, u, c, o, mt),
+                        9 => tile::<9, B>(vt, u, c, o, mt),
+                        8 => tile::<8, B>(vt, u, c, o, mt),
+                        7 => tile::<7, B>(vt, u, c, o, mt),
                         6 => tile::<6, B>(vt, u, c, o, mt),
                         5 => tile::<5, B>(vt, u, c, o, mt),
                         4 => tile::<4, B>(vt, u, c, o, mt),
@@ -181,33 +200,43 @@ macro_rules! winograd_kernel {
             /// `A dY Aᵀ` of every tile of `b`, for every output channel: the gradient of the 16
             /// planes of the output's transform (tiles x O each, into `dm`) from the output
             /// gradient `dy` (rows x O), the transpose of [`output`]; planes `stride` tiles
-            /// apart, as in [`input`].
+            /// apart, as in [`input`]. Pixels of a tile past an odd height or width read
+            /// `zeros`.
             ///
             /// # Safety
             /// The host has the features; `dy` holds the output gradient of the whole batch,
-            /// `dm` 16 planes of `stride` x O values (`stride` at least `b.tiles`); O is a
-            /// multiple of the width and `b` lies in the batch.
+            /// `zeros` O zeros, `dm` 16 planes of `stride` x O values (`stride` at least
+            /// `b.tiles`); O is a multiple of the width and `b` lies in the batch.
             #[target_feature(enable = $features)]
             pub(crate) unsafe fn grad_output(
                 dy: *const f32,
+                zeros: *const f32,
                 s: &ConvShape,
                 b: Block,
                 dm: *mut f32,
                 stride: usize,
             ) {
-                let (o, w, tw) = (s.o, s.w, s.w / 2);
+                let (o, h, w, th, tw) = (s.o, s.h, s.w, tiles_high(s), tiles_wide(s));
                 let plane = stride * o;
                 for t in 0..b.tiles {
                     let g = b.first_row + t / tw;
-                    let tx = t % tw;
-                    // tile row g starts at output row 2 g of the batch (rows of W pixels)
-                    let src = dy.add((2 * g * w + 2 * tx) * o);
+                    let (n, ty, tx) = (g / th, g % th, t % tw);
+                    // the tile's 2x2 output pixels, or zeros past the image
+                    let mut p = [zeros; 4];
+                    for r in 0..2 {
+                        for q in 0..2 {
+                            let (oy, ox) = (2 * ty + r, 2 * tx + q);
+                            if oy < h && ox < w {
+                                p[2 * r + q] = dy.add(((n * h + oy) * w + ox) * o);
+                            }
+                        }
+                    }
                     let dst = dm.add(t * o);
                     let mut oc = 0;
                     while oc < o {
                         let y = [
-                            [$load(src.add(oc)), $load(src.add(o + oc))],
-                            [$load(src.add(w * o + oc)), $load(src.add((w + 1) * o + oc))],
+                            [$load(p[0].add(oc)), $load(p[1].add(oc))],
+                            [$load(p[2].add(oc)), $load(p[3].add(oc))],
                         ];
                         // e = A dY (4 rows of 2), A = [[1, 0], [1, 1], [1, -1], [0, -1]]
                         let mut e = [[$zero(); 2]; 4];
@@ -269,7 +298,7 @@ macro_rules! winograd_kernel {
             }
 
             /// Every group of input channels for one column block of `B` vectors of the weight
-            /// gradient: groups of [`ROWS`] channels, then one of the channels left.
+            /// gradient: groups of [`rows_for`]`(B)` channels, then one of the channels left.
             #[target_feature(enable = $features)]
             unsafe fn grad_columns<const B: usize>(
                 v: *const f32,
@@ -282,8 +311,14 @@ macro_rules! winograd_kernel {
                 let mut c0 = 0;
                 while c0 < c {
                     let (vc, dc) = (v.add(c0), du.add(c0 * o));
-                    let rows = (c - c0).min(ROWS);
+                    let rows = (c - c0).min(rows_for(B));
                     match rows {
+                        12 => grad_tile::<12, B>(vc, dm, tiles, c, o, dc),
+                        11 => grad_tile::<11, B>(vc, dm, tiles, c, o, dc),
+                        10 => grad_tile::<10, B>(vc, dm, tiles, c, o, dc),
+                        9 => grad_tile::<9, B>(vc, dm, tiles, c, o, dc),
+                        8 => grad_tile::<8, B>(vc, dm, tiles, c, o, dc),
+                        7 => grad_tile::<7, B>(vc, dm, tiles, c, o, dc),
                         6 => grad_tile::<6, B>(vc, dm, tiles, c, o, dc),
                         5 => grad_tile::<5, B>(vc, dm, tiles, c, o, dc),
                         4 => grad_tile::<4, B>(vc, dm, tiles, c, o, dc),
@@ -360,18 +395,23 @@ macro_rules! winograd_kernel {
             }
 
             /// `Aᵀ m A` of every tile of `b`, for every output channel: the 2x2 output pixels of
-            /// each tile into `out`, the block's output rows. `Aᵀ = [[1, 1, 1, 0], [0, 1, -1,
-            /// -1]]`.
+            /// each tile (those inside the image) into `out`, the block's output rows. `Aᵀ =
+            /// [[1, 1, 1, 0], [0, 1, -1, -1]]`.
             ///
             /// # Safety
-            /// The host has the features; `m` holds 16 x tiles x O values, `out` the block's
-            /// 2 x rows x W x O; O is a multiple of the width.
+            /// The host has the features; `m` holds 16 x tiles x O values, `out` the output rows
+            /// of the block's tile rows (W x O values each); O is a multiple of the width.
             #[target_feature(enable = $features)]
             pub(crate) unsafe fn output(m: *const f32, s: &ConvShape, b: Block, out: *mut f32) {
-                let (o, w, tw) = (s.o, s.w, s.w / 2);
+                let (o, h, w, th, tw) = (s.o, s.h, s.w, tiles_high(s), tiles_wide(s));
                 let plane = b.tiles * o;
+                // the block's first output row, counted over the batch
+                let base = (b.first_row / th) * h + 2 * (b.first_row % th);
                 for t in 0..b.tiles {
-                    let (row_pair, tx) = (t / tw, t % tw);
+                    let g = b.first_row + t / tw;
+                    let (n, ty, tx) = (g / th, g % th, t % tw);
+                    let rows = (h - 2 * ty).min(2);
+                    let wide = (w - 2 * tx).min(2);
                     let src = m.add(t * o);
                     let mut oc = 0;
                     while oc < o {
@@ -386,12 +426,15 @@ macro_rules! winograd_kernel {
                             e[4 + q] = $sub($sub(a[4 + q], a[8 + q]), a[12 + q]);
                         }
                         // e A, row by row
-                        for r in 0..2 {
+                        for r in 0..rows {
                             let y0 = $add($add(e[4 * r], e[4 * r + 1]), e[4 * r + 2]);
                             let y1 = $sub($sub(e[4 * r + 1], e[4 * r + 2]), e[4 * r + 3]);
-                            let px = out.add(((2 * row_pair + r) * w + 2 * tx) * o + oc);
+                            let row = n * h + 2 * ty + r - base;
+                            let px = out.add((row * w + 2 * tx) * o + oc);
                             $store(px, y0);
-                            $store(px.add(o), y1);
+                            if wide == 2 {
+                                $store(px.add(o), y1);
+                            }
                         }
                         oc += $lanes;
                     }
@@ -413,7 +456,7 @@ winograd_kernel!(
     _mm256_storeu_ps,
     _mm256_add_ps,
     _mm256_sub_ps,
-    rows: 6,
+    accumulators: 12,
     vectors: [2, 1]
 );
 winograd_kernel!(
@@ -428,6 +471,6 @@ winograd_kernel!(
     _mm512_storeu_ps,
     _mm512_add_ps,
     _mm512_sub_ps,
-    rows: 6,
+    accumulators: 24,
     vectors: [4, 2, 1]
 );
