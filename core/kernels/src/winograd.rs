@@ -79,7 +79,7 @@ pub fn transform_weights(wt: &[f32], s: &ConvShape) -> Vec<f32> {
     let plane = c * o;
     // channels per task: about 64 KiB of output rows
     let per_task = ((1usize << 14) / (16 * o).max(1)).max(1);
-    let mut u = vec![0.0f32; 16 * plane];
+    let mut u = zeroed(16 * plane);
     by_channels(&mut u, plane, per_task * o)
         .into_par_iter()
         .enumerate()
@@ -281,6 +281,12 @@ fn run_block(
         let _ = (isa, x, u, s, out, v, m, zeros, b);
         unreachable!("Winograd convolution is x86-64 only")
     }
+}
+
+/// `len` zeros, written by every thread (a serial `vec![0.0; len]` of the tens of megabytes
+/// here would leave the other cores idle while it faults the pages in).
+pub(crate) fn zeroed(len: usize) -> Vec<f32> {
+    crate::par_build(len, 1 << 16, 0.0, |_, _| {})
 }
 
 thread_local! {

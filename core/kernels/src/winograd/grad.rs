@@ -17,7 +17,7 @@
 //! Both sum each value over the tiles in an order fixed by the shape and the thread count, one
 //! fused multiply-add each, so the AVX2 and AVX-512 paths give identical bits.
 
-use super::{by_channels, kernel, path, tiles_high, tiles_wide, with_scratch, Block};
+use super::{by_channels, kernel, path, tiles_high, tiles_wide, with_scratch, zeroed, Block};
 use crate::isa::{self, Isa};
 use crate::shape::ConvShape;
 use rayon::prelude::*;
@@ -116,9 +116,9 @@ pub(super) fn wide(isa: Isa, x: &[f32], dy: &[f32], s: &ConvShape, block_bytes: 
     let rows_per_block = (block_bytes / (64 * tw * (c + o))).clamp(1, tile_rows.max(1));
     // planes of the block buffers hold `stride` tiles; a last, shorter block uses part of each
     let stride = rows_per_block * tw;
-    let mut du = vec![0.0f32; 16 * c * o];
-    let mut v = vec![0.0f32; 16 * stride * c];
-    let mut dm = vec![0.0f32; 16 * stride * o];
+    let mut du = zeroed(16 * c * o);
+    let mut v = zeroed(16 * stride * c);
+    let mut dm = zeroed(16 * stride * o);
     let zeros = vec![0.0f32; c.max(o)];
     let (lanes, widest) = match isa {
         Isa::Avx512 => (16, kernel::avx512::WIDEST),
@@ -263,7 +263,7 @@ pub(super) fn from_winograd_domain(partials: &[Vec<f32>], s: &ConvShape) -> Vec<
     let (c, o) = (s.c, s.o);
     let plane = c * o;
     let per_task = ((1usize << 14) / (16 * o).max(1)).max(1);
-    let mut out = vec![0.0f32; 9 * plane];
+    let mut out = zeroed(9 * plane);
     by_channels(&mut out, plane, per_task * o)
         .into_par_iter()
         .enumerate()
