@@ -361,3 +361,5 @@ pub fn weight_grad<T: Element>(x: &[T], dy: &[T], s: &ConvShape) -> Vec<T> {
 mod layout;
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod winograd_tests;

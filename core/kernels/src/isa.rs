@@ -98,12 +98,21 @@ pub fn active() -> Isa {
     }
 }
 
+/// Serialises the tests that set the limit or compare results through entry points that read it:
+/// the limit is one for the whole process, and tests run in parallel.
+#[cfg(test)]
+pub(crate) fn test_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_limit_caps_the_path_and_never_raises_it() {
+        let _serial = test_lock();
         let host = detected();
         limit(Some(Isa::Portable));
         assert_eq!(active(), Isa::Portable);

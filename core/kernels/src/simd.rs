@@ -54,6 +54,7 @@ mod tests {
 
     /// `f` on every path the host has, after the portable one; each must give its bits.
     fn on_every_path<R: PartialEq + std::fmt::Debug>(what: &str, f: impl Fn() -> R) {
+        let _serial = isa::test_lock();
         let run = |path| {
             isa::limit(Some(path));
             let out = f();

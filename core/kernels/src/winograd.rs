@@ -25,8 +25,6 @@ pub(crate) mod grad;
 mod kernel;
 
 pub use grad::{weight_grad, GRAD_BLOCK_TILES, NARROW_ACCUMULATOR, WIDE_BLOCK_BYTES};
-#[cfg(test)]
-mod tests;
 
 /// Tiles in one block of work: enough rows for the products to reuse each transformed weight
 /// many times, few enough for the block's planes to stay in a core's cache.
@@ -37,14 +35,7 @@ pub const BLOCK_TILES: usize = 48;
 /// output channels in whole vectors of at least [`MIN_CHANNELS`]. At an odd height or width, the
 /// last tiles reach one row or column past the image, computed on zeros and not written.
 pub fn path(s: &ConvShape) -> Option<Isa> {
-    let shaped = s.k == 3
-        && s.stride == 1
-        && s.pad == 1
-        && s.h > 0
-        && s.w > 0
-        && s.c >= MIN_CHANNELS
-        && s.o >= MIN_CHANNELS;
-    if !shaped {
+    if !shape_applies(s) {
         return None;
     }
     let lanes_fit = |lanes: usize| s.c.is_multiple_of(lanes) && s.o.is_multiple_of(lanes);
@@ -53,6 +44,19 @@ pub fn path(s: &ConvShape) -> Option<Isa> {
         Isa::Avx512 | Isa::Avx2 if lanes_fit(8) => Some(Isa::Avx2),
         _ => None,
     }
+}
+
+/// `true` when the geometry of `s` suits these kernels, whatever the instruction set: a 3x3
+/// kernel, stride 1, padding 1, a non-empty image and at least [`MIN_CHANNELS`] channels in and
+/// out.
+pub fn shape_applies(s: &ConvShape) -> bool {
+    s.k == 3
+        && s.stride == 1
+        && s.pad == 1
+        && s.h > 0
+        && s.w > 0
+        && s.c >= MIN_CHANNELS
+        && s.o >= MIN_CHANNELS
 }
 
 /// The path that computes the weight gradient of `s` with Winograd's algorithm, if it should:
@@ -201,7 +205,7 @@ pub fn block(isa: Isa, x: &[f32], u: &[f32], s: &ConvShape, i: usize, out: &mut 
     assert!(
         isa != Isa::Portable
             && isa <= isa::detected()
-            && path(s).is_some()
+            && shape_applies(s)
             && x.len() >= s.n * s.h * s.w * s.c
             && u.len() >= 16 * s.c * s.o
             && out.len() <= full

@@ -36,6 +36,7 @@ pub(crate) fn reference(x: &[f64], w: &[f64], s: &ConvShape) -> Vec<f64> {
 #[test]
 fn every_direct_path_the_host_has_matches_the_definition_and_the_others_bit_for_bit() {
     use crate::isa::{detected, Isa};
+    let _serial = crate::isa::test_lock();
     for &(k, stride, pad, c, o) in &DIRECT_SHAPES {
         let s = direct_shape(k, stride, pad, c, o);
         let x = values(s.n * s.h * s.w * s.c, 11);

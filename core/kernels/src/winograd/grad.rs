@@ -17,7 +17,9 @@
 //! Both sum each value over the tiles in an order fixed by the shape and the thread count, one
 //! fused multiply-add each, so the AVX2 and AVX-512 paths give identical bits.
 
-use super::{by_channels, kernel, path, tiles_high, tiles_wide, with_scratch, zeroed, Block};
+use super::{
+    by_channels, kernel, shape_applies, tiles_high, tiles_wide, with_scratch, zeroed, Block,
+};
 use crate::isa::{self, Isa};
 use crate::shape::ConvShape;
 use rayon::prelude::*;
@@ -36,12 +38,12 @@ pub const WIDE_BLOCK_BYTES: usize = 16 << 20;
 
 /// The gradient with respect to the weights, in (K, K, C, O) order, of the convolution `s` of
 /// `x` (N, H, W, C), from the output gradient `dy` (rows x O), on the path `isa` (from
-/// [`path`]).
+/// [`super::path`]).
 pub fn weight_grad(isa: Isa, x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
     assert!(
         isa != Isa::Portable
             && isa <= isa::detected()
-            && path(s).is_some()
+            && shape_applies(s)
             && x.len() >= s.n * s.h * s.w * s.c
             && dy.len() >= s.rows() * s.o,
         "Winograd weight gradient on the {isa} path for {s:?}"
@@ -57,7 +59,7 @@ pub fn weight_grad(isa: Isa, x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
 }
 
 /// The narrow schedule: the accumulators of a few tasks per thread.
-pub(super) fn narrow(isa: Isa, x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<Vec<f32>> {
+pub(crate) fn narrow(isa: Isa, x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<Vec<f32>> {
     let (c, o, tw) = (s.c, s.o, tiles_wide(s));
     let tile_rows = s.n * tiles_high(s);
     let rows_per_block = (GRAD_BLOCK_TILES / tw).max(1);
@@ -110,7 +112,7 @@ impl Shared {
 
 /// The wide schedule: one accumulator, every thread on each block of up to `block_bytes` of
 /// transformed tiles (at least one tile row).
-pub(super) fn wide(isa: Isa, x: &[f32], dy: &[f32], s: &ConvShape, block_bytes: usize) -> Vec<f32> {
+pub(crate) fn wide(isa: Isa, x: &[f32], dy: &[f32], s: &ConvShape, block_bytes: usize) -> Vec<f32> {
     let (c, o, tw) = (s.c, s.o, tiles_wide(s));
     let tile_rows = s.n * tiles_high(s);
     let rows_per_block = (block_bytes / (64 * tw * (c + o))).clamp(1, tile_rows.max(1));
@@ -259,7 +261,7 @@ fn run_grad_block(
 /// The sum of the accumulators `partials` (each 16 x C x O, in Winograd's domain), in order,
 /// taken back to the kernel's domain: `Gᵀ dU G` for each pair of channels, in (K, K, C, O)
 /// order.
-pub(super) fn from_winograd_domain(partials: &[Vec<f32>], s: &ConvShape) -> Vec<f32> {
+pub(crate) fn from_winograd_domain(partials: &[Vec<f32>], s: &ConvShape) -> Vec<f32> {
     let (c, o) = (s.c, s.o);
     let plane = c * o;
     let per_task = ((1usize << 14) / (16 * o).max(1)).max(1);

@@ -1,8 +1,12 @@
-//! Tests of the Winograd convolution against the definition.
+//! Tests of the Winograd convolution against the definition (here, next to the convolution's
+//! reference implementations, because the entry points that choose it are the convolution's).
 
-use super::*;
-use crate::conv::tests::{reference, reference_weight_grad, values};
-use crate::conv::{forward, input_grad, weight_grad, weights_to_kkco};
+use super::tests::{reference, reference_weight_grad, values};
+use super::{forward, input_grad, weight_grad, weights_to_kkco, ConvShape};
+use crate::isa::{self, Isa};
+use crate::winograd::{
+    block, block_len, grad, grad_path, path, transform_weights, NARROW_ACCUMULATOR,
+};
 
 /// Shapes (N, H, W, C, O) that cover: tiles on every border, one-tile images, blocks that end
 /// part-way through the batch (20 tile rows of 2 tiles: blocks of 24 rows), tile rows longer than
@@ -57,6 +61,7 @@ fn all_blocks(isa: Isa, x: &[f32], wt: &[f32], s: &ConvShape) -> Vec<f32> {
 
 #[test]
 fn every_winograd_path_the_host_has_matches_the_definition_and_the_others_bit_for_bit() {
+    let _serial = isa::test_lock();
     for &(n, h, w, c, o) in &SHAPES {
         let s = shape(n, h, w, c, o);
         let x = values(n * h * w * c, 21);
@@ -145,6 +150,7 @@ fn the_input_gradient_through_winograd_matches_the_f64_path() {
 
 #[test]
 fn every_winograd_weight_gradient_path_matches_the_definition_and_the_others_bit_for_bit() {
+    let _serial = isa::test_lock();
     for &(n, h, w, c, o) in &SHAPES {
         let s = shape(n, h, w, c, o);
         let x = values(n * h * w * c, 26);
@@ -157,7 +163,7 @@ fn every_winograd_weight_gradient_path_matches_the_definition_and_the_others_bit
             if isa > isa::detected() {
                 continue; // not on this host
             }
-            let dw = super::weight_grad(isa, &xf, &dyf, &s);
+            let dw = crate::winograd::weight_grad(isa, &xf, &dyf, &s);
             // sums over N H W = 48 to 240 pixels of products of values in [-1, 1)
             let worst = dw
                 .iter()
