@@ -1,4 +1,6 @@
-//! Channels-last convolution: im2col + GEMM over row chunks, in parallel.
+//! Channels-last convolution, in parallel: each entry point picks Winograd's algorithm
+//! ([`super::winograd`]) for 3x3 stride-1 layers in f32 where it applies, then the direct kernels
+//! for narrow layers, then im2col + GEMM over row chunks.
 //!
 //! Layouts: input `x` (N, H, W, C); output (N, OH, OW, O), i.e. `rows = N OH OW` rows of O values;
 //! weights reordered to `wt` (K, K, C, O), i.e. a (K K C) x O matrix whose row index is

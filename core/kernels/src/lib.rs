@@ -1,8 +1,10 @@
 //! # rossl-kernels
 //!
 //! Fast CPU kernels over plain slices, used by the custom operations of rossl-nn: convolution
-//! (forward, input gradient, weight gradient) on channels-last (NHWC) tensors as im2col + GEMM
-//! over row chunks on every core, and channels-last batch normalisation; and the step profiler
+//! (forward, input gradient, weight gradient) on channels-last (NHWC) tensors on every core, by
+//! Winograd's F(2x2, 3x3) ([`winograd`]) for 3x3 stride-1 layers in f32, direct kernels
+//! ([`direct`], [`narrow`]) for other narrow layers and im2col + GEMM otherwise, and
+//! channels-last batch normalisation; and the step profiler
 //! ([`profile`]). No candle: tensors are slices and shapes.
 //!
 //! They are generic over `f32` and `f64` (the latter for finite-difference tests).
