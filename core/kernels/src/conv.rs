@@ -110,6 +110,12 @@ fn col2im<T: Element>(
     }
 }
 
+/// The fewest tasks a layer is split into (where it has the rows): a few per thread, so that a
+/// thread slowed by another process does not leave the rest idle at the end.
+fn min_tasks() -> usize {
+    4 * rayon::current_num_threads().max(1)
+}
+
 /// Rows a task of the direct kernels takes: whole output rows, about 240 pixels (the kernels tile
 /// within a row).
 fn whole_rows_chunk(s: &ConvShape) -> usize {
@@ -119,7 +125,7 @@ fn whole_rows_chunk(s: &ConvShape) -> usize {
 /// Output (rows x O) of the convolution of `x` with `wt`.
 pub fn forward<T: Element>(x: &[T], wt: &[T], s: &ConvShape) -> Vec<T> {
     let (rows, kkc, o) = (s.rows(), s.kkc(), s.o);
-    let chunk = s.chunk_rows();
+    let chunk = s.rows_per_task(min_tasks());
     if let (Some(xf), Some(wf)) = (as_f32(x), as_f32(wt)) {
         if let Some(isa) = super::winograd::path(s) {
             let u = super::winograd::transform_weights(wf, s);
@@ -252,7 +258,7 @@ pub fn input_grad<T: Element>(dy: &[T], wt: &[T], s: &ConvShape) -> Vec<T> {
     let kkc = s.kkc();
     let image = s.h * s.w * s.c;
     if s.pointwise() {
-        let chunk = s.chunk_rows();
+        let chunk = s.rows_per_task(min_tasks());
         let rows = s.rows();
         return par_build(s.n * image, chunk * kkc, T::zero(), |i, dst| {
             let r0 = i * chunk;
@@ -264,7 +270,9 @@ pub fn input_grad<T: Element>(dy: &[T], wt: &[T], s: &ConvShape) -> Vec<T> {
     // rows go through in chunks small enough for their im2col block to stay in cache.
     let per_image = s.rows_per_image();
     let chunk = s.chunk_rows();
-    let images_per_task = (chunk / per_image.max(1)).max(1);
+    let images_per_task = (chunk / per_image.max(1))
+        .min(s.n.div_ceil(min_tasks()))
+        .max(1);
     par_build(s.n * image, images_per_task * image, T::zero(), |t, dst| {
         let first_image = t * images_per_task;
         let images = dst.len() / image;
@@ -299,12 +307,13 @@ pub fn weight_grad<T: Element>(x: &[T], dy: &[T], s: &ConvShape) -> Vec<T> {
     // each product adds into the whole (KKC x O) accumulator: with fewer than 256 rows per
     // product, reading and writing it (8 bytes an element) costs more than the product's
     // arithmetic on the deep layers (KKC 4608 x O 512: 56 rows at 1 MiB of im2col a chunk)
-    let chunk = s.chunk_rows().max(WEIGHT_GRAD_MIN_ROWS);
+    let chunk = s.rows_per_task(min_tasks()).max(WEIGHT_GRAD_MIN_ROWS);
     let chunks = rows.div_ceil(chunk);
     // a few tasks per thread, each with its own accumulator, so that a slow thread does not
     // leave the others idle; the partial sums are then added in parallel
-    let tasks = (4 * rayon::current_num_threads().max(1)).min(chunks).max(1);
-    let per_task = chunks.div_ceil(tasks);
+    // each task takes an equal share (of rows, or of whole chunks), so that no thread is left
+    // alone with a last task at the end
+    let tasks = min_tasks().min(chunks).max(1);
     // narrow layers in f32: the direct kernel, with no im2col
     let direct = super::direct::path(s)
         .filter(|_| !s.pointwise())
@@ -313,14 +322,13 @@ pub fn weight_grad<T: Element>(x: &[T], dy: &[T], s: &ConvShape) -> Vec<T> {
         .into_par_iter()
         .map(|t| {
             let mut acc = vec![T::zero(); kkc * o];
-            let chunks = t * per_task..((t + 1) * per_task).min(chunks);
             if let Some((isa, xf, dyf)) = direct {
                 let accf = as_f32_mut(&mut acc).expect("same element type");
-                let r0 = (chunks.start * chunk).min(rows);
-                let r1 = (chunks.end * chunk).clamp(r0, rows);
+                let (r0, r1) = (t * rows / tasks, (t + 1) * rows / tasks);
                 super::direct_grad::add_rows(isa, xf, dyf, s, r0, r1, accf);
                 return acc;
             }
+            let chunks = t * chunks / tasks..(t + 1) * chunks / tasks;
             let mut col = vec![T::zero(); chunk * kkc];
             for c in chunks {
                 let r0 = c * chunk;

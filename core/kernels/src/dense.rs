@@ -94,6 +94,28 @@ pub fn weight_grad<T: Element>(
     dw
 }
 
+/// Columns per task of [`bias_grad`].
+const BIAS_COLUMNS: usize = 64;
+
+/// `db = Σ_rows dy` (outputs): each column summed over the rows in order from zero, as
+/// candle's `sum(0)` adds them (so the bits are the same), with blocks of columns in parallel
+/// and the columns of a row added as vectors.
+pub fn bias_grad<T: Element>(dy: &[T], rows: usize, outputs: usize) -> Vec<T> {
+    par_build(outputs, BIAS_COLUMNS, T::zero(), |i, part| {
+        let first = i * BIAS_COLUMNS;
+        crate::simd::vectorised(
+            #[inline(always)]
+            || {
+                for row in dy.chunks_exact(outputs.max(1)).take(rows) {
+                    for (acc, v) in part.iter_mut().zip(&row[first..]) {
+                        *acc += *v;
+                    }
+                }
+            },
+        );
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +146,11 @@ mod tests {
             let y0 = forward(&x, &w, None, rows, inputs, outputs);
             let dx = input_grad(&dy, &w, rows, inputs, outputs);
             let dw = weight_grad(&dy, &x, rows, inputs, outputs);
+            let db = bias_grad(&dy, rows, outputs);
+            for (o, got) in db.iter().enumerate() {
+                let want: f64 = (0..rows).map(|r| dy[r * outputs + o]).sum();
+                assert!((got - want).abs() < 1e-12, "db[{o}] {got} against {want}");
+            }
             for r in 0..rows {
                 for o in 0..outputs {
                     let dot: f64 = (0..inputs)
@@ -171,6 +198,7 @@ mod tests {
                 (
                     forward(&x, &w, None, rows, inputs, outputs),
                     weight_grad(&dy, &x, rows, inputs, outputs),
+                    bias_grad(&dy, rows, outputs),
                 )
             })
         };

@@ -56,4 +56,12 @@ impl ConvShape {
     pub fn chunk_rows(&self) -> usize {
         ((1 << 18) / self.kkc().max(1)).clamp(64, 4096)
     }
+
+    /// Rows per parallel task: [`chunk_rows`](Self::chunk_rows), or fewer where that would leave
+    /// the layer fewer than `tasks` tasks (a small layer on a few chunks leaves threads idle).
+    pub fn rows_per_task(&self, tasks: usize) -> usize {
+        self.chunk_rows()
+            .min(self.rows().div_ceil(tasks.max(1)))
+            .max(1)
+    }
 }

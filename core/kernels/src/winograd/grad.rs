@@ -62,17 +62,21 @@ pub fn weight_grad(isa: Isa, x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
 pub(crate) fn narrow(isa: Isa, x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<Vec<f32>> {
     let (c, o, tw) = (s.c, s.o, tiles_wide(s));
     let tile_rows = s.n * tiles_high(s);
-    let rows_per_block = (GRAD_BLOCK_TILES / tw).max(1);
-    let blocks = tile_rows.div_ceil(rows_per_block);
-    let tasks = (2 * rayon::current_num_threads().max(1)).min(blocks).max(1);
-    let per_task = blocks.div_ceil(tasks);
+    let tasks = (2 * rayon::current_num_threads().max(1))
+        .min(tile_rows)
+        .max(1);
+    // the same number of blocks in every task, of at most GRAD_BLOCK_TILES tiles, the tile rows
+    // shared out evenly among them: equal tasks, so that no thread is left alone at the end
+    let most_rows = (GRAD_BLOCK_TILES / tw).max(1);
+    let blocks_per_task = tile_rows.div_ceil(tasks * most_rows);
+    let blocks = tasks * blocks_per_task;
     (0..tasks)
         .into_par_iter()
         .map(|t| {
             let mut du = vec![0.0f32; 16 * c * o];
-            for i in t * per_task..((t + 1) * per_task).min(blocks) {
-                let first_row = i * rows_per_block;
-                let rows = rows_per_block.min(tile_rows - first_row);
+            for i in t * blocks_per_task..(t + 1) * blocks_per_task {
+                let first_row = i * tile_rows / blocks;
+                let rows = (i + 1) * tile_rows / blocks - first_row;
                 let b = Block {
                     first_row,
                     tiles: rows * tw,

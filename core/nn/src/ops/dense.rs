@@ -6,8 +6,8 @@
 //! where the weight is frozen. Here each gradient is one product in the weight's own layout, and
 //! only the gradients of tracked inputs are computed.
 
-use super::storage::{pair, triple, Data, Same3};
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
+use super::storage::{data, pair, triple, Data, Same3};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use rossl_api::Result;
 use rossl_kernels::{dense, profile, Element};
 
@@ -82,11 +82,36 @@ impl CustomOp3 for Dense {
             None
         };
         let db = if b.track_op() {
-            Some(grad.sum(0)?)
+            Some(grad.apply_op1_no_bwd(&BiasGrad)?)
         } else {
             None
         };
         Ok((dx, dw, db))
+    }
+}
+
+/// `dy -> Σ_rows dy`, the bias's gradient, with the bits of candle's `sum(0)` (candle's
+/// reduction over the first axis ran on one core, strided).
+struct BiasGrad;
+
+impl CustomOp1 for BiasGrad {
+    fn name(&self) -> &'static str {
+        "dense-bias-grad"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let &[rows, outputs] = l.dims() else {
+            return Err(candle_core::Error::Msg(format!(
+                "dense-bias-grad: gradient of shape {:?}, want (rows, outputs)",
+                l.dims()
+            )));
+        };
+        let _t = profile::scope("dense.backward");
+        let out = match data(self.name(), s, l)? {
+            Data::F32(dy) => CpuStorage::F32(dense::bias_grad(dy, rows, outputs)),
+            Data::F64(dy) => CpuStorage::F64(dense::bias_grad(dy, rows, outputs)),
+        };
+        Ok((out, Shape::from(outputs)))
     }
 }
 
