@@ -250,6 +250,67 @@ fn the_fused_backbone_matches_the_layered_reference() {
     }
 }
 
+/// Two views through the fused backbone before one backward pass (as two-view losses do) give
+/// the sum of both weight gradients, as the layered backbone does; a backward pass whose
+/// gradient is never routed leaves nothing behind for the next step.
+#[test]
+fn fused_weight_gradients_sum_over_views_and_never_reach_a_later_step() {
+    use rossl_encoders::resnet::{ResNetEncoder, ResNetSpec};
+    let spec = ResNetSpec {
+        in_channels: 3,
+        widths: vec![8, 16],
+        blocks: vec![1, 1],
+        hidden: 12,
+        z_dim: 6,
+    };
+    let fused = ResNetEncoder::new(spec.clone(), 5, &Device::Cpu).unwrap();
+    let mut layered = ResNetEncoder::new(spec, 5, &Device::Cpu).unwrap();
+    layered.set_fused(false).unwrap();
+    let dev = &Device::Cpu;
+    let views: Vec<Tensor> = (0..2)
+        .map(|_| Tensor::rand(0f32, 1f32, (4, 3, 9, 9), dev).unwrap())
+        .collect();
+    let g = Tensor::rand(-1f32, 1f32, (4, 6), dev).unwrap();
+    let loss = |e: &ResNetEncoder, xs: &[Tensor]| {
+        let mut total = Tensor::zeros((), DType::F32, dev).unwrap();
+        for x in xs {
+            let p = e.forward(x, Mode::Train).unwrap().projection;
+            total = (total + (p * &g).unwrap().sum_all().unwrap()).unwrap();
+        }
+        total
+    };
+    let routed = |e: &ResNetEncoder, xs: &[Tensor]| {
+        let mut grads = loss(e, xs).backward().unwrap();
+        e.route_gradients(&mut grads).unwrap();
+        e.parameters()
+            .iter()
+            .map(|p| grads.get(p.var.as_tensor()).unwrap().clone())
+            .collect::<Vec<_>>()
+    };
+    let agree = |a: &[Tensor], b: &[Tensor], what: &str| {
+        for (i, (a, b)) in a.iter().zip(b).enumerate() {
+            let d = max_abs_diff(a, b);
+            assert!(
+                d <= 2e-3 * max_abs(b).max(1e-6),
+                "{what}: parameter {i} differs by {d}"
+            );
+        }
+    };
+    agree(
+        &routed(&fused, &views),
+        &routed(&layered, &views),
+        "two views",
+    );
+    // a backward pass never routed, then a step on the second view alone
+    drop(loss(&fused, &views[..1]).backward().unwrap());
+    drop(loss(&layered, &views[..1]).backward().unwrap());
+    agree(
+        &routed(&fused, &views[1..]),
+        &routed(&layered, &views[1..]),
+        "after an unrouted backward pass",
+    );
+}
+
 #[test]
 fn the_same_seed_initialises_the_same_weights() {
     let a = encoder("resnet-small", "widths = [4, 8]\nhidden = 8\nz_dim = 4", 1);

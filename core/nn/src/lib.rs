@@ -17,3 +17,4 @@ pub mod ops;
 pub mod optim;
 
 pub use layers::*;
+pub use rossl_kernels::on_pool;

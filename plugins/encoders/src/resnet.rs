@@ -8,7 +8,7 @@
 //! (`backbone.layer1.0.conv1.weight`, `pre_feature.0.weight`, `projection.3.bias`, ...), so that
 //! weights can be exchanged with PyTorch through safetensors.
 
-use crate::fused::{BackboneDesc, BackboneOp, BlockDesc, BnDesc, ConvDesc};
+use crate::fused::{BackboneDesc, BackboneOp, BlockDesc, BnDesc, ConvDesc, FlatGradient};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
 use rossl_api::components::{Buffer, Embedding, Encoder, Mode, Parameter};
@@ -128,11 +128,12 @@ pub struct ResNetEncoder {
     proj_linear2: Linear,
 }
 
-/// The fused CPU backbone: its description, the flat gradient sink, and where each parameter's
-/// gradient sits in it.
+/// The fused CPU backbone: its description, the flat gradient sink, the slot its backward
+/// passes leave the flat gradient in, and where each parameter's gradient sits in it.
 struct Fused {
     desc: Arc<BackboneDesc>,
     sink: Var,
+    flat_grad: FlatGradient,
     slices: Vec<(Var, usize)>,
     norms: Vec<BatchNorm>,
 }
@@ -205,6 +206,7 @@ impl ResNetEncoder {
         Ok(Some(Fused {
             desc,
             sink,
+            flat_grad: FlatGradient::default(),
             slices,
             norms,
         }))
@@ -217,9 +219,15 @@ impl ResNetEncoder {
     }
 
     fn fused_backbone(&self, fused: &Fused, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        let op = BackboneOp::new(fused.desc.clone(), mode.batch_statistics());
+        let op = BackboneOp::new(
+            fused.desc.clone(),
+            mode.batch_statistics(),
+            fused.flat_grad.clone(),
+        );
         let moments = op.moments.clone();
         let pooled = if mode.tracks_weights() {
+            // a gradient left by a backward pass that was never routed belongs to no later step
+            drop(fused.flat_grad.take());
             x.contiguous()?.apply_op2(fused.sink.as_tensor(), op)?
         } else {
             x.contiguous()?.apply_op1(op)?
@@ -385,7 +393,7 @@ impl Encoder for ResNetEncoder {
         let Some(fused) = &self.fused else {
             return Ok(());
         };
-        let Some(flat) = grads.remove(fused.sink.as_tensor()) else {
+        let Some(flat) = fused.flat_grad.take() else {
             return Ok(());
         };
         for (var, offset) in &fused.slices {

@@ -117,7 +117,8 @@ impl Evaluator for RobustProbe {
                 let mut objective = |input: &candle_core::Tensor| -> Result<candle_core::Tensor> {
                     cross_entropy(&head.logits_detached(&ctx.encoder.features(input)?)?, &y)
                 };
-                let adversarial = attack.perturb(&x, &mut objective, &mut rng)?;
+                let adversarial =
+                    rossl_nn::on_pool(|| attack.perturb(&x, &mut objective, &mut rng))?;
                 let features = ctx.encoder.features(&adversarial)?.detach();
                 let loss = cross_entropy(&head.logits(&features)?, &y)?.mean_all()?;
                 optimizer.step(&loss, epoch)?;

@@ -44,7 +44,7 @@ pub(super) fn bench_eval(args: &BenchArgs) -> anyhow::Result<()> {
     for step in 0..args.warmup + args.steps {
         x.device().synchronize()?;
         let t0 = Instant::now();
-        let (_, g) = input_gradient(&mut objective, &x)?;
+        let (_, g) = rossl_kernels::on_pool(|| input_gradient(&mut objective, &x))?;
         g.to_dtype(DType::F32)?.device().synchronize()?;
         let attack = t0.elapsed().as_secs_f64();
         let (_, t) = train.step()?;

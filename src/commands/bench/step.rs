@@ -172,6 +172,11 @@ impl Bench {
     /// One step: the loss, and the instants between its phases (forward, loss, backward,
     /// optimiser, perturbation update).
     pub(super) fn step(&mut self) -> anyhow::Result<(f64, [Stamp; 6])> {
+        rossl_kernels::on_pool(|| self.step_here())
+    }
+
+    /// [`Self::step`] on the calling thread.
+    fn step_here(&mut self) -> anyhow::Result<(f64, [Stamp; 6])> {
         let t0 = stamp(&self.x)?;
         let delta = Var::from_tensor(&self.delta)?;
         let input = match self.kind {

@@ -209,9 +209,8 @@ impl AttackRun<'_> {
             draws: self.draws,
             prediction_rng: self.prediction_rng.clone(),
         };
-        let adversarial = plan
-            .attack
-            .perturb(x, &mut objective, &mut self.attack_rng)?;
+        let rng = &mut self.attack_rng;
+        let adversarial = rossl_kernels::on_pool(|| plan.attack.perturb(x, &mut objective, rng))?;
         let excursion = violation(x, &adversarial, plan.eps)?;
         let predicted = predict(self.classifier, &adversarial, &self.prediction_rng)?;
         let correct = predicted.iter().zip(labels).map(|(p, l)| p == l).collect();

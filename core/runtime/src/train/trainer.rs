@@ -152,8 +152,14 @@ impl<'a> Loop<'a> {
         }
     }
 
-    /// One optimiser step on a batch, as the regime says (for free training: the next replay).
+    /// One optimiser step on a batch, as the regime says (for free training: the next replay), on
+    /// a worker thread of the pool (see [`rossl_kernels::on_pool`]).
     fn step(&mut self, x: &Tensor) -> Result<StepOutcome> {
+        rossl_kernels::on_pool(|| self.step_here(x))
+    }
+
+    /// [`Self::step`] on the calling thread.
+    fn step_here(&mut self, x: &Tensor) -> Result<StepOutcome> {
         let asm = self.asm;
         let run = &asm.config.run;
         let ctx = StepContext {

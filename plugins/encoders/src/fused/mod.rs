@@ -7,8 +7,11 @@
 //! kernels of `rossl_kernels`: channels-last im2col + GEMM convolutions, fused batch norm +
 //! ReLU, fused residual add + ReLU.
 //!
-//! Gradients with respect to the weights flow through a flat "gradient sink" variable (the
-//! operation's second input); [`crate::resnet::ResNetEncoder`] splits it into per-parameter
+//! Gradients with respect to the weights are one flat vector. A flat "gradient sink" variable
+//! (the operation's second input) puts the operation in candle's backward pass; the backward
+//! pass leaves the flat gradient in a [`FlatGradient`] slot rather than returning it as the
+//! sink's, since candle would first add it into a buffer of its own, zero-filled on one core
+//! (44 MB for ResNet-18), and [`crate::resnet::ResNetEncoder`] splits it into per-parameter
 //! gradients after the backward pass (`Encoder::route_gradients`). Attack and evaluation passes
 //! (weights detached) skip every weight-gradient product. The layered implementation (candle
 //! operations per layer) remains the path on GPUs and the reference the tests compare against.
@@ -25,22 +28,50 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rossl_kernels::profile;
 use std::sync::{Arc, Mutex};
 
+/// Where the backward passes leave the flat weight gradient until it is routed: the sum over
+/// every backward pass since the last [`FlatGradient::take`] (each tracked forward pass also
+/// empties it, so that a gradient never routed cannot reach a later step).
+#[derive(Clone, Default)]
+pub(crate) struct FlatGradient(Arc<Mutex<Option<Tensor>>>);
+
+impl FlatGradient {
+    /// Adds `g` to the gradient held (in the order candle would: held + g).
+    fn add(&self, g: Tensor) -> CResult<()> {
+        let mut slot = self
+            .0
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("fused backbone: poisoned gradient".into()))?;
+        *slot = Some(match slot.take() {
+            Some(held) => (held + g)?,
+            None => g,
+        });
+        Ok(())
+    }
+
+    /// The gradient held, if any, leaving the slot empty.
+    pub fn take(&self) -> Option<Tensor> {
+        self.0.lock().ok().and_then(|mut slot| slot.take())
+    }
+}
+
 /// The backbone on images (N, C, H, W): pooled features (N, C_last). With two inputs
-/// (images, flat sink) the backward pass also returns the flat weight gradient.
+/// (images, flat sink) the backward pass also adds the flat weight gradient to `flat_grad`.
 pub(crate) struct BackboneOp {
     pub desc: Arc<BackboneDesc>,
     pub batch_statistics: bool,
     pub moments: Arc<Mutex<BatchMoments>>,
     saved: Arc<Mutex<Option<Saved>>>,
+    flat_grad: FlatGradient,
 }
 
 impl BackboneOp {
-    pub fn new(desc: Arc<BackboneDesc>, batch_statistics: bool) -> Self {
+    pub fn new(desc: Arc<BackboneDesc>, batch_statistics: bool, flat_grad: FlatGradient) -> Self {
         BackboneOp {
             desc,
             batch_statistics,
             moments: Arc::default(),
             saved: Arc::default(),
+            flat_grad,
         }
     }
 
@@ -146,7 +177,11 @@ impl CustomOp2 for BackboneOp {
         _res: &Tensor,
         grad: &Tensor,
     ) -> CResult<(Option<Tensor>, Option<Tensor>)> {
-        self.grads(grad, x.track_op(), sink.track_op())
+        let (dx, dw) = self.grads(grad, x.track_op(), sink.track_op())?;
+        if let Some(dw) = dw {
+            self.flat_grad.add(dw)?;
+        }
+        Ok((dx, None))
     }
 }
 
