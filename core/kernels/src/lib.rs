@@ -31,8 +31,8 @@ pub use self::gemm::Element;
 /// A training or attack step is a chain of parallel kernels. Started from a thread outside the
 /// pool, each kernel is handed to the pool while the caller sleeps until it is done, and its
 /// first task waits for a worker to wake up; started on a worker, the caller begins its own share
-/// at once while the other workers steal the rest. Alternated `rossl bench --workload small`
-/// runs took about 6% less time a step this way.
+/// at once while the other workers steal the rest. In alternated `rossl bench --workload small`
+/// runs a step took 2-6% less time this way.
 pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| f())
 }

@@ -185,16 +185,22 @@ fn every_winograd_weight_gradient_path_matches_the_definition_and_the_others_bit
 #[test]
 fn a_weight_gradient_over_many_blocks_and_tasks_matches_the_definition() {
     // W 200: 100 tiles a tile row, so a block of the weight gradient holds one tile row, and
-    // the 4 tile rows (2 images of 2) make 4 blocks, shared among several tasks
-    let s = shape(2, 4, 200, 64, 64);
-    let x = values(s.n * s.h * s.w * s.c, 28);
-    let dy = values(s.rows() * s.o, 29);
-    let expected = reference_weight_grad(&x, &dy, &s);
-    let xf: Vec<f32> = x.iter().map(|v| *v as f32).collect();
-    let dyf: Vec<f32> = dy.iter().map(|v| *v as f32).collect();
-    let dw = weight_grad(&xf, &dyf, &s);
-    for (a, b) in dw.iter().zip(&expected) {
-        assert!((f64::from(*a) - b).abs() < 2e-4, "{a} vs {b}");
+    // the 4 tile rows (2 images of 2) make 4 blocks, shared among several tasks. W 194 and H 10:
+    // 5 tile rows of one block each over 4 tasks (two threads) make 8 blocks, 3 of them empty.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("a pool of two threads");
+    for s in [shape(2, 4, 200, 64, 64), shape(1, 10, 194, 16, 16)] {
+        let x = values(s.n * s.h * s.w * s.c, 28);
+        let dy = values(s.rows() * s.o, 29);
+        let expected = reference_weight_grad(&x, &dy, &s);
+        let xf: Vec<f32> = x.iter().map(|v| *v as f32).collect();
+        let dyf: Vec<f32> = dy.iter().map(|v| *v as f32).collect();
+        let dw = pool.install(|| weight_grad(&xf, &dyf, &s));
+        for (a, b) in dw.iter().zip(&expected) {
+            assert!((f64::from(*a) - b).abs() < 2e-4, "{s:?}: {a} vs {b}");
+        }
     }
 }
 

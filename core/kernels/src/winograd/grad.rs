@@ -77,6 +77,10 @@ pub(crate) fn narrow(isa: Isa, x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<Vec<
             for i in t * blocks_per_task..(t + 1) * blocks_per_task {
                 let first_row = i * tile_rows / blocks;
                 let rows = (i + 1) * tile_rows / blocks - first_row;
+                // (with one tile row a block and fewer rows than blocks, some blocks are empty)
+                if rows == 0 {
+                    continue;
+                }
                 let b = Block {
                     first_row,
                     tiles: rows * tw,
