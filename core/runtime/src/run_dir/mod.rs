@@ -11,6 +11,12 @@
 //! <out>/latest              a link to the folder of the most recent `rossl run`
 //! ```
 
+mod fresh;
+mod protect;
+
+pub use fresh::FreshRun;
+pub use protect::{is_run_file_name, is_run_folder, refuse_run_file};
+
 use crate::config::ResolvedConfig;
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -33,6 +39,9 @@ pub mod files {
     pub const SUMMARY: &str = "summary.json";
     /// The evaluation results.
     pub const RESULTS: &str = "results.json";
+
+    /// Every file of a run folder with a fixed name (the probe heads are named per evaluator).
+    pub const OWNED: &[&str] = &[CONFIG, METRICS, CHECKPOINT, SUMMARY, RESULTS];
 
     /// The classifier tensors (probe head, kNN bank) that evaluator `evaluator` attacked.
     pub fn probe(evaluator: &str) -> String {
@@ -80,10 +89,26 @@ impl RunDir {
         })
     }
 
-    /// An existing folder.
+    /// An existing run folder: it must hold a run's `config.toml`.
     pub fn open(path: &Path) -> Result<Self> {
         if !path.is_dir() {
-            return Err(Error::data(path, "not a run folder (it does not exist)"));
+            return Err(Error::data(
+                path,
+                if path.exists() {
+                    "not a run folder (it is a file)"
+                } else {
+                    "not a run folder (it does not exist)"
+                },
+            ));
+        }
+        if !path.join(files::CONFIG).is_file() {
+            return Err(Error::data(
+                path,
+                format!(
+                    "not a run folder: it has no `{}` (run folders are made by `rossl run`)",
+                    files::CONFIG
+                ),
+            ));
         }
         Ok(RunDir {
             path: path.to_path_buf(),

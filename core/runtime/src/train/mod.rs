@@ -26,4 +26,4 @@ pub use metrics::{MetricsWriter, StepRecord};
 pub use options::{StepObserver, TrainOptions};
 pub use plan::{plan, TrainPlan, TrainSummary};
 pub use state::{encoder_tensors, restore_encoder};
-pub use trainer::{train, train_observed, train_with};
+pub use trainer::{train, train_loaded, train_observed, train_with, TrainingData};
