@@ -22,8 +22,9 @@ mod state;
 mod trainer;
 
 pub use data::load_split;
+pub use data::TrainingData;
 pub use metrics::{MetricsWriter, StepRecord};
 pub use options::{StepObserver, TrainOptions};
 pub use plan::{plan, TrainPlan, TrainSummary};
 pub use state::{encoder_tensors, restore_encoder};
-pub use trainer::{train, train_loaded, train_observed, train_with, TrainingData};
+pub use trainer::{train, train_loaded, train_observed, train_with};
