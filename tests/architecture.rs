@@ -1,6 +1,7 @@
 //! The architecture holds: the crates depend on each other as docs/architecture.md draws them,
 //! no two modules import each other (directly or in a circle), configuration does not depend on
-//! evaluation, and no source file grows past 500 lines.
+//! evaluation, no source file grows past 500 lines, and the plugin guide's listing of
+//! `plugins/attacks/src/fgsm.rs` is that file.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -279,6 +280,35 @@ fn no_source_file_is_over_500_lines() {
         long.is_empty(),
         "files over 500 lines:\n{}",
         long.join("\n")
+    );
+}
+
+/// The first ```` ```rust ```` block after `marker` in `doc`, without its fences.
+fn code_block_after<'a>(doc: &'a str, marker: &str) -> &'a str {
+    let at = doc
+        .find(marker)
+        .unwrap_or_else(|| panic!("no `{marker}` in the document"));
+    let fence = "```rust\n";
+    let start = at + doc[at..].find(fence).expect("a rust code block") + fence.len();
+    let end = start
+        + doc[start..]
+            .find("```\n")
+            .expect("the block's closing fence");
+    &doc[start..end]
+}
+
+#[test]
+fn the_plugin_guide_shows_the_whole_of_fgsm_rs() {
+    let guide = std::fs::read_to_string(repo().join("docs/writing-a-plugin.md")).unwrap();
+    let file = std::fs::read_to_string(repo().join("plugins/attacks/src/fgsm.rs")).unwrap();
+    let listing = code_block_after(
+        &guide,
+        "This is `plugins/attacks/src/fgsm.rs`, the whole of it",
+    );
+    assert!(
+        listing == file,
+        "docs/writing-a-plugin.md's listing differs from plugins/attacks/src/fgsm.rs: copy the file \
+         into the guide's code block"
     );
 }
 

@@ -8,7 +8,8 @@
 
 /// Version of the plugin interface (the traits and the registration macro); bumped when they
 /// change incompatibly. 2: `FitContext` lost its unused `training_attack` field. 3: the API moved
-/// from rossl-core into rossl-api and rossl-nn; `Classifier::tensors`; attack specs without names.
+/// out of the former single core crate into rossl-api and rossl-nn (the runtime became
+/// rossl-runtime, the kernels rossl-kernels); `Classifier::tensors`; attack specs without names.
 pub const PLUGIN_API_VERSION: u32 = 3;
 
 /// The name of the ELF section that holds a plugin's stamp.
