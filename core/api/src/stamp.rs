@@ -10,14 +10,15 @@
 /// change incompatibly. 2: `FitContext` lost its unused `training_attack` field. 3: the API moved
 /// out of the former single core crate into rossl-api and rossl-nn (the runtime became
 /// rossl-runtime, the kernels rossl-kernels); `Classifier::tensors`; attack specs without names.
-pub const PLUGIN_API_VERSION: u32 = 3;
+/// 4: `Objective::evaluate` became `Objective::score`; the module `data` became `batch`.
+pub const PLUGIN_API_VERSION: u32 = 4;
 
 /// The name of the ELF section that holds a plugin's stamp.
 pub const STAMP_SECTION: &str = ".rossl_abi";
 
 /// This build's stamp: `field=value` pairs separated by `|`.
 pub const STAMP: &str = concat!(
-    "rossl-abi|api=3|version=",
+    "rossl-abi|api=4|version=",
     env!("CARGO_PKG_VERSION"),
     "|source=",
     env!("ROSSL_SOURCE_HASH"),

@@ -1,16 +1,16 @@
 //! The training loop: a plan of passes over the data, each batch stepped as the regime says,
 //! metrics and a checkpoint after every pass, a clear stop on a NaN loss.
 
-use super::data::{load_split, loader};
+use super::encoder_tensors::{encoder_tensors, restore_encoder};
 use super::metrics::{MetricsWriter, StepRecord};
 use super::options::{StepObserver, TrainOptions};
 use super::plan::{plan, TrainPlan, TrainSummary};
 use super::regimes::{self, FreeState, Passes, StepContext, StepOutcome};
-use super::state::{encoder_tensors, restore_encoder};
+use super::splits::{load_split, loader};
 use crate::assembly::Assembly;
 use crate::checkpoint::{self, Checkpoint, TrainingState};
 use crate::config::Regime;
-use crate::data::{Loader, ViewBatch};
+use crate::loader::{Loader, ViewBatch};
 use crate::progress::Progress;
 use crate::run_dir::{files, RunDir};
 use crate::{Error, Result};
