@@ -1,7 +1,7 @@
 //! The architecture holds: the crates depend on each other as docs/architecture.md draws them,
 //! no two modules import each other (directly or in a circle), configuration does not depend on
-//! evaluation, no source file grows past 500 lines, and the plugin guide's listing of
-//! `plugins/attacks/src/fgsm.rs` is that file.
+//! evaluation, no source file grows past 500 lines, the plugin guide's listing of
+//! `plugins/attacks/src/fgsm.rs` is that file, and no file names a crate that no longer exists.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -309,6 +309,43 @@ fn the_plugin_guide_shows_the_whole_of_fgsm_rs() {
         listing == file,
         "docs/writing-a-plugin.md's listing differs from plugins/attacks/src/fgsm.rs: copy the file \
          into the guide's code block"
+    );
+}
+
+#[test]
+fn no_file_names_the_former_core_crate() {
+    // the crate split into rossl-api, rossl-nn, rossl-runtime and rossl-kernels; CHANGELOG.md's
+    // history keeps the old name
+    let names = [["rossl", "core"].join("-"), ["rossl", "core"].join("_")];
+    let mut found = Vec::new();
+    let mut stack = vec![repo().to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if !name.starts_with('.') && name != "target" {
+                    stack.push(path);
+                }
+                continue;
+            }
+            let text_file = ["rs", "md", "toml", "py", "sh"]
+                .iter()
+                .any(|e| path.extension().is_some_and(|x| x == *e));
+            if !text_file || name == "CHANGELOG.md" {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            if names.iter().any(|n| text.contains(n.as_str())) {
+                found.push(path.strip_prefix(repo()).unwrap().display().to_string());
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "files naming {}: {}",
+        names[0],
+        found.join(", ")
     );
 }
 
