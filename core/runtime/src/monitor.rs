@@ -12,11 +12,11 @@ use crate::config::MonitorConfig;
 use crate::eval::{fraction, predict, AttackRun, PlannedAttack};
 use crate::train::{load_split, StepObserver};
 use crate::Result;
+use rossl_api::batch::image_batch;
 use rossl_api::components::{
     AttackLoss, BuildContext, Encoder, Evaluator, FitContext, FrozenEncoder, ImageSet,
     PresetAttack, Split, Stage,
 };
-use rossl_api::data::image_batch;
 use rossl_api::registry;
 use rossl_api::rng::{stream, Rng};
 use serde::Serialize;

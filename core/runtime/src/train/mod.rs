@@ -13,18 +13,17 @@
 //!
 //! [`Mode::Attack`]: rossl_api::components::Mode::Attack
 
-mod data;
+mod encoder_tensors;
 mod metrics;
 mod options;
 mod plan;
 pub mod regimes;
-mod state;
+mod splits;
 mod trainer;
 
-pub use data::load_split;
-pub use data::TrainingData;
+pub use encoder_tensors::{encoder_tensors, restore_encoder};
 pub use metrics::{MetricsWriter, StepRecord};
 pub use options::{StepObserver, TrainOptions};
 pub use plan::{plan, TrainPlan, TrainSummary};
-pub use state::{encoder_tensors, restore_encoder};
+pub use splits::{load_split, TrainingData};
 pub use trainer::{train, train_loaded, train_observed, train_with};

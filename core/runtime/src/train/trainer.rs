@@ -1,16 +1,16 @@
 //! The training loop: a plan of passes over the data, each batch stepped as the regime says,
 //! metrics and a checkpoint after every pass, a clear stop on a NaN loss.
 
-use super::data::TrainingData;
+use super::encoder_tensors::{encoder_tensors, restore_encoder};
 use super::metrics::{MetricsWriter, StepRecord};
 use super::options::{StepObserver, TrainOptions};
 use super::plan::{TrainPlan, TrainSummary};
 use super::regimes::{self, FreeState, Passes, StepContext, StepOutcome};
-use super::state::{encoder_tensors, restore_encoder};
+use super::splits::TrainingData;
 use crate::assembly::Assembly;
 use crate::checkpoint::{self, Checkpoint, TrainingState};
 use crate::config::Regime;
-use crate::data::{Loader, ViewBatch};
+use crate::loader::{Loader, ViewBatch};
 use crate::progress::Progress;
 use crate::run_dir::{files, RunDir};
 use crate::{Error, Result};
@@ -18,7 +18,6 @@ use candle_core::Tensor;
 use rossl_api::components::Mode;
 use rossl_api::rng::{stream, Rng};
 use rossl_nn::optim::{LrSchedule, SgdLars};
-use std::sync::Arc;
 use std::time::Instant;
 
 /// The state of a training run between steps.

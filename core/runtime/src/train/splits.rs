@@ -1,9 +1,9 @@
-//! The data a run trains on: its training split (with the configured subset) and the background
-//! loader of its views.
+//! The splits a run trains and is evaluated on (with the configured subsets), and the background
+//! loader of its training views.
 
 use super::plan::TrainPlan;
 use crate::assembly::Assembly;
-use crate::data::{Loader, LoaderSettings};
+use crate::loader::{Loader, LoaderSettings};
 use crate::Result;
 use rossl_api::components::{ImageSet, Split};
 use rossl_api::rng::{stream, Rng};
