@@ -99,6 +99,7 @@ const CASES: &[Case] = &[
     case("run folder", &["export", "FINISHED", "--out", "FINISHED/checkpoint.safetensors",], "checkpoint.safetensors"),
     case("run folder", &["export", "FINISHED", "--out", "FINISHED/results.json"], "results.json"),
     case("run folder", &["export", "FINISHED", "--out", "FINISHED/config.toml"], "config.toml"),
+    case("run folder", &["export", "FINISHED", "--out", "FINISHED/robustbench.json"], "robustbench.json"),
     case("run folder", &["export", "FINISHED", "--out", "FINISHED"], "run folder"),
     case("run folder", &["export", "FINISHED", "--out", "INTERRUPTED/metrics.jsonl"], "metrics.jsonl"),
     case("run folder", &["views", "tiny.toml", "--out", "FINISHED/summary.json"], "summary.json"),

@@ -72,6 +72,7 @@ pub fn evaluate_run(asm: &Assembly, run_dir: &RunDir, train: &TrainSummary) -> R
     let text =
         serde_json::to_string_pretty(&results).map_err(|e| Error::msg(format!("results: {e}")))?;
     run_dir.write(files::RESULTS, &text)?;
+    run_dir.write_card(&super::card::card(asm, run_dir, &results)?)?;
     Ok(results)
 }
 

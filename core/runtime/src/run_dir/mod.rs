@@ -7,13 +7,16 @@
 //!   checkpoint.safetensors  weights, buffers, optimiser state, configuration (every epoch)
 //!   summary.json            the training summary (written when training ends)
 //!   results.json            the evaluation (written by evaluation)
+//!   robustbench.json        the result card: RobustBench's fields and robust SSL's
 //!   probe-<evaluator>.safetensors  the classifier head each evaluator attacked
 //! <out>/latest              a link to the folder of the most recent `rossl run`
 //! ```
 
+mod card;
 mod fresh;
 mod protect;
 
+pub use card::{CardEntry, SslFields};
 pub use fresh::FreshRun;
 pub use protect::{is_run_file_name, is_run_folder, refuse_run_file};
 
@@ -40,8 +43,11 @@ pub mod files {
     /// The evaluation results.
     pub const RESULTS: &str = "results.json";
 
+    /// The result card (RobustBench's fields and robust SSL's).
+    pub const ROBUSTBENCH: &str = "robustbench.json";
+
     /// Every file of a run folder with a fixed name (the probe heads are named per evaluator).
-    pub const OWNED: &[&str] = &[CONFIG, METRICS, CHECKPOINT, SUMMARY, RESULTS];
+    pub const OWNED: &[&str] = &[CONFIG, METRICS, CHECKPOINT, SUMMARY, RESULTS, ROBUSTBENCH];
 
     /// The classifier tensors (probe head, kNN bank) that evaluator `evaluator` attacked.
     pub fn probe(evaluator: &str) -> String {
