@@ -14,16 +14,15 @@
 //! [`Mode::Attack`]: rossl_api::components::Mode::Attack
 
 mod data;
-mod metrics;
 mod options;
 mod plan;
 pub mod regimes;
 mod state;
 mod trainer;
 
+pub use crate::run_dir::{MetricsWriter, StepRecord, TrainPlan, TrainSummary};
 pub use data::load_split;
-pub use metrics::{MetricsWriter, StepRecord};
 pub use options::{StepObserver, TrainOptions};
-pub use plan::{plan, TrainPlan, TrainSummary};
+pub use plan::plan;
 pub use state::{encoder_tensors, restore_encoder};
 pub use trainer::{train, train_observed, train_with};
