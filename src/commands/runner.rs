@@ -3,7 +3,7 @@
 //! for each run.
 
 use crate::commands::session::Session;
-use crate::report;
+use crate::terminal;
 use rossl_runtime::assembly::Assembly;
 use rossl_runtime::checkpoint;
 use rossl_runtime::eval::{evaluate_run, Results};
@@ -41,19 +41,9 @@ pub struct RunOutcome {
     pub results: Option<Results>,
 }
 
-fn read_summary(run_dir: &RunDir) -> anyhow::Result<Option<TrainSummary>> {
-    Ok(match run_dir.read(files::SUMMARY)? {
-        Some(text) => Some(serde_json::from_str(&text)?),
-        None => None,
-    })
-}
-
 /// The run's results, if they were computed with the current training and evaluation settings.
 fn read_results(run_dir: &RunDir, asm: &Assembly) -> anyhow::Result<Option<Results>> {
-    let Some(text) = run_dir.read(files::RESULTS)? else {
-        return Ok(None);
-    };
-    let Ok(results) = serde_json::from_str::<Results>(&text) else {
+    let Ok(Some(results)) = run_dir.read_results() else {
         return Ok(None);
     };
     let current = results.config_digest == asm.config.digest()?
@@ -96,7 +86,7 @@ fn train_or_reuse(
         (options.resume_interrupted && checkpoint_path.exists())
             .then(|| run_dir.path().to_path_buf())
     });
-    match (read_summary(run_dir)?, options.force, &resume) {
+    match (run_dir.read_summary()?, options.force, &resume) {
         (Some(summary), false, _) => {
             let ckpt = checkpoint::load(&checkpoint_path, &asm.device.device)?;
             restore_encoder(asm.encoder.as_ref(), &ckpt.tensors)?;
@@ -161,12 +151,12 @@ pub fn run_one(session: &Session, options: &RunOptions) -> anyhow::Result<RunOut
             results: None,
         });
     }
-    report::print_summary(&run_dir, &summary);
+    terminal::print_summary(&run_dir, &summary);
     let results = if options.no_eval || !asm.config.run.eval.after_training {
         None
     } else {
         let results = evaluate_or_reuse(asm, &run_dir, &summary, reused)?;
-        report::print_results(&results);
+        terminal::print_results(&results);
         Some(results)
     };
     Ok(RunOutcome {

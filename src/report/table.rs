@@ -1,54 +1,13 @@
-//! Comparisons of several runs: the paper-shaped table (`comparison.md`), the data
-//! (`comparison.json`) and plots (`robust_accuracy.svg`, `loss_curves.svg`,
-//! `accuracy_vs_time.svg`).
+//! The report's tables in Markdown, sharing their column definitions and radius labels: the
+//! run-level table of a comparison (one row per run, per evaluator) and the aggregated tables of
+//! a study (mean and 95% interval over seeds per group, paired differences, and every run).
 
-mod plots;
-
-use plots::{plot_accuracy_vs_time, plot_losses, plot_robustness};
+use super::eps_label;
+use super::runs::{protocol_differences, radii, Row};
+use super::stats::{paired, worst_by_radius, RunMetrics, Summary};
 use rossl_runtime::config::Regime;
-use rossl_runtime::eval::Results;
-use rossl_runtime::run_dir::files;
-use rossl_runtime::train::TrainSummary;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-
-/// One row of a comparison.
-#[derive(Clone, Debug)]
-pub struct Row {
-    /// Its label.
-    pub label: String,
-    /// Its run folder.
-    pub run_dir: PathBuf,
-    /// Its training summary.
-    pub summary: TrainSummary,
-    /// Its evaluation.
-    pub results: Results,
-}
-
-impl Row {
-    /// (step, loss) of every logged optimiser step of the run.
-    pub fn loss_curve(&self) -> Vec<(f64, f64)> {
-        std::fs::read_to_string(self.run_dir.join(files::METRICS))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["kind"] == "step")
-            .filter_map(|v| Some((v["step"].as_f64()?, v["loss"].as_f64()?)))
-            .collect()
-    }
-}
-
-/// `k/255` when `eps` is (nearly) a multiple of 1/255, else the number.
-pub fn eps_label(eps: f64) -> String {
-    let k = eps * 255.0;
-    if eps == 0.0 {
-        "0".into()
-    } else if (k - k.round()).abs() < 1e-6 {
-        format!("{}/255", k.round() as i64)
-    } else {
-        format!("{eps:.4}")
-    }
-}
 
 fn regime_label(row: &Row) -> String {
     let s = &row.summary;
@@ -64,14 +23,6 @@ fn regime_label(row: &Row) -> String {
 fn percent(v: Option<f64>) -> String {
     v.map(|a| format!("{:.2}", 100.0 * a))
         .unwrap_or_else(|| "-".into())
-}
-
-/// The radii measured in the first row's first evaluation.
-pub(crate) fn radii(rows: &[Row]) -> Vec<f64> {
-    rows.first()
-        .and_then(|r| r.results.evaluations.first())
-        .map(|e| e.worst_case.iter().map(|w| w.eps).collect())
-        .unwrap_or_default()
 }
 
 /// The failed sanity checks of every row, first thing in the comparison: a robust accuracy whose
@@ -99,47 +50,6 @@ fn failed_checks_section(rows: &[Row]) -> String {
     }
 }
 
-/// The evaluation settings on which the rows disagree: for each such key, every row's value
-/// (`-` where a row lacks the key). Empty when every row was evaluated alike.
-pub fn protocol_differences(rows: &[Row]) -> Vec<(String, Vec<String>)> {
-    let keys: std::collections::BTreeSet<&String> = rows
-        .iter()
-        .flat_map(|r| r.results.eval_protocol.keys())
-        .collect();
-    keys.into_iter()
-        .filter_map(|key| {
-            let values: Vec<String> = rows
-                .iter()
-                .map(|r| {
-                    r.results
-                        .eval_protocol
-                        .get(key)
-                        .cloned()
-                        .unwrap_or_else(|| "-".into())
-                })
-                .collect();
-            values
-                .iter()
-                .any(|v| v != &values[0])
-                .then(|| (key.clone(), values))
-        })
-        .collect()
-}
-
-/// The evaluation settings that differ, one line per key with every row's value.
-pub fn describe_differences(rows: &[Row], differences: &[(String, Vec<String>)]) -> String {
-    let mut out = String::new();
-    for (key, values) in differences {
-        let per_row: Vec<String> = rows
-            .iter()
-            .zip(values)
-            .map(|(r, v)| format!("{}: {v}", r.label))
-            .collect();
-        let _ = writeln!(out, "- `{key}`: {}", per_row.join("; "));
-    }
-    out
-}
-
 /// Rows whose evaluation differs from the first row's, marked in tables.
 fn mixed_rows(rows: &[Row], differences: &[(String, Vec<String>)]) -> Vec<bool> {
     (0..rows.len())
@@ -158,10 +68,9 @@ pub fn markdown(rows: &[Row]) -> String {
             out,
             "## Mixed evaluation settings\n\nRows marked † were evaluated unlike the first row, so \
              their numbers are not directly comparable:\n\n{}",
-            describe_differences(rows, &differences)
+            super::runs::describe_differences(rows, &differences)
         );
     }
-    let eps = radii(rows);
     let evaluators: Vec<String> = rows
         .first()
         .map(|r| {
@@ -173,49 +82,7 @@ pub fn markdown(rows: &[Row]) -> String {
         })
         .unwrap_or_default();
     for evaluator in evaluators {
-        let _ = writeln!(out, "### {evaluator}\n");
-        let mut header = "| method | views | regime | epochs | clean |".to_string();
-        for e in &eps {
-            let _ = write!(header, " worst case {} |", eps_label(*e));
-        }
-        header.push_str(
-            " training wall time (loader wait) | encoder passes (fwd / bwd) | failed checks |",
-        );
-        let _ = writeln!(out, "{header}");
-        let _ = writeln!(out, "|{}", "---|".repeat(8 + eps.len()));
-        for (row, mixed) in rows.iter().zip(&mixed) {
-            let Some(e) = row
-                .results
-                .evaluations
-                .iter()
-                .find(|e| e.evaluator == evaluator)
-            else {
-                continue;
-            };
-            let mut line = format!(
-                "| {}{} | {} | {} | {} | {} |",
-                row.label,
-                if *mixed { " †" } else { "" },
-                row.results.views_per_image,
-                regime_label(row),
-                row.summary.epochs,
-                percent(Some(e.clean_accuracy))
-            );
-            for r in &eps {
-                let _ = write!(line, " {} |", percent(e.worst_at(*r)));
-            }
-            let _ = write!(
-                line,
-                " {:.1} s ({:.1} s) | {} / {} | {} |",
-                row.summary.seconds,
-                row.summary.loader_wait_seconds,
-                row.summary.forward_passes,
-                row.summary.backward_passes,
-                e.failed_checks().count()
-            );
-            let _ = writeln!(out, "{line}");
-        }
-        let _ = writeln!(out);
+        out.push_str(&evaluator_table(rows, &mixed, &evaluator));
     }
     let _ = writeln!(
         out,
@@ -226,6 +93,55 @@ pub fn markdown(rows: &[Row]) -> String {
          pre-training (evaluation excluded); the loader wait inside it is the time spent waiting \
          for batches of views."
     );
+    out
+}
+
+/// The run-level table of one evaluator: a row per run that it evaluated, rows in `mixed` marked.
+fn evaluator_table(rows: &[Row], mixed: &[bool], evaluator: &str) -> String {
+    let eps = radii(rows);
+    let mut out = format!("### {evaluator}\n\n");
+    let mut header = "| method | views | regime | epochs | clean |".to_string();
+    for e in &eps {
+        let _ = write!(header, " worst case {} |", eps_label(*e));
+    }
+    header.push_str(
+        " training wall time (loader wait) | encoder passes (fwd / bwd) | failed checks |",
+    );
+    let _ = writeln!(out, "{header}");
+    let _ = writeln!(out, "|{}", "---|".repeat(8 + eps.len()));
+    for (row, mixed) in rows.iter().zip(mixed) {
+        let Some(e) = row
+            .results
+            .evaluations
+            .iter()
+            .find(|e| e.evaluator == evaluator)
+        else {
+            continue;
+        };
+        let mut line = format!(
+            "| {}{} | {} | {} | {} | {} |",
+            row.label,
+            if *mixed { " †" } else { "" },
+            row.results.views_per_image,
+            regime_label(row),
+            row.summary.epochs,
+            percent(Some(e.clean_accuracy))
+        );
+        for r in &eps {
+            let _ = write!(line, " {} |", percent(e.worst_at(*r)));
+        }
+        let _ = write!(
+            line,
+            " {:.1} s ({:.1} s) | {} / {} | {} |",
+            row.summary.seconds,
+            row.summary.loader_wait_seconds,
+            row.summary.forward_passes,
+            row.summary.backward_passes,
+            e.failed_checks().count()
+        );
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = writeln!(out);
     out
 }
 
@@ -246,26 +162,163 @@ pub fn json(rows: &[Row]) -> anyhow::Result<String> {
     Ok(serde_json::to_string_pretty(&entries)?)
 }
 
-/// Writes `comparison.md`, `comparison.json` and the three plots into `dir`; returns the
-/// Markdown table.
-pub fn write_all(rows: &[Row], dir: &Path) -> anyhow::Result<String> {
-    std::fs::create_dir_all(dir)?;
-    let table = markdown(rows);
-    std::fs::write(
-        dir.join("comparison.md"),
-        format!("# Comparison\n\n{table}"),
-    )?;
-    std::fs::write(dir.join("comparison.json"), json(rows)?)?;
-    plot_robustness(rows, &dir.join("robust_accuracy.svg"))?;
-    plot_losses(rows, &dir.join("loss_curves.svg"))?;
-    plot_accuracy_vs_time(rows, &dir.join("accuracy_vs_time.svg"))?;
-    Ok(table)
+/// The metrics of a study's tables, in column order: accuracies first (in %, the worst cases by
+/// radius), then costs.
+pub fn study_columns(runs: &[RunMetrics]) -> Vec<String> {
+    let worst = worst_by_radius(runs.iter().flat_map(|r| r.values.keys()));
+    let mut out = vec!["clean".to_string()];
+    out.extend(worst);
+    out.extend(["train seconds", "passes", "steps"].map(String::from));
+    out
+}
+
+fn is_accuracy(metric: &str) -> bool {
+    metric == "clean" || metric.starts_with("worst ")
+}
+
+/// `70.20 ± 1.31` (accuracies in %), `±` left out for a single seed.
+fn cell(metric: &str, s: &Summary) -> String {
+    let scale = if is_accuracy(metric) { 100.0 } else { 1.0 };
+    let digits = if is_accuracy(metric) { 2 } else { 1 };
+    if s.ci95.is_nan() {
+        format!("{:.*}", digits, s.mean * scale)
+    } else {
+        format!(
+            "{:.*} ± {:.*}",
+            digits,
+            s.mean * scale,
+            digits,
+            s.ci95 * scale
+        )
+    }
+}
+
+/// A signed difference, bold when its interval excludes 0.
+fn difference(metric: &str, s: &Summary) -> String {
+    let scale = if is_accuracy(metric) { 100.0 } else { 1.0 };
+    let text = format!(
+        "{:+.2} ± {:.2}",
+        s.mean * scale,
+        if s.ci95.is_nan() { 0.0 } else { s.ci95 * scale }
+    );
+    if !s.ci95.is_nan() && (s.mean.abs() > s.ci95) {
+        format!("**{text}**")
+    } else {
+        text
+    }
+}
+
+/// The aggregated table: one row per group, each metric's mean and 95% interval over seeds.
+pub fn groups_table(groups: &[(String, BTreeMap<String, Summary>)], cols: &[String]) -> String {
+    let mut md = "## Results (mean ± 95% interval over seeds)\n\n".to_string();
+    let _ = writeln!(md, "| group | n | {} |", cols.join(" | "));
+    let _ = writeln!(md, "|---|---|{}", "---|".repeat(cols.len()));
+    for (group, stats) in groups {
+        let n = stats.get("clean").map_or(0, |s| s.n);
+        let cells: Vec<String> = cols
+            .iter()
+            .map(|c| {
+                stats
+                    .get(c)
+                    .map(|s| cell(c, s))
+                    .unwrap_or_else(|| "-".into())
+            })
+            .collect();
+        let _ = writeln!(md, "| {group} | {n} | {} |", cells.join(" | "));
+    }
+    md
+}
+
+/// The paired differences of one group against the first (as in `study.json`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PairedDifferences {
+    /// The group subtracted (the first).
+    pub against: String,
+    /// Metric -> the summary of the paired differences over shared seeds.
+    pub differences: BTreeMap<String, Summary>,
+    /// The group.
+    pub group: String,
+}
+
+/// The table of paired differences of every group against the first, over the seeds they share
+/// (empty without groups), and its numbers.
+pub fn paired_table(
+    runs: &[RunMetrics],
+    groups: &[(String, BTreeMap<String, Summary>)],
+    cols: &[String],
+) -> (String, Vec<PairedDifferences>) {
+    let mut md = String::new();
+    let mut numbers = Vec::new();
+    let Some((base, _)) = groups.first() else {
+        return (md, numbers);
+    };
+    let _ = writeln!(
+        md,
+        "\n## Paired differences against `{base}` (same seeds; mean ± 95% interval; bold: the interval excludes 0)\n"
+    );
+    let _ = writeln!(md, "| group | {} |", cols.join(" | "));
+    let _ = writeln!(md, "|---|{}", "---|".repeat(cols.len()));
+    for (group, _) in groups.iter().skip(1) {
+        let mut differences = BTreeMap::new();
+        let cells: Vec<String> = cols
+            .iter()
+            .map(|c| match paired(runs, group, base, c) {
+                Some(s) => {
+                    differences.insert(c.clone(), s);
+                    difference(c, &s)
+                }
+                None => "-".into(),
+            })
+            .collect();
+        let _ = writeln!(md, "| {group} − {base} | {} |", cells.join(" | "));
+        numbers.push(PairedDifferences {
+            against: base.clone(),
+            differences,
+            group: group.clone(),
+        });
+    }
+    (md, numbers)
+}
+
+/// The table of every run of a study: its group, seed, metrics and folder.
+pub fn study_runs_table(runs: &[RunMetrics], cols: &[String]) -> String {
+    let mut md = format!(
+        "\n## Runs\n\n| group | seed | {} | folder |\n",
+        cols.join(" | ")
+    );
+    let _ = writeln!(md, "|---|---|{}---|", "---|".repeat(cols.len()));
+    for r in runs {
+        let cells: Vec<String> = cols
+            .iter()
+            .map(|c| {
+                r.values.get(c).map_or("-".into(), |v| {
+                    let s = Summary {
+                        n: 1,
+                        mean: *v,
+                        sd: 0.0,
+                        ci95: f64::NAN,
+                    };
+                    cell(c, &s)
+                })
+            })
+            .collect();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            r.group,
+            r.seed,
+            cells.join(" | "),
+            r.run_dir.display()
+        );
+    }
+    md
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rossl_runtime::train::TrainPlan;
+    use rossl_runtime::eval::Results;
+    use rossl_runtime::train::{TrainPlan, TrainSummary};
 
     fn row(label: &str, forward_passes: u64, failed: bool) -> Row {
         let summary = TrainSummary {
@@ -309,9 +362,10 @@ mod tests {
         .unwrap();
         Row {
             label: label.into(),
-            run_dir: PathBuf::from("runs/x"),
+            run_dir: std::path::PathBuf::from("runs/x"),
             summary,
             results,
+            metrics: Vec::new(),
         }
     }
 
