@@ -19,7 +19,7 @@ use crate::report::stats::RunMetrics;
 use crate::report::Row;
 use clap::{Args, ValueEnum};
 use plan::{digest, Plan, StudyDir};
-use rossl_runtime::run_dir::files;
+use rossl_runtime::run_dir::RunDir;
 use spec::StudyFile;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -167,7 +167,7 @@ fn pending(dir: &StudyDir, plan: &Plan) -> anyhow::Result<Vec<usize>> {
             s.ok && s
                 .run_dir
                 .as_ref()
-                .is_some_and(|d| d.join(files::RESULTS).is_file())
+                .is_some_and(|d| RunDir::open(d).is_ok_and(|r| r.is_evaluated()))
         });
         if !finished {
             out.push(run.index);
