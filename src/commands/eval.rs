@@ -35,8 +35,18 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let asm = &session.assembly;
     if asm.config.digest()? != own.digest()? {
         anyhow::bail!(
-            "the overrides change how the encoder of {} was trained; `rossl eval` only takes evaluation settings (the `eval` table, the test subset)",
-            run_dir.path().display()
+            "the overrides change how the encoder of {} was trained ({}); `rossl eval` only takes evaluation settings (the `eval` table, `data.test_subset`, `threads`)",
+            run_dir.path().display(),
+            asm.config
+                .training_difference(&own)?
+                .map(|d| d.between("the overrides", "the run"))
+                .unwrap_or_else(|| "a trained component comes from another plugin library".into())
+        );
+    }
+    if asm.config.run.eval.evaluators.is_empty() {
+        anyhow::bail!(
+            "`eval.evaluators` is empty (in {}): there is nothing to evaluate; name at least one evaluator (`rossl plugins` lists them)",
+            asm.config.source_of("eval.evaluators")
         );
     }
     crate::commands::runner::restore_trained(asm, &run_dir, "evaluating")?;

@@ -5,7 +5,7 @@ use crate::commands::args::ConfigArgs;
 use crate::commands::session::prepare;
 use candle_core::{DType, Tensor};
 use clap::Args;
-use rossl_runtime::run_dir::RunDir;
+use rossl_runtime::run_dir::{refuse_run_file, RunDir};
 
 use rossl_runtime::train::encoder_tensors;
 use std::collections::HashMap;
@@ -34,6 +34,14 @@ pub const DEFAULT_FILE: &str = "encoder.safetensors";
 /// Runs `rossl export`.
 pub fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     let run_dir = RunDir::open(&args.run_dir)?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| run_dir.file(DEFAULT_FILE));
+    refuse_run_file(&out, "the export")?;
+    if args.samples > 0 {
+        refuse_run_file(&samples_path(&out), "the export's samples")?;
+    }
     let session = prepare(&ConfigArgs::default(), None, Some(&args.run_dir))?;
     let asm = &session.assembly;
     crate::commands::runner::restore_trained(asm, &run_dir, "exporting")?;
@@ -48,10 +56,6 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
         };
         tensors.insert(name, tensor);
     }
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| run_dir.file(DEFAULT_FILE));
     candle_core::safetensors::save(&tensors, &out)
         .map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))?;
     let run = &asm.config.run;

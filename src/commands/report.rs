@@ -4,7 +4,7 @@
 
 use crate::report::{check_protocols, collect, write_comparison, COMPARISON_FILES};
 use clap::Args;
-use rossl_runtime::run_dir::RunDir;
+use rossl_runtime::run_dir::is_run_folder;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -29,7 +29,7 @@ fn enclosing_run(path: &Path) -> Option<PathBuf> {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     absolute
         .ancestors()
-        .find(|p| RunDir::open(p).is_ok_and(|r| r.holds_run()))
+        .find(|p| is_run_folder(p))
         .map(Path::to_path_buf)
 }
 

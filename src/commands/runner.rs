@@ -10,7 +10,8 @@ use rossl_runtime::eval::{evaluate_run, Results};
 use rossl_runtime::monitor::Monitor;
 use rossl_runtime::run_dir::{files, RunDir};
 use rossl_runtime::train::{
-    restore_encoder, train_observed, StepObserver, TrainOptions, TrainSummary,
+    restore_encoder, train_loaded, train_observed, StepObserver, TrainOptions, TrainSummary,
+    TrainingData,
 };
 use std::path::PathBuf;
 
@@ -51,17 +52,42 @@ fn read_results(run_dir: &RunDir, asm: &Assembly) -> anyhow::Result<Option<Resul
     Ok(current.then_some(results))
 }
 
-/// The run folder: the one to resume, or the configuration's own (created).
+/// The run folder: the one to resume, or the configuration's own (not created here: a fresh
+/// run creates it once its data is loaded).
 fn run_folder(asm: &Assembly, options: &RunOptions) -> anyhow::Result<RunDir> {
-    let run_dir = match &options.resume {
+    Ok(match &options.resume {
         Some(dir) => RunDir::open(dir)?,
         None => RunDir::for_config(&asm.config)?,
+    })
+}
+
+/// Refuses to continue or reuse the run in `run_dir` under a configuration that trains another
+/// encoder, naming both digests and the first differing key.
+fn check_same_training(
+    asm: &Assembly,
+    run_dir: &RunDir,
+    ckpt: &checkpoint::Checkpoint,
+) -> anyhow::Result<()> {
+    let what = run_dir.file(files::CHECKPOINT).display().to_string();
+    let Some(difference) = asm
+        .config
+        .training_difference_from_text(&ckpt.config, &what)?
+    else {
+        return Ok(());
     };
-    run_dir.create()?;
-    if options.mark_latest {
-        run_dir.mark_latest()?;
-    }
-    Ok(run_dir)
+    let recorded = rossl_runtime::plugins::resolve(&rossl_runtime::config::ConfigSources::new(
+        vec![run_dir.file(files::CONFIG)],
+        vec![],
+    ))
+    .and_then(|own| own.digest())
+    .unwrap_or_else(|_| "unknown".into());
+    anyhow::bail!(
+        "the configuration differs from the one {} was trained with (digest {recorded}; this configuration's: {}): {}; resume with the run's own config ({}) and no training overrides",
+        run_dir.path().display(),
+        asm.config.digest()?,
+        difference.between("this configuration", "the run"),
+        run_dir.file(files::CONFIG).display()
+    )
 }
 
 /// Trains, resumes, or reuses the finished training in `run_dir`; `true` with the summary when
@@ -72,45 +98,87 @@ fn train_or_reuse(
     options: &RunOptions,
 ) -> anyhow::Result<(TrainSummary, bool)> {
     let checkpoint_path = run_dir.file(files::CHECKPOINT);
-    let train_options = TrainOptions {
-        stop_after_passes: options.stop_after,
-    };
     let shown = run_dir.path().display();
-    let mut monitor = Monitor::for_run(asm)?;
-    let train = |resume: Option<&checkpoint::Checkpoint>, monitor: &mut Option<Monitor>| {
-        let observer = monitor.as_mut().map(|m| m as &mut dyn StepObserver);
-        train_observed(asm, run_dir, resume, &train_options, observer)
-    };
     let resume = options.resume.clone().or_else(|| {
         // a study resumes its interrupted runs by itself
         (options.resume_interrupted && checkpoint_path.exists())
             .then(|| run_dir.path().to_path_buf())
     });
-    match (run_dir.read_summary()?, options.force, &resume) {
+    let ckpt = match &resume {
+        Some(_) => {
+            let ckpt = checkpoint::load(&checkpoint_path, &asm.device.device)?;
+            check_same_training(asm, run_dir, &ckpt)?;
+            Some(ckpt)
+        }
+        None => None,
+    };
+    match (run_dir.read_summary()?, options.force, ckpt) {
+        (Some(_), true, _) => anyhow::bail!(
+            "{shown} holds a finished run, which is never trained over: `--force` only restarts an interrupted run; to train this configuration again, move the folder away or choose another `--out`"
+        ),
         (Some(summary), false, _) => {
             let ckpt = checkpoint::load(&checkpoint_path, &asm.device.device)?;
+            check_same_training(asm, run_dir, &ckpt)?;
             restore_encoder(asm.encoder.as_ref(), &ckpt.tensors)?;
+            if options.mark_latest {
+                run_dir.mark_latest()?;
+            }
             eprintln!("{shown}: already trained ({} steps); reusing it", summary.steps);
             Ok((summary, true))
         }
         (None, false, None) if checkpoint_path.exists() => anyhow::bail!(
             "{shown} holds an interrupted run of this configuration: continue it with `--resume {shown}`, or start over with `--force`"
         ),
-        (_, _, Some(_)) => {
-            let ckpt = checkpoint::load(&checkpoint_path, &asm.device.device)?;
-            if ckpt.config != asm.config.to_toml(false)? {
-                anyhow::bail!(
-                    "the configuration differs from the one {shown} was trained with; resume with the run's own config ({}) and no overrides",
-                    run_dir.file(files::CONFIG).display()
-                );
+        (None, _, Some(ckpt)) => {
+            if options.mark_latest {
+                run_dir.mark_latest()?;
             }
-            Ok((train(Some(&ckpt), &mut monitor)?, false))
+            Ok((train_monitored(asm, run_dir, Some(&ckpt), options)?, false))
         }
-        _ => {
-            run_dir.write(files::CONFIG, &asm.config.to_toml(true)?)?;
-            Ok((train(None, &mut monitor)?, false))
-        }
+        (None, _, None) => Ok((train_fresh(asm, run_dir, options)?, false)),
     }
+}
+
+/// Trains from scratch: loads the data first, then creates the run folder (and moves `latest`),
+/// so that a run that cannot start leaves nothing behind.
+fn train_fresh(
+    asm: &Assembly,
+    run_dir: &RunDir,
+    options: &RunOptions,
+) -> anyhow::Result<TrainSummary> {
+    let data = TrainingData::load(asm)?;
+    let mut monitor = Monitor::for_run(asm)?;
+    let fresh = run_dir.create_fresh(options.mark_latest)?;
+    run_dir.write(files::CONFIG, &asm.config.to_toml(true)?)?;
+    let observer = monitor.as_mut().map(|m| m as &mut dyn StepObserver);
+    let train_options = TrainOptions {
+        stop_after_passes: options.stop_after,
+    };
+    let summary = train_loaded(asm, data, run_dir, None, &train_options, observer)?;
+    fresh.keep();
+    Ok(summary)
+}
+
+/// Trains on from `resume` (or from scratch without it), with the online monitor when the
+/// configuration asks for one.
+fn train_monitored(
+    asm: &Assembly,
+    run_dir: &RunDir,
+    resume: Option<&checkpoint::Checkpoint>,
+    options: &RunOptions,
+) -> anyhow::Result<TrainSummary> {
+    let mut monitor = Monitor::for_run(asm)?;
+    let observer = monitor.as_mut().map(|m| m as &mut dyn StepObserver);
+    let train_options = TrainOptions {
+        stop_after_passes: options.stop_after,
+    };
+    Ok(train_observed(
+        asm,
+        run_dir,
+        resume,
+        &train_options,
+        observer,
+    )?)
 }
 
 /// Evaluates the run, or reuses its results when training was reused and the evaluation
@@ -152,7 +220,14 @@ pub fn run_one(session: &Session, options: &RunOptions) -> anyhow::Result<RunOut
         });
     }
     terminal::print_summary(&run_dir, &summary);
-    let results = if options.no_eval || !asm.config.run.eval.after_training {
+    let no_evaluators = asm.config.run.eval.evaluators.is_empty();
+    if no_evaluators && !options.no_eval && asm.config.run.eval.after_training {
+        eprintln!(
+            "not evaluating: `eval.evaluators` is empty (in {}); name at least one (`rossl plugins` lists them)",
+            asm.config.source_of("eval.evaluators")
+        );
+    }
+    let results = if options.no_eval || !asm.config.run.eval.after_training || no_evaluators {
         None
     } else {
         let results = evaluate_or_reuse(asm, &run_dir, &summary, reused)?;
@@ -170,6 +245,18 @@ pub fn run_one(session: &Session, options: &RunOptions) -> anyhow::Result<RunOut
 /// verb) when the run is unfinished.
 pub fn restore_trained(asm: &Assembly, run_dir: &RunDir, what: &str) -> anyhow::Result<()> {
     let ckpt = checkpoint::load(&run_dir.file(files::CHECKPOINT), &asm.device.device)?;
+    let recorded = run_dir.file(files::CHECKPOINT).display().to_string();
+    if let Some(difference) = asm
+        .config
+        .training_difference_from_text(&ckpt.config, &recorded)?
+    {
+        anyhow::bail!(
+            "{} does not match the configuration embedded in {recorded}, the one the run was trained with: {}. The folder was edited after training; restore its `{}` (the checkpoint's configuration is the record), or train the edited configuration as a new run",
+            run_dir.file(files::CONFIG).display(),
+            difference.between("the folder's config", "the checkpoint"),
+            files::CONFIG
+        );
+    }
     if !ckpt.state.complete {
         eprintln!(
             "warning: {} holds an unfinished run ({} passes); {what} its last checkpoint",

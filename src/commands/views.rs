@@ -97,6 +97,7 @@ pub fn run(args: &ViewsArgs) -> anyhow::Result<ExitCode> {
             paint(&view, oh, ow, i, v + 1);
         }
     }
+    rossl_runtime::run_dir::refuse_run_file(&args.out, "the picture of the views")?;
     let file = std::fs::File::create(&args.out)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", args.out.display()))?;
     let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), width as u32, height as u32);

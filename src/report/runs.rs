@@ -3,7 +3,7 @@
 //! (its `comparison.json`); and the evaluation settings on which rows disagree.
 
 use rossl_runtime::eval::Results;
-use rossl_runtime::run_dir::{read_metrics, MetricsRecord, RunDir};
+use rossl_runtime::run_dir::{is_run_folder, read_metrics, MetricsRecord, RunDir};
 use rossl_runtime::train::TrainSummary;
 use serde::Deserialize;
 use std::fmt::Write as _;
@@ -149,7 +149,7 @@ pub fn collect(dirs: &[PathBuf]) -> anyhow::Result<Vec<Row>> {
             "{} is not a folder (a run, study or comparison folder)",
             dir.display()
         );
-        if RunDir::open(dir)?.holds_run() {
+        if is_run_folder(dir) {
             rows.push(Row::read(dir, None)?);
         } else if let Some(file) = [STUDY_JSON, COMPARISON_JSON]
             .into_iter()

@@ -52,7 +52,7 @@ pub struct StudyArgs {
     #[arg(long, value_enum, value_name = "MODE")]
     pub budget: Option<spec::BudgetMode>,
     /// Runs at a time with the local executor (default: the study's `local.jobs`).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub jobs: Option<usize>,
     /// Print the plan (local) or the batch script (Slurm) without running anything.
     #[arg(long)]
@@ -313,4 +313,13 @@ pub fn run(args: &StudyArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Parses `--jobs`: a whole number of at least 1.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("0 jobs would run nothing: give 1 or more".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("`{text}` is not a number of jobs: {e}")),
+    }
 }

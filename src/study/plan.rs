@@ -70,8 +70,11 @@ impl StudyDir {
 
     /// Writes `plan`.
     pub fn write_plan(&self, plan: &Plan) -> anyhow::Result<()> {
-        std::fs::create_dir_all(self.root.join("tasks"))?;
-        std::fs::create_dir_all(self.root.join("logs"))?;
+        for folder in [self.root.join("tasks"), self.root.join("logs")] {
+            std::fs::create_dir_all(&folder).map_err(|e| {
+                anyhow::anyhow!("cannot create the study folder {}: {e}", folder.display())
+            })?;
+        }
         write_json(&self.plan(), plan)
     }
 
@@ -98,8 +101,10 @@ impl StudyDir {
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(value)?)?;
-    std::fs::rename(&tmp, path)?;
+    std::fs::write(&tmp, serde_json::to_string_pretty(value)?)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     Ok(())
 }
 

@@ -227,6 +227,9 @@ impl StudyFile {
         if self.study.seeds.is_empty() {
             anyhow::bail!("{at}: `study.seeds` is empty");
         }
+        if self.local.jobs == 0 {
+            anyhow::bail!("{at}: `local.jobs` is 0; it must be at least 1 (runs at a time)");
+        }
         let mut labels = std::collections::BTreeSet::new();
         for arm in &self.arms {
             if !labels.insert(&arm.label) {

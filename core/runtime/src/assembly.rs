@@ -49,6 +49,11 @@ impl Assembly {
         let info = dataset.info();
         let views: Box<dyn ViewStrategy> = config.build("views", &run.views.name, &ctx)?;
         let (height, width) = views.output_size(info.height, info.width);
+        check_batch_memory(
+            &config,
+            views.views_per_image(),
+            info.channels * height * width,
+        )?;
         let input = InputShape {
             channels: info.channels,
             height,
@@ -93,4 +98,53 @@ impl Assembly {
             classes: self.info.classes,
         }
     }
+}
+
+/// The share of this machine's memory that the input batches of one step (the batch being
+/// stepped and the loader's prefetched ones) may take: one eighth, leaving the rest to the
+/// encoder's activations and gradients, which are many times larger.
+const BATCH_MEMORY_SHARE: u64 = 8;
+
+/// Refuses a batch of views (or an evaluation batch) whose input tensors alone would exhaust
+/// this machine's memory, naming the keys that size it, before anything is allocated or written:
+/// an allocation of that size would abort the process.
+fn check_batch_memory(config: &ResolvedConfig, views: usize, values_per_view: usize) -> Result<()> {
+    let Some(total) = crate::device::total_memory_bytes() else {
+        return Ok(());
+    };
+    let limit = total / BATCH_MEMORY_SHARE;
+    let run = &config.run;
+    let bytes = |images: usize, copies: usize| -> u128 {
+        images as u128 * values_per_view as u128 * 4 * copies as u128
+    };
+    let gib = |b: u128| b as f64 / f64::from(1u32 << 30);
+    let train = bytes(
+        run.data.batch_size.saturating_mul(views),
+        run.data.prefetch + 1,
+    );
+    if train > u128::from(limit) {
+        return Err(crate::Error::Config(format!(
+            "`data.batch_size` ({}, in {}) x the views per image of `views.{}` ({views}) x (`data.prefetch` + 1 = {}) batches of {values_per_view} values need {:.1} GiB of input tensors alone; the limit on this machine is {:.1} GiB (1/{BATCH_MEMORY_SHARE} of its {:.1} GiB)",
+            run.data.batch_size,
+            config.source_of("data.batch_size"),
+            run.views.name,
+            run.data.prefetch + 1,
+            gib(train),
+            gib(u128::from(limit)),
+            gib(u128::from(total)),
+        )));
+    }
+    let eval = bytes(run.eval.batch_size, run.eval.eot_samples.max(1));
+    if eval > u128::from(limit) {
+        return Err(crate::Error::Config(format!(
+            "`eval.batch_size` ({}, in {}) x `eval.eot_samples` ({}) images of {values_per_view} values need {:.1} GiB of input tensors alone; the limit on this machine is {:.1} GiB (1/{BATCH_MEMORY_SHARE} of its {:.1} GiB)",
+            run.eval.batch_size,
+            config.source_of("eval.batch_size"),
+            run.eval.eot_samples,
+            gib(eval),
+            gib(u128::from(limit)),
+            gib(u128::from(total)),
+        )));
+    }
+    Ok(())
 }

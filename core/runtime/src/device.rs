@@ -69,6 +69,15 @@ pub fn available_cores() -> usize {
         .unwrap_or(1)
 }
 
+/// The physical memory of this machine in bytes (`MemTotal` of `/proc/meminfo`), where the
+/// platform says.
+pub fn total_memory_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Sets the worker threads of the CPU backend and of rossl's own parallel code (0 = every
 /// core). Call once at start-up, before any tensor work: candle and rayon read it once. Returns
 /// the number of threads in effect.

@@ -39,15 +39,11 @@ impl ConfigSources {
         let mut figment = Figment::from(Defaults);
         for file in &self.files {
             if !file.is_file() {
-                return Err(Error::Config(format!(
-                    "config file `{}` not found{}",
-                    file.display(),
-                    if file.exists() {
-                        " (it is not a file)"
-                    } else {
-                        ""
-                    }
-                )));
+                return Err(Error::Config(if file.exists() {
+                    format!("config file `{}` is not a file (a folder?)", file.display())
+                } else {
+                    format!("config file `{}` not found", file.display())
+                }));
             }
             check_toml_syntax(file)?;
             figment = figment.merge(Toml::file_exact(file));

@@ -21,6 +21,9 @@ pub struct PluginLibrary {
 /// file that names it (from the current folder for the environment and `--set`). A library named
 /// twice is listed once.
 pub fn plugin_libraries(sources: &ConfigSources) -> Result<Vec<PluginLibrary>> {
+    // Every layer must be readable first, so that a missing, unreadable or malformed file is
+    // reported as what it is (naming the file), not as a problem with `plugins.load`.
+    sources.figment()?;
     let mut layers: Vec<Figment> = sources
         .files
         .iter()

@@ -17,6 +17,7 @@ mod layers;
 mod libraries;
 mod resolve;
 mod schema;
+mod training;
 mod values;
 
 pub use explain::{inline as inline_value, inline_table};
@@ -31,4 +32,7 @@ pub use schema::{
     FreeConfig, LarsConfig, LossConfig, LossTerm, MethodInfo, MonitorConfig, OptimConfig,
     PgdConfig, PluginsConfig, Preset, Regime, RunConfig, ScheduleHorizon, ScheduleKind, SlotConfig,
     TrainConfig,
+};
+pub use training::{
+    first_difference, training_keys_of_text, KeyDifference, NOT_TRAINING, NOT_TRAINING_NESTED,
 };

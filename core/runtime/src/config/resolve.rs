@@ -222,14 +222,53 @@ impl ResolvedConfig {
     }
 
     /// A short, stable digest of what determines the trained encoder: the resolved configuration
-    /// without `out`, `threads` and the `eval` table. Run folders are named after it, so that a
-    /// finished run is found again (and only re-evaluated when the evaluation settings change).
+    /// without the keys of [`super::training::NOT_TRAINING`] (`out`, `threads`, the `eval`
+    /// table, ...) and the test subset. Run folders are named after it, so that a finished run is
+    /// found again (and only re-evaluated when the evaluation settings change).
     ///
     /// Loading a plugin library does not change it (`plugins` is left out): an attack or an
     /// evaluator from a library can evaluate runs trained without it. Only when a trained
     /// component comes from a library does the library's name take part (`trained_from`).
     pub fn digest(&self) -> Result<String> {
-        self.digest_without(&["out", "threads", "cpu_isa", "eval", "compare", "plugins"])
+        let mut table = self.resolved_table()?;
+        super::training::keep_training_keys(&mut table);
+        if !self.trained_from.is_empty() {
+            let origins: toml::Table = self
+                .trained_from
+                .iter()
+                .map(|(k, v)| (k.clone(), toml::Value::String(v.clone())))
+                .collect();
+            table.insert("trained_from".into(), toml::Value::Table(origins));
+        }
+        let text = explain::render(&table, &|_| None);
+        Ok(format!("{:016x}", fnv1a(text.as_bytes())))
+    }
+
+    /// The first key that shapes the trained encoder and differs between this configuration
+    /// and `other`, if any.
+    pub fn training_difference(
+        &self,
+        other: &ResolvedConfig,
+    ) -> Result<Option<super::training::KeyDifference>> {
+        Ok(super::training::first_difference(
+            &super::training::training_keys_of_table(&self.resolved_table()?),
+            &super::training::training_keys_of_table(&other.resolved_table()?),
+        ))
+    }
+
+    /// The first key that shapes the trained encoder and differs between this configuration
+    /// and a recorded configuration's TOML text (a checkpoint's embedded configuration), named
+    /// `what` in errors; `None` when they agree. Keys the record lacks are left out: they were
+    /// added by a later release, with defaults that keep the earlier behaviour.
+    pub fn training_difference_from_text(
+        &self,
+        text: &str,
+        what: &str,
+    ) -> Result<Option<super::training::KeyDifference>> {
+        let recorded = super::training::training_keys_of_text(text, what)?;
+        let mut current = super::training::training_keys_of_table(&self.resolved_table()?);
+        current.retain(|key, _| recorded.contains_key(key));
+        Ok(super::training::first_difference(&current, &recorded))
     }
 
     /// The sections of the components that shape the trained encoder: the dataset, the views,
@@ -262,7 +301,7 @@ impl ResolvedConfig {
         let table = self.resolved_table()?;
         let mut flat = std::collections::BTreeMap::new();
         if let Some(toml::Value::Table(eval)) = table.get("eval") {
-            flatten("eval", eval, &mut flat);
+            super::training::flatten_into("eval", eval, &mut flat);
         }
         flat.remove("eval.strict");
         flat.remove("eval.after_training");
@@ -272,40 +311,6 @@ impl ResolvedConfig {
             self.run.data.test_subset.to_string(),
         );
         Ok(flat)
-    }
-
-    fn digest_without(&self, keys: &[&str]) -> Result<String> {
-        let mut table = self.resolved_table()?;
-        for key in keys {
-            table.remove(*key);
-        }
-        if !self.trained_from.is_empty() {
-            let origins: toml::Table = self
-                .trained_from
-                .iter()
-                .map(|(k, v)| (k.clone(), toml::Value::String(v.clone())))
-                .collect();
-            table.insert("trained_from".into(), toml::Value::Table(origins));
-        }
-        let text = explain::render(&table, &|_| None);
-        Ok(format!("{:016x}", fnv1a(text.as_bytes())))
-    }
-}
-
-/// Flattens `table` under `prefix` into dotted keys and inline TOML values.
-fn flatten(
-    prefix: &str,
-    table: &toml::Table,
-    out: &mut std::collections::BTreeMap<String, String>,
-) {
-    for (key, value) in table {
-        let dotted = format!("{prefix}.{key}");
-        match value {
-            toml::Value::Table(t) => flatten(&dotted, t, out),
-            other => {
-                out.insert(dotted, explain::inline(other));
-            }
-        }
     }
 }
 

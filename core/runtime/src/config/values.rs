@@ -20,13 +20,47 @@ fn check_extra_attack(extra: &super::ExtraAttack, index: usize, eps: f64) -> Res
     (registration.check)(&config).map(|_| ())
 }
 
+/// The error for `key`, naming where its value came from.
+fn fail(figment: &Figment, key: &str, message: &str) -> Result<()> {
+    Err(Error::Config(format!(
+        "`{key}`: {message} (in {})",
+        source_of(figment, key)
+    )))
+}
+
+/// The most threads (`threads`, `data.workers`) a run may ask for on this machine: four per
+/// core. More only adds waiting (and thousands of threads never reach the first step).
+pub(crate) fn max_threads() -> usize {
+    4 * crate::device::available_cores()
+}
+
 pub(super) fn check_values(figment: &Figment, run: &RunConfig) -> Result<()> {
-    let fail = |key: &str, message: &str| {
-        Err(Error::Config(format!(
-            "`{key}`: {message} (in {})",
-            source_of(figment, key)
-        )))
-    };
+    check_machine(figment, run)?;
+    check_training(figment, run)?;
+    check_evaluation(figment, run)
+}
+
+/// Values checked against this machine: threads and loader workers.
+fn check_machine(figment: &Figment, run: &RunConfig) -> Result<()> {
+    let limit = max_threads();
+    for (key, value) in [("threads", run.threads), ("data.workers", run.data.workers)] {
+        if value > limit {
+            return fail(
+                figment,
+                key,
+                &format!(
+                    "{value} is more than this machine can use: the limit is {limit} (4 per core, {} cores); 0 uses every core",
+                    crate::device::available_cores()
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Values of the data, training and optimiser tables.
+fn check_training(figment: &Figment, run: &RunConfig) -> Result<()> {
+    let fail = |key: &str, message: &str| fail(figment, key, message);
     if run.data.batch_size == 0 {
         return fail("data.batch_size", "must be at least 1");
     }
@@ -41,6 +75,15 @@ pub(super) fn check_values(figment: &Figment, run: &RunConfig) -> Result<()> {
     }
     if !(run.train.free.eps >= 0.0 && run.train.free.eps.is_finite()) {
         return fail("train.free.eps", "must be a finite number >= 0");
+    }
+    if run.train.free.eps > 1.0 {
+        return fail(
+            "train.free.eps",
+            &format!(
+                "{} is larger than the whole range of a pixel ([0, 1]): the perturbation would be unbounded (8/255 = 0.0314 is usual)",
+                run.train.free.eps
+            ),
+        );
     }
     if !(run.train.free.step >= 0.0 && run.train.free.step.is_finite()) {
         return fail("train.free.step", "must be a finite number >= 0");
@@ -66,6 +109,12 @@ pub(super) fn check_values(figment: &Figment, run: &RunConfig) -> Result<()> {
             &format!("the weight of `{}` is not finite", t.name),
         );
     }
+    Ok(())
+}
+
+/// Values of the `eval` table, extra attacks included.
+fn check_evaluation(figment: &Figment, run: &RunConfig) -> Result<()> {
+    let fail = |key: &str, message: &str| fail(figment, key, message);
     if let Some(e) = run.eval.eps.iter().find(|e| !(**e >= 0.0 && e.is_finite())) {
         return fail("eval.eps", &format!("{e} is not a finite radius >= 0"));
     }

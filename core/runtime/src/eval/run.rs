@@ -47,6 +47,7 @@ pub fn evaluate_run(asm: &Assembly, run_dir: &RunDir, train: &TrainSummary) -> R
     let results = Results {
         method: run.method.name.clone(),
         dataset: run.data.name.clone(),
+        test_subset: run.data.test_subset,
         encoder: run.encoder.name.clone(),
         views: run.views.name.clone(),
         views_per_image: asm.views.views_per_image(),

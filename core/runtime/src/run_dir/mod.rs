@@ -16,15 +16,19 @@
 //! [`MetricsWriter`], read by [`read_metrics`]) and the probe heads. Nothing else names a run
 //! file or parses one.
 
+mod fresh;
 mod metrics;
 mod probes;
+mod protect;
 pub(crate) mod results;
 mod summary;
 
+pub use fresh::FreshRun;
 pub use metrics::{
     parse_metrics, read_metrics, EpochRecord, MetricsRecord, MetricsWriter, MonitorRecord,
     StepRecord,
 };
+pub use protect::{is_run_file_name, is_run_folder, refuse_run_file};
 pub use results::{CheckResult, EvaluationReport, Results, RobustResult, TrainResults, WorstCase};
 pub use summary::{TrainPlan, TrainSummary};
 
@@ -52,6 +56,9 @@ pub mod files {
     pub const SUMMARY: &str = "summary.json";
     /// The evaluation results.
     pub const RESULTS: &str = "results.json";
+
+    /// Every file of a run folder with a fixed name (the probe heads are named per evaluator).
+    pub const OWNED: &[&str] = &[CONFIG, METRICS, CHECKPOINT, SUMMARY, RESULTS];
 
     /// The classifier tensors (probe head, kNN bank) that evaluator `evaluator` attacked.
     pub fn probe(evaluator: &str) -> String {
@@ -107,10 +114,26 @@ impl RunDir {
         })
     }
 
-    /// An existing folder.
+    /// An existing run folder: it must hold a run's `config.toml`.
     pub fn open(path: &Path) -> Result<Self> {
         if !path.is_dir() {
-            return Err(Error::data(path, "not a run folder (it does not exist)"));
+            return Err(Error::data(
+                path,
+                if path.exists() {
+                    "not a run folder (it is a file)"
+                } else {
+                    "not a run folder (it does not exist)"
+                },
+            ));
+        }
+        if !path.join(files::CONFIG).is_file() {
+            return Err(Error::data(
+                path,
+                format!(
+                    "not a run folder: it has no `{}` (run folders are made by `rossl run`)",
+                    files::CONFIG
+                ),
+            ));
         }
         Ok(RunDir {
             path: path.to_path_buf(),
@@ -151,19 +174,6 @@ impl RunDir {
     /// A file inside it.
     pub fn file(&self, name: &str) -> PathBuf {
         self.path.join(name)
-    }
-
-    /// Whether the folder holds a run's records (its metrics, checkpoint, summary or results):
-    /// a folder no other command may write into.
-    pub fn holds_run(&self) -> bool {
-        [
-            files::METRICS,
-            files::CHECKPOINT,
-            files::SUMMARY,
-            files::RESULTS,
-        ]
-        .iter()
-        .any(|name| self.file(name).exists())
     }
 
     /// Whether the run has been evaluated (it holds `results.json`).

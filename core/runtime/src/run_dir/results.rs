@@ -112,6 +112,10 @@ pub struct Results {
     pub method: String,
     /// The dataset's name.
     pub dataset: String,
+    /// The class-balanced subset of the test split the evaluation used (0: the whole split;
+    /// each evaluation's `test_images` says how many images that was).
+    #[serde(default)]
+    pub test_subset: usize,
     /// The encoder's name.
     pub encoder: String,
     /// The view strategy's name.

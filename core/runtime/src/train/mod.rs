@@ -25,4 +25,4 @@ pub use data::load_split;
 pub use options::{StepObserver, TrainOptions};
 pub use plan::plan;
 pub use state::{encoder_tensors, restore_encoder};
-pub use trainer::{train, train_observed, train_with};
+pub use trainer::{train, train_loaded, train_observed, train_with, TrainingData};

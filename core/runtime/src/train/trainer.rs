@@ -16,7 +16,7 @@ use crate::run_dir::{
 };
 use crate::{Error, Result};
 use candle_core::Tensor;
-use rossl_api::components::{Mode, Split};
+use rossl_api::components::{ImageSet, Mode, Split};
 use rossl_api::rng::{stream, Rng};
 use rossl_nn::optim::{LrSchedule, SgdLars};
 use std::sync::Arc;
@@ -391,12 +391,55 @@ pub fn train_observed(
     run_dir: &RunDir,
     resume: Option<&Checkpoint>,
     options: &TrainOptions,
+    observer: Option<&mut dyn StepObserver>,
+) -> Result<TrainSummary> {
+    train_loaded(
+        asm,
+        TrainingData::load(asm)?,
+        run_dir,
+        resume,
+        options,
+        observer,
+    )
+}
+
+/// A run's training data, loaded, with its view loader and plan: what training needs before it
+/// writes anything, so that a run whose data cannot be loaded leaves no run folder behind.
+pub struct TrainingData {
+    train_set: Arc<ImageSet>,
+    loader: Loader,
+    plan: TrainPlan,
+}
+
+impl TrainingData {
+    /// Loads the configured training split and starts its view loader.
+    pub fn load(asm: &Assembly) -> Result<Self> {
+        let train_set = Arc::new(load_split(asm, Split::Train)?);
+        let loader = loader(asm, train_set.clone())?;
+        let plan = plan(&asm.config.run, loader.batches_per_epoch());
+        Ok(TrainingData {
+            train_set,
+            loader,
+            plan,
+        })
+    }
+}
+
+/// [`train_observed`] on data already loaded with [`TrainingData::load`].
+pub fn train_loaded(
+    asm: &Assembly,
+    data: TrainingData,
+    run_dir: &RunDir,
+    resume: Option<&Checkpoint>,
+    options: &TrainOptions,
     mut observer: Option<&mut dyn StepObserver>,
 ) -> Result<TrainSummary> {
     let run = &asm.config.run;
-    let train_set = Arc::new(load_split(asm, Split::Train)?);
-    let loader = loader(asm, train_set.clone())?;
-    let plan = plan(run, loader.batches_per_epoch());
+    let TrainingData {
+        train_set,
+        loader,
+        plan,
+    } = data;
     let mut state = Loop::new(asm, run_dir, plan.clone(), resume)?;
     if plan.total_steps == 0 {
         state.checkpoint(plan.passes, true)?;

@@ -1,0 +1,78 @@
+//! Run folders as users meet them after training: a run trained at test size is evaluated on the
+//! whole test split (the test subset is an evaluation setting), and its results say so.
+
+mod common;
+
+use common::process::{run_watched, Output};
+use common::{temp_dir, write, TINY};
+use rossl::rossl_runtime::eval::Results;
+use std::path::Path;
+use std::time::Duration;
+
+fn rossl(dir: &Path, args: &[&str]) -> common::process::Finished {
+    run_watched(
+        Path::new(env!("CARGO_BIN_EXE_rossl")),
+        args,
+        dir,
+        &[],
+        Output::Pipe,
+        Duration::from_secs(300),
+    )
+}
+
+fn results(run: &Path) -> Results {
+    let text = std::fs::read_to_string(run.join("results.json")).expect("results.json");
+    serde_json::from_str(&text).expect("typed results")
+}
+
+#[test]
+fn a_run_trained_on_a_test_subset_is_evaluated_on_the_whole_test_split() {
+    let dir = temp_dir("test-subset");
+    write(&dir, "tiny.toml", &format!("out = \"runs\"\n{TINY}"));
+    let trained = rossl(&dir, &["run", "tiny.toml", "--set", "data.test_subset=20"]);
+    assert!(trained.success, "{}", trained.output);
+    let run = dir
+        .join("runs")
+        .join(std::fs::read_link(dir.join("runs/latest")).unwrap());
+    let first = results(&run);
+    assert_eq!(first.test_subset, 20);
+    assert!(first.evaluations.iter().all(|e| e.test_images == 20));
+    let checkpoint = std::fs::read(run.join("checkpoint.safetensors")).unwrap();
+
+    // the same configuration at another test subset is the same trained encoder: same folder
+    let other = rossl(
+        &dir,
+        &[
+            "run",
+            "tiny.toml",
+            "--set",
+            "data.test_subset=8",
+            "--no-eval",
+        ],
+    );
+    assert!(
+        other.success && other.output.contains("reusing it"),
+        "{}",
+        other.output
+    );
+
+    let run_arg = run.display().to_string();
+    let whole = rossl(&dir, &["eval", &run_arg, "--set", "data.test_subset=0"]);
+    assert!(whole.success, "{}", whole.output);
+    let second = results(&run);
+    assert_eq!(second.test_subset, 0);
+    // the synthetic test split of TINY holds 40 images
+    assert!(second.evaluations.iter().all(|e| e.test_images == 40));
+    assert_eq!(second.config_digest, first.config_digest);
+    assert_eq!(
+        second
+            .eval_protocol
+            .get("data.test_subset")
+            .map(String::as_str),
+        Some("0")
+    );
+    assert_eq!(
+        std::fs::read(run.join("checkpoint.safetensors")).unwrap(),
+        checkpoint
+    );
+}
