@@ -14,7 +14,8 @@ extern crate rossl_evaluators;
 extern crate rossl_losses;
 extern crate rossl_views;
 
-// With the `dynamic` feature, rossl-core (and candle) come from librossl_dylib, shared with plugins.
+// With the `dynamic` feature, rossl-api, rossl-nn and rossl-kernels (and candle) come from
+// librossl_dylib, shared with plugins.
 #[cfg(feature = "dynamic")]
 extern crate rossl_dylib;
 

@@ -1,6 +1,7 @@
 //! The architecture holds: the crates depend on each other as docs/architecture.md draws them,
 //! no two modules import each other (directly or in a circle), configuration does not depend on
-//! evaluation, and no source file grows past 500 lines.
+//! evaluation, no source file grows past 500 lines, the plugin guide's listing of
+//! `plugins/attacks/src/fgsm.rs` is that file, and no file names a crate that no longer exists.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -279,6 +280,72 @@ fn no_source_file_is_over_500_lines() {
         long.is_empty(),
         "files over 500 lines:\n{}",
         long.join("\n")
+    );
+}
+
+/// The first ```` ```rust ```` block after `marker` in `doc`, without its fences.
+fn code_block_after<'a>(doc: &'a str, marker: &str) -> &'a str {
+    let at = doc
+        .find(marker)
+        .unwrap_or_else(|| panic!("no `{marker}` in the document"));
+    let fence = "```rust\n";
+    let start = at + doc[at..].find(fence).expect("a rust code block") + fence.len();
+    let end = start
+        + doc[start..]
+            .find("```\n")
+            .expect("the block's closing fence");
+    &doc[start..end]
+}
+
+#[test]
+fn the_plugin_guide_shows_the_whole_of_fgsm_rs() {
+    let guide = std::fs::read_to_string(repo().join("docs/writing-a-plugin.md")).unwrap();
+    let file = std::fs::read_to_string(repo().join("plugins/attacks/src/fgsm.rs")).unwrap();
+    let listing = code_block_after(
+        &guide,
+        "This is `plugins/attacks/src/fgsm.rs`, the whole of it",
+    );
+    assert!(
+        listing == file,
+        "docs/writing-a-plugin.md's listing differs from plugins/attacks/src/fgsm.rs: copy the file \
+         into the guide's code block"
+    );
+}
+
+#[test]
+fn no_file_names_the_former_core_crate() {
+    // the crate split into rossl-api, rossl-nn, rossl-runtime and rossl-kernels; CHANGELOG.md's
+    // history keeps the old name
+    let names = [["rossl", "core"].join("-"), ["rossl", "core"].join("_")];
+    let mut found = Vec::new();
+    let mut stack = vec![repo().to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if !name.starts_with('.') && name != "target" {
+                    stack.push(path);
+                }
+                continue;
+            }
+            let text_file = ["rs", "md", "toml", "py", "sh"]
+                .iter()
+                .any(|e| path.extension().is_some_and(|x| x == *e));
+            if !text_file || name == "CHANGELOG.md" {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            if names.iter().any(|n| text.contains(n.as_str())) {
+                found.push(path.strip_prefix(repo()).unwrap().display().to_string());
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "files naming {}: {}",
+        names[0],
+        found.join(", ")
     );
 }
 

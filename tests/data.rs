@@ -8,7 +8,7 @@ use rossl::rossl_api::components::{
 };
 use rossl::rossl_api::registry;
 use rossl::rossl_api::rng::Rng;
-use rossl::rossl_runtime::data::{Loader, LoaderSettings};
+use rossl::rossl_runtime::loader::{Loader, LoaderSettings};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;

@@ -15,7 +15,7 @@ use rossl::rossl_api::Result;
 use rossl::rossl_runtime::assembly::Assembly;
 use rossl::rossl_runtime::config::{DeviceSpec, EvalConfig, Preset};
 use rossl::rossl_runtime::device::select_device;
-use rossl::rossl_runtime::eval::{evaluate, EvalInputs};
+use rossl::rossl_runtime::eval::{fit_and_measure, EvalInputs};
 use rossl::rossl_runtime::run_dir::{files, RunDir};
 
 fn attack(name: &str, params: &str) -> Box<dyn Attack> {
@@ -171,7 +171,7 @@ fn probes_and_knn_reach_near_100_percent_on_separable_data() {
             "views = 4\nscale = [0.6, 1.0]\nepochs = 30\nlr = 0.01\nbatch_size = 32",
         ),
     ] {
-        let report = evaluate(name, evaluator(name, params).as_ref(), 0, &inputs)
+        let report = fit_and_measure(name, evaluator(name, params).as_ref(), 0, &inputs)
             .unwrap()
             .report;
         assert!(
@@ -289,7 +289,7 @@ fn knn_keeps_usable_gradients_where_all_neighbours_agree_and_pgd_lowers_its_accu
     // test points whose 10 nearest training images (cosine similarity of the flattened pixels,
     // the kNN's own features) all share one class: where a vote count is flat
     let unit = |set: &ImageSet| {
-        let x = rossl::rossl_api::data::image_batch(
+        let x = rossl::rossl_api::batch::image_batch(
             set,
             &(0..set.len()).collect::<Vec<_>>(),
             &Device::Cpu,
@@ -323,7 +323,8 @@ fn knn_keeps_usable_gradients_where_all_neighbours_agree_and_pgd_lowers_its_accu
     );
     let fit = flatten_fit(&train);
     let knn = evaluator("knn", "k = 10").fit(&fit).unwrap();
-    let (x, labels) = rossl::rossl_api::data::image_batch(&test, &unanimous, &Device::Cpu).unwrap();
+    let (x, labels) =
+        rossl::rossl_api::batch::image_batch(&test, &unanimous, &Device::Cpu).unwrap();
     let mut objective = ClassifierObjective {
         classifier: knn.as_ref(),
         labels: labels_tensor(&labels, &Device::Cpu).unwrap(),
@@ -375,7 +376,7 @@ fn the_classifier_objective_gives_the_same_loss_and_success_in_one_pass_as_in_tw
     let (train, test) = synthetic(0.3);
     let fit = flatten_fit(&train);
     let rows: Vec<usize> = (0..24).collect();
-    let (clean, labels) = rossl::rossl_api::data::image_batch(&test, &rows, &Device::Cpu).unwrap();
+    let (clean, labels) = rossl::rossl_api::batch::image_batch(&test, &rows, &Device::Cpu).unwrap();
     // uniform noise with the test labels: some points right, some wrong
     let x = Tensor::rand(0f32, 1f32, clean.shape(), &Device::Cpu).unwrap();
     for (name, params) in [

@@ -13,7 +13,7 @@ use rossl::rossl_api::registry::{self, ParamError, Params};
 use rossl::rossl_api::rng::Rng;
 use rossl::rossl_api::Result;
 use rossl::rossl_runtime::config::{EvalConfig, ExtraAttack};
-use rossl::rossl_runtime::eval::{evaluate, CheckResult, EvalInputs, EvaluationReport};
+use rossl::rossl_runtime::eval::{fit_and_measure, CheckResult, EvalInputs, EvaluationReport};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -301,7 +301,9 @@ fn run(
         config,
         ctx: &ctx,
     };
-    evaluate("probe", evaluator, 0, &inputs).unwrap().report
+    fit_and_measure("probe", evaluator, 0, &inputs)
+        .unwrap()
+        .report
 }
 
 fn check<'a>(report: &'a EvaluationReport, name: &str) -> &'a CheckResult {

@@ -110,7 +110,7 @@ fn write_samples(
     let test = rossl_runtime::train::load_split(asm, rossl_api::components::Split::Test)?;
     let rows: Vec<usize> = (0..n.min(test.len())).collect();
     let device = &asm.device.device;
-    let (images, labels) = rossl_api::data::image_batch(&test, &rows, device)?;
+    let (images, labels) = rossl_api::batch::image_batch(&test, &rows, device)?;
     let embedding = asm
         .encoder
         .forward(&images, rossl_api::components::Mode::Eval)?;

@@ -1,4 +1,4 @@
-//! The error type of rossl-core and of every plugin.
+//! The error type of rossl-api, rossl-nn, rossl-runtime and of every plugin.
 
 use std::path::PathBuf;
 
@@ -79,7 +79,7 @@ impl From<candle_core::Error> for Error {
     }
 }
 
-/// The result type of rossl-core and of every plugin.
+/// The result type of rossl-api, rossl-nn, rossl-runtime and of every plugin.
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Returns early with an [`Error::Msg`] built like `format!`.

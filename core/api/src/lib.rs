@@ -8,7 +8,7 @@
 //! - [`registry`]: static registration ([`register!`], [`register_preset!`]) and look-up by name;
 //! - [`mod@params`] and [`section`]: a component's typed parameters, read from its own section of the
 //!   configuration with the provenance of every value;
-//! - [`rng`], [`adversarial`], [`data`]: seeded randomness, projections and input gradients,
+//! - [`rng`], [`adversarial`], [`batch`]: seeded randomness, projections and input gradients,
 //!   batches of images;
 //! - [`stamp`]: the ABI stamp that dynamic plugins embed ([`declare_plugin!`]).
 //!
@@ -16,8 +16,8 @@
 //! harness and the configuration in `rossl-runtime`, which plugins never need.
 
 pub mod adversarial;
+pub mod batch;
 pub mod components;
-pub mod data;
 pub mod error;
 pub mod location;
 pub mod params;

@@ -1,8 +1,8 @@
 //! Classification helpers: losses per example, predictions, features.
 
 use candle_core::{DType, Device, Tensor, D};
+use rossl_api::batch::image_batch;
 use rossl_api::components::{FrozenEncoder, ImageSet};
-use rossl_api::data::image_batch;
 use rossl_api::Result;
 
 /// `log_softmax` along the last dimension (max-subtracted, differentiable).

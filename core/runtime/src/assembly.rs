@@ -2,7 +2,7 @@
 
 use crate::config::{Regime, ResolvedConfig};
 use crate::device::SelectedDevice;
-use crate::objective::{SslObjective, Term};
+use crate::ssl_loss::{Term, WeightedSslLoss};
 use crate::Result;
 use rossl_api::components::{
     Attack, BuildContext, Dataset, DatasetInfo, Encoder, InputShape, SslLoss, ViewStrategy,
@@ -24,8 +24,8 @@ pub struct Assembly {
     pub views: Arc<dyn ViewStrategy>,
     /// The encoder, freshly initialised.
     pub encoder: Box<dyn Encoder>,
-    /// The SSL objective.
-    pub objective: SslObjective,
+    /// The method's weighted SSL loss (what training minimises).
+    pub objective: WeightedSslLoss,
     /// The PGD regime's attack.
     pub train_attack: Option<Box<dyn Attack>>,
 }
@@ -77,7 +77,7 @@ impl Assembly {
             None
         };
         Ok(Assembly {
-            objective: SslObjective::new(terms)?,
+            objective: WeightedSslLoss::new(terms)?,
             dataset,
             info,
             views: Arc::from(views),

@@ -13,11 +13,11 @@ use crate::eval::{fraction, predict, AttackRun, PlannedAttack};
 use crate::run_dir::MonitorRecord;
 use crate::train::{load_split, StepObserver};
 use crate::Result;
+use rossl_api::batch::image_batch;
 use rossl_api::components::{
     AttackLoss, BuildContext, Encoder, Evaluator, FitContext, FrozenEncoder, ImageSet,
     PresetAttack, Split, Stage,
 };
-use rossl_api::data::image_batch;
 use rossl_api::registry;
 use rossl_api::rng::{stream, Rng};
 use std::time::Instant;

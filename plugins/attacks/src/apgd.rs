@@ -121,92 +121,172 @@ impl Attack for Apgd {
         let min_check = ((0.06 * n_iter as f64) as usize).max(1);
         let decrease = ((0.03 * n_iter as f64) as usize).max(1);
 
-        let mut x_adv = start(&x, eps, true, rng)?;
-        let (loss, mut grad, success) = input_gradient_and_success(objective, &x_adv)?;
-        let mut losses = per_example(&loss)?;
-        let rows = losses.len();
-        let mut loss_best = losses.clone();
-        let mut x_best = x_adv.clone();
-        let mut grad_best = grad.clone();
-        let mut success = success.filter(|s| s.len() == rows);
-        let mut x_best_adv = x_adv.clone();
-        let mut step = vec![2.0 * eps; rows];
-        let mut x_old = x_adv.clone();
-        let mut history: Vec<Vec<f32>> = vec![losses.clone()];
+        let mut search = Search::begin(x, eps, objective, rng)?;
         let mut since_check = 0usize;
         let mut window = first_check;
-        let mut best_at_last_check = loss_best.clone();
-        let mut reduced_at_last_check = vec![true; rows];
-
         for i in 0..n_iter {
             let a = if i > 0 { p.momentum } else { 1.0 };
-            let momentum_term = (&x_adv - &x_old)?;
-            x_old = x_adv.clone();
-            let z = project(
-                &x,
-                &(&x_adv + (grad.sign()? * row_tensor(&step, &grad)?)?)?,
-                eps,
-            )?;
-            let moved = ((&x_adv + ((z - &x_adv)? * a)?)? + (momentum_term * (1.0 - a))?)?;
-            x_adv = project(&x, &moved, eps)?;
-            let (loss, g, now) = input_gradient_and_success(objective, &x_adv)?;
-            grad = g;
-            losses = per_example(&loss)?;
-            if let (Some(best), Some(now)) = (success.as_mut(), now) {
-                if now.len() == rows {
-                    let newly: Vec<bool> = now
-                        .iter()
-                        .zip(best.iter())
-                        .map(|(n, b)| *n && !*b)
-                        .collect();
-                    x_best_adv = select(&newly, &x_adv, &x_best_adv)?;
-                    for (b, n) in best.iter_mut().zip(&now) {
-                        *b = *b || *n;
-                    }
-                }
-            }
-            let improved: Vec<bool> = losses.iter().zip(&loss_best).map(|(l, b)| l > b).collect();
-            x_best = select(&improved, &x_adv, &x_best)?;
-            grad_best = select(&improved, &grad, &grad_best)?;
-            for (b, (l, imp)) in loss_best.iter_mut().zip(losses.iter().zip(&improved)) {
-                if *imp {
-                    *b = *l;
-                }
-            }
-            history.push(losses.clone());
+            search.step(a, objective)?;
             since_check += 1;
             if since_check == window {
-                let len = history.len();
-                let mut reduce = vec![false; rows];
-                for r in 0..rows {
-                    let increases = (0..window)
-                        .filter(|&c| {
-                            len >= c + 2 && history[len - 1 - c][r] > history[len - 2 - c][r]
-                        })
-                        .count();
-                    let oscillating = increases as f64 <= window as f64 * p.rho;
-                    let stalled =
-                        !reduced_at_last_check[r] && best_at_last_check[r] >= loss_best[r];
-                    reduce[r] = oscillating || stalled;
-                }
-                reduced_at_last_check = reduce.clone();
-                best_at_last_check = loss_best.clone();
-                if reduce.iter().any(|&r| r) {
-                    for (s, &r) in step.iter_mut().zip(&reduce) {
-                        if r {
-                            *s /= 2.0;
-                        }
-                    }
-                    x_adv = select(&reduce, &x_best, &x_adv)?;
-                    grad = select(&reduce, &grad_best, &grad)?;
-                }
+                search.checkpoint(window, p.rho)?;
                 window = window.saturating_sub(decrease).max(min_check);
                 since_check = 0;
             }
         }
-        Ok(match success {
-            Some(found) => select(&found, &x_best_adv, &x_best)?,
-            None => x_best,
+        search.result()
+    }
+}
+
+/// One APGD run: the iterate and its gradient, the per-example step sizes, the best points so far
+/// and what the last checkpoint saw.
+struct Search {
+    /// The clean input.
+    x: Tensor,
+    /// The radius.
+    eps: f64,
+    /// Examples (rows of the loss).
+    rows: usize,
+    /// The current iterate, the previous one and the gradient at the current one.
+    x_adv: Tensor,
+    x_old: Tensor,
+    grad: Tensor,
+    /// Per example: the highest loss so far, its point and the gradient there.
+    loss_best: Vec<f32>,
+    x_best: Tensor,
+    grad_best: Tensor,
+    /// Per example, whether a successful point was found (when the objective reports success),
+    /// and the first such point.
+    success: Option<Vec<bool>>,
+    x_best_adv: Tensor,
+    /// Per-example step sizes.
+    step: Vec<f64>,
+    /// The per-example losses of every iterate.
+    history: Vec<Vec<f32>>,
+    /// At the last checkpoint: the best losses, and which examples had their step cut.
+    best_at_last_check: Vec<f32>,
+    reduced_at_last_check: Vec<bool>,
+}
+
+impl Search {
+    /// Starts from a random point of the ball around `x`, with steps of 2 eps.
+    fn begin(x: Tensor, eps: f64, objective: &mut dyn Objective, rng: &mut Rng) -> Result<Self> {
+        let x_adv = start(&x, eps, true, rng)?;
+        let (loss, grad, success) = input_gradient_and_success(objective, &x_adv)?;
+        let losses = per_example(&loss)?;
+        let rows = losses.len();
+        Ok(Search {
+            x,
+            eps,
+            rows,
+            x_old: x_adv.clone(),
+            loss_best: losses.clone(),
+            x_best: x_adv.clone(),
+            grad_best: grad.clone(),
+            success: success.filter(|s| s.len() == rows),
+            x_best_adv: x_adv.clone(),
+            step: vec![2.0 * eps; rows],
+            best_at_last_check: losses.clone(),
+            history: vec![losses],
+            reduced_at_last_check: vec![true; rows],
+            x_adv,
+            grad,
+        })
+    }
+
+    /// One iteration: a signed-gradient step with momentum `a` (1: none), projected, then the
+    /// loss, gradient and success at the new point.
+    fn step(&mut self, a: f64, objective: &mut dyn Objective) -> Result<()> {
+        let (x, eps) = (&self.x, self.eps);
+        let momentum_term = (&self.x_adv - &self.x_old)?;
+        self.x_old = self.x_adv.clone();
+        let z = project(
+            x,
+            &(&self.x_adv + (self.grad.sign()? * row_tensor(&self.step, &self.grad)?)?)?,
+            eps,
+        )?;
+        let moved = ((&self.x_adv + ((z - &self.x_adv)? * a)?)? + (momentum_term * (1.0 - a))?)?;
+        self.x_adv = project(x, &moved, eps)?;
+        let (loss, g, now) = input_gradient_and_success(objective, &self.x_adv)?;
+        self.grad = g;
+        let losses = per_example(&loss)?;
+        self.track_success(now)?;
+        self.track_best(&losses)?;
+        self.history.push(losses);
+        Ok(())
+    }
+
+    /// Keeps, per example, the first successful point (`now`: success at the current iterate).
+    fn track_success(&mut self, now: Option<Vec<bool>>) -> Result<()> {
+        if let (Some(best), Some(now)) = (self.success.as_mut(), now) {
+            if now.len() == self.rows {
+                let newly: Vec<bool> = now
+                    .iter()
+                    .zip(best.iter())
+                    .map(|(n, b)| *n && !*b)
+                    .collect();
+                self.x_best_adv = select(&newly, &self.x_adv, &self.x_best_adv)?;
+                for (b, n) in best.iter_mut().zip(&now) {
+                    *b = *b || *n;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps, per example, the highest-loss point and its gradient (`losses`: at the current
+    /// iterate).
+    fn track_best(&mut self, losses: &[f32]) -> Result<()> {
+        let improved: Vec<bool> = losses
+            .iter()
+            .zip(&self.loss_best)
+            .map(|(l, b)| l > b)
+            .collect();
+        self.x_best = select(&improved, &self.x_adv, &self.x_best)?;
+        self.grad_best = select(&improved, &self.grad, &self.grad_best)?;
+        for (b, (l, imp)) in self.loss_best.iter_mut().zip(losses.iter().zip(&improved)) {
+            if *imp {
+                *b = *l;
+            }
+        }
+        Ok(())
+    }
+
+    /// A checkpoint after `window` iterations: an example whose loss rose in at most `rho` of
+    /// them, or that did not improve since a checkpoint without a cut, halves its step and
+    /// restarts from its best point.
+    fn checkpoint(&mut self, window: usize, rho: f64) -> Result<()> {
+        let history = &self.history;
+        let len = history.len();
+        let mut reduce = vec![false; self.rows];
+        for (r, cut) in reduce.iter_mut().enumerate() {
+            let increases = (0..window)
+                .filter(|&c| len >= c + 2 && history[len - 1 - c][r] > history[len - 2 - c][r])
+                .count();
+            let oscillating = increases as f64 <= window as f64 * rho;
+            let stalled =
+                !self.reduced_at_last_check[r] && self.best_at_last_check[r] >= self.loss_best[r];
+            *cut = oscillating || stalled;
+        }
+        self.reduced_at_last_check = reduce.clone();
+        self.best_at_last_check = self.loss_best.clone();
+        if reduce.iter().any(|&r| r) {
+            for (s, &r) in self.step.iter_mut().zip(&reduce) {
+                if r {
+                    *s /= 2.0;
+                }
+            }
+            self.x_adv = select(&reduce, &self.x_best, &self.x_adv)?;
+            self.grad = select(&reduce, &self.grad_best, &self.grad)?;
+        }
+        Ok(())
+    }
+
+    /// Per example, the first successful point when one was found, else the highest-loss point.
+    fn result(self) -> Result<Tensor> {
+        Ok(match self.success {
+            Some(found) => select(&found, &self.x_best_adv, &self.x_best)?,
+            None => self.x_best,
         })
     }
 }

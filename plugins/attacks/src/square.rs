@@ -190,7 +190,7 @@ impl Attack for Square {
             values: x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?,
         };
         let mut best = self.stripes(&clean, rng);
-        let (loss, success) = objective.evaluate(&best.to_tensor(&x)?)?;
+        let (loss, success) = objective.score(&best.to_tensor(&x)?)?;
         let mut best_loss = per_example(&loss, b)?;
         let mut fooled = success.filter(|s| s.len() == b).unwrap_or(vec![false; b]);
         let side_limit = h.min(w).saturating_sub(1).max(1);
@@ -202,7 +202,7 @@ impl Attack for Square {
             let share = window_share(self.params.p_init, query, self.params.queries);
             let side = ((share * (h * w) as f64).sqrt().round() as usize).clamp(1, side_limit);
             let candidate = self.propose(&clean, &best, &active, side, rng);
-            let (loss, success) = objective.evaluate(&candidate.to_tensor(&x)?)?;
+            let (loss, success) = objective.score(&candidate.to_tensor(&x)?)?;
             let loss = per_example(&loss, b)?;
             let len = clean.image_len();
             let improved: Vec<usize> = (0..b)

@@ -9,8 +9,8 @@
 
 use crate::training::{train_on_features, HeadTraining, LinearHead};
 use candle_core::{DType, Device, Tensor};
+use rossl_api::batch::image_batch;
 use rossl_api::components::{Classifier, Evaluator, FitContext, FrozenEncoder};
-use rossl_api::data::image_batch;
 use rossl_api::registry::{ParamError, Params};
 use rossl_api::rng::Rng;
 use rossl_api::Result;

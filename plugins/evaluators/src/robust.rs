@@ -4,8 +4,8 @@
 
 use crate::linear::LinearClassifier;
 use crate::training::{train_on_features, HeadOptimizer, HeadTraining, LinearHead};
+use rossl_api::batch::image_batch;
 use rossl_api::components::{BuildContext, Classifier, Evaluator, FitContext};
-use rossl_api::data::image_batch;
 use rossl_api::registry::{ParamError, Params};
 use rossl_api::rng::Rng;
 use rossl_api::Result;

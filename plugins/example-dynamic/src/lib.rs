@@ -3,7 +3,8 @@
 //! and docs/writing-a-plugin.md for the full story.
 #![warn(missing_docs)]
 
-// Link the shared rossl-core (and candle): the plugin must not carry copies of its own.
+// Link the shared rossl-api and rossl-nn (with rossl-kernels and candle): the plugin must not
+// carry copies of its own.
 #[allow(unused_extern_crates)]
 extern crate rossl_dylib;
 

@@ -11,7 +11,7 @@ use rossl_encoders::resnet::{ResNetEncoder, ResNetSpec};
 use rossl_kernels::profile;
 use rossl_nn::ops::signed_step;
 use rossl_nn::optim::{LarsConfig, OptimConfig, SgdLars};
-use rossl_runtime::objective::{SslObjective, Term};
+use rossl_runtime::ssl_loss::{Term, WeightedSslLoss};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -80,7 +80,7 @@ fn stamp(sync: &Tensor) -> anyhow::Result<Stamp> {
 /// Everything a step runs on.
 pub(super) struct Bench {
     encoder: ResNetEncoder,
-    objective: SslObjective,
+    objective: WeightedSslLoss,
     optimizer: SgdLars,
     x: Tensor,
     delta: Tensor,
@@ -120,7 +120,7 @@ impl Bench {
             z_dim: s.z_dim,
         };
         let encoder = ResNetEncoder::new(spec, 0, dev)?;
-        let objective = SslObjective::new(vec![
+        let objective = WeightedSslLoss::new(vec![
             Term {
                 name: "invariance".into(),
                 weight: 200.0,
@@ -185,7 +185,7 @@ impl Bench {
         };
         let embedding = self.encoder.forward(&input, Mode::Train)?;
         let t1 = stamp(&embedding.projection)?;
-        let value = self.objective.evaluate(&embedding.projection, self.crops)?;
+        let value = self.objective.loss(&embedding.projection, self.crops)?;
         let loss = value.finite_total()?;
         let t2 = stamp(&self.x)?;
         let mut grads = value.total.backward()?;

@@ -25,10 +25,10 @@ pub(super) fn bench_views(args: &BenchArgs) -> anyhow::Result<()> {
         (3, 32, 32),
         1,
     )?);
-    let loader = rossl_runtime::data::Loader::new(
+    let loader = rossl_runtime::loader::Loader::new(
         set.clone(),
         std::sync::Arc::from(views),
-        rossl_runtime::data::LoaderSettings {
+        rossl_runtime::loader::LoaderSettings {
             batch_size: 64,
             workers: rayon::current_num_threads(),
             prefetch: 2,

@@ -1,6 +1,6 @@
-//! Host side of the dynamic plugin tests: this crate links rossl-core through `rossl-dylib`, as a
-//! rossl binary built with the `dynamic` feature does, and the built-in plugins it needs for a
-//! training run.
+//! Host side of the dynamic plugin tests: this crate links rossl-api, rossl-nn and rossl-kernels
+//! through `rossl-dylib`, as a rossl binary built with the `dynamic` feature does (its own
+//! rossl-runtime stays static), and the built-in plugins it needs for a training run.
 
 extern crate rossl_datasets;
 #[allow(unused_extern_crates)]

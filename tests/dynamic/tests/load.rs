@@ -24,7 +24,7 @@ fn temp_dir(name: &str) -> PathBuf {
 fn load_example() {
     assert!(
         plugins::host_is_dynamic(),
-        "this test host must link rossl-core through librossl_dylib"
+        "this test host must link rossl-api and rossl-nn through librossl_dylib"
     );
     plugins::load(&example_plugin()).unwrap();
 }

@@ -19,10 +19,10 @@ pub trait Objective {
         Ok(None)
     }
 
-    /// The loss at `x` (detached) and the per-example success there, together: score-based
-    /// attacks query both at every step, and an objective that can compute them from one forward
-    /// pass overrides this.
-    fn evaluate(&mut self, x: &Tensor) -> Result<(Tensor, Option<Vec<bool>>)> {
+    /// The score at `x`: the loss (detached) and the per-example success there, together.
+    /// Score-based attacks query both at every step, and an objective that can compute them from
+    /// one forward pass overrides this.
+    fn score(&mut self, x: &Tensor) -> Result<(Tensor, Option<Vec<bool>>)> {
         let loss = self.loss(x)?.detach();
         Ok((loss, self.succeeded(x)?))
     }

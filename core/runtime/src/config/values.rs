@@ -31,7 +31,13 @@ fn fail(figment: &Figment, key: &str, message: &str) -> Result<()> {
 /// The most threads (`threads`, `data.workers`) a run may ask for on this machine: four per
 /// core. More only adds waiting (and thousands of threads never reach the first step).
 pub(crate) fn max_threads() -> usize {
-    4 * crate::device::available_cores()
+    4 * cores()
+}
+
+/// The cores this process may use (as `crate::device` counts them; read here directly, since the
+/// device module depends on this one).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 pub(super) fn check_values(figment: &Figment, run: &RunConfig) -> Result<()> {
@@ -50,7 +56,7 @@ fn check_machine(figment: &Figment, run: &RunConfig) -> Result<()> {
                 key,
                 &format!(
                     "{value} is more than this machine can use: the limit is {limit} (4 per core, {} cores); 0 uses every core",
-                    crate::device::available_cores()
+                    cores()
                 ),
             );
         }

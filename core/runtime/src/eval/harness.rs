@@ -1,99 +1,16 @@
 //! Fitting each evaluator's classifier and measuring it clean, under attack and with checks.
 
 use super::checks::{run_checks, CheckContext, Snapshot};
-use super::pass::{fraction, predict, select_rows, AttackRun, EvalInputs, MainPass};
+use super::inputs::EvalInputs;
+use super::main_pass::{fraction, main_pass, MainPass};
 use super::report::{EvaluationReport, RobustResult, WorstCase};
+use super::streams;
 use super::suite::{attack_suite, PlannedAttack};
 use crate::Result;
 use candle_core::Tensor;
-use rossl_api::components::{Classifier, Evaluator, FitContext, FrozenEncoder, Stage};
-use rossl_api::data::image_batch;
+use rossl_api::components::{Evaluator, FitContext, FrozenEncoder};
 use rossl_api::rng::{stream, Rng};
 use std::time::Instant;
-
-fn main_pass(
-    classifier: &dyn Classifier,
-    suites: &[Vec<PlannedAttack>],
-    name: &str,
-    index: usize,
-    inputs: &EvalInputs<'_>,
-) -> Result<MainPass> {
-    let config = inputs.config;
-    let n = inputs.test.len();
-    let mut pass = MainPass {
-        clean: Vec::with_capacity(n),
-        attacked: suites
-            .iter()
-            .map(|s| vec![Vec::with_capacity(n); s.len()])
-            .collect(),
-        violation: 0.0,
-    };
-    let indices: Vec<usize> = (0..n).collect();
-    let batches: Vec<&[usize]> = indices.chunks(config.batch_size.max(1)).collect();
-    let attacks_per_batch: usize = suites.iter().map(Vec::len).sum();
-    let mut bar = crate::progress::bar((batches.len() * (1 + attacks_per_batch)) as u64, name);
-    for (b, part) in batches.iter().enumerate() {
-        let (x, labels) = image_batch(inputs.test, part, inputs.device)?;
-        let prediction_rng = Rng::derive(inputs.seed, &[stream::EVAL, index as u64, 1, b as u64]);
-        let clean: Vec<bool> = predict(classifier, &x, &prediction_rng)?
-            .iter()
-            .zip(&labels)
-            .map(|(p, l)| p == l)
-            .collect();
-        pass.clean.extend(&clean);
-        bar.inc(1);
-        for (e, suite) in suites.iter().enumerate() {
-            // white-box attacks on every point first, then survivors-stage attacks on the points
-            // all earlier attacks left correct
-            let mut order: Vec<usize> = (0..suite.len()).collect();
-            order.sort_by_key(|&a| suite[a].stage == Stage::Survivors);
-            let mut still = clean.clone();
-            let mut outcomes: Vec<Vec<Option<bool>>> = vec![Vec::new(); suite.len()];
-            for a in order {
-                let plan = &suite[a];
-                let rows: Vec<usize> = match plan.stage {
-                    Stage::AllPoints => (0..labels.len()).collect(),
-                    Stage::Survivors => (0..labels.len()).filter(|&r| still[r]).collect(),
-                };
-                let mut outcome = vec![None; labels.len()];
-                if !rows.is_empty() {
-                    let (xs, ys) = if rows.len() == labels.len() {
-                        (x.clone(), labels.clone())
-                    } else {
-                        select_rows(&x, &labels, &rows)?
-                    };
-                    let run = AttackRun {
-                        classifier,
-                        eot_samples: config.eot_samples,
-                        draws: Rng::derive(
-                            inputs.seed,
-                            &[stream::EVAL, index as u64, 2, e as u64, a as u64, b as u64],
-                        ),
-                        attack_rng: Rng::derive(
-                            inputs.seed,
-                            &[stream::ATTACK, index as u64, e as u64, a as u64, b as u64],
-                        ),
-                        prediction_rng: prediction_rng.clone(),
-                    };
-                    let (correct, excursion) = run.run(plan, &xs, &ys)?;
-                    pass.violation = pass.violation.max(excursion);
-                    for (&r, c) in rows.iter().zip(correct) {
-                        outcome[r] = Some(c);
-                        still[r] &= c;
-                    }
-                }
-                outcomes[a] = outcome;
-                bar.set_message(format!("{} eps {:.4}", plan.label, plan.eps));
-                bar.inc(1);
-            }
-            for (a, outcome) in outcomes.into_iter().enumerate() {
-                pass.attacked[e][a].extend(outcome);
-            }
-        }
-    }
-    bar.finish();
-    Ok(pass)
-}
 
 fn summarise(
     suites: &[Vec<PlannedAttack>],
@@ -124,9 +41,10 @@ fn summarise(
     (robust, worst_case)
 }
 
-/// Fits `evaluator`'s classifier and measures it: clean accuracy, accuracy under every attack of
-/// the suite at every radius, the per-example worst case, and the sanity checks.
-pub fn evaluate(
+/// Fits `evaluator`'s classifier (evaluator number `index` of the configuration, reported as
+/// `name`) and measures it: clean accuracy, accuracy under every attack of the suite at every
+/// radius, the per-example worst case, and the sanity checks.
+pub fn fit_and_measure(
     name: &str,
     evaluator: &dyn Evaluator,
     index: usize,
@@ -140,7 +58,7 @@ pub fn evaluate(
         encoder: FrozenEncoder::new(inputs.encoder),
         train: inputs.train,
         device: inputs.device,
-        seed: Rng::derive(inputs.seed, &[stream::EVAL, index as u64, 0]).next_u64(),
+        seed: Rng::derive(inputs.seed, &[stream::EVAL, index as u64, streams::FIT]).next_u64(),
     };
     let classifier = evaluator.fit(&fit)?;
     let classifier = classifier.as_ref();
@@ -189,6 +107,6 @@ pub fn evaluate(
 pub struct Evaluated {
     /// The report.
     pub report: EvaluationReport,
-    /// The classifier's own tensors ([`Classifier::tensors`]), as attacked.
+    /// The classifier's own tensors ([`rossl_api::components::Classifier::tensors`]), as attacked.
     pub head: Vec<(String, Tensor)>,
 }

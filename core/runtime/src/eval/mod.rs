@@ -1,18 +1,29 @@
 //! Evaluation a robustness reviewer can trust: every evaluator's classifier is measured on clean
 //! test images and under an attack suite (per attack and per-example worst case), and every
 //! evaluation runs sanity checks whose numbers are reported.
+//!
+//! [`evaluate_run`] evaluates a run; [`fit_and_measure`] one evaluator: it fits the classifier,
+//! runs the main pass (`main_pass`: clean and under each radius's suite, one [`AttackRun`] of a
+//! [`ClassifierObjective`] at a time, on [`EvalInputs`]) and the sanity checks ([`all_checks`]).
 
+mod attack_run;
 mod checks;
+mod classifier_objective;
 mod harness;
-mod pass;
+mod inputs;
+mod main_pass;
 // the shapes of `results.json` live with the run folder's other files
 use crate::run_dir::results as report;
 mod run;
+pub mod streams;
 mod suite;
 
+pub use attack_run::AttackRun;
 pub use checks::{all_checks, CheckContext, SanityCheck, Snapshot};
-pub use harness::{evaluate, Evaluated};
-pub use pass::{fraction, predict, AttackRun, ClassifierObjective, EvalInputs};
+pub use classifier_objective::{predict, ClassifierObjective};
+pub use harness::{fit_and_measure, Evaluated};
+pub use inputs::EvalInputs;
+pub use main_pass::fraction;
 pub use report::{CheckResult, EvaluationReport, Results, RobustResult, TrainResults, WorstCase};
 pub use run::evaluate_run;
 pub use suite::{attack_suite, build_attack, preset_settings, PlannedAttack};

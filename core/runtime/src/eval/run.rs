@@ -1,7 +1,7 @@
 //! Evaluating a run: every configured evaluator on the trained encoder, written to `results.json`.
 
-use super::harness::evaluate;
-use super::pass::EvalInputs;
+use super::harness::fit_and_measure;
+use super::inputs::EvalInputs;
 use super::report::{EvaluationReport, Results, TrainResults};
 use crate::assembly::Assembly;
 use crate::run_dir::RunDir;
@@ -29,7 +29,7 @@ pub fn evaluate_run(asm: &Assembly, run_dir: &RunDir, train: &TrainSummary) -> R
     for (index, name) in run.eval.evaluators.iter().enumerate() {
         let evaluator: Box<dyn Evaluator> = asm.config.build("eval", name, &ctx)?;
         tracing::info!(evaluator = %name, test_images = test_set.len(), "evaluating");
-        let evaluated = evaluate(name, evaluator.as_ref(), index, &inputs)?;
+        let evaluated = fit_and_measure(name, evaluator.as_ref(), index, &inputs)?;
         run_dir.write_probe_head(name, &evaluated.head)?;
         let report = evaluated.report;
         tracing::info!(

@@ -115,12 +115,23 @@ pub fn load(path: &Path) -> Result<()> {
     if loaded().contains(&canonical) {
         return Ok(());
     }
-    let theirs = read_stamp(&canonical)?;
+    check_loadable(&canonical)?;
+    let before = registered();
+    open(&canonical)?;
+    record(&canonical, &before);
+    tracing::info!(path = %canonical.display(), "loaded plugin library");
+    rossl_api::registry::check_duplicates()
+}
+
+/// Checks, before any of its code runs, that the library at `canonical` was built for this host
+/// (its stamp section equals the host's stamp) and that this host can load plugins.
+fn check_loadable(canonical: &Path) -> Result<()> {
+    let theirs = read_stamp(canonical)?;
     let ours = AbiStamp::host();
     let differences = ours.differences(&theirs);
     if !differences.is_empty() {
         return Err(Error::data(
-            &canonical,
+            canonical,
             format!(
                 "the plugin was built for another rossl: {}. Rebuild it against this rossl with the \
                  same toolchain and profile (`cargo build{} -p <plugin crate>` in this workspace).",
@@ -131,7 +142,7 @@ pub fn load(path: &Path) -> Result<()> {
     }
     if !host_is_dynamic() {
         return Err(Error::data(
-            &canonical,
+            canonical,
             format!(
                 "this rossl binary was built without dynamic plugin support ({}): rebuild it with \
                  `cargo build --release --features dynamic` (see docs/writing-a-plugin.md)",
@@ -141,13 +152,18 @@ pub fn load(path: &Path) -> Result<()> {
             ),
         ));
     }
-    let before = registered();
-    // SAFETY: loading a library runs its initialisers; the stamp check above established that it
-    // was built against this very rossl-api and rossl-nn, and the user named the path.
-    let library = unsafe { libloading::Library::new(&canonical) }
+    Ok(())
+}
+
+/// Opens the library at `canonical` (running its registrations), checks that its stamp function
+/// agrees with its stamp section, and keeps it loaded for good.
+fn open(canonical: &Path) -> Result<()> {
+    // SAFETY: loading a library runs its initialisers; `check_loadable` established that it was
+    // built against this very rossl-api and rossl-nn, and the user named the path.
+    let library = unsafe { libloading::Library::new(canonical) }
         .map_err(|e| {
             Error::data(
-                &canonical,
+                canonical,
                 format!(
                     "cannot load the library ({e}); an undefined symbol means it was built against \
                      another build of librossl_dylib: build the host and the plugin in one command, \
@@ -161,7 +177,7 @@ pub fn load(path: &Path) -> Result<()> {
     }
     .map_err(|_| {
         Error::data(
-            &canonical,
+            canonical,
             "the library has no `rossl_plugin_abi_stamp` function",
         )
     })?;
@@ -173,23 +189,27 @@ pub fn load(path: &Path) -> Result<()> {
     };
     if reported != STAMP.as_bytes() {
         return Err(Error::data(
-            &canonical,
+            canonical,
             "the plugin's stamp function disagrees with its stamp section",
         ));
     }
     std::mem::forget(library); // never unloaded: registrations point into it
+    Ok(())
+}
+
+/// Records the library at `canonical` as loaded, with the components it registered (those not in
+/// `before`).
+fn record(canonical: &Path, before: &[(Kind, &'static str)]) {
     if let Ok(mut l) = LOADED.lock() {
-        l.push(canonical.clone());
+        l.push(canonical.to_path_buf());
     }
     if let Ok(mut provided) = PROVIDED.lock() {
         for (kind, name) in registered() {
             if !before.contains(&(kind, name)) {
-                provided.push((kind, name, canonical.clone()));
+                provided.push((kind, name, canonical.to_path_buf()));
             }
         }
     }
-    tracing::info!(path = %canonical.display(), "loaded plugin library");
-    rossl_api::registry::check_duplicates()
 }
 
 /// Loads every library of `paths` in order.

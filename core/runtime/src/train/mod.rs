@@ -13,16 +13,16 @@
 //!
 //! [`Mode::Attack`]: rossl_api::components::Mode::Attack
 
-mod data;
+mod encoder_tensors;
 mod options;
 mod plan;
 pub mod regimes;
-mod state;
+mod splits;
 mod trainer;
 
 pub use crate::run_dir::{MetricsWriter, StepRecord, TrainPlan, TrainSummary};
-pub use data::load_split;
+pub use encoder_tensors::{encoder_tensors, restore_encoder};
 pub use options::{StepObserver, TrainOptions};
 pub use plan::plan;
-pub use state::{encoder_tensors, restore_encoder};
-pub use trainer::{train, train_loaded, train_observed, train_with, TrainingData};
+pub use splits::{load_split, TrainingData};
+pub use trainer::{train, train_loaded, train_observed, train_with};

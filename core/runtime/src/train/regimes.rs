@@ -1,6 +1,6 @@
 //! One optimiser step (or one free replay) of each regime.
 
-use crate::objective::SslObjective;
+use crate::ssl_loss::WeightedSslLoss;
 use crate::Result;
 use candle_core::{Tensor, Var, D};
 use rossl_api::components::{Attack, Encoder, Mode};
@@ -38,7 +38,7 @@ pub struct StepContext<'a> {
     /// The encoder.
     pub encoder: &'a dyn Encoder,
     /// The objective.
-    pub objective: &'a SslObjective,
+    pub objective: &'a WeightedSslLoss,
     /// Views per image.
     pub views: usize,
 }
@@ -74,7 +74,7 @@ fn update(
 ) -> Result<UpdateResult> {
     let embedding = ctx.encoder.forward(x, Mode::Train)?;
     passes.forward += 1;
-    let value = ctx.objective.evaluate(&embedding.projection, ctx.views)?;
+    let value = ctx.objective.loss(&embedding.projection, ctx.views)?;
     let loss = value.finite_total()?;
     let mut grads = value.total.backward()?;
     passes.backward += 1;
@@ -120,10 +120,7 @@ pub fn pgd(
     let mut objective = |input: &Tensor| -> Result<Tensor> {
         forward_calls.set(forward_calls.get() + 1);
         let embedding = ctx.encoder.forward(input, attack_mode)?;
-        Ok(ctx
-            .objective
-            .evaluate(&embedding.projection, ctx.views)?
-            .total)
+        Ok(ctx.objective.loss(&embedding.projection, ctx.views)?.total)
     };
     let adversarial = attack.perturb(x, &mut objective, rng)?.detach();
     let spec = attack.spec();
@@ -174,7 +171,7 @@ pub fn free_replay(
     }
     let embedding = ctx.encoder.forward(&input, Mode::Train)?;
     passes.forward += 1;
-    let value = ctx.objective.evaluate(&embedding.projection, ctx.views)?;
+    let value = ctx.objective.loss(&embedding.projection, ctx.views)?;
     let loss = value.finite_total()?;
     let mut grads = value.total.backward()?;
     passes.backward += 1;

@@ -1,25 +1,23 @@
 //! The training loop: a plan of passes over the data, each batch stepped as the regime says,
 //! metrics and a checkpoint after every pass, a clear stop on a NaN loss.
 
-use super::data::{load_split, loader};
+use super::encoder_tensors::{encoder_tensors, restore_encoder};
 use super::options::{StepObserver, TrainOptions};
-use super::plan::plan;
 use super::regimes::{self, FreeState, Passes, StepContext, StepOutcome};
-use super::state::{encoder_tensors, restore_encoder};
+use super::splits::TrainingData;
 use crate::assembly::Assembly;
 use crate::checkpoint::{self, Checkpoint, TrainingState};
 use crate::config::Regime;
-use crate::data::{Loader, ViewBatch};
+use crate::loader::{Loader, ViewBatch};
 use crate::progress::Progress;
 use crate::run_dir::{
     files, EpochRecord, MetricsRecord, MetricsWriter, RunDir, StepRecord, TrainPlan, TrainSummary,
 };
 use crate::{Error, Result};
 use candle_core::Tensor;
-use rossl_api::components::{ImageSet, Mode, Split};
+use rossl_api::components::Mode;
 use rossl_api::rng::{stream, Rng};
 use rossl_nn::optim::{LrSchedule, SgdLars};
-use std::sync::Arc;
 use std::time::Instant;
 
 /// The state of a training run between steps.
@@ -401,28 +399,6 @@ pub fn train_observed(
         options,
         observer,
     )
-}
-
-/// A run's training data, loaded, with its view loader and plan: what training needs before it
-/// writes anything, so that a run whose data cannot be loaded leaves no run folder behind.
-pub struct TrainingData {
-    train_set: Arc<ImageSet>,
-    loader: Loader,
-    plan: TrainPlan,
-}
-
-impl TrainingData {
-    /// Loads the configured training split and starts its view loader.
-    pub fn load(asm: &Assembly) -> Result<Self> {
-        let train_set = Arc::new(load_split(asm, Split::Train)?);
-        let loader = loader(asm, train_set.clone())?;
-        let plan = plan(&asm.config.run, loader.batches_per_epoch());
-        Ok(TrainingData {
-            train_set,
-            loader,
-            plan,
-        })
-    }
 }
 
 /// [`train_observed`] on data already loaded with [`TrainingData::load`].

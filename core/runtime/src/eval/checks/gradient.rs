@@ -1,13 +1,14 @@
 //! Input gradients are finite and large enough to attack with.
 
 use super::{verdict, CheckContext, SanityCheck};
-use crate::eval::pass::ClassifierObjective;
+use crate::eval::classifier_objective::ClassifierObjective;
 use crate::eval::report::CheckResult;
+use crate::eval::streams;
 use crate::Result;
 use candle_core::D;
 use rossl_api::adversarial::input_gradient;
+use rossl_api::batch::image_batch;
 use rossl_api::components::AttackLoss;
-use rossl_api::data::image_batch;
 use rossl_api::rng::{stream, Rng};
 use rossl_nn::classify::labels_tensor;
 
@@ -44,8 +45,14 @@ impl SanityCheck for GradientsUsable {
                 label_values: labels.clone(),
                 loss: AttackLoss::CrossEntropy,
                 eot_samples: inputs.config.eot_samples,
-                draws: Rng::derive(inputs.seed, &[stream::EVAL, index, 6, b]),
-                prediction_rng: Rng::derive(inputs.seed, &[stream::EVAL, index, 7, b]),
+                draws: Rng::derive(
+                    inputs.seed,
+                    &[stream::EVAL, index, streams::GRADIENT_DRAWS, b],
+                ),
+                prediction_rng: Rng::derive(
+                    inputs.seed,
+                    &[stream::EVAL, index, streams::GRADIENT_PREDICTION, b],
+                ),
             };
             let (_, gradient) = input_gradient(&mut objective, &x)?;
             let rows = gradient.dim(0)?;

@@ -1,7 +1,7 @@
 //! A very large eps drives accuracy to near 0.
 
 use super::{not_applicable, verdict, CheckContext, SanityCheck};
-use crate::eval::pass::fraction;
+use crate::eval::main_pass::fraction;
 use crate::eval::report::CheckResult;
 use crate::Result;
 use rossl_api::components::Stage;

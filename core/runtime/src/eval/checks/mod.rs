@@ -31,12 +31,16 @@ pub use monotone::MonotoneInEps;
 pub use snapshot::{Snapshot, StateUnchanged};
 pub use steps::{IterativeBeatsSingleStep, MoreStepsHelp};
 
-use super::pass::{AttackRun, EvalInputs, MainPass};
+use super::attack_run::AttackRun;
+use super::classifier_objective::predict;
+use super::inputs::EvalInputs;
+use super::main_pass::MainPass;
 use super::report::CheckResult;
+use super::streams;
 use super::suite::PlannedAttack;
 use crate::Result;
+use rossl_api::batch::image_batch;
 use rossl_api::components::Classifier;
-use rossl_api::data::image_batch;
 use rossl_api::rng::{stream, Rng};
 use std::cell::Cell;
 
@@ -131,9 +135,15 @@ impl<'a> CheckContext<'a> {
             let (x, labels) = image_batch(inputs.test, part, inputs.device)?;
             let rng = Rng::derive(
                 inputs.seed,
-                &[stream::EVAL, self.index as u64, 3, tag, b as u64],
+                &[
+                    stream::EVAL,
+                    self.index as u64,
+                    streams::CHECK_PREDICTION,
+                    tag,
+                    b as u64,
+                ],
             );
-            let predicted = super::pass::predict(self.classifier, &x, &rng)?;
+            let predicted = predict(self.classifier, &x, &rng)?;
             clean.extend(predicted.iter().zip(&labels).map(|(p, l)| p == l));
         }
         Ok(clean)
@@ -149,14 +159,23 @@ impl<'a> CheckContext<'a> {
         for (b, part) in self.images.chunks(self.batch).enumerate() {
             let b = b as u64;
             let (x, labels) = image_batch(inputs.test, part, inputs.device)?;
-            let prediction_rng = Rng::derive(inputs.seed, &[stream::EVAL, index, 3, tag, b]);
-            let clean_predicted = super::pass::predict(self.classifier, &x, &prediction_rng)?;
+            let prediction_rng = Rng::derive(
+                inputs.seed,
+                &[stream::EVAL, index, streams::CHECK_PREDICTION, tag, b],
+            );
+            let clean_predicted = predict(self.classifier, &x, &prediction_rng)?;
             clean.extend(clean_predicted.iter().zip(&labels).map(|(p, l)| p == l));
             let run = AttackRun {
                 classifier: self.classifier,
                 eot_samples: inputs.config.eot_samples,
-                draws: Rng::derive(inputs.seed, &[stream::EVAL, index, 4, tag, b]),
-                attack_rng: Rng::derive(inputs.seed, &[stream::ATTACK, index, 99, tag, b]),
+                draws: Rng::derive(
+                    inputs.seed,
+                    &[stream::EVAL, index, streams::CHECK_DRAWS, tag, b],
+                ),
+                attack_rng: Rng::derive(
+                    inputs.seed,
+                    &[stream::ATTACK, index, streams::CHECK_ATTACKS, tag, b],
+                ),
                 prediction_rng,
             };
             let (c, excursion) = run.run(plan, &x, &labels)?;

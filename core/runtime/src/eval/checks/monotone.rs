@@ -1,7 +1,7 @@
 //! Accuracy does not rise with eps, starting from the clean accuracy.
 
 use super::{not_applicable, verdict, CheckContext, SanityCheck};
-use crate::eval::pass::fraction;
+use crate::eval::main_pass::fraction;
 use crate::eval::report::CheckResult;
 use crate::Result;
 use rossl_api::components::Stage;

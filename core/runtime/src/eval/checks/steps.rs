@@ -1,7 +1,7 @@
 //! More steps do not help the classifier, and iterative attacks beat a single step.
 
 use super::{not_applicable, verdict, CheckContext, SanityCheck};
-use crate::eval::pass::fraction;
+use crate::eval::main_pass::fraction;
 use crate::eval::report::CheckResult;
 use crate::eval::suite::PlannedAttack;
 use crate::Result;

@@ -1,10 +1,12 @@
-//! A method's SSL objective: a weighted sum of registered losses.
+//! A method's training loss: a weighted sum of registered SSL losses over the projections of the
+//! views. (What an attack maximises is a [`rossl_api::components::Objective`] of the input; the
+//! training attack wraps this loss in one, as a closure.)
 
 use crate::{Error, Result};
 use candle_core::Tensor;
 use rossl_api::components::SslLoss;
 
-/// One term of the objective.
+/// One term of the weighted loss.
 pub struct Term {
     /// The loss's registered name.
     pub name: String,
@@ -14,16 +16,16 @@ pub struct Term {
     pub loss: Box<dyn SslLoss>,
 }
 
-/// The value of the objective: the weighted total (a scalar tensor, differentiable) and each
-/// term's unweighted value.
-pub struct ObjectiveValue {
+/// The value of a [`WeightedSslLoss`]: the weighted total (a scalar tensor, differentiable) and
+/// each term's unweighted value.
+pub struct SslLossValue {
     /// sum_i weight_i * term_i.
     pub total: Tensor,
     /// (name, unweighted value) of each term, detached.
     pub terms: Vec<(String, Tensor)>,
 }
 
-impl ObjectiveValue {
+impl SslLossValue {
     /// The total as a number; an error naming the terms when it is NaN or infinite.
     pub fn finite_total(&self) -> Result<f64> {
         let total = self
@@ -59,18 +61,18 @@ impl ObjectiveValue {
     }
 }
 
-/// The weighted sum of losses that a method minimises.
-pub struct SslObjective {
+/// The weighted sum of SSL losses that a method minimises.
+pub struct WeightedSslLoss {
     terms: Vec<Term>,
 }
 
-impl SslObjective {
-    /// An objective from its terms (at least one).
+impl WeightedSslLoss {
+    /// A weighted loss from its terms (at least one).
     pub fn new(terms: Vec<Term>) -> Result<Self> {
         if terms.is_empty() {
             return Err(Error::msg("an SSL objective needs at least one loss term"));
         }
-        Ok(SslObjective { terms })
+        Ok(WeightedSslLoss { terms })
     }
 
     /// The terms.
@@ -78,8 +80,8 @@ impl SslObjective {
         &self.terms
     }
 
-    /// The objective for projections `z` (views * B, D), view-major.
-    pub fn evaluate(&self, z: &Tensor, views: usize) -> Result<ObjectiveValue> {
+    /// The loss of projections `z` (views * B, D), view-major, as [`SslLoss::loss`] takes them.
+    pub fn loss(&self, z: &Tensor, views: usize) -> Result<SslLossValue> {
         let mut total: Option<Tensor> = None;
         let mut values = Vec::with_capacity(self.terms.len());
         for term in &self.terms {
@@ -91,7 +93,7 @@ impl SslObjective {
             });
             values.push((term.name.clone(), value.detach()));
         }
-        Ok(ObjectiveValue {
+        Ok(SslLossValue {
             total: total.expect("at least one term"),
             terms: values,
         })

@@ -1,4 +1,5 @@
-//! Whole images as tensors (for probes and evaluation).
+//! Batches of whole images as tensors (for probes and evaluation; training views are batched by
+//! the runtime's loader).
 
 use crate::components::ImageSet;
 use crate::Result;

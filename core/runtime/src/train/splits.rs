@@ -1,8 +1,9 @@
-//! The data a run trains on: its training split (with the configured subset) and the background
-//! loader of its views.
+//! The splits a run trains and is evaluated on (with the configured subsets), and the background
+//! loader of its training views.
 
 use crate::assembly::Assembly;
-use crate::data::{Loader, LoaderSettings};
+use crate::loader::{Loader, LoaderSettings};
+use crate::run_dir::TrainPlan;
 use crate::Result;
 use rossl_api::components::{ImageSet, Split};
 use rossl_api::rng::{stream, Rng};
@@ -40,4 +41,26 @@ pub(super) fn loader(asm: &Assembly, train_set: Arc<ImageSet>) -> Result<Loader>
             max_batches: run.train.max_batches,
         },
     )
+}
+
+/// A run's training data, loaded, with its view loader and plan: what training needs before it
+/// writes anything, so that a run whose data cannot be loaded leaves no run folder behind.
+pub struct TrainingData {
+    pub(super) train_set: Arc<ImageSet>,
+    pub(super) loader: Loader,
+    pub(super) plan: TrainPlan,
+}
+
+impl TrainingData {
+    /// Loads the configured training split and starts its view loader.
+    pub fn load(asm: &Assembly) -> Result<Self> {
+        let train_set = Arc::new(load_split(asm, Split::Train)?);
+        let loader = loader(asm, train_set.clone())?;
+        let plan = super::plan::plan(&asm.config.run, loader.batches_per_epoch());
+        Ok(TrainingData {
+            train_set,
+            loader,
+            plan,
+        })
+    }
 }

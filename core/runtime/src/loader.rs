@@ -1,4 +1,5 @@
-//! The training loader: per-epoch shuffling from the run's seed, drop-last, batches laid out
+//! The training loader (whole-image batches for probes and evaluation are
+//! [`rossl_api::batch`]): per-epoch shuffling from the run's seed, drop-last, batches laid out
 //! view-major (every image's view 0, then view 1, ...) as the reference code does, rendered on
 //! background threads while the model trains, with at most `prefetch` batches waiting.
 //!

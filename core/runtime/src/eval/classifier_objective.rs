@@ -1,0 +1,110 @@
+//! The attack objective on a classifier (cross-entropy, margin or DLR, with expectation over
+//! transformation for random classifiers), and predictions under a fixed draw.
+
+use candle_core::Tensor;
+use rossl_api::components::{AttackLoss, Classifier, Objective};
+use rossl_api::rng::Rng;
+use rossl_api::Result;
+use rossl_nn::classify::{cross_entropy, dlr_loss, margin_loss, predictions};
+
+/// An attack objective on a classifier: cross-entropy, margin or DLR per example, averaged over
+/// `eot_samples` draws when the classifier is random (expectation over transformation);
+/// success means misclassified under a fixed prediction draw.
+pub struct ClassifierObjective<'a> {
+    /// The classifier attacked.
+    pub classifier: &'a dyn Classifier,
+    /// True labels (B,) u32.
+    pub labels: Tensor,
+    /// True labels on the host.
+    pub label_values: Vec<u32>,
+    /// The loss maximised.
+    pub loss: AttackLoss,
+    /// Draws per gradient for random classifiers.
+    pub eot_samples: usize,
+    /// The stream of draws for gradients.
+    pub draws: Rng,
+    /// The draw used for predictions (cloned at every use, so every prediction sees it).
+    pub prediction_rng: Rng,
+}
+
+impl ClassifierObjective<'_> {
+    fn loss_of(&self, logits: &Tensor) -> Result<Tensor> {
+        match self.loss {
+            AttackLoss::CrossEntropy => cross_entropy(logits, &self.labels),
+            AttackLoss::Margin => margin_loss(logits, &self.labels),
+            AttackLoss::Dlr => dlr_loss(logits, &self.labels),
+        }
+    }
+
+    fn misclassified(&self, predicted: &[u32]) -> Vec<bool> {
+        predicted
+            .iter()
+            .zip(&self.label_values)
+            .map(|(p, l)| p != l)
+            .collect()
+    }
+}
+
+impl Objective for ClassifierObjective<'_> {
+    fn loss(&mut self, x: &Tensor) -> Result<Tensor> {
+        let samples = if self.classifier.is_random() {
+            self.eot_samples.max(1)
+        } else {
+            1
+        };
+        let mut total: Option<Tensor> = None;
+        for _ in 0..samples {
+            let logits = self.classifier.logits(x, &mut self.draws)?;
+            let value = self.loss_of(&logits)?;
+            total = Some(match total {
+                Some(t) => (t + value)?,
+                None => value,
+            });
+        }
+        let total = total.expect("at least one sample");
+        Ok(if samples > 1 {
+            (total / samples as f64)?
+        } else {
+            total
+        })
+    }
+
+    fn succeeded(&mut self, x: &Tensor) -> Result<Option<Vec<bool>>> {
+        let predicted = predict(self.classifier, x, &self.prediction_rng)?;
+        Ok(Some(self.misclassified(&predicted)))
+    }
+
+    fn score(&mut self, x: &Tensor) -> Result<(Tensor, Option<Vec<bool>>)> {
+        if self.classifier.is_random() {
+            let loss = self.loss(x)?.detach();
+            return Ok((loss, self.succeeded(x)?));
+        }
+        // a deterministic classifier: one forward pass gives both
+        let logits = self
+            .classifier
+            .logits(&x.detach(), &mut self.prediction_rng.clone())?
+            .detach();
+        let predicted = predictions(&logits)?;
+        Ok((self.loss_of(&logits)?, Some(self.misclassified(&predicted))))
+    }
+
+    fn loss_and_success(&mut self, x: &Tensor) -> Result<(Tensor, Option<Vec<bool>>)> {
+        if self.classifier.is_random() {
+            // the gradient averages draws; success is judged under the fixed prediction draw
+            let loss = self.loss(x)?;
+            return Ok((loss, self.succeeded(&x.detach())?));
+        }
+        // a deterministic classifier: the logits of the gradient's forward pass give both
+        let logits = self
+            .classifier
+            .logits(x, &mut self.prediction_rng.clone())?;
+        let predicted = predictions(&logits.detach())?;
+        Ok((self.loss_of(&logits)?, Some(self.misclassified(&predicted))))
+    }
+}
+
+/// Predictions of `classifier` on `x` under the fixed draw `rng`.
+pub fn predict(classifier: &dyn Classifier, x: &Tensor, rng: &Rng) -> Result<Vec<u32>> {
+    let logits = classifier.logits(x, &mut rng.clone())?;
+    predictions(&logits.detach())
+}
