@@ -64,6 +64,7 @@ fn run_folder(dir: &Path, method: &str, subset: Option<u32>) -> PathBuf {
     let protocol = subset.map_or(String::new(), |n| {
         format!(r#", "eval_protocol": {{"data.test_subset": "{n}"}}"#)
     });
+    std::fs::write(run.join("config.toml"), "# written by `rossl run`\n").unwrap();
     std::fs::write(run.join("metrics.jsonl"), OLD_METRICS).unwrap();
     std::fs::write(
         run.join("summary.json"),
