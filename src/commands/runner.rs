@@ -192,8 +192,9 @@ fn evaluate_or_reuse(
     if reused {
         if let Some(results) = read_results(run_dir, asm)? {
             eprintln!(
-                "{}: already evaluated with these settings; reusing results.json",
-                run_dir.path().display()
+                "{}: already evaluated with these settings; reusing {}",
+                run_dir.path().display(),
+                files::RESULTS
             );
             return Ok(results);
         }
