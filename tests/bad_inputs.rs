@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::process::{run_watched, Output};
+use common::process::rossl_in;
 use common::{temp_dir, write, TINY};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -146,14 +146,7 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 }
 
 fn rossl(dir: &Path, args: &[&str]) -> common::process::Finished {
-    run_watched(
-        Path::new(env!("CARGO_BIN_EXE_rossl")),
-        args,
-        dir,
-        &[],
-        Output::File,
-        Duration::from_secs(120),
-    )
+    rossl_in(dir, args, Duration::from_secs(120))
 }
 
 /// The folder `runs/latest` points at, relative to `dir`.

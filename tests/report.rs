@@ -2,23 +2,16 @@
 //! run files are fixture strings), and the typed readers of those files.
 
 mod common;
+use common::process::rossl_in;
 use common::temp_dir;
 use rossl::rossl_runtime::run_dir::{parse_metrics, MetricsRecord, RunDir};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::time::Duration;
 
-fn rossl(args: &[&str], cwd: &Path) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rossl"))
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run rossl");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+/// Runs `rossl` in `dir`: whether it succeeded, and its output.
+fn rossl(args: &[&str], dir: &Path) -> (bool, String) {
+    let finished = rossl_in(dir, args, Duration::from_secs(120));
+    (finished.success, finished.output)
 }
 
 /// Metrics lines as the previous release wrote them: the epoch line without its loader wait,
@@ -122,12 +115,12 @@ fn report_renders_run_folders_and_refuses_mixed_protocols() {
     let b = run_folder(&dir, "beta", Some(100));
     let (a, b) = (a.display().to_string(), b.display().to_string());
     let out = dir.join("report").display().to_string();
-    let (ok, text, err) = rossl(&["report", &a, &b, "--out", &out], &dir);
-    assert!(ok, "{err}");
+    let (ok, said) = rossl(&["report", &a, &b, "--out", &out], &dir);
+    assert!(ok, "{said}");
     assert!(
-        text.contains("| alpha | 4 | free (m=2) | 1 | 50.00 | 25.00 |")
-            && text.contains("| beta |"),
-        "{text}"
+        said.contains("| alpha | 4 | free (m=2) | 1 | 50.00 | 25.00 |")
+            && said.contains("| beta |"),
+        "{said}"
     );
     for f in [
         "comparison.md",
@@ -139,23 +132,28 @@ fn report_renders_run_folders_and_refuses_mixed_protocols() {
         assert!(dir.join("report").join(f).is_file(), "{f}");
     }
     // the report's folder is a comparison folder, and renders again (default: a new folder)
-    let (ok, text, err) = rossl(&["report", &out], &dir);
-    assert!(ok && text.contains("| beta |"), "{err}");
+    let (ok, said) = rossl(&["report", &out], &dir);
+    assert!(ok && said.contains("| beta |"), "{said}");
     assert!(dir.join("report-2/comparison.md").is_file());
     // a report never writes into a run folder
     let inside = format!("{a}/report");
-    let (ok, _, err) = rossl(&["report", &a, "--out", &inside], &dir);
-    assert!(!ok && err.contains("run folder"), "{err}");
+    let (ok, said) = rossl(&["report", &a, "--out", &inside], &dir);
+    assert!(!ok && said.contains("run folder"), "{said}");
     assert!(!Path::new(&inside).exists());
     // rows evaluated on different test subsets are refused, unless --allow-mixed
     let c = run_folder(&dir, "gamma", Some(2000)).display().to_string();
     let mixed = dir.join("mixed").display().to_string();
-    let (ok, _, err) = rossl(&["report", &a, &c, "--out", &mixed], &dir);
+    let (ok, said) = rossl(&["report", &a, &c, "--out", &mixed], &dir);
     assert!(
-        !ok && err.contains("data.test_subset") && err.contains("--allow-mixed"),
-        "{err}"
+        !ok && said.contains("data.test_subset") && said.contains("--allow-mixed"),
+        "{said}"
     );
     assert!(!dir.join("mixed").exists());
-    let (ok, text, err) = rossl(&["report", &a, &c, "--out", &mixed, "--allow-mixed"], &dir);
-    assert!(ok && text.contains("| gamma † |"), "{err}");
+    let (ok, said) = rossl(&["report", &a, &c, "--out", &mixed, "--allow-mixed"], &dir);
+    assert!(ok && said.contains("| gamma † |"), "{said}");
+    // a folder of run folders: every evaluated run in it, by name (reports are not runs)
+    let all = dir.join("all").display().to_string();
+    let folder = dir.display().to_string();
+    let (ok, said) = rossl(&["report", &folder, "--out", &all, "--allow-mixed"], &dir);
+    assert!(ok && said.contains("report of 3 run(s)"), "{said}");
 }

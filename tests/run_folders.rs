@@ -3,21 +3,14 @@
 
 mod common;
 
-use common::process::{run_watched, Output};
+use common::process::rossl_in;
 use common::{temp_dir, write, TINY};
 use rossl::rossl_runtime::eval::Results;
 use std::path::Path;
 use std::time::Duration;
 
 fn rossl(dir: &Path, args: &[&str]) -> common::process::Finished {
-    run_watched(
-        Path::new(env!("CARGO_BIN_EXE_rossl")),
-        args,
-        dir,
-        &[],
-        Output::Pipe,
-        Duration::from_secs(300),
-    )
+    rossl_in(dir, args, Duration::from_secs(300))
 }
 
 fn results(run: &Path) -> Results {
