@@ -22,6 +22,20 @@ use rossl_api::registry;
 use rossl_api::rng::{stream, Rng};
 use std::time::Instant;
 
+/// The monitor's random sub-streams: the second counter of every `Rng::derive` path under
+/// `stream::MONITOR`. Their values are part of every monitored run's metrics: changing one
+/// changes the numbers.
+mod substream {
+    /// The images the monitor fits and measures on (`[MONITOR, IMAGES]`).
+    pub const IMAGES: u64 = 0;
+    /// The probe's fit at each report (`[MONITOR, FIT, step]`).
+    pub const FIT: u64 = 1;
+    /// The prediction draw per batch (`[MONITOR, PREDICTION, step, batch]`).
+    pub const PREDICTION: u64 = 2;
+    /// The attack's randomness per batch (`[MONITOR, ATTACK, step, batch]`).
+    pub const ATTACK: u64 = 3;
+}
+
 /// The monitor of a run.
 pub struct Monitor {
     config: MonitorConfig,
@@ -48,7 +62,7 @@ impl Monitor {
         if config.every == 0 {
             return Ok(None);
         }
-        let mut rng = Rng::derive(seed, &[stream::MONITOR, 0]);
+        let mut rng = Rng::derive(seed, &[stream::MONITOR, substream::IMAGES]);
         let slice = train_set.balanced_subset(config.images.min(train_set.len()), &mut rng);
         let order = rng.permutation(slice.len());
         let (fit, measure) = order.split_at(slice.len() / 2);
@@ -105,21 +119,33 @@ impl Monitor {
             encoder: FrozenEncoder::new(encoder),
             train: &self.fit,
             device: &device,
-            seed: Rng::derive(self.seed, &[stream::MONITOR, 1, step as u64]).next_u64(),
+            seed: Rng::derive(self.seed, &[stream::MONITOR, substream::FIT, step as u64])
+                .next_u64(),
         };
         let classifier = self.probe.fit(&fit)?;
         let rows: Vec<usize> = (0..self.measure.len()).collect();
         let (mut clean, mut robust) = (Vec::new(), Vec::new());
         for (b, part) in rows.chunks(256).enumerate() {
             let (x, labels) = image_batch(&self.measure, part, &device)?;
-            let prediction = Rng::derive(self.seed, &[stream::MONITOR, 2, step as u64, b as u64]);
+            let prediction = Rng::derive(
+                self.seed,
+                &[
+                    stream::MONITOR,
+                    substream::PREDICTION,
+                    step as u64,
+                    b as u64,
+                ],
+            );
             let predicted = predict(classifier.as_ref(), &x, &prediction)?;
             clean.extend(predicted.iter().zip(&labels).map(|(p, l)| p == l));
             let run = AttackRun {
                 classifier: classifier.as_ref(),
                 eot_samples: 1,
                 draws: prediction.clone(),
-                attack_rng: Rng::derive(self.seed, &[stream::MONITOR, 3, step as u64, b as u64]),
+                attack_rng: Rng::derive(
+                    self.seed,
+                    &[stream::MONITOR, substream::ATTACK, step as u64, b as u64],
+                ),
                 prediction_rng: prediction,
             };
             robust.extend(run.run(&self.attack, &x, &labels)?.0);
