@@ -34,6 +34,9 @@ pub enum Command {
     Export(commands::export::ExportArgs),
     /// Train and evaluate several method configs under the same overrides; write a comparison.
     Compare(commands::compare::CompareArgs),
+    /// Render finished runs (run, study or comparison folders) as one table (Markdown, JSON) and
+    /// plots, as `compare` does.
+    Report(commands::report::ReportArgs),
     /// Many runs (arms x sweep points x seeds) at an equal budget, locally or on Slurm, with
     /// seed intervals and paired differences.
     Study(crate::study::StudyArgs),
@@ -55,6 +58,7 @@ pub fn main() -> ExitCode {
         Command::Eval(args) => commands::eval::run(&args),
         Command::Compare(args) => commands::compare::run(&args),
         Command::Export(args) => commands::export::run(&args),
+        Command::Report(args) => commands::report::run(&args),
         Command::Study(args) => crate::study::run(&args),
         Command::Bench(args) => commands::bench::run(&args),
         Command::Views(args) => commands::views::run(&args),

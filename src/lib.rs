@@ -26,12 +26,11 @@ pub use rossl_runtime;
 
 pub mod cli;
 pub mod commands;
-pub mod comparison;
 pub mod logging;
 pub mod plot;
-
 pub mod report;
 pub mod study;
+pub mod terminal;
 
 /// Names of the built-in plugin crates linked into this binary.
 pub const BUILTIN_PLUGIN_CRATES: [&str; 6] = [

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::process::{run_watched, Output};
+use common::process::rossl_in;
 use common::{temp_dir, write, TINY};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -99,6 +99,7 @@ const CASES: &[Case] = &[
     case("run folder", &["export", "FINISHED", "--out", "FINISHED/checkpoint.safetensors",], "checkpoint.safetensors"),
     case("run folder", &["export", "FINISHED", "--out", "FINISHED/results.json"], "results.json"),
     case("run folder", &["export", "FINISHED", "--out", "FINISHED/config.toml"], "config.toml"),
+    case("run folder", &["export", "FINISHED", "--out", "FINISHED/robustbench.json"], "robustbench.json"),
     case("run folder", &["export", "FINISHED", "--out", "FINISHED"], "run folder"),
     case("run folder", &["export", "FINISHED", "--out", "INTERRUPTED/metrics.jsonl"], "metrics.jsonl"),
     case("run folder", &["views", "tiny.toml", "--out", "FINISHED/summary.json"], "summary.json"),
@@ -146,14 +147,7 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 }
 
 fn rossl(dir: &Path, args: &[&str]) -> common::process::Finished {
-    run_watched(
-        Path::new(env!("CARGO_BIN_EXE_rossl")),
-        args,
-        dir,
-        &[],
-        Output::File,
-        Duration::from_secs(120),
-    )
+    rossl_in(dir, args, Duration::from_secs(120))
 }
 
 /// The folder `runs/latest` points at, relative to `dir`.

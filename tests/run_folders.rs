@@ -1,23 +1,18 @@
 //! Run folders as users meet them after training: a run trained at test size is evaluated on the
-//! whole test split (the test subset is an evaluation setting), and its results say so.
+//! whole test split (the test subset is an evaluation setting), and its results and result card
+//! say so.
 
 mod common;
 
-use common::process::{run_watched, Output};
+use common::process::rossl_in;
 use common::{temp_dir, write, TINY};
 use rossl::rossl_runtime::eval::Results;
+use rossl::rossl_runtime::run_dir::CardEntry;
 use std::path::Path;
 use std::time::Duration;
 
 fn rossl(dir: &Path, args: &[&str]) -> common::process::Finished {
-    run_watched(
-        Path::new(env!("CARGO_BIN_EXE_rossl")),
-        args,
-        dir,
-        &[],
-        Output::Pipe,
-        Duration::from_secs(300),
-    )
+    rossl_in(dir, args, Duration::from_secs(300))
 }
 
 fn results(run: &Path) -> Results {
@@ -75,4 +70,34 @@ fn a_run_trained_on_a_test_subset_is_evaluated_on_the_whole_test_split() {
         std::fs::read(run.join("checkpoint.safetensors")).unwrap(),
         checkpoint
     );
+    assert_card_matches(&run, &second);
+}
+
+/// The result card beside `results.json` holds one entry per evaluator and radius, with the
+/// same figures in RobustBench's form.
+fn assert_card_matches(run: &Path, results: &Results) {
+    let text = std::fs::read_to_string(run.join("robustbench.json")).expect("robustbench.json");
+    let card: Vec<CardEntry> = serde_json::from_str(&text).expect("typed card");
+    let expected: Vec<(String, f64, f64, f64)> = results
+        .evaluations
+        .iter()
+        .flat_map(|e| {
+            e.worst_case
+                .iter()
+                .map(|w| (e.evaluator.clone(), w.eps, e.clean_accuracy, w.accuracy))
+        })
+        .collect();
+    assert_eq!(card.len(), expected.len());
+    for (entry, (evaluator, eps, clean, robust)) in card.iter().zip(&expected) {
+        assert_eq!(&entry.ssl.evaluator, evaluator);
+        assert_eq!(entry.clean_acc, format!("{:.2}", 100.0 * clean));
+        assert_eq!(entry.robust_acc, format!("{:.2}", 100.0 * robust));
+        let k = (eps * 255.0).round() as i64;
+        assert_eq!(entry.eps, format!("{k}/255"));
+        assert_eq!(entry.number_forward_passes, 1);
+        assert_eq!(entry.autoattack_acc, None);
+        assert_eq!(entry.ssl.config_digest, results.config_digest);
+        assert_eq!(entry.ssl.forward_passes, results.train.forward_passes);
+        assert_eq!(entry.test_images, 40);
+    }
 }

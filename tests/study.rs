@@ -87,6 +87,20 @@ fn a_local_study_gives_every_arm_the_same_passes_and_resumes() {
         md.contains("| free − pgd |") && md.contains("## Calibration"),
         "{md}"
     );
+    // `rossl report` renders the study's runs, one row per run
+    let report = dir.join("report");
+    let rendered = rossl(
+        &[
+            "report",
+            out.to_str().unwrap(),
+            "--out",
+            report.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    assert!(rendered.success, "{}", rendered.output);
+    let table = std::fs::read_to_string(report.join("comparison.md")).unwrap();
+    assert!(table.contains("| free (seed 1) |"), "{table}");
     // the same command again resumes the same plan: nothing is trained again
     let again = rossl(&args, &dir);
     assert!(

@@ -3,7 +3,7 @@
 
 use crate::commands::runner::{run_one, RunOptions, RunOutcome};
 use crate::commands::session::{build, Session};
-use crate::comparison::{describe_differences, protocol_differences, write_all, Row};
+use crate::report::{check_protocols, write_comparison, Row, COMPARISON_FILES};
 use clap::Args;
 use rossl_runtime::config::ConfigSources;
 use std::path::{Path, PathBuf};
@@ -42,36 +42,21 @@ fn row(session: &Session, outcome: RunOutcome, label: Option<&str>) -> anyhow::R
         .map(str::to_string)
         .or_else(|| (!run.compare.label.is_empty()).then(|| run.compare.label.clone()))
         .unwrap_or_else(|| run.method.name.clone());
-    Ok(Row {
-        label,
-        run_dir: outcome.run_dir.path().to_path_buf(),
-        summary: outcome.summary,
-        results,
-    })
+    Row::new(label, &outcome.run_dir, outcome.summary, results)
 }
 
 fn finish(rows: &[Row], dir: &Path, strict: bool, allow_mixed: bool) -> anyhow::Result<ExitCode> {
-    let differences = protocol_differences(rows);
-    if !differences.is_empty() {
-        let listed = describe_differences(rows, &differences);
-        if !allow_mixed {
-            anyhow::bail!(
-                "the rows were evaluated with different settings, so their numbers are not comparable:\n{listed}evaluate them alike (for example `rossl eval RUN_DIR --set ...`), or pass --allow-mixed to put them in one table, marked"
-            );
-        }
-        eprintln!(
-            "warning: rows evaluated with different settings (marked † in the table):\n{listed}"
-        );
-    }
-    let table = write_all(rows, dir)?;
+    check_protocols(rows, allow_mixed)?;
+    let table = write_comparison(rows, dir)?;
     println!("\n{table}");
     println!(
-        "comparison written to {} (comparison.md, comparison.json, robust_accuracy.svg, loss_curves.svg, accuracy_vs_time.svg)",
-        dir.display()
+        "comparison written to {} ({})",
+        dir.display(),
+        COMPARISON_FILES.join(", ")
     );
     let failed: usize = rows
         .iter()
-        .map(|r| crate::report::failed_checks(&r.results))
+        .map(|r| crate::terminal::failed_checks(&r.results))
         .sum();
     if strict && failed > 0 {
         eprintln!("error: {failed} sanity check(s) failed (strict mode)");

@@ -2,12 +2,11 @@
 
 use crate::commands::args::ConfigArgs;
 use crate::commands::session::prepare;
-use crate::report;
+use crate::terminal;
 use clap::Args;
 use rossl_runtime::config::ConfigSources;
 use rossl_runtime::eval::evaluate_run;
 use rossl_runtime::run_dir::{files, RunDir};
-use rossl_runtime::train::TrainSummary;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -51,17 +50,17 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         );
     }
     crate::commands::runner::restore_trained(asm, &run_dir, "evaluating")?;
-    let summary: TrainSummary = match run_dir.read(files::SUMMARY)? {
-        Some(text) => serde_json::from_str(&text)?,
+    let summary = match run_dir.read_summary()? {
+        Some(summary) => summary,
         None => anyhow::bail!("{} has no training summary yet", run_dir.path().display()),
     };
     let results = evaluate_run(asm, &run_dir, &summary)?;
-    report::print_results(&results);
+    terminal::print_results(&results);
     println!(
         "\nresults written to {}",
         run_dir.file(files::RESULTS).display()
     );
-    let failed = report::failed_checks(&results);
+    let failed = terminal::failed_checks(&results);
     if (args.strict || asm.config.run.eval.strict) && failed > 0 {
         eprintln!("error: {failed} sanity check(s) failed (strict mode)");
         return Ok(ExitCode::from(2));

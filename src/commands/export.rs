@@ -79,12 +79,7 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
             path.display()
         );
     }
-    let mut probes: Vec<String> = std::fs::read_dir(run_dir.path())?
-        .filter_map(|entry| entry.ok())
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .filter(|name| name.starts_with("probe-") && name.ends_with(".safetensors"))
-        .collect();
-    probes.sort();
+    let probes = run_dir.probe_heads()?;
     println!(
         "probe heads beside it: {}; loading them into PyTorch: docs/exporting.md",
         if probes.is_empty() {

@@ -7,6 +7,7 @@ pub mod config;
 pub mod eval;
 pub mod export;
 pub mod plugins;
+pub mod report;
 pub mod run;
 pub mod runner;
 pub mod session;

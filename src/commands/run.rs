@@ -3,7 +3,7 @@
 use crate::commands::args::ConfigArgs;
 use crate::commands::runner::{run_one, RunOptions};
 use crate::commands::session::prepare;
-use crate::report;
+use crate::terminal;
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,7 +60,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let failed = outcome
         .results
         .as_ref()
-        .map(report::failed_checks)
+        .map(terminal::failed_checks)
         .unwrap_or(0);
     // a resumed run finishes itself; its baselines come with the next plain `rossl run`
     let baselines = if args.resume.is_none() {

@@ -3,7 +3,7 @@
 //! for each run.
 
 use crate::commands::session::Session;
-use crate::report;
+use crate::terminal;
 use rossl_runtime::assembly::Assembly;
 use rossl_runtime::checkpoint;
 use rossl_runtime::eval::{evaluate_run, Results};
@@ -42,19 +42,9 @@ pub struct RunOutcome {
     pub results: Option<Results>,
 }
 
-fn read_summary(run_dir: &RunDir) -> anyhow::Result<Option<TrainSummary>> {
-    Ok(match run_dir.read(files::SUMMARY)? {
-        Some(text) => Some(serde_json::from_str(&text)?),
-        None => None,
-    })
-}
-
 /// The run's results, if they were computed with the current training and evaluation settings.
 fn read_results(run_dir: &RunDir, asm: &Assembly) -> anyhow::Result<Option<Results>> {
-    let Some(text) = run_dir.read(files::RESULTS)? else {
-        return Ok(None);
-    };
-    let Ok(results) = serde_json::from_str::<Results>(&text) else {
+    let Ok(Some(results)) = run_dir.read_results() else {
         return Ok(None);
     };
     let current = results.config_digest == asm.config.digest()?
@@ -122,7 +112,7 @@ fn train_or_reuse(
         }
         None => None,
     };
-    match (read_summary(run_dir)?, options.force, ckpt) {
+    match (run_dir.read_summary()?, options.force, ckpt) {
         (Some(_), true, _) => anyhow::bail!(
             "{shown} holds a finished run, which is never trained over: `--force` only restarts an interrupted run; to train this configuration again, move the folder away or choose another `--out`"
         ),
@@ -202,8 +192,9 @@ fn evaluate_or_reuse(
     if reused {
         if let Some(results) = read_results(run_dir, asm)? {
             eprintln!(
-                "{}: already evaluated with these settings; reusing results.json",
-                run_dir.path().display()
+                "{}: already evaluated with these settings; reusing {}",
+                run_dir.path().display(),
+                files::RESULTS
             );
             return Ok(results);
         }
@@ -229,7 +220,7 @@ pub fn run_one(session: &Session, options: &RunOptions) -> anyhow::Result<RunOut
             results: None,
         });
     }
-    report::print_summary(&run_dir, &summary);
+    terminal::print_summary(&run_dir, &summary);
     let no_evaluators = asm.config.run.eval.evaluators.is_empty();
     if no_evaluators && !options.no_eval && asm.config.run.eval.after_training {
         eprintln!(
@@ -241,7 +232,7 @@ pub fn run_one(session: &Session, options: &RunOptions) -> anyhow::Result<RunOut
         None
     } else {
         let results = evaluate_or_reuse(asm, &run_dir, &summary, reused)?;
-        report::print_results(&results);
+        terminal::print_results(&results);
         Some(results)
     };
     Ok(RunOutcome {

@@ -7,7 +7,7 @@ use super::expand::PlannedRun;
 use super::spec::{Budget, BudgetMode};
 use crate::commands::session::build;
 use rossl_runtime::config::ConfigSources;
-use rossl_runtime::run_dir::{files, RunDir};
+use rossl_runtime::run_dir::{read_metrics, MetricsRecord, RunDir};
 use rossl_runtime::train::{plan, train};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -63,11 +63,12 @@ fn calibrate(run: &PlannedRun, steps: usize, scratch: &Path) -> anyhow::Result<C
     let _ = std::fs::remove_dir_all(run_dir.path());
     run_dir.create()?;
     let summary = train(asm, &run_dir, None)?;
-    let seconds: Vec<f64> = std::fs::read_to_string(run_dir.file(files::METRICS))?
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["kind"] == "step")
-        .filter_map(|v| v["seconds"].as_f64())
+    let seconds: Vec<f64> = read_metrics(&run_dir)?
+        .iter()
+        .filter_map(|m| match m {
+            MetricsRecord::Step(s) => Some(s.seconds),
+            _ => None,
+        })
         .collect();
     let timed = match (seconds.first(), seconds.last()) {
         (Some(first), Some(last)) if seconds.len() > 1 => {

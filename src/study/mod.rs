@@ -6,19 +6,20 @@
 //! sources and the budget's calibration) is written once into the study folder; each task, local
 //! process or Slurm array task, runs one entry of it and leaves a status file.
 
-pub mod aggregate;
 pub mod budget;
 pub mod expand;
 mod local;
 pub mod plan;
-pub mod plots;
 pub mod report;
 mod slurm;
 pub mod spec;
 pub mod task;
 
+use crate::report::stats::RunMetrics;
+use crate::report::Row;
 use clap::{Args, ValueEnum};
 use plan::{digest, Plan, StudyDir};
+use rossl_runtime::run_dir::RunDir;
 use spec::StudyFile;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -166,7 +167,7 @@ fn pending(dir: &StudyDir, plan: &Plan) -> anyhow::Result<Vec<usize>> {
             s.ok && s
                 .run_dir
                 .as_ref()
-                .is_some_and(|d| d.join("results.json").is_file())
+                .is_some_and(|d| RunDir::open(d).is_ok_and(|r| r.is_evaluated()))
         });
         if !finished {
             out.push(run.index);
@@ -201,8 +202,10 @@ fn aggregate(dir: &StudyDir, plan: &Plan) -> anyhow::Result<usize> {
         match status {
             Some(s) if s.ok => {
                 let folder = s.run_dir.clone().unwrap_or_default();
-                match aggregate::read_run(run, &folder) {
-                    Ok(m) => runs.push(m),
+                match Row::read(&folder, Some(run.group.clone())) {
+                    Ok(row) => runs.push(RunMetrics::of(
+                        &row, &run.group, &run.arm, &run.point, run.seed,
+                    )),
                     Err(e) => failed.push((run.index, format!("{e:#}"))),
                 }
             }
@@ -231,7 +234,7 @@ fn aggregate(dir: &StudyDir, plan: &Plan) -> anyhow::Result<usize> {
         .into_iter()
         .collect();
     let md = report::write_report(dir, plan, &runs, &failed)?;
-    let plots = plots::write_plots(&dir.root, &runs, &sweep_keys)?;
+    let plots = crate::report::plots::write_study_plots(&dir.root, &runs, &sweep_keys)?;
     println!("{md}");
     println!(
         "study written to {} (study.md, study.json, {})",

@@ -185,3 +185,16 @@ pub fn run_watched(
         output: text,
     }
 }
+
+/// Runs the `rossl` under test in `dir` with `args`, its output into a file (as batch jobs do),
+/// under a watchdog of `limit`.
+pub fn rossl_in(dir: &Path, args: &[&str], limit: Duration) -> Finished {
+    run_watched(
+        Path::new(env!("CARGO_BIN_EXE_rossl")),
+        args,
+        dir,
+        &[],
+        Output::File,
+        limit,
+    )
+}

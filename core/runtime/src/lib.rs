@@ -7,8 +7,9 @@
 //!   checked against the registry before anything runs;
 //! - [`assembly`]: a configuration turned into components; [`ssl_loss`]: the weighted SSL loss;
 //! - [`train`]: the training loop and its regimes (standard, PGD, free), metrics and resuming;
-//! - [`eval`]: the evaluation harness, its attack suites and sanity checks, `results.json`;
-//! - [`checkpoint`], [`run_dir`]: checkpoints and run folders;
+//! - [`eval`]: the evaluation harness, its attack suites and sanity checks;
+//! - [`checkpoint`]: checkpoints; [`run_dir`]: run folders, and the type, reader and writer of
+//!   each of their files (summary, results, metrics, probe heads);
 //! - [`loader`]: the background loader of view batches; [`device`]: devices and threads;
 //! - [`monitor`]: the online probe that reports robust accuracy during training;
 //! - [`plugins`]: dynamic plugin libraries; [`progress`]: progress bars and the log writer.

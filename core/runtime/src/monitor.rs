@@ -10,6 +10,7 @@
 use crate::assembly::Assembly;
 use crate::config::MonitorConfig;
 use crate::eval::{fraction, predict, AttackRun, PlannedAttack};
+use crate::run_dir::MonitorRecord;
 use crate::train::{load_split, StepObserver};
 use crate::Result;
 use rossl_api::batch::image_batch;
@@ -19,27 +20,7 @@ use rossl_api::components::{
 };
 use rossl_api::registry;
 use rossl_api::rng::{stream, Rng};
-use serde::Serialize;
 use std::time::Instant;
-
-/// One report of the monitor (a `metrics.jsonl` line of kind `monitor`).
-#[derive(Clone, Debug, Serialize)]
-pub struct MonitorRecord {
-    /// `monitor`.
-    pub kind: &'static str,
-    /// The optimiser step it follows.
-    pub step: usize,
-    /// The probe's clean accuracy on the measuring half.
-    pub clean: f64,
-    /// Its accuracy under PGD at `eps`.
-    pub pgd: f64,
-    /// The PGD radius.
-    pub eps: f64,
-    /// Images measured.
-    pub images: usize,
-    /// Seconds this report took (kept out of the training wall time).
-    pub seconds: f64,
-}
 
 /// The monitor of a run.
 pub struct Monitor {
@@ -144,23 +125,19 @@ impl Monitor {
             robust.extend(run.run(&self.attack, &x, &labels)?.0);
         }
         Ok(MonitorRecord {
-            kind: "monitor",
             step,
             clean: fraction(&clean),
             pgd: fraction(&robust),
             eps: self.config.eps,
             images: self.measure.len(),
             seconds: started.elapsed().as_secs_f64(),
+            train_seconds: 0.0,
         })
     }
 }
 
 impl StepObserver for Monitor {
-    fn after_step(
-        &mut self,
-        encoder: &dyn Encoder,
-        step: usize,
-    ) -> Result<Option<serde_json::Value>> {
+    fn after_step(&mut self, encoder: &dyn Encoder, step: usize) -> Result<Option<MonitorRecord>> {
         if !self.due(step) {
             return Ok(None);
         }
@@ -173,8 +150,6 @@ impl StepObserver for Monitor {
             record.pgd,
             record.seconds
         );
-        serde_json::to_value(&record)
-            .map(Some)
-            .map_err(|e| crate::Error::msg(format!("monitor record: {e}")))
+        Ok(Some(record))
     }
 }

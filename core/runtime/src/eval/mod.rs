@@ -8,12 +8,14 @@
 
 mod attack_run;
 mod batch_rows;
+mod card;
 mod checks;
 mod classifier_objective;
 mod harness;
 mod inputs;
 mod main_pass;
-mod report;
+// the shapes of `results.json` live with the run folder's other files
+use crate::run_dir::results as report;
 mod run;
 pub mod streams;
 mod suite;

@@ -4,10 +4,9 @@ use super::harness::fit_and_measure;
 use super::inputs::EvalInputs;
 use super::report::{EvaluationReport, Results, TrainResults};
 use crate::assembly::Assembly;
-use crate::run_dir::{files, RunDir};
+use crate::run_dir::RunDir;
 use crate::train::{load_split, TrainSummary};
-use crate::{Error, Result};
-use candle_core::Tensor;
+use crate::Result;
 use rossl_api::components::{Evaluator, Split};
 
 /// Evaluates `asm.encoder` with every evaluator of the configuration, writes `results.json` into
@@ -31,7 +30,7 @@ pub fn evaluate_run(asm: &Assembly, run_dir: &RunDir, train: &TrainSummary) -> R
         let evaluator: Box<dyn Evaluator> = asm.config.build("eval", name, &ctx)?;
         tracing::info!(evaluator = %name, test_images = test_set.len(), "evaluating");
         let evaluated = fit_and_measure(name, evaluator.as_ref(), index, &inputs)?;
-        save_head(run_dir, name, &evaluated.head)?;
+        run_dir.write_probe_head(name, &evaluated.head)?;
         let report = evaluated.report;
         tracing::info!(
             "{name}: clean accuracy {:.4}{} ({:.1} s)",
@@ -69,22 +68,7 @@ pub fn evaluate_run(asm: &Assembly, run_dir: &RunDir, train: &TrainSummary) -> R
         eval_digest: asm.config.eval_digest()?,
         eval_protocol: asm.config.eval_protocol()?,
     };
-    let text =
-        serde_json::to_string_pretty(&results).map_err(|e| Error::msg(format!("results: {e}")))?;
-    run_dir.write(files::RESULTS, &text)?;
+    run_dir.write_results(&results)?;
+    run_dir.write_card(&super::card::card(asm, run_dir, &results)?)?;
     Ok(results)
-}
-
-/// Writes the classifier tensors that evaluator `name` attacked to `probe-<name>.safetensors` in
-/// the run folder (atomically), under the names of [`rossl_api::components::Classifier::tensors`].
-fn save_head(run_dir: &RunDir, name: &str, head: &[(String, Tensor)]) -> Result<()> {
-    let path = run_dir.file(&files::probe(name));
-    let tmp = run_dir.file(&format!(".{}.tmp", files::probe(name)));
-    let tensors: std::collections::HashMap<String, Tensor> = head
-        .iter()
-        .map(|(n, t)| Ok((n.clone(), t.to_device(&candle_core::Device::Cpu)?)))
-        .collect::<Result<_>>()?;
-    candle_core::safetensors::save(&tensors, &tmp)
-        .map_err(|e| Error::msg(format!("writing {}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }

@@ -7,18 +7,38 @@
 //!   checkpoint.safetensors  weights, buffers, optimiser state, configuration (every epoch)
 //!   summary.json            the training summary (written when training ends)
 //!   results.json            the evaluation (written by evaluation)
+//!   robustbench.json        the result card: RobustBench's fields and robust SSL's
 //!   probe-<evaluator>.safetensors  the classifier head each evaluator attacked
 //! <out>/latest              a link to the folder of the most recent `rossl run`
 //! ```
+//!
+//! This module owns the types of those files, each reader next to its writer: [`TrainSummary`]
+//! (`summary.json`), [`Results`] (`results.json`), [`MetricsRecord`] (`metrics.jsonl`, written by
+//! [`MetricsWriter`], read by [`read_metrics`]) and the probe heads. Nothing else names a run
+//! file or parses one.
 
+mod card;
 mod fresh;
+mod metrics;
+mod probes;
 mod protect;
+pub(crate) mod results;
+mod summary;
 
+pub use card::{CardEntry, SslFields};
 pub use fresh::FreshRun;
+pub use metrics::{
+    parse_metrics, read_metrics, EpochRecord, MetricsRecord, MetricsWriter, MonitorRecord,
+    StepRecord,
+};
 pub use protect::{is_run_file_name, is_run_folder, refuse_run_file};
+pub use results::{CheckResult, EvaluationReport, Results, RobustResult, TrainResults, WorstCase};
+pub use summary::{TrainPlan, TrainSummary};
 
 use crate::config::ResolvedConfig;
 use crate::{Error, Result};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// A run folder.
@@ -40,12 +60,23 @@ pub mod files {
     /// The evaluation results.
     pub const RESULTS: &str = "results.json";
 
+    /// The result card (RobustBench's fields and robust SSL's).
+    pub const ROBUSTBENCH: &str = "robustbench.json";
+
     /// Every file of a run folder with a fixed name (the probe heads are named per evaluator).
-    pub const OWNED: &[&str] = &[CONFIG, METRICS, CHECKPOINT, SUMMARY, RESULTS];
+    pub const OWNED: &[&str] = &[CONFIG, METRICS, CHECKPOINT, SUMMARY, RESULTS, ROBUSTBENCH];
 
     /// The classifier tensors (probe head, kNN bank) that evaluator `evaluator` attacked.
     pub fn probe(evaluator: &str) -> String {
-        format!("probe-{}.safetensors", super::slug(evaluator))
+        format!("{PROBE_PREFIX}{}{PROBE_SUFFIX}", super::slug(evaluator))
+    }
+
+    const PROBE_PREFIX: &str = "probe-";
+    const PROBE_SUFFIX: &str = ".safetensors";
+
+    /// Whether `name` is the file name of a probe head.
+    pub fn is_probe(name: &str) -> bool {
+        name.starts_with(PROBE_PREFIX) && name.ends_with(PROBE_SUFFIX)
     }
 }
 
@@ -151,6 +182,11 @@ impl RunDir {
         self.path.join(name)
     }
 
+    /// Whether the run has been evaluated (it holds `results.json`).
+    pub fn is_evaluated(&self) -> bool {
+        self.file(files::RESULTS).is_file()
+    }
+
     /// Writes `contents` to file `name` atomically.
     pub fn write(&self, name: &str, contents: &str) -> Result<()> {
         let target = self.file(name);
@@ -169,5 +205,26 @@ impl RunDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
         }
+    }
+
+    /// Reads file `name` as JSON of type `T`, if it exists; an error naming the file and the
+    /// field when it does not parse (a run folder of an incompatible rossl).
+    fn read_json<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
+        let Some(text) = self.read(name)? else {
+            return Ok(None);
+        };
+        serde_json::from_str(&text).map(Some).map_err(|e| {
+            Error::data(
+                self.file(name),
+                format!("not a {name} this rossl can read: {e}"),
+            )
+        })
+    }
+
+    /// Writes `value` as pretty JSON to file `name` atomically.
+    fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
+        let text =
+            serde_json::to_string_pretty(value).map_err(|e| Error::msg(format!("{name}: {e}")))?;
+        self.write(name, &text)
     }
 }

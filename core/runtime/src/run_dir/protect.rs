@@ -15,7 +15,7 @@ pub fn is_run_folder(folder: &Path) -> bool {
 pub fn is_run_file_name(name: &str) -> bool {
     let name = name.strip_prefix('.').unwrap_or(name);
     let name = name.strip_suffix(".tmp").unwrap_or(name);
-    files::OWNED.contains(&name) || (name.starts_with("probe-") && name.ends_with(".safetensors"))
+    files::OWNED.contains(&name) || files::is_probe(name)
 }
 
 /// Refuses `path` as the output of a command (`what`, e.g. "the export") when it names a file a

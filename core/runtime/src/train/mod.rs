@@ -14,16 +14,15 @@
 //! [`Mode::Attack`]: rossl_api::components::Mode::Attack
 
 mod encoder_tensors;
-mod metrics;
 mod options;
 mod plan;
 pub mod regimes;
 mod splits;
 mod trainer;
 
+pub use crate::run_dir::{MetricsWriter, StepRecord, TrainPlan, TrainSummary};
 pub use encoder_tensors::{encoder_tensors, restore_encoder};
-pub use metrics::{MetricsWriter, StepRecord};
 pub use options::{StepObserver, TrainOptions};
-pub use plan::{plan, TrainPlan, TrainSummary};
+pub use plan::plan;
 pub use splits::{load_split, TrainingData};
 pub use trainer::{train, train_loaded, train_observed, train_with};

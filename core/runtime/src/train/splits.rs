@@ -1,9 +1,9 @@
 //! The splits a run trains and is evaluated on (with the configured subsets), and the background
 //! loader of its training views.
 
-use super::plan::TrainPlan;
 use crate::assembly::Assembly;
 use crate::loader::{Loader, LoaderSettings};
+use crate::run_dir::TrainPlan;
 use crate::Result;
 use rossl_api::components::{ImageSet, Split};
 use rossl_api::rng::{stream, Rng};

@@ -2,9 +2,7 @@
 //! metrics and a checkpoint after every pass, a clear stop on a NaN loss.
 
 use super::encoder_tensors::{encoder_tensors, restore_encoder};
-use super::metrics::{MetricsWriter, StepRecord};
 use super::options::{StepObserver, TrainOptions};
-use super::plan::{TrainPlan, TrainSummary};
 use super::regimes::{self, FreeState, Passes, StepContext, StepOutcome};
 use super::splits::TrainingData;
 use crate::assembly::Assembly;
@@ -12,7 +10,9 @@ use crate::checkpoint::{self, Checkpoint, TrainingState};
 use crate::config::Regime;
 use crate::loader::{Loader, ViewBatch};
 use crate::progress::Progress;
-use crate::run_dir::{files, RunDir};
+use crate::run_dir::{
+    files, EpochRecord, MetricsRecord, MetricsWriter, RunDir, StepRecord, TrainPlan, TrainSummary,
+};
 use crate::{Error, Result};
 use candle_core::Tensor;
 use rossl_api::components::Mode;
@@ -77,10 +77,7 @@ impl<'a> Loop<'a> {
             start_epoch: 0,
             seconds: 0.0,
             loader_wait: 0.0,
-            metrics: MetricsWriter::open(
-                &run_dir.file(files::METRICS),
-                resume.map(|c| c.state.steps),
-            )?,
+            metrics: MetricsWriter::open(run_dir, resume.map(|c| c.state.steps))?,
             config_text: asm.config.to_toml(false)?,
             last_loss: None,
             images: 0,
@@ -244,7 +241,6 @@ impl<'a> Loop<'a> {
         images_per_s: f64,
     ) -> Result<()> {
         let record = StepRecord {
-            kind: "step".into(),
             step: self.steps,
             epoch,
             batch,
@@ -259,7 +255,7 @@ impl<'a> Loop<'a> {
             backward_passes: self.passes.backward,
             seconds: self.seconds,
         };
-        self.metrics.write(&record)
+        self.metrics.write(&MetricsRecord::Step(record))
     }
 
     /// Lets the observer look after the latest step; its line goes into the metrics and its time
@@ -273,11 +269,9 @@ impl<'a> Loop<'a> {
         let took = started.elapsed().as_secs_f64();
         self.observer_seconds += took;
         self.clock.1 -= took;
-        if let Some(mut line) = line {
-            if let Some(map) = line.as_object_mut() {
-                map.insert("train_seconds".into(), serde_json::json!(self.seconds));
-            }
-            self.metrics.write(&line)?;
+        if let Some(mut record) = line {
+            record.train_seconds = self.seconds;
+            self.metrics.write(&MetricsRecord::Monitor(record))?;
         }
         Ok(())
     }
@@ -321,10 +315,14 @@ impl<'a> Loop<'a> {
     fn end_pass(&mut self, epoch: usize, pass: &PassLoss) -> Result<()> {
         self.checkpoint(epoch + 1, epoch + 1 == self.plan.passes)?;
         let mean = pass.total / pass.steps.max(1) as f64;
-        self.metrics.write(&serde_json::json!({
-            "kind": "epoch", "epoch": epoch, "step": self.steps, "mean_loss": mean,
-            "forward_passes": self.passes.forward, "backward_passes": self.passes.backward,
-            "seconds": self.seconds, "loader_wait_seconds": self.loader_wait,
+        self.metrics.write(&MetricsRecord::Epoch(EpochRecord {
+            epoch,
+            step: self.steps,
+            mean_loss: mean,
+            forward_passes: self.passes.forward,
+            backward_passes: self.passes.backward,
+            seconds: self.seconds,
+            loader_wait_seconds: self.loader_wait,
         }))?;
         tracing::info!(
             "pass {}/{}: mean loss {mean:.4}, {} steps, {:.1} s",
@@ -455,10 +453,7 @@ pub fn train_loaded(
         );
         return Ok(summary);
     }
-    run_dir.write(
-        files::SUMMARY,
-        &serde_json::to_string_pretty(&summary).map_err(|e| Error::msg(e.to_string()))?,
-    )?;
+    run_dir.write_summary(&summary)?;
     Ok(summary)
 }
 

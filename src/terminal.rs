@@ -1,4 +1,4 @@
-//! Printing summaries and results for people.
+//! Printing a run's training summary and evaluation results to the terminal, for people.
 
 use rossl_api::components::Stage;
 use rossl_runtime::eval::Results;

@@ -1,12 +1,11 @@
-//! Aggregation over seeds: mean, standard deviation and 95% t-interval of each metric per group,
-//! and paired differences between groups over the seeds they share.
+//! Aggregation over seeds: each run's metrics, mean, standard deviation and 95% t-interval of
+//! each metric per group, and paired differences between groups over the seeds they share.
 
-use super::expand::PlannedRun;
-use rossl_runtime::eval::Results;
-use rossl_runtime::train::TrainSummary;
+use super::eps_label;
+use super::runs::Row;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The metrics of one finished run.
 #[derive(Clone, Debug, Serialize)]
@@ -52,52 +51,37 @@ pub fn worst_by_radius<'a>(names: impl IntoIterator<Item = &'a String>) -> Vec<S
 
 /// The radius label of worst-case metrics (`worst 8/255`).
 pub fn worst_key(eps: f64) -> String {
-    format!("worst {}", crate::comparison::eps_label(eps))
+    format!("worst {}", eps_label(eps))
 }
 
-/// The metrics of the run in `run_dir`, planned as `run`.
-pub fn read_run(run: &PlannedRun, run_dir: &Path) -> anyhow::Result<RunMetrics> {
-    let read = |name: &str| -> anyhow::Result<String> {
-        std::fs::read_to_string(run_dir.join(name))
-            .map_err(|e| anyhow::anyhow!("{}: {e}", run_dir.join(name).display()))
-    };
-    let results: Results = serde_json::from_str(&read("results.json")?)?;
-    let summary: TrainSummary = serde_json::from_str(&read("summary.json")?)?;
-    let mut values = BTreeMap::new();
-    if let Some(e) = results.evaluations.first() {
-        values.insert("clean".to_string(), e.clean_accuracy);
-        for w in &e.worst_case {
-            values.insert(worst_key(w.eps), w.accuracy);
+impl RunMetrics {
+    /// The metrics of `row` (its first evaluator), a run of `group` (arm `arm` at sweep point
+    /// `point`) with seed `seed`.
+    pub fn of(row: &Row, group: &str, arm: &str, point: &[(String, String)], seed: u64) -> Self {
+        let mut values = BTreeMap::new();
+        if let Some(e) = row.results.evaluations.first() {
+            values.insert("clean".to_string(), e.clean_accuracy);
+            for w in &e.worst_case {
+                values.insert(worst_key(w.eps), w.accuracy);
+            }
+        }
+        let summary = &row.summary;
+        values.insert("train seconds".into(), summary.seconds);
+        values.insert(
+            "passes".into(),
+            (summary.forward_passes + summary.backward_passes) as f64,
+        );
+        values.insert("steps".into(), summary.steps as f64);
+        RunMetrics {
+            group: group.to_string(),
+            arm: arm.to_string(),
+            point: point.to_vec(),
+            seed,
+            run_dir: row.run_dir.clone(),
+            values,
+            monitor: row.monitor(),
         }
     }
-    values.insert("train seconds".into(), summary.seconds);
-    values.insert(
-        "passes".into(),
-        (summary.forward_passes + summary.backward_passes) as f64,
-    );
-    values.insert("steps".into(), summary.steps as f64);
-    let monitor = read("metrics.jsonl")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["kind"] == "monitor")
-        .filter_map(|v| {
-            Some((
-                v["step"].as_u64()? as usize,
-                v["clean"].as_f64()?,
-                v["pgd"].as_f64()?,
-            ))
-        })
-        .collect();
-    Ok(RunMetrics {
-        group: run.group.clone(),
-        arm: run.arm.clone(),
-        point: run.point.clone(),
-        seed: run.seed,
-        run_dir: run_dir.to_path_buf(),
-        values,
-        monitor,
-    })
 }
 
 /// The 0.975 quantile of Student's t with `df` degrees of freedom: the factor of a two-sided

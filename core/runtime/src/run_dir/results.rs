@@ -1,5 +1,7 @@
-//! The shapes of evaluation results (`results.json`).
+//! `results.json`: the shapes of a run's evaluation results, their reader and their writer.
 
+use super::{files, RunDir};
+use crate::Result;
 use serde::{Deserialize, Serialize};
 
 /// Accuracy under one attack.
@@ -137,4 +139,17 @@ pub struct Results {
     /// The evaluation protocol (`key = value`), which rows of a comparison must share.
     #[serde(default)]
     pub eval_protocol: std::collections::BTreeMap<String, String>,
+}
+
+impl RunDir {
+    /// The evaluation results, if the run was evaluated (`None` when there is no
+    /// `results.json`); an error naming the file and the field when it does not parse.
+    pub fn read_results(&self) -> Result<Option<Results>> {
+        self.read_json(files::RESULTS)
+    }
+
+    /// Writes the evaluation results (atomically).
+    pub fn write_results(&self, results: &Results) -> Result<()> {
+        self.write_json(files::RESULTS, results)
+    }
 }

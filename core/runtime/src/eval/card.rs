@@ -1,0 +1,100 @@
+//! The result card of an evaluation (`robustbench.json`), made from its results.
+
+use super::report::Results;
+use crate::assembly::Assembly;
+use crate::run_dir::{CardEntry, RunDir, SslFields};
+use crate::Result;
+
+/// `k/255` when `eps` is (nearly) a multiple of 1/255, as RobustBench writes radii, else the
+/// number.
+fn eps_text(eps: f64) -> String {
+    let k = eps * 255.0;
+    if eps > 0.0 && (k - k.round()).abs() < 1e-6 {
+        format!("{}/255", k.round() as i64)
+    } else {
+        format!("{eps}")
+    }
+}
+
+/// A percentage with two decimals, as RobustBench's files hold accuracies.
+fn percent(fraction: f64) -> String {
+    format!("{:.2}", 100.0 * fraction)
+}
+
+/// The encoder passes per prediction of evaluator `name`: the views it averages when its
+/// classifier is randomised over views (its `views` parameter), else 1.
+fn forward_passes_per_prediction(asm: &Assembly, name: &str) -> usize {
+    asm.config
+        .components
+        .iter()
+        .find(|c| c.section == format!("eval.{name}"))
+        .and_then(|c| c.params.get("views"))
+        .and_then(toml::Value::as_integer)
+        .map_or(1, |v| v.max(1) as usize)
+}
+
+/// The card of `results`, one entry per evaluator and radius.
+pub fn card(asm: &Assembly, run_dir: &RunDir, results: &Results) -> Result<Vec<CardEntry>> {
+    let run = &asm.config.run;
+    let folder = run_dir
+        .path()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let encoder = asm
+        .config
+        .components
+        .iter()
+        .find(|c| c.section == format!("encoder.{}", run.encoder.name))
+        .map(|c| {
+            format!(
+                "{} {}",
+                run.encoder.name,
+                crate::config::inline_table(&c.params)
+            )
+        })
+        .unwrap_or_else(|| run.encoder.name.clone());
+    let mut entries = Vec::new();
+    for evaluation in &results.evaluations {
+        let summary = rossl_api::registry::find::<dyn rossl_api::components::Evaluator>(
+            &evaluation.evaluator,
+            "the evaluation's results",
+        )
+        .map(|r| r.summary.to_string())
+        .unwrap_or_default();
+        for worst in &evaluation.worst_case {
+            entries.push(CardEntry {
+                name: format!("{} (rossl run {folder})", results.method),
+                link: String::new(),
+                authors: String::new(),
+                venue: String::new(),
+                reported: String::new(),
+                additional_data: false,
+                number_forward_passes: forward_passes_per_prediction(asm, &evaluation.evaluator),
+                dataset: results.dataset.clone(),
+                architecture: encoder.clone(),
+                threat_model: "Linf".into(),
+                eps: eps_text(worst.eps),
+                clean_acc: percent(evaluation.clean_accuracy),
+                autoattack_acc: None,
+                robust_acc: percent(worst.accuracy),
+                attack_preset: run.eval.preset.to_string(),
+                test_images: evaluation.test_images,
+                ssl: SslFields {
+                    pretraining_method: results.method.clone(),
+                    regime: results.train.regime.to_string(),
+                    views_per_image: results.views_per_image,
+                    forward_passes: results.train.forward_passes,
+                    backward_passes: results.train.backward_passes,
+                    train_seconds: results.train.seconds,
+                    evaluator: evaluation.evaluator.clone(),
+                    evaluator_summary: summary.clone(),
+                    label_fraction: 1.0,
+                    seed: results.seed,
+                    config_digest: results.config_digest.clone(),
+                },
+            });
+        }
+    }
+    Ok(entries)
+}

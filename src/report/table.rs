@@ -1,0 +1,394 @@
+//! The report's tables in Markdown, sharing their column definitions and radius labels: the
+//! run-level table of a comparison (one row per run, per evaluator) and the aggregated tables of
+//! a study (mean and 95% interval over seeds per group, paired differences, and every run).
+
+use super::eps_label;
+use super::runs::{protocol_differences, radii, Row};
+use super::stats::{paired, worst_by_radius, RunMetrics, Summary};
+use rossl_runtime::config::Regime;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+fn regime_label(row: &Row) -> String {
+    let s = &row.summary;
+    if s.forward_passes == 0 {
+        "none (untrained)".into()
+    } else if s.regime == Regime::Free {
+        format!("free (m={})", s.plan.steps_per_batch)
+    } else {
+        s.regime.to_string()
+    }
+}
+
+fn percent(v: Option<f64>) -> String {
+    v.map(|a| format!("{:.2}", 100.0 * a))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// The failed sanity checks of every row, first thing in the comparison: a robust accuracy whose
+/// checks failed is not to be trusted.
+fn failed_checks_section(rows: &[Row]) -> String {
+    let mut out = String::new();
+    for row in rows {
+        for e in &row.results.evaluations {
+            for check in e.failed_checks() {
+                let _ = writeln!(
+                    out,
+                    "- **{}**, `{}`: {} ({})",
+                    row.label, e.evaluator, check.name, check.detail
+                );
+            }
+        }
+    }
+    if out.is_empty() {
+        out
+    } else {
+        format!(
+            "## Failed sanity checks\n\nThe robust accuracies of these rows are not to be \
+             trusted until the failures are understood.\n\n{out}\n"
+        )
+    }
+}
+
+/// Rows whose evaluation differs from the first row's, marked in tables.
+fn mixed_rows(rows: &[Row], differences: &[(String, Vec<String>)]) -> Vec<bool> {
+    (0..rows.len())
+        .map(|i| differences.iter().any(|(_, v)| v[i] != v[0]))
+        .collect()
+}
+
+/// The paper-shaped table, one per evaluator, in Markdown; failed sanity checks first, then
+/// (when rows were evaluated differently) the settings that differ.
+pub fn markdown(rows: &[Row]) -> String {
+    let mut out = failed_checks_section(rows);
+    let differences = protocol_differences(rows);
+    let mixed = mixed_rows(rows, &differences);
+    if !differences.is_empty() {
+        let _ = writeln!(
+            out,
+            "## Mixed evaluation settings\n\nRows marked † were evaluated unlike the first row, so \
+             their numbers are not directly comparable:\n\n{}",
+            super::runs::describe_differences(rows, &differences)
+        );
+    }
+    let evaluators: Vec<String> = rows
+        .first()
+        .map(|r| {
+            r.results
+                .evaluations
+                .iter()
+                .map(|e| e.evaluator.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    for evaluator in evaluators {
+        out.push_str(&evaluator_table(rows, &mixed, &evaluator));
+    }
+    let _ = writeln!(
+        out,
+        "Accuracies in %, on the test split. Worst case: the per-example worst case over every \
+         attack of the evaluation at that radius (L-infinity, inputs in [0, 1], through encoder and \
+         probe), i.e. correct clean and under every attack. Epochs are passes over the data. \
+         Training wall time runs from the first batch request to the last optimiser step of \
+         pre-training (evaluation excluded); the loader wait inside it is the time spent waiting \
+         for batches of views."
+    );
+    out
+}
+
+/// The run-level table of one evaluator: a row per run that it evaluated, rows in `mixed` marked.
+fn evaluator_table(rows: &[Row], mixed: &[bool], evaluator: &str) -> String {
+    let eps = radii(rows);
+    let mut out = format!("### {evaluator}\n\n");
+    let mut header = "| method | views | regime | epochs | clean |".to_string();
+    for e in &eps {
+        let _ = write!(header, " worst case {} |", eps_label(*e));
+    }
+    header.push_str(
+        " training wall time (loader wait) | encoder passes (fwd / bwd) | failed checks |",
+    );
+    let _ = writeln!(out, "{header}");
+    let _ = writeln!(out, "|{}", "---|".repeat(8 + eps.len()));
+    for (row, mixed) in rows.iter().zip(mixed) {
+        let Some(e) = row
+            .results
+            .evaluations
+            .iter()
+            .find(|e| e.evaluator == evaluator)
+        else {
+            continue;
+        };
+        let mut line = format!(
+            "| {}{} | {} | {} | {} | {} |",
+            row.label,
+            if *mixed { " †" } else { "" },
+            row.results.views_per_image,
+            regime_label(row),
+            row.summary.epochs,
+            percent(Some(e.clean_accuracy))
+        );
+        for r in &eps {
+            let _ = write!(line, " {} |", percent(e.worst_at(*r)));
+        }
+        let _ = write!(
+            line,
+            " {:.1} s ({:.1} s) | {} / {} | {} |",
+            row.summary.seconds,
+            row.summary.loader_wait_seconds,
+            row.summary.forward_passes,
+            row.summary.backward_passes,
+            e.failed_checks().count()
+        );
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = writeln!(out);
+    out
+}
+
+/// The comparison as JSON: one entry per row, the fields of `results.json` plus `label` and
+/// `run_dir`.
+pub fn json(rows: &[Row]) -> anyhow::Result<String> {
+    let entries: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|row| {
+            let mut v = serde_json::to_value(&row.results)?;
+            if let Some(map) = v.as_object_mut() {
+                map.insert("label".into(), row.label.clone().into());
+                map.insert("run_dir".into(), row.run_dir.display().to_string().into());
+            }
+            Ok(v)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(serde_json::to_string_pretty(&entries)?)
+}
+
+/// The metrics of a study's tables, in column order: accuracies first (in %, the worst cases by
+/// radius), then costs.
+pub fn study_columns(runs: &[RunMetrics]) -> Vec<String> {
+    let worst = worst_by_radius(runs.iter().flat_map(|r| r.values.keys()));
+    let mut out = vec!["clean".to_string()];
+    out.extend(worst);
+    out.extend(["train seconds", "passes", "steps"].map(String::from));
+    out
+}
+
+fn is_accuracy(metric: &str) -> bool {
+    metric == "clean" || metric.starts_with("worst ")
+}
+
+/// `70.20 ± 1.31` (accuracies in %), `±` left out for a single seed.
+fn cell(metric: &str, s: &Summary) -> String {
+    let scale = if is_accuracy(metric) { 100.0 } else { 1.0 };
+    let digits = if is_accuracy(metric) { 2 } else { 1 };
+    if s.ci95.is_nan() {
+        format!("{:.*}", digits, s.mean * scale)
+    } else {
+        format!(
+            "{:.*} ± {:.*}",
+            digits,
+            s.mean * scale,
+            digits,
+            s.ci95 * scale
+        )
+    }
+}
+
+/// A signed difference, bold when its interval excludes 0.
+fn difference(metric: &str, s: &Summary) -> String {
+    let scale = if is_accuracy(metric) { 100.0 } else { 1.0 };
+    let text = format!(
+        "{:+.2} ± {:.2}",
+        s.mean * scale,
+        if s.ci95.is_nan() { 0.0 } else { s.ci95 * scale }
+    );
+    if !s.ci95.is_nan() && (s.mean.abs() > s.ci95) {
+        format!("**{text}**")
+    } else {
+        text
+    }
+}
+
+/// The aggregated table: one row per group, each metric's mean and 95% interval over seeds.
+pub fn groups_table(groups: &[(String, BTreeMap<String, Summary>)], cols: &[String]) -> String {
+    let mut md = "## Results (mean ± 95% interval over seeds)\n\n".to_string();
+    let _ = writeln!(md, "| group | n | {} |", cols.join(" | "));
+    let _ = writeln!(md, "|---|---|{}", "---|".repeat(cols.len()));
+    for (group, stats) in groups {
+        let n = stats.get("clean").map_or(0, |s| s.n);
+        let cells: Vec<String> = cols
+            .iter()
+            .map(|c| {
+                stats
+                    .get(c)
+                    .map(|s| cell(c, s))
+                    .unwrap_or_else(|| "-".into())
+            })
+            .collect();
+        let _ = writeln!(md, "| {group} | {n} | {} |", cells.join(" | "));
+    }
+    md
+}
+
+/// The paired differences of one group against the first (as in `study.json`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PairedDifferences {
+    /// The group subtracted (the first).
+    pub against: String,
+    /// Metric -> the summary of the paired differences over shared seeds.
+    pub differences: BTreeMap<String, Summary>,
+    /// The group.
+    pub group: String,
+}
+
+/// The table of paired differences of every group against the first, over the seeds they share
+/// (empty without groups), and its numbers.
+pub fn paired_table(
+    runs: &[RunMetrics],
+    groups: &[(String, BTreeMap<String, Summary>)],
+    cols: &[String],
+) -> (String, Vec<PairedDifferences>) {
+    let mut md = String::new();
+    let mut numbers = Vec::new();
+    let Some((base, _)) = groups.first() else {
+        return (md, numbers);
+    };
+    let _ = writeln!(
+        md,
+        "\n## Paired differences against `{base}` (same seeds; mean ± 95% interval; bold: the interval excludes 0)\n"
+    );
+    let _ = writeln!(md, "| group | {} |", cols.join(" | "));
+    let _ = writeln!(md, "|---|{}", "---|".repeat(cols.len()));
+    for (group, _) in groups.iter().skip(1) {
+        let mut differences = BTreeMap::new();
+        let cells: Vec<String> = cols
+            .iter()
+            .map(|c| match paired(runs, group, base, c) {
+                Some(s) => {
+                    differences.insert(c.clone(), s);
+                    difference(c, &s)
+                }
+                None => "-".into(),
+            })
+            .collect();
+        let _ = writeln!(md, "| {group} − {base} | {} |", cells.join(" | "));
+        numbers.push(PairedDifferences {
+            against: base.clone(),
+            differences,
+            group: group.clone(),
+        });
+    }
+    (md, numbers)
+}
+
+/// The table of every run of a study: its group, seed, metrics and folder.
+pub fn study_runs_table(runs: &[RunMetrics], cols: &[String]) -> String {
+    let mut md = format!(
+        "\n## Runs\n\n| group | seed | {} | folder |\n",
+        cols.join(" | ")
+    );
+    let _ = writeln!(md, "|---|---|{}---|", "---|".repeat(cols.len()));
+    for r in runs {
+        let cells: Vec<String> = cols
+            .iter()
+            .map(|c| {
+                r.values.get(c).map_or("-".into(), |v| {
+                    let s = Summary {
+                        n: 1,
+                        mean: *v,
+                        sd: 0.0,
+                        ci95: f64::NAN,
+                    };
+                    cell(c, &s)
+                })
+            })
+            .collect();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            r.group,
+            r.seed,
+            cells.join(" | "),
+            r.run_dir.display()
+        );
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rossl_runtime::eval::Results;
+    use rossl_runtime::train::{TrainPlan, TrainSummary};
+
+    fn row(label: &str, forward_passes: u64, failed: bool) -> Row {
+        let summary = TrainSummary {
+            method: label.into(),
+            regime: Regime::Free,
+            plan: TrainPlan {
+                passes: 1,
+                batches_per_pass: 2,
+                steps_per_batch: 3,
+                total_steps: 6,
+                horizon: 6,
+            },
+            epochs_budget: 3,
+            epochs: usize::from(forward_passes > 0),
+            steps: 6,
+            forward_passes,
+            backward_passes: forward_passes,
+            seconds: 1.5,
+            loader_wait_seconds: 0.1,
+            monitor_seconds: 0.0,
+            final_loss: None,
+            images_per_s: 1.0,
+            device: "cpu".into(),
+            complete: true,
+        };
+        let results: Results = serde_json::from_value(serde_json::json!({
+            "method": label, "dataset": "synthetic", "encoder": "resnet-small",
+            "views": "multi-crop", "views_per_image": 4,
+            "train": {"seconds": 1.5, "epochs": 1, "epochs_budget": 3, "steps": 6,
+                      "forward_passes": forward_passes, "backward_passes": forward_passes,
+                      "regime": "free"},
+            "evaluations": [{
+                "evaluator": "linear-probe", "clean_accuracy": 0.5,
+                "robust": [], "worst_case": [{"eps": 8.0 / 255.0, "accuracy": 0.25}],
+                "checks": [{"name": "eps = 0 gives the clean accuracy", "passed": !failed,
+                            "detail": "0.50 vs 0.40"}],
+                "test_images": 10, "threat_model": "linf", "seconds": 1.0
+            }],
+            "device": "cpu", "seed": 0, "config_digest": "a", "eval_digest": "b"
+        }))
+        .unwrap();
+        Row {
+            label: label.into(),
+            run_dir: std::path::PathBuf::from("runs/x"),
+            summary,
+            results,
+            metrics: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_table_lists_failed_checks_first_and_marks_untrained_rows() {
+        let md = markdown(&[row("trained", 6, false), row("untrained", 0, true)]);
+        // the failure, with its numbers, before any table
+        let failure = md
+            .find(
+                "- **untrained**, `linear-probe`: eps = 0 gives the clean accuracy (0.50 vs 0.40)",
+            )
+            .expect(&md);
+        assert!(failure < md.find("### linear-probe").expect(&md), "{md}");
+        assert!(!md.contains("**trained**"), "{md}");
+        assert!(
+            md.contains("| trained | 4 | free (m=3) | 1 | 50.00 | 25.00 | 1.5 s (0.1 s) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| untrained | 4 | none (untrained) | 0 |"),
+            "{md}"
+        );
+        // no failure, no section
+        assert!(!markdown(&[row("trained", 6, false)]).contains("Failed sanity checks"));
+    }
+}
