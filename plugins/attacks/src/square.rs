@@ -4,7 +4,8 @@
 //! Score-based: it reads the objective's value only, never a gradient, so masked or obfuscated
 //! gradients do not stop it. It starts from vertical stripes of +-eps, then, per query, proposes
 //! to set one random square window of each image to +-eps around the clean image (one sign per
-//! channel), and keeps the proposal where it raises the objective. The window's share of the
+//! channel), and keeps the proposal where it raises the objective or where the objective reports
+//! it misclassified (as AutoAttack's reference does). The window's share of the
 //! image starts at `p_init` and halves on the paper's schedule (after 10, 50, 200, 500, 1000,
 //! 2000, 4000, 6000 and 8000 of 10,000 queries, rescaled to the budget). An image stops being
 //! queried once the objective reports it misclassified.
@@ -205,16 +206,19 @@ impl Attack for Square {
             let (loss, success) = objective.score(&candidate.to_tensor(&x)?)?;
             let loss = per_example(&loss, b)?;
             let len = clean.image_len();
-            let improved: Vec<usize> = (0..b)
-                .filter(|&i| active[i] && loss[i] > best_loss[i])
+            let success = success.filter(|s| s.len() == b);
+            let misclassified = |i: usize| success.as_ref().is_some_and(|s| s[i]);
+            // as AutoAttack's square.py (`idx_improved = max(idx_improved, idx_miscl)`): a
+            // proposal that misclassifies is kept even where it does not raise the loss (under
+            // EOT the loss is an average over other draws than the prediction's)
+            let kept: Vec<usize> = (0..b)
+                .filter(|&i| active[i] && (loss[i] > best_loss[i] || misclassified(i)))
                 .collect();
-            for i in improved {
-                best_loss[i] = loss[i];
+            for i in kept {
+                best_loss[i] = best_loss[i].max(loss[i]);
                 best.values[i * len..(i + 1) * len]
                     .copy_from_slice(&candidate.values[i * len..(i + 1) * len]);
-                if let Some(s) = success.as_ref().filter(|s| s.len() == b) {
-                    fooled[i] |= s[i];
-                }
+                fooled[i] |= misclassified(i);
             }
         }
         best.to_tensor(&x)
@@ -243,5 +247,53 @@ mod tests {
         assert_eq!(window_share(0.8, 9_999, 10_000), 0.8 / 512.0);
         // rescaled: with 100 queries, query 1 is 100 of 10,000
         assert_eq!(window_share(0.8, 1, 100), 0.2);
+    }
+
+    /// Reports every image misclassified from its `fooled_at`-th query on, with a loss that
+    /// never rises (as an EOT average over other draws than the prediction's can fall).
+    struct MisclassifiesLate {
+        queries: usize,
+        fooled_at: usize,
+        fooling_point: Option<Vec<f32>>,
+    }
+
+    impl Objective for MisclassifiesLate {
+        fn loss(&mut self, x: &Tensor) -> Result<Tensor> {
+            Ok(Tensor::zeros(x.dim(0)?, DType::F32, x.device())?)
+        }
+
+        fn succeeded(&mut self, x: &Tensor) -> Result<Option<Vec<bool>>> {
+            self.queries += 1;
+            let fooled = self.queries >= self.fooled_at;
+            if fooled && self.fooling_point.is_none() {
+                self.fooling_point = Some(x.flatten_all()?.to_vec1::<f32>()?);
+            }
+            Ok(Some(vec![fooled; x.dim(0)?]))
+        }
+    }
+
+    #[test]
+    fn a_proposal_that_misclassifies_is_kept_even_when_its_loss_does_not_rise() {
+        let x = Tensor::full(0.5f32, (2, 1, 6, 6), &candle_core::Device::Cpu).unwrap();
+        let square = Square::new(SquareParams {
+            eps: 0.1,
+            queries: 20,
+            p_init: 0.3,
+        });
+        let mut objective = MisclassifiesLate {
+            queries: 0,
+            fooled_at: 3,
+            fooling_point: None,
+        };
+        let adversarial = square
+            .perturb(&x, &mut objective, &mut Rng::new(7))
+            .unwrap();
+        let fooling_point = objective.fooling_point.expect("the objective was fooled");
+        assert_eq!(
+            adversarial.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            fooling_point,
+            "the misclassifying proposal of query 3 was dropped"
+        );
+        assert_eq!(objective.queries, 3, "a fooled image was queried again");
     }
 }

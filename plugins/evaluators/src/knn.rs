@@ -57,27 +57,74 @@ pub struct KnnClassifier<'a> {
     temperature: f64,
 }
 
-impl KnnClassifier<'_> {
-    /// For each image and class, the bank rows of that class's `k` nearest neighbours (repeating
-    /// the last one for a class with fewer than `k` training images; row 0 for a class with none).
-    fn neighbours(&self, similarity: &[Vec<f32>]) -> Vec<u32> {
-        let classes = self.by_class.len();
-        let mut index = Vec::with_capacity(similarity.len() * classes * self.k);
-        for row in similarity {
-            for members in &self.by_class {
-                let mut order = members.clone();
-                let k = self.k.min(order.len());
-                if k > 0 && k < order.len() {
-                    order.select_nth_unstable_by(k - 1, |a, b| row[*b].total_cmp(&row[*a]));
-                }
-                order.truncate(k);
-                let last = order.last().copied().unwrap_or(0);
-                order.resize(self.k, last);
-                index.extend(order.iter().map(|&i| i as u32));
-            }
+/// For each image (row of the similarities `similarity`, (B, N)) and class (`by_class[c]`: the
+/// bank rows of class c, ascending), the bank rows of that class's `k` nearest neighbours,
+/// (B, classes * k) u32, found on the similarities' device (an accelerator's: no copy to the
+/// host; see [`neighbours_on_host`] for the CPU): `k` passes of
+/// argmax, each masking the row it found, so that among equal similarities the lower bank row
+/// comes first. A class with at most `k` training images gets all of them in bank order, the last
+/// repeated up to `k`; a class with none gets row 0.
+fn neighbours(similarity: &Tensor, by_class: &[Vec<usize>], k: usize) -> Result<Tensor> {
+    let similarity = similarity.detach().to_dtype(DType::F32)?;
+    let (b, device) = (similarity.dim(0)?, similarity.device());
+    let mut parts = Vec::with_capacity(by_class.len());
+    for members in by_class {
+        if members.is_empty() {
+            parts.push(Tensor::zeros((b, k), DType::U32, device)?);
+            continue;
         }
-        index
+        let rows: Vec<u32> = members.iter().map(|&i| i as u32).collect();
+        if members.len() <= k {
+            // every image of the class, the last one repeated: no search
+            let mut all = rows;
+            all.resize(k, *all.last().expect("a class with members"));
+            parts.push(Tensor::from_vec(all, (1, k), device)?.broadcast_as((b, k))?);
+            continue;
+        }
+        let rows = Tensor::from_vec(rows, members.len(), device)?;
+        let mut remaining = similarity.index_select(&rows, 1)?; // (B, members)
+        let positions = Tensor::arange(0u32, members.len() as u32, device)?.unsqueeze(0)?;
+        let floor = remaining
+            .ones_like()?
+            .affine(0.0, f64::from(f32::NEG_INFINITY))?;
+        let mut picks = Vec::with_capacity(k);
+        for _ in 0..k {
+            let pick = remaining.argmax_keepdim(1)?; // (B, 1)
+            let taken = positions.broadcast_eq(&pick)?;
+            remaining = taken.where_cond(&floor, &remaining)?;
+            picks.push(pick);
+        }
+        let local = Tensor::cat(&picks, 1)?; // (B, k), positions among the members
+        parts.push(
+            rows.index_select(&local.flatten_all()?, 0)?
+                .reshape((b, k))?,
+        );
     }
+    Ok(Tensor::cat(&parts, 1)?)
+}
+
+/// [`neighbours`] on the host, for a CPU device (where the similarities already are in host
+/// memory, and one partial sort per image and class is about 4.5 times faster than the k passes
+/// of [`neighbours`]: 125 ms against 570 ms for 256 images and 50,000 training images of 10
+/// classes, k = 10, on a 2-core Xeon): the same neighbours, ties in any order.
+fn neighbours_on_host(similarity: &Tensor, by_class: &[Vec<usize>], k: usize) -> Result<Tensor> {
+    let values = similarity.detach().to_dtype(DType::F32)?.to_vec2::<f32>()?;
+    let mut index = Vec::with_capacity(values.len() * by_class.len() * k);
+    for row in &values {
+        for members in by_class {
+            let mut order = members.clone();
+            let kept = k.min(order.len());
+            if kept > 0 && kept < order.len() {
+                order.select_nth_unstable_by(kept - 1, |a, b| row[*b].total_cmp(&row[*a]));
+            }
+            order.truncate(kept);
+            let last = order.last().copied().unwrap_or(0);
+            order.resize(k, last);
+            index.extend(order.iter().map(|&i| i as u32));
+        }
+    }
+    let shape = (values.len(), by_class.len() * k);
+    Ok(Tensor::from_vec(index, shape, similarity.device())?)
 }
 
 impl Classifier for KnnClassifier<'_> {
@@ -86,12 +133,12 @@ impl Classifier for KnnClassifier<'_> {
         let similarity = features.matmul(&self.bank.t()?)?; // (B, N)
         let b = similarity.dim(0)?;
         let classes = self.by_class.len();
-        let host = similarity.detach().to_dtype(DType::F32)?.to_vec2::<f32>()?;
-        let index = Tensor::from_vec(
-            self.neighbours(&host),
-            (b, classes * self.k),
-            images.device(),
-        )?;
+        let index = if similarity.device().is_cpu() {
+            neighbours_on_host(&similarity, &self.by_class, self.k)?
+        } else {
+            // an accelerator: no copy of the (B, N) similarities to the host
+            neighbours(&similarity, &self.by_class, self.k)?
+        };
         let mean = similarity
             .gather(&index, 1)?
             .reshape((b, classes, self.k))?
@@ -153,4 +200,82 @@ rossl_api::register! {
     summary: "local-mean kNN: per class, the mean cosine similarity to its 10 nearest training features / 0.1; attackable (no flat votes)",
     params: KnnParams,
     build: |p, _ctx| Ok(Box::new(Knn { params: p })),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// Per image and class, the sorted bank rows and their summed similarity.
+    fn per_class(index: &[u32], similarity: &[Vec<f32>], k: usize) -> Vec<(Vec<u32>, f32)> {
+        let classes = index.len() / similarity.len() / k;
+        index
+            .chunks(k)
+            .enumerate()
+            .map(|(at, rows)| {
+                let image = &similarity[at / classes];
+                let mut rows = rows.to_vec();
+                rows.sort_unstable();
+                let sum = rows.iter().map(|&r| image[r as usize]).sum();
+                (rows, sum)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_device_search_finds_the_neighbours_the_host_search_found() {
+        let (b, n, k) = (6, 29, 4);
+        let mut rng = Rng::new(5);
+        let mut values: Vec<Vec<f32>> = (0..b)
+            .map(|_| {
+                (0..n)
+                    .map(|_| rng.uniform_range(-1.0, 1.0) as f32)
+                    .collect()
+            })
+            .collect();
+        // ties: image 0 has six equal similarities in class 0, image 1 is flat
+        for r in [0, 3, 6, 9, 12, 15] {
+            values[0][r] = 0.9;
+        }
+        values[1] = vec![0.25; n];
+        // class 0 large, class 1 with fewer than k images, class 2 empty, class 3 the rest
+        let by_class = vec![
+            (0..n).step_by(3).collect::<Vec<usize>>(),
+            vec![1, 4],
+            vec![],
+            (0..n)
+                .filter(|r| r % 3 != 0 && *r != 1 && *r != 4)
+                .collect(),
+        ];
+        let flat: Vec<f32> = values.iter().flatten().copied().collect();
+        let similarity = Tensor::from_vec(flat, (b, n), &Device::Cpu).unwrap();
+        let found = neighbours(&similarity, &by_class, k).unwrap();
+        assert_eq!(found.dims(), &[b, by_class.len() * k]);
+        let found = found.flatten_all().unwrap().to_vec1::<u32>().unwrap();
+        let expected = neighbours_on_host(&similarity, &by_class, k)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<u32>()
+            .unwrap();
+        for (at, (got, want)) in per_class(&found, &values, k)
+            .into_iter()
+            .zip(per_class(&expected, &values, k))
+            .enumerate()
+        {
+            let (image, class) = (at / by_class.len(), at % by_class.len());
+            assert_eq!(
+                got.1, want.1,
+                "image {image}, class {class}: similarities differ"
+            );
+            if image > 1 {
+                // no ties: the same neighbours
+                assert_eq!(got.0, want.0, "image {image}, class {class}");
+            }
+        }
+        // among equal similarities the lower bank rows come first
+        assert_eq!(&found[..k], &[0, 3, 6, 9]);
+        assert_eq!(&found[by_class.len() * k..][..k], &[0, 3, 6, 9]);
+    }
 }

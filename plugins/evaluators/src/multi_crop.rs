@@ -80,16 +80,31 @@ struct ViewSampler {
 }
 
 impl ViewSampler {
-    /// (views * B, C, H, W) views of `x` (B, C, H, W), view-major.
-    fn views(&self, x: &Tensor, rng: &mut Rng) -> Result<Tensor> {
+    /// (views * R, C, H, W) views of `x` (R, C, H, W), view-major, where `x` holds the rows
+    /// `rows` (ascending) of a batch of `batch_len` images: crops are drawn for the whole batch
+    /// (view v of row r is draw number v * batch_len + r) and each image gets those of its row,
+    /// so that an image's views do not depend on which other rows are present.
+    fn views(&self, x: &Tensor, rows: &[usize], batch_len: usize, rng: &mut Rng) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
+        if rows.len() != b || rows.iter().any(|&r| r >= batch_len) {
+            return Err(rossl_api::Error::msg(format!(
+                "{b} images at rows {rows:?} of a batch of {batch_len}"
+            )));
+        }
+        let mut present = vec![false; batch_len];
+        for &r in rows {
+            present[r] = true;
+        }
         let n = self.views * b;
-        let mut rows = Vec::with_capacity(n * h * h);
+        let mut ys = Vec::with_capacity(n * h * h);
         let mut cols = Vec::with_capacity(n * w * w);
-        for _ in 0..n {
+        for draw in 0..self.views * batch_len {
             let crop = sample_crop(h, w, self.scale, self.ratio, rng);
             let flip = self.flip && rng.bernoulli(0.5);
-            rows.extend(interpolation_matrix(crop.top, crop.height, h, h, false));
+            if !present[draw % batch_len] {
+                continue;
+            }
+            ys.extend(interpolation_matrix(crop.top, crop.height, h, h, false));
             // columns: (W_out x W) transposed to (W x W_out) for x @ R^T
             let m = interpolation_matrix(crop.left, crop.width, w, w, flip);
             for j in 0..w {
@@ -99,7 +114,7 @@ impl ViewSampler {
             }
         }
         let device = x.device();
-        let ry = Tensor::from_vec(rows, (n, 1, h, h), device)?.to_dtype(x.dtype())?;
+        let ry = Tensor::from_vec(ys, (n, 1, h, h), device)?.to_dtype(x.dtype())?;
         let rx_t = Tensor::from_vec(cols, (n, 1, w, w), device)?.to_dtype(x.dtype())?;
         let repeated = x
             .unsqueeze(0)?
@@ -110,17 +125,24 @@ impl ViewSampler {
     }
 }
 
+/// The mean feature over the views of `x`, the rows `rows` of a batch of `batch_len` images.
 fn mean_features(
     encoder: FrozenEncoder<'_>,
     sampler: &ViewSampler,
     x: &Tensor,
+    (rows, batch_len): (&[usize], usize),
     rng: &mut Rng,
 ) -> Result<Tensor> {
     let b = x.dim(0)?;
-    let views = sampler.views(x, rng)?;
+    let views = sampler.views(x, rows, batch_len, rng)?;
     let features = encoder.features(&views)?;
     let f = features.dim(1)?;
     Ok(features.reshape((sampler.views, b, f))?.mean(0)?)
+}
+
+/// Every row of a batch of `b` images.
+fn all_rows(b: usize) -> Vec<usize> {
+    (0..b).collect()
 }
 
 /// The bag-of-features classifier.
@@ -132,8 +154,19 @@ pub struct MultiCropClassifier<'a> {
 
 impl Classifier for MultiCropClassifier<'_> {
     fn logits(&self, images: &Tensor, rng: &mut Rng) -> Result<Tensor> {
-        self.head
-            .logits_detached(&mean_features(self.encoder, &self.sampler, images, rng)?)
+        let b = images.dim(0)?;
+        self.logits_at_rows(images, &all_rows(b), b, rng)
+    }
+
+    fn logits_at_rows(
+        &self,
+        images: &Tensor,
+        rows: &[usize],
+        batch_len: usize,
+        rng: &mut Rng,
+    ) -> Result<Tensor> {
+        let features = mean_features(self.encoder, &self.sampler, images, (rows, batch_len), rng)?;
+        self.head.logits_detached(&features)
     }
 
     fn is_random(&self) -> bool {
@@ -163,9 +196,15 @@ fn bag_of_features(
     for part in indices.chunks(batch.max(1)) {
         let (x, _) = image_batch(ctx.train, part, device)?;
         parts.push(
-            mean_features(encoder, sampler, &x, rng)?
-                .detach()
-                .to_dtype(DType::F32)?,
+            mean_features(
+                encoder,
+                sampler,
+                &x,
+                (&all_rows(part.len()), part.len()),
+                rng,
+            )?
+            .detach()
+            .to_dtype(DType::F32)?,
         );
     }
     Ok(Tensor::cat(&parts, 0)?)

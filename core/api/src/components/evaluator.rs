@@ -24,6 +24,37 @@ pub trait Classifier: Send + Sync {
     /// views, say) draws its randomness from `rng`.
     fn logits(&self, images: &Tensor, rng: &mut Rng) -> Result<Tensor>;
 
+    /// Logits (R, classes) of `images` (R, C, H, W), the rows `rows` (ascending, each below
+    /// `batch_len`) of a batch of `batch_len` images: each image is judged under the draw it has
+    /// at its row of the whole batch under `rng`, so that a subset of a batch (the points an
+    /// attack runs on) sees the randomness the whole batch saw.
+    ///
+    /// The default is [`Classifier::logits`] for a deterministic classifier, and for a random one
+    /// [`Classifier::logits`] of the whole batch with `images` at `rows` (and zeros elsewhere),
+    /// read at `rows`. A random classifier whose draw per row can be cut out more cheaply
+    /// overrides it.
+    fn logits_at_rows(
+        &self,
+        images: &Tensor,
+        rows: &[usize],
+        batch_len: usize,
+        rng: &mut Rng,
+    ) -> Result<Tensor> {
+        let whole = rows.len() == batch_len && rows.iter().enumerate().all(|(i, &r)| i == r);
+        if !self.is_random() || whole || rows.is_empty() {
+            return self.logits(images, rng);
+        }
+        let blank = images.narrow(0, 0, 1)?.zeros_like()?;
+        let mut parts = vec![blank; batch_len];
+        for (j, &r) in rows.iter().enumerate() {
+            parts[r] = images.narrow(0, j, 1)?;
+        }
+        let logits = self.logits(&Tensor::cat(&parts, 0)?, rng)?;
+        let index: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+        let index = Tensor::from_vec(index, rows.len(), logits.device())?;
+        Ok(logits.index_select(&index, 0)?)
+    }
+
     /// `true` when [`Classifier::logits`] is random: attacks then use expectation over
     /// transformation (gradients averaged over several draws).
     fn is_random(&self) -> bool {

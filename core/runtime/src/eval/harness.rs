@@ -21,7 +21,13 @@ fn summarise(
     let mut worst_case = Vec::new();
     for (e, suite) in suites.iter().enumerate() {
         for (a, plan) in suite.iter().enumerate() {
-            let run: Vec<bool> = pass.attacked[e][a].iter().flatten().copied().collect();
+            // an image counts as correct only when it is correct clean too: an attack that
+            // "fixes" a misclassified image does not raise its row
+            let run: Vec<bool> = pass.attacked[e][a]
+                .iter()
+                .zip(&pass.clean)
+                .filter_map(|(outcome, &clean)| outcome.map(|correct| clean && correct))
+                .collect();
             robust.push(RobustResult {
                 attack: plan.label.clone(),
                 eps: plan.eps,

@@ -3,6 +3,7 @@
 //! read).
 
 use super::attack_run::AttackRun;
+use super::batch_rows::BatchRows;
 use super::classifier_objective::predict;
 use super::inputs::EvalInputs;
 use super::streams;
@@ -156,9 +157,15 @@ impl Attacker<'_> {
         } else {
             select_rows(&batch.x, &batch.labels, rows)?
         };
+        // a random classifier judges each row under its draw in the clean pass's whole batch
+        let classifier = BatchRows {
+            classifier: self.classifier,
+            rows: rows.to_vec(),
+            batch_len: batch.labels.len(),
+        };
         let (seed, index, b) = (self.inputs.seed, self.index, batch.number);
         let run = AttackRun {
-            classifier: self.classifier,
+            classifier: &classifier,
             eot_samples: self.inputs.config.eot_samples,
             draws: Rng::derive(seed, &[stream::EVAL, index, streams::ATTACK_DRAWS, e, a, b]),
             attack_rng: Rng::derive(seed, &[stream::ATTACK, index, e, a, b]),

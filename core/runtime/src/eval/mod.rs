@@ -7,6 +7,7 @@
 //! [`ClassifierObjective`] at a time, on [`EvalInputs`]) and the sanity checks ([`all_checks`]).
 
 mod attack_run;
+mod batch_rows;
 mod card;
 mod checks;
 mod classifier_objective;

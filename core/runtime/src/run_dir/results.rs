@@ -13,7 +13,9 @@ pub struct RobustResult {
     pub eps: f64,
     /// Its iterations.
     pub steps: usize,
-    /// Accuracy on its adversarial examples, in [0, 1], over the images it ran on.
+    /// Its robust accuracy, in [0, 1], over the images it ran on: the fraction classified
+    /// correctly clean *and* under the attack (an image misclassified clean counts as wrong even
+    /// where the attack's point is classified correctly, as in the worst case).
     pub accuracy: f64,
     /// The images it ran on: every test image, or for a survivors-stage attack the points every
     /// white-box attack left correctly classified.

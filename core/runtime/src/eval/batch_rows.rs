@@ -1,0 +1,34 @@
+//! A classifier judged on some rows of a batch under the draws of the whole batch.
+
+use candle_core::Tensor;
+use rossl_api::components::Classifier;
+use rossl_api::rng::Rng;
+use rossl_api::Result;
+
+/// `classifier` on the rows `rows` of a batch of `batch_len` images: every call of
+/// [`Classifier::logits`] goes to [`Classifier::logits_at_rows`], so that a random classifier
+/// judges each image under the draw it had in the whole batch (an attack on the survivors of a
+/// batch sees the crops of the clean pass).
+pub struct BatchRows<'a> {
+    /// The classifier.
+    pub classifier: &'a dyn Classifier,
+    /// The rows of the batch, ascending.
+    pub rows: Vec<usize>,
+    /// The images of the whole batch.
+    pub batch_len: usize,
+}
+
+impl Classifier for BatchRows<'_> {
+    fn logits(&self, images: &Tensor, rng: &mut Rng) -> Result<Tensor> {
+        self.classifier
+            .logits_at_rows(images, &self.rows, self.batch_len, rng)
+    }
+
+    fn is_random(&self) -> bool {
+        self.classifier.is_random()
+    }
+
+    fn tensors(&self) -> Vec<(String, Tensor)> {
+        self.classifier.tensors()
+    }
+}

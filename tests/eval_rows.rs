@@ -1,0 +1,249 @@
+//! Which images each result counts: a per-attack row counts an image correct only when it is
+//! correct clean too, and an attack on the survivors of a batch judges them under the draws
+//! (the multi-crop probe's crops) of the clean pass.
+
+mod common;
+use candle_core::{Device, Tensor};
+use common::fixtures::{synthetic, Flatten};
+use rossl::rossl_api::adversarial::{input_gradient, project};
+use rossl::rossl_api::components::{
+    Attack, AttackLoss, AttackSpec, BuildContext, Classifier, Evaluator, Objective, Preset,
+};
+use rossl::rossl_api::registry::{self, ParamError, Params};
+use rossl::rossl_api::rng::Rng;
+use rossl::rossl_api::Result;
+use rossl::rossl_runtime::config::{EvalConfig, ExtraAttack};
+use rossl::rossl_runtime::eval::{fit_and_measure, EvalInputs};
+use serde::{Deserialize, Serialize};
+
+/// Parameters of the test's descending attack.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+struct DescentParams {
+    eps: f64,
+}
+
+impl Default for DescentParams {
+    fn default() -> Self {
+        DescentParams { eps: 0.1 }
+    }
+}
+
+impl Params for DescentParams {
+    fn validate(&self) -> std::result::Result<(), ParamError> {
+        Ok(())
+    }
+}
+
+/// Signed steps *down* the objective: it "fixes" misclassified images.
+struct Descent(DescentParams);
+
+impl Attack for Descent {
+    fn spec(&self) -> AttackSpec {
+        AttackSpec {
+            eps: self.0.eps,
+            steps: 10,
+            step_size: Some(self.0.eps / 4.0),
+            restarts: 1,
+            random_start: false,
+        }
+    }
+
+    fn perturb(&self, x: &Tensor, objective: &mut dyn Objective, _rng: &mut Rng) -> Result<Tensor> {
+        let mut adv = x.detach();
+        for _ in 0..10 {
+            let (_, g) = input_gradient(objective, &adv)?;
+            adv = project(x, &(&adv - (g.sign()? * (self.0.eps / 4.0))?)?, self.0.eps)?;
+        }
+        Ok(adv)
+    }
+}
+
+rossl::rossl_api::register! {
+    kind: attack,
+    name: "test-fixer",
+    summary: "test only: descends the objective, fixing misclassified images",
+    params: DescentParams,
+    build: |p, _ctx| Ok(Box::new(Descent(p))),
+}
+
+fn evaluator(name: &str, params: &str) -> Box<dyn Evaluator> {
+    registry::build::<dyn Evaluator>(name, params, &BuildContext::cpu(0)).unwrap()
+}
+
+fn config(preset: Preset, eps: f64) -> EvalConfig {
+    EvalConfig {
+        preset,
+        eps: vec![eps],
+        steps: 2,
+        restarts: 1,
+        apgd: false,
+        fgsm: false,
+        square: true,
+        square_queries: 5,
+        check_images: 8,
+        batch_size: 80,
+        eot_samples: 1,
+        large_eps: 0.5,
+        ..EvalConfig::default()
+    }
+}
+
+#[test]
+fn a_per_attack_row_counts_an_image_the_attack_fixes_as_wrong() {
+    // noisy data: the probe misclassifies some test images, and the descent fixes them
+    let (train, test) = synthetic(1.5);
+    let mut config = config(Preset::None, 0.1);
+    config.extra_attacks = vec![ExtraAttack {
+        name: "test-fixer".into(),
+        loss: AttackLoss::CrossEntropy,
+        params: toml::Table::new(),
+    }];
+    let ctx = BuildContext::cpu(0);
+    let inputs = EvalInputs {
+        encoder: &Flatten,
+        train: &train,
+        test: &test,
+        device: &Device::Cpu,
+        seed: 1,
+        config: &config,
+        ctx: &ctx,
+    };
+    let probe = evaluator("linear-probe", "epochs = 5\nlr = 0.01\nbatch_size = 32");
+    let report = fit_and_measure("linear-probe", probe.as_ref(), 0, &inputs)
+        .unwrap()
+        .report;
+    assert!(
+        report.clean_accuracy < 0.95,
+        "the test needs misclassified images: clean accuracy {}",
+        report.clean_accuracy
+    );
+    let row = &report.robust[0];
+    assert_eq!(row.images, test.len());
+    // one attack: its row is the worst case (correct clean and under the attack)
+    assert_eq!(
+        row.accuracy, report.worst_case[0].accuracy,
+        "the row counts images misclassified clean that the attack fixed (clean accuracy {})",
+        report.clean_accuracy
+    );
+    assert!(row.accuracy <= report.clean_accuracy);
+}
+
+#[test]
+fn survivors_of_the_multi_crop_probe_are_judged_under_the_crops_of_the_clean_pass() {
+    // at eps 0 no attack moves an image, so every image correct clean stays correct: unless the
+    // survivors (on which Square runs) are judged under other crops than in the clean pass
+    let (train, test) = synthetic(0.5);
+    let config = config(Preset::Strong, 0.0);
+    let ctx = BuildContext::cpu(0);
+    let inputs = EvalInputs {
+        encoder: &Flatten,
+        train: &train,
+        test: &test,
+        device: &Device::Cpu,
+        seed: 3,
+        config: &config,
+        ctx: &ctx,
+    };
+    // small crops: an image's prediction depends on its crop
+    let probe = evaluator(
+        "multi-crop-probe",
+        "views = 1\nscale = [0.05, 0.15]\nepochs = 10\nlr = 0.01\nbatch_size = 32",
+    );
+    let report = fit_and_measure("multi-crop-probe", probe.as_ref(), 0, &inputs)
+        .unwrap()
+        .report;
+    let square = report
+        .robust
+        .iter()
+        .find(|r| r.attack == "square")
+        .expect("a square row");
+    assert!(
+        square.images > 0 && square.images < test.len(),
+        "Square runs on a strict subset of the batch ({} of {})",
+        square.images,
+        test.len()
+    );
+    assert_eq!(square.accuracy, 1.0, "survivors judged under other crops");
+    assert_eq!(report.worst_case[0].accuracy, report.clean_accuracy);
+}
+
+/// A random classifier of 2 classes: for the image at row r of a batch, the r-th draw of `rng`
+/// decides between class 0 and class 1 (the input does not matter).
+struct Coin;
+
+impl Classifier for Coin {
+    fn logits(&self, images: &Tensor, rng: &mut Rng) -> Result<Tensor> {
+        let b = images.dim(0)?;
+        let logits: Vec<f32> = (0..b)
+            .flat_map(|_| {
+                if rng.bernoulli(0.5) {
+                    [1.0, 0.0]
+                } else {
+                    [0.0, 1.0]
+                }
+            })
+            .collect();
+        Ok(Tensor::from_vec(logits, (b, 2), images.device())?)
+    }
+
+    fn is_random(&self) -> bool {
+        true
+    }
+
+    fn tensors(&self) -> Vec<(String, Tensor)> {
+        Vec::new()
+    }
+}
+
+#[test]
+fn rows_of_a_batch_get_the_draws_of_their_rows_in_the_whole_batch() {
+    let (_, test) = synthetic(0.1);
+    let x = rossl::rossl_api::batch::image_batch(&test, &(0..12).collect::<Vec<_>>(), &Device::Cpu)
+        .unwrap()
+        .0;
+    let rows = [1usize, 4, 5, 10];
+    let index = Tensor::new(&[1u32, 4, 5, 10], &Device::Cpu).unwrap();
+    let subset = x.index_select(&index, 0).unwrap();
+    let rng = Rng::new(9);
+    let whole = Coin.logits(&x, &mut rng.clone()).unwrap();
+    let mut expected = whole.index_select(&index, 0).unwrap();
+    let mut got = Coin
+        .logits_at_rows(&subset, &rows, 12, &mut rng.clone())
+        .unwrap();
+    assert_eq!(
+        got.to_vec2::<f32>().unwrap(),
+        expected.to_vec2::<f32>().unwrap()
+    );
+    // the multi-crop probe's own cut of the draws
+    let (train, _) = synthetic(0.1);
+    let fit = rossl::rossl_api::components::FitContext {
+        encoder: rossl::rossl_api::components::FrozenEncoder::new(&Flatten),
+        train: &train,
+        device: &Device::Cpu,
+        seed: 0,
+    };
+    let probe = evaluator("multi-crop-probe", "views = 3\nepochs = 1")
+        .fit(&fit)
+        .unwrap();
+    expected = probe
+        .logits(&x, &mut rng.clone())
+        .unwrap()
+        .index_select(&index, 0)
+        .unwrap();
+    got = probe
+        .logits_at_rows(&subset, &rows, 12, &mut rng.clone())
+        .unwrap();
+    let diff = (got - expected)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(
+        diff < 1e-5,
+        "the probe's rows differ from the whole batch's by {diff}"
+    );
+}
