@@ -4,7 +4,7 @@
 use candle_core::{DType, Device, Tensor, Var};
 use rossl::rossl_api::rng::Rng;
 use rossl::rossl_nn::ops::{
-    batch_norm_eval, batch_norm_train, batch_norm_train_reference, conv2d_nhwc,
+    batch_norm_eval, batch_norm_train, batch_norm_train_reference, conv2d_nhwc, conv2d_nhwc_gemm,
     conv2d_nhwc_reference, dense, dense_reference,
 };
 
@@ -115,6 +115,78 @@ fn fast_convolution_matches_candle_s_and_its_gradients_match_finite_differences(
                 "{numeric} vs {}",
                 analytic[i]
             );
+        }
+    }
+}
+
+/// The central finite difference of `loss` in element `i` of `t` (f64), with step 1e-6.
+fn finite_difference(t: &Tensor, i: usize, loss: &dyn Fn(&Tensor) -> f64) -> f64 {
+    let flat = t.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let bump = |d: f64| {
+        let mut v = flat.clone();
+        v[i] += d;
+        Tensor::from_vec(v, t.shape(), &DEV).unwrap()
+    };
+    (loss(&bump(1e-6)) - loss(&bump(-1e-6))) / 2e-6
+}
+
+#[test]
+fn the_gpu_path_s_convolution_matches_candle_s_and_finite_differences() {
+    // the windows-and-matrix-product convolution that every device but the CPU uses, run here:
+    // kernels 1 and 3, strides 1 and 2, paddings 0 and 1, odd and even sizes, in f64
+    let mut seed = 10;
+    for k in [1, 3] {
+        for stride in [1, 2] {
+            for pad in [0, 1] {
+                for hw in [7, 8] {
+                    seed += 3;
+                    let x = Var::from_tensor(&random(&[2, hw, hw, 3], seed, DType::F64)).unwrap();
+                    let w = Var::from_tensor(&random(&[4, 3, k, k], seed + 1, DType::F64)).unwrap();
+                    let out = (hw + 2 * pad - k) / stride + 1;
+                    let g = random(&[2, out, out, 4], seed + 2, DType::F64);
+                    let case = format!("k{k} s{stride} p{pad} size {hw}");
+                    let gemm = conv2d_nhwc_gemm(x.as_tensor(), w.as_tensor(), stride, pad).unwrap();
+                    let reference =
+                        conv2d_nhwc_reference(x.as_tensor(), w.as_tensor(), stride, pad).unwrap();
+                    assert_eq!(gemm.dims(), reference.dims(), "{case}");
+                    assert!(max_diff(&gemm, &reference) < 1e-12, "forward {case}");
+                    let (ga, gr) = (grads_of(&gemm, &g), grads_of(&reference, &g));
+                    for v in [&x, &w] {
+                        let d = max_diff(
+                            ga.get(v.as_tensor()).unwrap(),
+                            gr.get(v.as_tensor()).unwrap(),
+                        );
+                        assert!(d < 1e-12, "gradient {case}: {d}");
+                    }
+                    let loss = |x: &Tensor, w: &Tensor| {
+                        (conv2d_nhwc_gemm(x, w, stride, pad).unwrap() * &g)
+                            .unwrap()
+                            .sum_all()
+                            .unwrap()
+                            .to_scalar::<f64>()
+                            .unwrap()
+                    };
+                    let analytic = |v: &Var| {
+                        ga.get(v.as_tensor())
+                            .unwrap()
+                            .flatten_all()
+                            .unwrap()
+                            .to_vec1::<f64>()
+                            .unwrap()
+                    };
+                    let (dx, dw) = (analytic(&x), analytic(&w));
+                    for i in (0..dx.len()).step_by(37) {
+                        let numeric =
+                            finite_difference(x.as_tensor(), i, &|t| loss(t, w.as_tensor()));
+                        assert!((numeric - dx[i]).abs() < 1e-7, "input gradient {case}");
+                    }
+                    for i in (0..dw.len()).step_by(5) {
+                        let numeric =
+                            finite_difference(w.as_tensor(), i, &|t| loss(x.as_tensor(), t));
+                        assert!((numeric - dw[i]).abs() < 1e-7, "weight gradient {case}");
+                    }
+                }
+            }
         }
     }
 }

@@ -186,7 +186,9 @@ impl CustomOp2 for ConvWeightGrad {
 }
 
 /// `x` (N, H, W, C) convolved with `w` (O, C, K, K), stride and zero padding on both sides:
-/// (N, OH, OW, O). Fast kernels on the CPU; candle's convolution elsewhere.
+/// (N, OH, OW, O). Fast kernels on the CPU; elsewhere windows and one matrix product
+/// ([`super::conv2d_nhwc_gemm`]), whose gradients are matrix products too (candle's own
+/// convolution would take the input gradient through its naive CUDA transposed convolution).
 pub fn conv2d_nhwc(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
     if x.device().is_cpu() {
         Ok(x.contiguous()?.apply_op2(
@@ -197,12 +199,12 @@ pub fn conv2d_nhwc(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Res
             },
         )?)
     } else {
-        conv2d_nhwc_reference(x, w, stride, padding)
+        Ok(super::conv2d_nhwc_gemm(x, w, stride, padding)?)
     }
 }
 
 /// The same convolution with candle's own operations (NCHW convolution between permutes): the
-/// path on GPUs and the reference the fast kernels are tested against.
+/// reference the fast kernels and the GPU path are tested against.
 pub fn conv2d_nhwc_reference(
     x: &Tensor,
     w: &Tensor,

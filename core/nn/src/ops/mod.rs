@@ -5,6 +5,7 @@
 
 mod batch_norm;
 mod conv;
+mod conv_gemm;
 mod dense;
 mod logdet;
 mod perturbation;
@@ -12,6 +13,7 @@ mod storage;
 
 pub use batch_norm::{batch_norm_eval, batch_norm_train, batch_norm_train_reference, Moments};
 pub use conv::{conv2d_nhwc, conv2d_nhwc_reference};
+pub use conv_gemm::conv2d_nhwc_gemm;
 pub use dense::{dense, dense_reference};
 pub use logdet::logdet_spd;
 pub use perturbation::{signed_step, signed_step_reference};
