@@ -10,8 +10,7 @@ use rossl_runtime::eval::{evaluate_run, Results};
 use rossl_runtime::monitor::Monitor;
 use rossl_runtime::run_dir::{files, RunDir};
 use rossl_runtime::train::{
-    restore_encoder, train_loaded, train_observed, StepObserver, TrainOptions, TrainSummary,
-    TrainingData,
+    restore_encoder, train_loaded, StepObserver, TrainOptions, TrainSummary, TrainingData,
 };
 use std::path::PathBuf;
 
@@ -133,47 +132,47 @@ fn train_or_reuse(
             if options.mark_latest {
                 run_dir.mark_latest()?;
             }
-            Ok((train_monitored(asm, run_dir, Some(&ckpt), options)?, false))
+            let (data, monitor) = (TrainingData::load(asm)?, Monitor::for_run(asm)?);
+            let summary = train_monitored(asm, data, monitor, run_dir, Some(&ckpt), options)?;
+            Ok((summary, false))
         }
         (None, _, None) => Ok((train_fresh(asm, run_dir, options)?, false)),
     }
 }
 
-/// Trains from scratch: loads the data first, then creates the run folder (and moves `latest`),
-/// so that a run that cannot start leaves nothing behind.
+/// Trains from scratch: loads the data (and the monitor's) first, then creates the run folder
+/// (and moves `latest`), so that a run that cannot start leaves nothing behind.
 fn train_fresh(
     asm: &Assembly,
     run_dir: &RunDir,
     options: &RunOptions,
 ) -> anyhow::Result<TrainSummary> {
     let data = TrainingData::load(asm)?;
-    let mut monitor = Monitor::for_run(asm)?;
+    let monitor = Monitor::for_run(asm)?;
     let fresh = run_dir.create_fresh(options.mark_latest)?;
     run_dir.write(files::CONFIG, &asm.config.to_toml(true)?)?;
-    let observer = monitor.as_mut().map(|m| m as &mut dyn StepObserver);
-    let train_options = TrainOptions {
-        stop_after_passes: options.stop_after,
-    };
-    let summary = train_loaded(asm, data, run_dir, None, &train_options, observer)?;
+    let summary = train_monitored(asm, data, monitor, run_dir, None, options)?;
     fresh.keep();
     Ok(summary)
 }
 
-/// Trains on from `resume` (or from scratch without it), with the online monitor when the
+/// Trains on loaded `data`, from `resume` when given, observed by the online `monitor` when the
 /// configuration asks for one.
 fn train_monitored(
     asm: &Assembly,
+    data: TrainingData,
+    mut monitor: Option<Monitor>,
     run_dir: &RunDir,
     resume: Option<&checkpoint::Checkpoint>,
     options: &RunOptions,
 ) -> anyhow::Result<TrainSummary> {
-    let mut monitor = Monitor::for_run(asm)?;
     let observer = monitor.as_mut().map(|m| m as &mut dyn StepObserver);
     let train_options = TrainOptions {
         stop_after_passes: options.stop_after,
     };
-    Ok(train_observed(
+    Ok(train_loaded(
         asm,
+        data,
         run_dir,
         resume,
         &train_options,

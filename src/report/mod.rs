@@ -29,17 +29,7 @@ pub const COMPARISON_FILES: [&str; 5] = [
     "accuracy_vs_time.svg",
 ];
 
-/// `k/255` when `eps` is (nearly) a multiple of 1/255, else the number.
-pub fn eps_label(eps: f64) -> String {
-    let k = eps * 255.0;
-    if eps == 0.0 {
-        "0".into()
-    } else if (k - k.round()).abs() < 1e-6 {
-        format!("{}/255", k.round() as i64)
-    } else {
-        format!("{eps:.4}")
-    }
-}
+pub use rossl_runtime::run_dir::eps_label;
 
 /// Writes `comparison.md`, `comparison.json` and the three plots of `rows` into `dir`; returns
 /// the Markdown table.

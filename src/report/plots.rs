@@ -7,33 +7,28 @@
 use super::eps_label;
 use super::runs::{radii, Row};
 use super::stats::{by_group, worst_by_radius, RunMetrics, Summary};
-use crate::plot::{legend, plot_err, PALETTE};
+use crate::plot::{chart, legend, plot_err, Frame, PALETTE};
 use plotters::prelude::*;
 use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Robust accuracy (worst case) against eps, one line per row (first evaluator).
 pub fn plot_robustness(rows: &[Row], path: &Path) -> anyhow::Result<()> {
-    let root = SVGBackend::new(path, (720, 480)).into_drawing_area();
-    root.fill(&WHITE).map_err(plot_err)?;
     let max_eps = radii(rows).into_iter().fold(0.0, f64::max).max(1e-3);
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Robust accuracy (worst case over attacks) against eps",
-            ("sans-serif", 18),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0f64..max_eps * 1.05, 0f64..100f64)
-        .map_err(plot_err)?;
-    chart
-        .configure_mesh()
-        .x_desc("eps (L-infinity)")
-        .y_desc("accuracy (%)")
-        .x_label_formatter(&|x| format!("{:.1}/255", x * 255.0))
-        .draw()
-        .map_err(plot_err)?;
+    let root = SVGBackend::new(path, (720, 480)).into_drawing_area();
+    let mut chart = chart(
+        &root,
+        &Frame {
+            caption: "Robust accuracy (worst case over attacks) against eps",
+            caption_size: 18,
+            x: 0f64..max_eps * 1.05,
+            y: 0f64..100f64,
+            x_desc: "eps (L-infinity)",
+            y_desc: "accuracy (%)",
+            y_label_width: 50,
+            x_labels: Some(&|x| format!("{:.1}/255", x * 255.0)),
+        },
+    )?;
     for (i, row) in rows.iter().enumerate() {
         let Some(e) = row.results.evaluations.first() else {
             continue;
@@ -75,20 +70,19 @@ pub fn plot_losses(rows: &[Row], path: &Path) -> anyhow::Result<()> {
     }
     let pad = ((y_max - y_min) * 0.05).max(1e-3);
     let root = SVGBackend::new(path, (720, 480)).into_drawing_area();
-    root.fill(&WHITE).map_err(plot_err)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("Training loss", ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0f64..x_max, (y_min - pad)..(y_max + pad))
-        .map_err(plot_err)?;
-    chart
-        .configure_mesh()
-        .x_desc("optimiser step")
-        .y_desc("SSL objective")
-        .draw()
-        .map_err(plot_err)?;
+    let mut chart = chart(
+        &root,
+        &Frame {
+            caption: "Training loss",
+            caption_size: 18,
+            x: 0f64..x_max,
+            y: (y_min - pad)..(y_max + pad),
+            x_desc: "optimiser step",
+            y_desc: "SSL objective",
+            y_label_width: 60,
+            x_labels: None,
+        },
+    )?;
     for (i, (row, curve)) in rows.iter().zip(curves).enumerate() {
         if curve.is_empty() {
             continue;
@@ -112,26 +106,22 @@ pub fn plot_accuracy_vs_time(rows: &[Row], path: &Path) -> anyhow::Result<()> {
     let max_eps = radii(rows).into_iter().fold(0.0, f64::max);
     let t_max = rows.iter().map(|r| r.summary.seconds).fold(1.0, f64::max) * 1.15;
     let root = SVGBackend::new(path, (720, 480)).into_drawing_area();
-    root.fill(&WHITE).map_err(plot_err)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!(
+    let mut chart = chart(
+        &root,
+        &Frame {
+            caption: &format!(
                 "Accuracy against training time (triangles: worst case at eps {})",
                 eps_label(max_eps)
             ),
-            ("sans-serif", 16),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0f64..t_max, 0f64..100f64)
-        .map_err(plot_err)?;
-    chart
-        .configure_mesh()
-        .x_desc("pre-training time (s)")
-        .y_desc("accuracy (%)")
-        .draw()
-        .map_err(plot_err)?;
+            caption_size: 16,
+            x: 0f64..t_max,
+            y: 0f64..100f64,
+            x_desc: "pre-training time (s)",
+            y_desc: "accuracy (%)",
+            y_label_width: 50,
+            x_labels: None,
+        },
+    )?;
     for (i, row) in rows.iter().enumerate() {
         let Some(e) = row.results.evaluations.first() else {
             continue;
@@ -194,20 +184,19 @@ fn scatter(
         .max(1.0)
         * 1.1;
     let root = SVGBackend::new(path, (720, 480)).into_drawing_area();
-    root.fill(&WHITE).map_err(plot_err)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(caption, ("sans-serif", 16))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0f64..x_max, 0f64..y_max)
-        .map_err(plot_err)?;
-    chart
-        .configure_mesh()
-        .x_desc(x_desc)
-        .y_desc(y_desc)
-        .draw()
-        .map_err(plot_err)?;
+    let mut chart = chart(
+        &root,
+        &Frame {
+            caption,
+            caption_size: 16,
+            x: 0f64..x_max,
+            y: 0f64..y_max,
+            x_desc,
+            y_desc,
+            y_label_width: 50,
+            x_labels: None,
+        },
+    )?;
     for (i, p) in points.iter().enumerate() {
         let colour = PALETTE[i % PALETTE.len()];
         let (x, y, dx, dy) = (p.x.mean, p.y.mean, half(&p.x), half(&p.y));
@@ -251,20 +240,19 @@ fn lines(
         x_max = x_min + 1.0;
     }
     let root = SVGBackend::new(path, (720, 480)).into_drawing_area();
-    root.fill(&WHITE).map_err(plot_err)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(caption, ("sans-serif", 16))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(x_min..x_max, 0f64..y_max * 1.05)
-        .map_err(plot_err)?;
-    chart
-        .configure_mesh()
-        .x_desc(x_desc)
-        .y_desc(y_desc)
-        .draw()
-        .map_err(plot_err)?;
+    let mut chart = chart(
+        &root,
+        &Frame {
+            caption,
+            caption_size: 16,
+            x: x_min..x_max,
+            y: 0f64..y_max * 1.05,
+            x_desc,
+            y_desc,
+            y_label_width: 50,
+            x_labels: None,
+        },
+    )?;
     for (i, (label, points)) in series.iter().enumerate() {
         let colour = PALETTE[i % PALETTE.len()];
         chart

@@ -114,37 +114,41 @@ fn check_batch_memory(config: &ResolvedConfig, views: usize, values_per_view: us
     };
     let limit = total / BATCH_MEMORY_SHARE;
     let run = &config.run;
-    let bytes = |images: usize, copies: usize| -> u128 {
-        images as u128 * values_per_view as u128 * 4 * copies as u128
-    };
     let gib = |b: u128| b as f64 / f64::from(1u32 << 30);
-    let train = bytes(
-        run.data.batch_size.saturating_mul(views),
-        run.data.prefetch + 1,
-    );
-    if train > u128::from(limit) {
-        return Err(crate::Error::Config(format!(
-            "`data.batch_size` ({}, in {}) x the views per image of `views.{}` ({views}) x (`data.prefetch` + 1 = {}) batches of {values_per_view} values need {:.1} GiB of input tensors alone; the limit on this machine is {:.1} GiB (1/{BATCH_MEMORY_SHARE} of its {:.1} GiB)",
-            run.data.batch_size,
-            config.source_of("data.batch_size"),
-            run.views.name,
+    // (images per batch, batches held at once, what sizes it)
+    let batches = [
+        (
+            run.data.batch_size.saturating_mul(views),
             run.data.prefetch + 1,
-            gib(train),
-            gib(u128::from(limit)),
-            gib(u128::from(total)),
-        )));
-    }
-    let eval = bytes(run.eval.batch_size, run.eval.eot_samples.max(1));
-    if eval > u128::from(limit) {
-        return Err(crate::Error::Config(format!(
-            "`eval.batch_size` ({}, in {}) x `eval.eot_samples` ({}) images of {values_per_view} values need {:.1} GiB of input tensors alone; the limit on this machine is {:.1} GiB (1/{BATCH_MEMORY_SHARE} of its {:.1} GiB)",
+            format!(
+                "`data.batch_size` ({}, in {}) x the views per image of `views.{}` ({views}) x (`data.prefetch` + 1 = {}) batches",
+                run.data.batch_size,
+                config.source_of("data.batch_size"),
+                run.views.name,
+                run.data.prefetch + 1
+            ),
+        ),
+        (
             run.eval.batch_size,
-            config.source_of("eval.batch_size"),
-            run.eval.eot_samples,
-            gib(eval),
-            gib(u128::from(limit)),
-            gib(u128::from(total)),
-        )));
+            run.eval.eot_samples.max(1),
+            format!(
+                "`eval.batch_size` ({}, in {}) x `eval.eot_samples` ({}) images",
+                run.eval.batch_size,
+                config.source_of("eval.batch_size"),
+                run.eval.eot_samples
+            ),
+        ),
+    ];
+    for (images, copies, sized_by) in batches {
+        let bytes = images as u128 * values_per_view as u128 * 4 * copies as u128;
+        if bytes > u128::from(limit) {
+            return Err(crate::Error::Config(format!(
+                "{sized_by} of {values_per_view} values need {:.1} GiB of input tensors alone; the limit on this machine is {:.1} GiB (1/{BATCH_MEMORY_SHARE} of its {:.1} GiB)",
+                gib(bytes),
+                gib(u128::from(limit)),
+                gib(u128::from(total)),
+            )));
+        }
     }
     Ok(())
 }

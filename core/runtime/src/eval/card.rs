@@ -2,19 +2,8 @@
 
 use super::report::Results;
 use crate::assembly::Assembly;
-use crate::run_dir::{CardEntry, RunDir, SslFields};
+use crate::run_dir::{eps_label, CardEntry, RunDir, SslFields};
 use crate::Result;
-
-/// `k/255` when `eps` is (nearly) a multiple of 1/255, as RobustBench writes radii, else the
-/// number.
-fn eps_text(eps: f64) -> String {
-    let k = eps * 255.0;
-    if eps > 0.0 && (k - k.round()).abs() < 1e-6 {
-        format!("{}/255", k.round() as i64)
-    } else {
-        format!("{eps}")
-    }
-}
 
 /// A percentage with two decimals, as RobustBench's files hold accuracies.
 fn percent(fraction: f64) -> String {
@@ -74,7 +63,7 @@ pub fn card(asm: &Assembly, run_dir: &RunDir, results: &Results) -> Result<Vec<C
                 dataset: results.dataset.clone(),
                 architecture: encoder.clone(),
                 threat_model: "Linf".into(),
-                eps: eps_text(worst.eps),
+                eps: eps_label(worst.eps),
                 clean_acc: percent(evaluation.clean_accuracy),
                 autoattack_acc: None,
                 robust_acc: percent(worst.accuracy),

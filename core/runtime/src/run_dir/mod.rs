@@ -32,7 +32,9 @@ pub use metrics::{
     StepRecord,
 };
 pub use protect::{is_run_file_name, is_run_folder, refuse_run_file};
-pub use results::{CheckResult, EvaluationReport, Results, RobustResult, TrainResults, WorstCase};
+pub use results::{
+    eps_label, CheckResult, EvaluationReport, Results, RobustResult, TrainResults, WorstCase,
+};
 pub use summary::{TrainPlan, TrainSummary};
 
 use crate::config::ResolvedConfig;

@@ -153,3 +153,16 @@ impl RunDir {
         self.write_json(files::RESULTS, results)
     }
 }
+
+/// `k/255` when `eps` is (nearly) a multiple of 1/255, as papers and RobustBench write radii,
+/// else the number; `0` for 0.
+pub fn eps_label(eps: f64) -> String {
+    let k = eps * 255.0;
+    if eps == 0.0 {
+        "0".into()
+    } else if (k - k.round()).abs() < 1e-6 {
+        format!("{}/255", k.round() as i64)
+    } else {
+        format!("{eps:.4}")
+    }
+}
