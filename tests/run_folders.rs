@@ -7,7 +7,7 @@ mod common;
 use common::process::rossl_in;
 use common::{temp_dir, write, TINY};
 use rossl::rossl_runtime::eval::Results;
-use rossl::rossl_runtime::run_dir::CardEntry;
+use rossl::rossl_runtime::run_dir::{CardEntry, RunDir};
 use std::path::Path;
 use std::time::Duration;
 
@@ -76,8 +76,10 @@ fn a_run_trained_on_a_test_subset_is_evaluated_on_the_whole_test_split() {
 /// The result card beside `results.json` holds one entry per evaluator and radius, with the
 /// same figures in RobustBench's form.
 fn assert_card_matches(run: &Path, results: &Results) {
-    let text = std::fs::read_to_string(run.join("robustbench.json")).expect("robustbench.json");
-    let card: Vec<CardEntry> = serde_json::from_str(&text).expect("typed card");
+    let card: Vec<CardEntry> = RunDir::open(run)
+        .and_then(|dir| dir.read_card())
+        .expect("a readable card")
+        .expect("robustbench.json beside results.json");
     let expected: Vec<(String, f64, f64, f64)> = results
         .evaluations
         .iter()

@@ -42,11 +42,6 @@ impl RunDir {
 }
 
 impl FreshRun {
-    /// The run folder.
-    pub fn dir(&self) -> &RunDir {
-        &self.dir
-    }
-
     /// Keeps the folder and the link whatever happens next.
     pub fn keep(mut self) {
         self.kept = true;
