@@ -1,7 +1,9 @@
 //! Building blocks shared by attacks and adversarial training: the input gradient of an objective,
-//! the projection onto the L-infinity ball and the pixel range, random starts.
+//! the projection onto the L-infinity ball and the pixel range, random starts (the L2 ball's are
+//! in [`crate::norm`]).
 
 use crate::components::Objective;
+use crate::norm::Norm;
 use crate::rng::Rng;
 use crate::{Error, Result};
 use candle_core::{Tensor, Var};
@@ -38,9 +40,9 @@ pub fn input_gradient_and_success(
 
 /// Projects `candidate` onto the L-infinity ball of radius `eps` around `x`, then onto [0, 1]:
 /// `clamp(x + clamp(candidate - x, -eps, eps), 0, 1)`.
+/// ([`Norm::project`] for other balls.)
 pub fn project(x: &Tensor, candidate: &Tensor, eps: f64) -> Result<Tensor> {
-    let delta = (candidate - x)?.clamp(-eps, eps)?;
-    Ok((x + delta)?.clamp(0.0, 1.0)?)
+    Norm::Linf.project(x, candidate, eps)
 }
 
 /// The perturbation `delta` clipped to the ball and such that `x + delta` lies in [0, 1]:
@@ -51,20 +53,14 @@ pub fn clip_delta(x: &Tensor, delta: &Tensor, eps: f64) -> Result<Tensor> {
 
 /// A perturbation of `x`'s shape, uniform in [-eps, eps], drawn from `rng`.
 pub fn uniform_delta(x: &Tensor, eps: f64, rng: &mut Rng) -> Result<Tensor> {
-    let values: Vec<f32> = (0..x.elem_count())
-        .map(|_| rng.uniform_range(-eps, eps) as f32)
-        .collect();
-    Ok(Tensor::from_vec(values, x.shape(), x.device())?.to_dtype(x.dtype())?)
+    Norm::Linf.random_delta(x, eps, rng)
 }
 
 /// The starting point of an attack: a uniform point of the ball around `x` (projected onto
 /// [0, 1]) when `random` and `eps > 0`, else `x` itself.
+/// ([`Norm::start`] for other balls.)
 pub fn start(x: &Tensor, eps: f64, random: bool, rng: &mut Rng) -> Result<Tensor> {
-    if random && eps > 0.0 {
-        project(x, &(x + uniform_delta(x, eps, rng)?)?, eps)
-    } else {
-        Ok(x.clone())
-    }
+    Norm::Linf.start(x, eps, random, rng)
 }
 
 /// Checks an attack's settings: a finite radius >= 0 and a finite step >= 0.

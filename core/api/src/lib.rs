@@ -8,8 +8,8 @@
 //! - [`registry`]: static registration ([`register!`], [`register_preset!`]) and look-up by name;
 //! - [`mod@params`] and [`section`]: a component's typed parameters, read from its own section of the
 //!   configuration with the provenance of every value;
-//! - [`rng`], [`adversarial`], [`batch`]: seeded randomness, projections and input gradients,
-//!   batches of images;
+//! - [`rng`], [`adversarial`], [`norm`], [`batch`]: seeded randomness, input gradients, the
+//!   L-infinity and L2 threat models, batches of images;
 //! - [`stamp`]: the ABI stamp that dynamic plugins embed ([`declare_plugin!`]).
 //!
 //! Layers, custom operations and optimisers are in `rossl-nn`; the training loop, the evaluation
@@ -20,6 +20,7 @@ pub mod batch;
 pub mod components;
 pub mod error;
 pub mod location;
+pub mod norm;
 pub mod params;
 pub mod provenance;
 pub mod registry;

@@ -88,6 +88,7 @@ impl Monitor {
                 loss: AttackLoss::CrossEntropy,
                 params,
                 stage: Stage::AllPoints,
+                targets: 0,
             },
             "`train.monitor`",
             &ctx,

@@ -28,6 +28,7 @@ fn attack(
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect(),
         stage,
+        targets: 0,
     }
 }
 

@@ -41,19 +41,29 @@ pub enum Preset {
     Strong,
     /// The reference code's protocol (PGD from a zero start, step 0.01, cross-entropy).
     Paper,
+    /// AutoAttack "standard" (Croce and Hein 2020): APGD-CE, APGD-T (9 target classes), FAB-T
+    /// (9 target classes) and Square (5000 queries), each on the points the earlier ones left
+    /// correct: the number RobustBench and the robust-SSL literature report.
+    Autoattack,
     /// No preset attack: clean accuracy and the extra attacks only.
     None,
 }
 
 impl Preset {
     /// Every preset.
-    pub const ALL: [Preset; 3] = [Preset::Strong, Preset::Paper, Preset::None];
+    pub const ALL: [Preset; 4] = [
+        Preset::Strong,
+        Preset::Autoattack,
+        Preset::Paper,
+        Preset::None,
+    ];
 
     /// Its name in configs.
     pub fn as_str(self) -> &'static str {
         match self {
             Preset::Strong => "strong",
             Preset::Paper => "paper",
+            Preset::Autoattack => "autoattack",
             Preset::None => "none",
         }
     }
@@ -86,6 +96,8 @@ pub struct PresetSettings {
     pub square: bool,
     /// Classes of the test labels (APGD-DLR needs at least three).
     pub classes: usize,
+    /// The threat model (`eval.norm`): every attack of the preset is built for it.
+    pub norm: crate::norm::Norm,
 }
 
 /// Which points an attack of a suite runs on.
@@ -114,6 +126,10 @@ pub struct PresetAttack {
     pub params: toml::Table,
     /// The points it runs on.
     pub stage: Stage,
+    /// 0: untargeted. `k > 0`: a targeted attack, run once for each of the `k` classes other than
+    /// the true one with the largest clean logits (in that order, each run on the points still
+    /// correct), its loss aimed at that class (as AutoAttack's APGD-T and FAB-T).
+    pub targets: usize,
 }
 
 /// The attacks of one preset at radius `eps`.

@@ -2,6 +2,7 @@
 //! attacks, the sanity checks' settings.
 
 use rossl_api::components::{AttackLoss, Preset};
+use rossl_api::norm::Norm;
 use serde::{Deserialize, Serialize};
 
 /// The evaluation (slot of kind `evaluator`; parameters in `[eval.<name>]`).
@@ -14,6 +15,13 @@ pub struct EvalConfig {
     pub preset: Preset,
     /// The radii attacked.
     pub eps: Vec<f64>,
+    /// The threat model: `linf` (default) or `l2`. Every attack of the preset, every sanity
+    /// check and every report use it; `eps` is a radius in this norm.
+    pub norm: Norm,
+    /// Also run every attack on every clean-correct image and report its standalone accuracy
+    /// (by default each attack runs only on the points the earlier ones left correct, and
+    /// reports give the robust accuracy after each attack of the sequence).
+    pub per_attack: bool,
     /// Evaluate at the end of `rossl run`.
     pub after_training: bool,
     /// Images per evaluation batch.
@@ -59,6 +67,8 @@ impl Default for EvalConfig {
             evaluators: vec!["linear-probe".into()],
             preset: Preset::Strong,
             eps: vec![4.0 / 255.0, 8.0 / 255.0],
+            norm: Norm::Linf,
+            per_attack: false,
             after_training: true,
             batch_size: 256,
             eot_samples: 8,
@@ -117,6 +127,7 @@ impl ExtraAttack {
             loss: self.loss,
             params,
             stage: rossl_api::components::Stage::AllPoints,
+            targets: 0,
         })
     }
 }

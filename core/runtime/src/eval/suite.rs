@@ -6,6 +6,7 @@ use crate::Result;
 use rossl_api::components::{
     preset_definition, Attack, AttackLoss, BuildContext, PresetAttack, PresetSettings, Stage,
 };
+use rossl_api::norm::Norm;
 use rossl_api::registry;
 
 /// One attack of a suite, built, with what it was built from (so that checks can build it again
@@ -27,6 +28,11 @@ pub struct PlannedAttack {
     pub stage: Stage,
     /// Where its parameters came from (for errors).
     pub origin: String,
+    /// 0: untargeted; else the number of target classes it runs for
+    /// ([`rossl_api::components::PresetAttack::targets`]).
+    pub targets: usize,
+    /// Its threat model (its `norm` parameter; L-infinity when it has none).
+    pub norm: Norm,
 }
 
 impl PlannedAttack {
@@ -37,6 +43,10 @@ impl PlannedAttack {
             .get("eps")
             .and_then(toml::Value::as_float)
             .unwrap_or(0.0);
+        let norm = match planned.params.get("norm").and_then(toml::Value::as_str) {
+            Some("l2") => Norm::L2,
+            _ => Norm::Linf,
+        };
         let section = format!("eval.attack.{}", planned.attack);
         let config = ComponentConfig::from_table(&section, planned.params, origin);
         let registration = registry::find::<dyn Attack>(&planned.attack, origin)?;
@@ -52,6 +62,8 @@ impl PlannedAttack {
             eps,
             stage: planned.stage,
             origin: origin.to_string(),
+            targets: planned.targets,
+            norm,
         })
     }
 
@@ -68,6 +80,7 @@ impl PlannedAttack {
                 loss: self.loss,
                 params,
                 stage: self.stage,
+                targets: self.targets,
             },
             &self.origin,
             ctx,
@@ -110,6 +123,7 @@ pub fn preset_settings(config: &EvalConfig, classes: usize) -> PresetSettings {
         fgsm: config.fgsm,
         square: config.square,
         classes,
+        norm: config.norm,
     }
 }
 

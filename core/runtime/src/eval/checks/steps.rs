@@ -109,6 +109,7 @@ impl SanityCheck for IterativeBeatsSingleStep {
                                 .into_iter()
                                 .collect(),
                             stage: Stage::AllPoints,
+                            targets: 0,
                         },
                         "the sanity checks",
                         cx.inputs.ctx,
