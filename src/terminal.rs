@@ -1,7 +1,7 @@
 //! Printing a run's training summary and evaluation results to the terminal, for people.
 
 use rossl_api::components::Stage;
-use rossl_runtime::eval::Results;
+use rossl_runtime::eval::{EvaluationReport, Results};
 use rossl_runtime::run_dir::RunDir;
 use rossl_runtime::train::TrainSummary;
 
@@ -48,35 +48,7 @@ pub fn print_results(results: &Results) {
             e.seconds
         );
         if !e.robust.is_empty() {
-            println!(
-                "  {:<22} {:>8} {:>6} {:>9}  images",
-                "attack", "eps", "steps", "accuracy"
-            );
-            for r in &e.robust {
-                println!(
-                    "  {:<22} {:>8.4} {:>6} {:>8.2}%  {}{}",
-                    r.attack,
-                    r.eps,
-                    r.steps,
-                    100.0 * r.accuracy,
-                    r.images,
-                    if r.stage == Stage::Survivors {
-                        " (the points every other attack left correct)"
-                    } else {
-                        ""
-                    }
-                );
-            }
-            for w in &e.worst_case {
-                println!(
-                    "  {:<22} {:>8.4} {:>6} {:>8.2}%  {}",
-                    "worst case",
-                    w.eps,
-                    "",
-                    100.0 * w.accuracy,
-                    e.test_images
-                );
-            }
+            print_attack_rows(e);
         }
         let passed = e.checks.iter().filter(|c| c.passed && !c.skipped).count();
         let skipped = e.checks.iter().filter(|c| c.skipped).count();
@@ -97,5 +69,63 @@ pub fn print_results(results: &Results) {
             };
             println!("    [{status}] {}: {}", c.name, c.detail);
         }
+    }
+}
+
+/// The attack rows of one evaluation and its worst case per radius.
+fn print_attack_rows(e: &EvaluationReport) {
+    let cumulative = e.robust.iter().all(|r| r.cumulative);
+    if cumulative {
+        println!(
+            "  robust accuracy after each attack of the sequence, over all {} images (each attack ran on the points still correct):",
+            e.test_images
+        );
+    }
+    let standalone = e.robust.iter().any(|r| r.standalone.is_some());
+    println!(
+        "  {:<22} {:>8} {:>6} {:>9}  {}{}",
+        "attack",
+        "eps",
+        "steps",
+        if cumulative { "after" } else { "accuracy" },
+        if cumulative {
+            "broke / ran on"
+        } else {
+            "images"
+        },
+        if standalone { "   alone" } else { "" }
+    );
+    for r in &e.robust {
+        let images = if cumulative {
+            format!("{} / {}", r.broken, r.images)
+        } else {
+            r.images.to_string()
+        };
+        let alone = r
+            .standalone
+            .map(|a| format!("   {:.2}%", 100.0 * a))
+            .unwrap_or_default();
+        let note = if r.stage == Stage::Survivors && !cumulative {
+            " (the points every other attack left correct)"
+        } else {
+            ""
+        };
+        println!(
+            "  {:<22} {:>8.4} {:>6} {:>8.2}%  {images}{alone}{note}",
+            r.attack,
+            r.eps,
+            r.steps,
+            100.0 * r.accuracy,
+        );
+    }
+    for w in &e.worst_case {
+        println!(
+            "  {:<22} {:>8.4} {:>6} {:>8.2}%  {}",
+            "worst case",
+            w.eps,
+            "",
+            100.0 * w.accuracy,
+            e.test_images
+        );
     }
 }

@@ -333,6 +333,7 @@ fn knn_keeps_usable_gradients_where_all_neighbours_agree_and_pgd_lowers_its_accu
         eot_samples: 1,
         draws: Rng::new(1),
         prediction_rng: Rng::new(2),
+        targets: None,
     };
     let (_, gradient) = rossl::rossl_api::adversarial::input_gradient(&mut objective, &x).unwrap();
     let per_example = gradient
@@ -400,6 +401,7 @@ fn the_classifier_objective_gives_the_same_loss_and_success_in_one_pass_as_in_tw
                 eot_samples: 3,
                 draws: Rng::new(4),
                 prediction_rng: Rng::new(5),
+                targets: None,
             };
             let (mut one, mut two) = (objective(), objective());
             let (loss_one, success_one) = one.loss_and_success(&x).unwrap();

@@ -94,6 +94,8 @@ fn a_per_attack_row_counts_an_image_the_attack_fixes_as_wrong() {
     // noisy data: the probe misclassifies some test images, and the descent fixes them
     let (train, test) = synthetic(1.5);
     let mut config = config(Preset::None, 0.1);
+    // standalone rows: the attack runs on every image correct clean
+    config.per_attack = true;
     config.extra_attacks = vec![ExtraAttack {
         name: "test-fixer".into(),
         loss: AttackLoss::CrossEntropy,
@@ -119,13 +121,20 @@ fn a_per_attack_row_counts_an_image_the_attack_fixes_as_wrong() {
         report.clean_accuracy
     );
     let row = &report.robust[0];
-    assert_eq!(row.images, test.len());
-    // one attack: its row is the worst case (correct clean and under the attack)
+    let correct_clean = (report.clean_accuracy * test.len() as f64).round() as usize;
     assert_eq!(
-        row.accuracy, report.worst_case[0].accuracy,
+        row.images, correct_clean,
+        "it ran on the images correct clean"
+    );
+    // one attack: its standalone figure and its cumulative one are the worst case (correct clean
+    // and under the attack)
+    assert_eq!(
+        row.standalone,
+        Some(report.worst_case[0].accuracy),
         "the row counts images misclassified clean that the attack fixed (clean accuracy {})",
         report.clean_accuracy
     );
+    assert_eq!(row.accuracy, report.worst_case[0].accuracy);
     assert!(row.accuracy <= report.clean_accuracy);
 }
 
@@ -164,7 +173,8 @@ fn survivors_of_the_multi_crop_probe_are_judged_under_the_crops_of_the_clean_pas
         square.images,
         test.len()
     );
-    assert_eq!(square.accuracy, 1.0, "survivors judged under other crops");
+    assert_eq!(square.broken, 0, "survivors judged under other crops");
+    assert_eq!(square.accuracy, report.clean_accuracy);
     assert_eq!(report.worst_case[0].accuracy, report.clean_accuracy);
 }
 
@@ -246,4 +256,58 @@ fn rows_of_a_batch_get_the_draws_of_their_rows_in_the_whole_batch() {
         diff < 1e-5,
         "the probe's rows differ from the whole batch's by {diff}"
     );
+}
+
+#[test]
+fn each_attack_runs_on_the_survivors_and_breaks_carry_to_larger_radii() {
+    let (train, test) = synthetic(0.6);
+    let mut config = config(Preset::Strong, 0.05);
+    config.eps = vec![0.1, 0.05];
+    config.fgsm = true;
+    let ctx = BuildContext::cpu(0);
+    let inputs = EvalInputs {
+        encoder: &Flatten,
+        train: &train,
+        test: &test,
+        device: &Device::Cpu,
+        seed: 2,
+        config: &config,
+        ctx: &ctx,
+    };
+    let probe = evaluator("linear-probe", "epochs = 5\nlr = 0.01\nbatch_size = 32");
+    let report = fit_and_measure("linear-probe", probe.as_ref(), 0, &inputs)
+        .unwrap()
+        .report;
+    let n = test.len() as f64;
+    let count = |fraction: f64| (fraction * n).round() as usize;
+    // eps 0.05 (listed second) runs first: its first attack runs on every image correct clean
+    let rows_at = |eps: f64| -> Vec<&rossl::rossl_runtime::eval::RobustResult> {
+        report.robust.iter().filter(|r| r.eps == eps).collect()
+    };
+    let (small, large) = (rows_at(0.05), rows_at(0.1));
+    assert_eq!(small.len(), 4, "pgd ce, pgd margin, fgsm, square");
+    let worst = |eps: f64| report.worst_at(eps).unwrap();
+    assert!(
+        count(worst(0.05)) < count(report.clean_accuracy),
+        "the test needs breaks at the small radius"
+    );
+    for (rows, start) in [
+        (&small, count(report.clean_accuracy)),
+        // an image broken at 0.05 is broken at 0.1 without being attacked there
+        (&large, count(worst(0.05))),
+    ] {
+        let mut still = start;
+        for r in rows.iter() {
+            assert!(r.cumulative);
+            assert_eq!(r.images, still, "{} ran on the survivors", r.attack);
+            still -= r.broken;
+            assert_eq!(count(r.accuracy), still, "{}: accuracy after it", r.attack);
+        }
+        assert_eq!(
+            still,
+            count(worst(rows[0].eps)),
+            "the last row is the worst case"
+        );
+    }
+    assert!(worst(0.1) <= worst(0.05));
 }

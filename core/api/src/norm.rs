@@ -48,8 +48,8 @@ impl Norm {
             Norm::L2 => {
                 let norms = row_norms(&delta)?;
                 // factor min(1, eps / ||delta||) per row
-                let factor = (norms.clamp(1e-12, f64::INFINITY)?.recip()? * eps)?
-                    .clamp(0.0, 1.0)?;
+                let factor =
+                    (norms.clamp(1e-12, f64::INFINITY)?.recip()? * eps)?.clamp(0.0, 1.0)?;
                 delta.broadcast_mul(&as_rows(&factor, &delta)?)?
             }
         };
@@ -146,10 +146,19 @@ mod tests {
         // row 0: delta (0.3, 0.4), norm 0.5 > 0.25 -> (0.15, 0.2); row 1: norm 0.1, kept
         let candidate = Tensor::new(&[[0.8f32, 0.9], [0.56, 0.58]], &dev)?;
         let p = Norm::L2.project(&x, &candidate, 0.25)?.to_vec2::<f32>()?;
-        assert!((p[0][0] - 0.65).abs() < 1e-6 && (p[0][1] - 0.7).abs() < 1e-6, "{p:?}");
-        assert!((p[1][0] - 0.56).abs() < 1e-6 && (p[1][1] - 0.58).abs() < 1e-6, "{p:?}");
+        assert!(
+            (p[0][0] - 0.65).abs() < 1e-6 && (p[0][1] - 0.7).abs() < 1e-6,
+            "{p:?}"
+        );
+        assert!(
+            (p[1][0] - 0.56).abs() < 1e-6 && (p[1][1] - 0.58).abs() < 1e-6,
+            "{p:?}"
+        );
         let l = Norm::Linf.project(&x, &candidate, 0.25)?.to_vec2::<f32>()?;
-        assert!((l[0][0] - 0.75).abs() < 1e-6 && (l[0][1] - 0.75).abs() < 1e-6, "{l:?}");
+        assert!(
+            (l[0][0] - 0.75).abs() < 1e-6 && (l[0][1] - 0.75).abs() < 1e-6,
+            "{l:?}"
+        );
         Ok(())
     }
 

@@ -57,6 +57,53 @@ pub fn dlr_loss(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     Ok(numerator.broadcast_div(&(spread + 1e-12)?)?)
 }
 
+/// The logit of class `classes` (B,) u32 in each row of `logits` (B, C), shape (B,).
+fn logit_of(logits: &Tensor, classes: &Tensor) -> Result<Tensor> {
+    Ok(logits.gather(&classes.unsqueeze(1)?, 1)?.squeeze(1)?)
+}
+
+/// The targeted margin of each example (B,): the target's logit minus the true one,
+/// `z_t - z_y` (positive when the target wins). FAB-T's boundary function.
+pub fn targeted_margin(logits: &Tensor, labels: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    Ok((logit_of(logits, targets)? - logit_of(logits, labels)?)?)
+}
+
+/// The targeted difference of logits ratio of each example (B,) (Croce and Hein 2020, APGD-T):
+/// `-(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2 + 1e-12)` with `z_pi1 >= z_pi2 >= ...` the
+/// sorted logits. Needs at least four classes.
+pub fn targeted_dlr_loss(logits: &Tensor, labels: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let classes = logits.dim(1)?;
+    if classes < 4 {
+        return Err(rossl_api::Error::msg(format!(
+            "the targeted DLR loss needs at least 4 classes, the logits have {classes}"
+        )));
+    }
+    let numerator = targeted_margin(logits, labels, targets)?;
+    let first = logits.max(D::Minus1)?;
+    let second = without_largest(logits)?;
+    let third = without_largest(&second)?;
+    let fourth = without_largest(&third)?;
+    let low = ((third.max(D::Minus1)? + fourth.max(D::Minus1)?)? * 0.5)?;
+    let spread = (first - low)?;
+    Ok(numerator.broadcast_div(&(spread + 1e-12)?)?)
+}
+
+/// Cross-entropy towards `targets`, negated (B,): maximising it moves each example towards its
+/// target class.
+pub fn targeted_cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    Ok(cross_entropy(logits, targets)?.neg()?)
+}
+
+/// The class of rank `rank` (1: the largest) of each row of `logits`, shape (B,) u32. With the
+/// true class on top (a correctly classified example), rank 2 is the most likely other class.
+pub fn class_of_rank(logits: &Tensor, rank: usize) -> Result<Tensor> {
+    let mut rest = logits.detach();
+    for _ in 1..rank {
+        rest = without_largest(&rest)?;
+    }
+    Ok(rest.argmax(D::Minus1)?)
+}
+
 /// `logits` with the largest entry of each row pushed down by 1e9 (so that the row's maximum is
 /// its second largest entry).
 fn without_largest(logits: &Tensor) -> Result<Tensor> {
@@ -129,6 +176,29 @@ mod tests {
         let d2 = dlr_loss(&((four * 10.0)? + 3.0)?, &labels)?.to_vec1::<f32>()?;
         assert!((d2[0] - d[0]).abs() < 1e-6 && (d2[1] - d[1]).abs() < 1e-6);
         assert_eq!(accuracy(&[2, 1], &[2, 0]), 0.5);
+        Ok(())
+    }
+
+    #[test]
+    fn targeted_losses_by_hand() -> Result<()> {
+        let dev = Device::Cpu;
+        let logits = Tensor::new(&[[5.0f32, 1.0, 3.0, 2.0, 0.0]], &dev)?;
+        let (labels, targets) = (labels_tensor(&[0], &dev)?, labels_tensor(&[3], &dev)?);
+        // z_t - z_y = 2 - 5 = -3
+        let m = targeted_margin(&logits, &labels, &targets)?.to_vec1::<f32>()?;
+        assert!((m[0] + 3.0).abs() < 1e-6, "{m:?}");
+        // AutoAttack: -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2) = -3 / (5 - (2 + 1) / 2) = -3 / 3.5
+        let d = targeted_dlr_loss(&logits, &labels, &targets)?.to_vec1::<f32>()?;
+        assert!((d[0] + 3.0 / 3.5).abs() < 1e-6, "{d:?}");
+        // PyTorch: -F.cross_entropy(torch.tensor([[5.,1,3,2,0]]), torch.tensor([3])) = -3.1907658
+        let c = targeted_cross_entropy(&logits, &targets)?.to_vec1::<f32>()?;
+        assert!((c[0] + 3.190_766).abs() < 1e-5, "{c:?}");
+        // ranks: 1 -> class 0, 2 -> class 2, 3 -> class 3, 5 -> class 4
+        let ranks: Vec<u32> = [1, 2, 3, 5]
+            .iter()
+            .map(|&r| Ok(class_of_rank(&logits, r)?.to_vec1::<u32>()?[0]))
+            .collect::<Result<_>>()?;
+        assert_eq!(ranks, vec![0, 2, 3, 4]);
         Ok(())
     }
 }

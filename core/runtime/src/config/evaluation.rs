@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 pub struct EvalConfig {
     /// The evaluators to run.
     pub evaluators: Vec<String>,
-    /// The attack preset: `strong` (default), `paper` (the reference protocol) or `none`.
+    /// The attack preset: `strong` (default), `autoattack` (AutoAttack "standard"), `paper` (the
+    /// reference protocol) or `none`.
     pub preset: Preset,
     /// The radii attacked.
     pub eps: Vec<f64>,
@@ -55,7 +56,9 @@ pub struct EvalConfig {
     pub extra_attacks: Vec<ExtraAttack>,
     /// Test images the sanity checks use (0: all).
     pub check_images: usize,
-    /// The "very large" radius of the sanity check that accuracy falls to near 0.
+    /// The "very large" radius of the sanity check that accuracy falls to near 0 (an
+    /// L-infinity radius: under L2 the check uses the L2 ball around that L-infinity ball,
+    /// `large_eps` times the square root of the pixel count).
     pub large_eps: f64,
     /// The accuracy at `large_eps` above which that check fails.
     pub large_eps_max_accuracy: f64,

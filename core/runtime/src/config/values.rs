@@ -146,6 +146,14 @@ fn check_evaluation(figment: &Figment, run: &RunConfig) -> Result<()> {
     if run.eval.eot_samples == 0 {
         return fail("eval.eot_samples", "must be at least 1");
     }
+    if run.eval.norm == rossl_api::norm::Norm::L2
+        && run.eval.preset == rossl_api::components::Preset::Paper
+    {
+        return fail(
+            "eval.preset",
+            "the `paper` preset is the reference code's L-infinity PGD: with `eval.norm = \"l2\"` use `strong` or `autoattack`",
+        );
+    }
     // extra evaluation attacks are checked now, so that a misspelt name or parameter fails before
     // training rather than after it
     for (i, extra) in run.eval.extra_attacks.iter().enumerate() {

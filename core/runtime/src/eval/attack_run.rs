@@ -1,20 +1,27 @@
 //! One attack run on a batch: the per-example correctness of its adversarial examples and how far
-//! they leave the ball.
+//! they leave the ball. A targeted attack runs once per target class, each time on the points
+//! still correct.
 
+use super::batch_rows::BatchRows;
 use super::classifier_objective::{predict, ClassifierObjective};
 use super::suite::PlannedAttack;
 use candle_core::Tensor;
 use rossl_api::components::Classifier;
+use rossl_api::norm::Norm;
 use rossl_api::rng::Rng;
 use rossl_api::Result;
-use rossl_nn::classify::labels_tensor;
+use rossl_nn::classify::{class_of_rank, labels_tensor, predictions};
 
-/// How far `adversarial` leaves the ball of radius `eps` around `x` or the pixel range (0 when
-/// it does not).
-pub fn violation(x: &Tensor, adversarial: &Tensor, eps: f64) -> Result<f64> {
+/// How far `adversarial` leaves the `norm` ball of radius `eps` around `x` or the pixel range (0
+/// when it does not).
+pub fn violation(x: &Tensor, adversarial: &Tensor, eps: f64, norm: Norm) -> Result<f64> {
     let scalar =
         |t: Tensor| -> Result<f64> { Ok(t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?) };
-    let outside_ball = (scalar((adversarial - x)?.abs()?.max_all()?)? - eps).max(0.0);
+    let largest = norm
+        .distances(&(adversarial - x)?)?
+        .into_iter()
+        .fold(0.0, f64::max);
+    let outside_ball = (largest - eps).max(0.0);
     let low = (-scalar(adversarial.min_all()?)?).max(0.0);
     let high = (scalar(adversarial.max_all()?)? - 1.0).max(0.0);
     Ok(outside_ball.max(low).max(high))
@@ -37,25 +44,84 @@ pub struct AttackRun<'a> {
 
 impl AttackRun<'_> {
     /// Attacks `x` (true labels `labels`) with `plan`: (correct per example, excursion).
+    ///
+    /// An untargeted plan runs once on every row. A targeted one (`plan.targets > 0`) runs for
+    /// the classes of rank 2, 3, ... of the clean logits (the most likely other classes of a
+    /// correctly classified image), at most `classes - 1` of them, each run on the rows still
+    /// correct; rows misclassified clean count as incorrect and are not attacked.
     pub fn run(
         mut self,
         plan: &PlannedAttack,
         x: &Tensor,
         labels: &[u32],
     ) -> Result<(Vec<bool>, f64)> {
+        if plan.targets == 0 {
+            return self.once(plan, self.classifier, x, labels, None);
+        }
+        let clean_logits = self
+            .classifier
+            .logits(&x.detach(), &mut self.prediction_rng.clone())?
+            .detach();
+        let classes = clean_logits.dim(1)?;
+        let mut correct: Vec<bool> = predictions(&clean_logits)?
+            .iter()
+            .zip(labels)
+            .map(|(p, l)| p == l)
+            .collect();
+        let mut excursion: f64 = 0.0;
+        let targets = plan.targets.min(classes.saturating_sub(1));
+        for rank in 2..targets + 2 {
+            let rows: Vec<usize> = (0..labels.len()).filter(|&r| correct[r]).collect();
+            if rows.is_empty() {
+                break;
+            }
+            let index = Tensor::from_vec(
+                rows.iter().map(|&r| r as u32).collect::<Vec<_>>(),
+                rows.len(),
+                x.device(),
+            )?;
+            let sub = BatchRows {
+                classifier: self.classifier,
+                rows: rows.clone(),
+                batch_len: labels.len(),
+            };
+            let ys: Vec<u32> = rows.iter().map(|&r| labels[r]).collect();
+            let aimed = class_of_rank(&clean_logits.index_select(&index, 0)?, rank)?;
+            let (c, e) = self.once(plan, &sub, &x.index_select(&index, 0)?, &ys, Some(aimed))?;
+            excursion = excursion.max(e);
+            for (&r, still) in rows.iter().zip(c) {
+                correct[r] = still;
+            }
+        }
+        Ok((correct, excursion))
+    }
+
+    /// One run of `plan` on `classifier` at `x` (labels `labels`, optional target classes):
+    /// (correct per example, excursion).
+    fn once(
+        &mut self,
+        plan: &PlannedAttack,
+        classifier: &dyn Classifier,
+        x: &Tensor,
+        labels: &[u32],
+        targets: Option<Tensor>,
+    ) -> Result<(Vec<bool>, f64)> {
         let mut objective = ClassifierObjective {
-            classifier: self.classifier,
+            classifier,
             labels: labels_tensor(labels, x.device())?,
             label_values: labels.to_vec(),
             loss: plan.loss,
             eot_samples: self.eot_samples,
-            draws: self.draws,
+            draws: self.draws.clone(),
             prediction_rng: self.prediction_rng.clone(),
+            targets,
         };
         let rng = &mut self.attack_rng;
         let adversarial = rossl_kernels::on_pool(|| plan.attack.perturb(x, &mut objective, rng))?;
-        let excursion = violation(x, &adversarial, plan.eps)?;
-        let predicted = predict(self.classifier, &adversarial, &self.prediction_rng)?;
+        // the next run continues the stream of gradient draws
+        self.draws = objective.draws;
+        let excursion = violation(x, &adversarial, plan.eps, plan.norm)?;
+        let predicted = predict(classifier, &adversarial, &self.prediction_rng)?;
         let correct = predicted.iter().zip(labels).map(|(p, l)| p == l).collect();
         Ok((correct, excursion))
     }

@@ -24,6 +24,19 @@ impl Classifier for BatchRows<'_> {
             .logits_at_rows(images, &self.rows, self.batch_len, rng)
     }
 
+    fn logits_at_rows(
+        &self,
+        images: &Tensor,
+        rows: &[usize],
+        _batch_len: usize,
+        rng: &mut Rng,
+    ) -> Result<Tensor> {
+        // rows of these rows: the same images' rows of the whole batch
+        let rows: Vec<usize> = rows.iter().map(|&r| self.rows[r]).collect();
+        self.classifier
+            .logits_at_rows(images, &rows, self.batch_len, rng)
+    }
+
     fn is_random(&self) -> bool {
         self.classifier.is_random()
     }

@@ -4,6 +4,8 @@ use super::report::Results;
 use crate::assembly::Assembly;
 use crate::run_dir::{eps_label, CardEntry, RunDir, SslFields};
 use crate::Result;
+use rossl_api::components::Preset;
+use rossl_api::norm::Norm;
 
 /// A percentage with two decimals, as RobustBench's files hold accuracies.
 fn percent(fraction: f64) -> String {
@@ -43,6 +45,8 @@ pub fn card(asm: &Assembly, run_dir: &RunDir, results: &Results) -> Result<Vec<C
             )
         })
         .unwrap_or_else(|| run.encoder.name.clone());
+    // AutoAttack "standard" alone: extra attacks would make the worst case another number
+    let autoattack = run.eval.preset == Preset::Autoattack && run.eval.extra_attacks.is_empty();
     let mut entries = Vec::new();
     for evaluation in &results.evaluations {
         let summary = rossl_api::registry::find::<dyn rossl_api::components::Evaluator>(
@@ -62,10 +66,13 @@ pub fn card(asm: &Assembly, run_dir: &RunDir, results: &Results) -> Result<Vec<C
                 number_forward_passes: forward_passes_per_prediction(asm, &evaluation.evaluator),
                 dataset: results.dataset.clone(),
                 architecture: encoder.clone(),
-                threat_model: "Linf".into(),
+                threat_model: match run.eval.norm {
+                    Norm::Linf => "Linf".into(),
+                    Norm::L2 => "L2".into(),
+                },
                 eps: eps_label(worst.eps),
                 clean_acc: percent(evaluation.clean_accuracy),
-                autoattack_acc: None,
+                autoattack_acc: autoattack.then(|| percent(worst.accuracy)),
                 robust_acc: percent(worst.accuracy),
                 attack_preset: run.eval.preset.to_string(),
                 test_images: evaluation.test_images,

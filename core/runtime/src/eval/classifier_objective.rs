@@ -1,11 +1,15 @@
-//! The attack objective on a classifier (cross-entropy, margin or DLR, with expectation over
-//! transformation for random classifiers), and predictions under a fixed draw.
+//! The attack objective on a classifier (cross-entropy, margin or DLR, untargeted or aimed at a
+//! target class, with expectation over transformation for random classifiers), and predictions
+//! under a fixed draw.
 
 use candle_core::Tensor;
 use rossl_api::components::{AttackLoss, Classifier, Objective};
 use rossl_api::rng::Rng;
 use rossl_api::Result;
-use rossl_nn::classify::{cross_entropy, dlr_loss, margin_loss, predictions};
+use rossl_nn::classify::{
+    cross_entropy, dlr_loss, margin_loss, predictions, targeted_cross_entropy, targeted_dlr_loss,
+    targeted_margin,
+};
 
 /// An attack objective on a classifier: cross-entropy, margin or DLR per example, averaged over
 /// `eot_samples` draws when the classifier is random (expectation over transformation);
@@ -25,14 +29,21 @@ pub struct ClassifierObjective<'a> {
     pub draws: Rng,
     /// The draw used for predictions (cloned at every use, so every prediction sees it).
     pub prediction_rng: Rng,
+    /// Target classes (B,) u32 of a targeted attack: the loss then aims at them (cross-entropy
+    /// towards the target, `z_t - z_y`, targeted DLR); success is still any misclassification.
+    pub targets: Option<Tensor>,
 }
 
 impl ClassifierObjective<'_> {
     fn loss_of(&self, logits: &Tensor) -> Result<Tensor> {
-        match self.loss {
-            AttackLoss::CrossEntropy => cross_entropy(logits, &self.labels),
-            AttackLoss::Margin => margin_loss(logits, &self.labels),
-            AttackLoss::Dlr => dlr_loss(logits, &self.labels),
+        let labels = &self.labels;
+        match (self.loss, &self.targets) {
+            (AttackLoss::CrossEntropy, None) => cross_entropy(logits, labels),
+            (AttackLoss::Margin, None) => margin_loss(logits, labels),
+            (AttackLoss::Dlr, None) => dlr_loss(logits, labels),
+            (AttackLoss::CrossEntropy, Some(t)) => targeted_cross_entropy(logits, t),
+            (AttackLoss::Margin, Some(t)) => targeted_margin(logits, labels, t),
+            (AttackLoss::Dlr, Some(t)) => targeted_dlr_loss(logits, labels, t),
         }
     }
 

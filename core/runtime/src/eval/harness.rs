@@ -8,33 +8,48 @@ use super::streams;
 use super::suite::{attack_suite, PlannedAttack};
 use crate::Result;
 use candle_core::Tensor;
+use rossl_api::components::Stage;
 use rossl_api::components::{Evaluator, FitContext, FrozenEncoder};
 use rossl_api::rng::{stream, Rng};
 use std::time::Instant;
 
+/// The report's rows: per radius, per attack in the order they ran, the robust accuracy after it
+/// (cumulative over the sequence), and the per-radius worst case.
 fn summarise(
     suites: &[Vec<PlannedAttack>],
     pass: &MainPass,
     eps: &[f64],
+    per_attack: bool,
 ) -> (Vec<RobustResult>, Vec<WorstCase>) {
+    let n = pass.clean.len().max(1) as f64;
     let mut robust = Vec::new();
     let mut worst_case = Vec::new();
     for (e, suite) in suites.iter().enumerate() {
-        for (a, plan) in suite.iter().enumerate() {
-            // an image counts as correct only when it is correct clean too: an attack that
-            // "fixes" a misclassified image does not raise its row
-            let run: Vec<bool> = pass.attacked[e][a]
-                .iter()
-                .zip(&pass.clean)
-                .filter_map(|(outcome, &clean)| outcome.map(|correct| clean && correct))
-                .collect();
+        for (k, &a) in pass.order[e].iter().enumerate() {
+            let plan = &suite[a];
+            let outcomes = &pass.attacked[e][a];
+            let ran = outcomes.iter().flatten().count();
+            let broken = outcomes.iter().flatten().filter(|c| !**c).count();
+            // standalone: correct clean and under this attack (an attack that "fixes" an image
+            // misclassified clean does not raise it)
+            let standalone = (per_attack && plan.stage == Stage::AllPoints).then(|| {
+                let correct = outcomes
+                    .iter()
+                    .zip(&pass.clean)
+                    .filter(|(o, &c)| c && **o == Some(true))
+                    .count();
+                correct as f64 / n
+            });
             robust.push(RobustResult {
                 attack: plan.label.clone(),
                 eps: plan.eps,
                 steps: plan.attack.spec().steps,
-                accuracy: fraction(&run),
-                images: run.len(),
+                accuracy: fraction(&pass.after(e, k + 1)),
+                images: ran,
                 stage: plan.stage,
+                cumulative: true,
+                broken,
+                standalone,
             });
         }
         if !suite.is_empty() {
@@ -74,8 +89,10 @@ pub fn fit_and_measure(
         .iter()
         .map(|&eps| attack_suite(config, eps, inputs.test.classes, inputs.ctx))
         .collect::<Result<Vec<_>>>()?;
+    let fitted = started.elapsed().as_secs_f64();
     let pass = main_pass(classifier, &suites, name, index, inputs)?;
-    let (robust, worst_case) = summarise(&suites, &pass, &config.eps);
+    let attacked = started.elapsed().as_secs_f64();
+    let (robust, worst_case) = summarise(&suites, &pass, &config.eps, config.per_attack);
     let checks = run_checks(&CheckContext::new(
         classifier,
         inputs,
@@ -85,6 +102,13 @@ pub fn fit_and_measure(
         [&encoder_before, &head_before],
     ))?;
     let n = inputs.test.len();
+    let total = started.elapsed().as_secs_f64();
+    tracing::info!(
+        "{name}: {:.1} s fitting, {:.1} s attacking the test set, {:.1} s of sanity checks",
+        fitted,
+        attacked - fitted,
+        total - attacked
+    );
     let report = EvaluationReport {
         evaluator: name.to_string(),
         clean_accuracy: fraction(&pass.clean),
@@ -93,11 +117,17 @@ pub fn fit_and_measure(
         checks,
         test_images: n,
         threat_model: format!(
-            "L-infinity, eps in {:?}, inputs in [0, 1] with no normalisation outside the model, white box end to end through encoder and classifier (and the score-based Square attack where the preset has it), {n} test images, preset `{}`",
+            "{}, eps in {:?}, inputs in [0, 1] with no normalisation outside the model, white box end to end through encoder and classifier (and the score-based Square attack where the preset has it), {n} test images, preset `{}`; each attack runs on the points the earlier ones (and smaller radii) left correct{}",
+            config.norm.prose(),
             config.eps,
-            config.preset
+            config.preset,
+            if config.per_attack {
+                ", and alone on every point correct clean (`eval.per_attack`)"
+            } else {
+                ""
+            }
         ),
-        seconds: started.elapsed().as_secs_f64(),
+        seconds: total,
     };
     Ok(Evaluated {
         report,

@@ -16,8 +16,12 @@ use rossl_api::components::{Classifier, Stage};
 use rossl_api::rng::{stream, Rng};
 
 /// Runs the main pass of `classifier` (evaluator number `index`, shown as `name`) over the test
-/// images of `inputs`: clean, then each radius's suite, white-box attacks on every point first and
-/// survivors-stage attacks on the points all earlier attacks left correct.
+/// images of `inputs`: clean, then each radius's suite, from the smallest radius up.
+///
+/// Each attack runs only on the points still correct (correct clean, unbroken by every earlier
+/// attack at that radius and at every smaller radius), as AutoAttack does; with
+/// `eval.per_attack`, every attack that is not survivors-stage runs on every point correct clean
+/// instead, so that its standalone accuracy can be reported.
 pub(super) fn main_pass(
     classifier: &dyn Classifier,
     suites: &[Vec<PlannedAttack>],
@@ -32,8 +36,13 @@ pub(super) fn main_pass(
             .iter()
             .map(|s| vec![Vec::with_capacity(n); s.len()])
             .collect(),
+        carried: vec![Vec::with_capacity(n); suites.len()],
+        order: suites.iter().map(|s| run_order(s)).collect(),
         violation: 0.0,
     };
+    let eps = &inputs.config.eps;
+    let mut radii: Vec<usize> = (0..suites.len()).collect();
+    radii.sort_by(|&a, &b| eps[a].total_cmp(&eps[b]));
     let indices: Vec<usize> = (0..n).collect();
     let batches: Vec<&[usize]> = indices.chunks(inputs.config.batch_size.max(1)).collect();
     let attacks_per_batch: usize = suites.iter().map(Vec::len).sum();
@@ -47,16 +56,46 @@ pub(super) fn main_pass(
         let batch = attacker.batch(b as u64, part)?;
         pass.clean.extend(&batch.clean);
         bar.inc(1);
-        for (e, suite) in suites.iter().enumerate() {
-            let outcomes =
-                attacker.suite(e as u64, suite, &batch, &mut pass.violation, &mut bar)?;
-            for (a, outcome) in outcomes.into_iter().enumerate() {
+        // broken at a smaller radius: broken at every larger one (its point is in their balls)
+        let mut broken_below = vec![false; part.len()];
+        for &e in &radii {
+            let run = attacker.suite(
+                e as u64,
+                (&suites[e], &pass.order[e]),
+                &batch,
+                &broken_below,
+                &mut bar,
+            )?;
+            pass.violation = pass.violation.max(run.violation);
+            pass.carried[e].extend(&broken_below);
+            for (a, outcome) in run.outcomes.into_iter().enumerate() {
                 pass.attacked[e][a].extend(outcome);
+            }
+            for (r, still) in run.still.iter().enumerate() {
+                broken_below[r] |= batch.clean[r] && !still;
             }
         }
     }
     bar.finish();
     Ok(pass)
+}
+
+/// The order in which a suite's attacks run: the suite's order, survivors-stage attacks last.
+fn run_order(suite: &[PlannedAttack]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..suite.len()).collect();
+    order.sort_by_key(|&a| suite[a].stage == Stage::Survivors);
+    order
+}
+
+/// What one radius's suite did to one batch.
+struct SuiteRun {
+    /// Per attack of the suite, per image: correct under the attack, or `None` where it did
+    /// not run.
+    outcomes: Vec<Vec<Option<bool>>>,
+    /// Per image: correct clean and under every attack (and not broken at a smaller radius).
+    still: Vec<bool>,
+    /// The largest excursion of the suite's attacks.
+    violation: f64,
 }
 
 /// One batch of test images with its prediction draw and clean correctness.
@@ -104,43 +143,46 @@ impl Attacker<'_> {
         })
     }
 
-    /// Runs radius `e`'s `suite` on `batch`: per attack of the suite (in the suite's order), per
-    /// image, correct under the attack or `None` where it did not run. Raises `violation` to the
-    /// largest excursion.
+    /// Runs radius `e`'s `suite` on `batch` in `order`, skipping the rows `broken_below` (broken
+    /// at a smaller radius).
     fn suite(
         &self,
         e: u64,
-        suite: &[PlannedAttack],
+        (suite, order): (&[PlannedAttack], &[usize]),
         batch: &Batch,
-        violation: &mut f64,
+        broken_below: &[bool],
         bar: &mut Progress,
-    ) -> Result<Vec<Vec<Option<bool>>>> {
-        // white-box attacks on every point first, then survivors-stage attacks on the points
-        // all earlier attacks left correct
-        let mut order: Vec<usize> = (0..suite.len()).collect();
-        order.sort_by_key(|&a| suite[a].stage == Stage::Survivors);
-        let mut still = batch.clean.clone();
-        let mut outcomes: Vec<Vec<Option<bool>>> = vec![Vec::new(); suite.len()];
-        for a in order {
+    ) -> Result<SuiteRun> {
+        let per_attack = self.inputs.config.per_attack;
+        let len = batch.labels.len();
+        let mut still: Vec<bool> = (0..len)
+            .map(|r| batch.clean[r] && !broken_below[r])
+            .collect();
+        let mut run = SuiteRun {
+            outcomes: vec![vec![None; len]; suite.len()],
+            still: Vec::new(),
+            violation: 0.0,
+        };
+        for &a in order {
             let plan = &suite[a];
-            let rows: Vec<usize> = match plan.stage {
-                Stage::AllPoints => (0..batch.labels.len()).collect(),
-                Stage::Survivors => (0..batch.labels.len()).filter(|&r| still[r]).collect(),
+            let rows: Vec<usize> = if per_attack && plan.stage == Stage::AllPoints {
+                (0..len).filter(|&r| batch.clean[r]).collect()
+            } else {
+                (0..len).filter(|&r| still[r]).collect()
             };
-            let mut outcome = vec![None; batch.labels.len()];
             if !rows.is_empty() {
                 let (correct, excursion) = self.attack_rows(plan, [e, a as u64], batch, &rows)?;
-                *violation = violation.max(excursion);
+                run.violation = run.violation.max(excursion);
                 for (&r, c) in rows.iter().zip(correct) {
-                    outcome[r] = Some(c);
+                    run.outcomes[a][r] = Some(c);
                     still[r] &= c;
                 }
             }
-            outcomes[a] = outcome;
             bar.set_message(format!("{} eps {:.4}", plan.label, plan.eps));
             bar.inc(1);
         }
-        Ok(outcomes)
+        run.still = still;
+        Ok(run)
     }
 
     /// Attack number `a` of radius `e`'s suite (`plan`) on the `rows` of `batch`: (correct per
@@ -180,23 +222,38 @@ pub struct MainPass {
     /// Clean correctness of every test image.
     pub clean: Vec<bool>,
     /// Per radius, per attack of its suite, per test image: correct under the attack, or `None`
-    /// when the attack did not run on the image (a survivors-stage attack on a point already
-    /// misclassified).
+    /// when the attack did not run on the image (misclassified clean, or broken earlier).
     pub attacked: Vec<Vec<Vec<Option<bool>>>>,
+    /// Per radius, per test image: broken at a smaller radius (so broken here, unattacked).
+    pub carried: Vec<Vec<bool>>,
+    /// Per radius, the order in which its suite's attacks ran.
+    pub order: Vec<Vec<usize>>,
     /// The largest ball or pixel-range excursion of any attack.
     pub violation: f64,
 }
 
 impl MainPass {
-    /// Per-example worst case at radius index `e`: correct clean and under every attack run.
+    /// Per-example worst case at radius index `e`: correct clean, not broken at a smaller radius
+    /// and correct under every attack run.
     pub fn worst(&self, e: usize) -> Vec<bool> {
-        let mut worst = self.clean.clone();
-        for outcomes in &self.attacked[e] {
-            for (w, o) in worst.iter_mut().zip(outcomes) {
+        self.after(e, self.order[e].len())
+    }
+
+    /// Per example: correct clean, not broken at a smaller radius, and correct under the first
+    /// `k` attacks of radius `e`'s run order.
+    pub fn after(&self, e: usize, k: usize) -> Vec<bool> {
+        let mut correct: Vec<bool> = self
+            .clean
+            .iter()
+            .zip(&self.carried[e])
+            .map(|(&c, &carried)| c && !carried)
+            .collect();
+        for &a in &self.order[e][..k] {
+            for (w, o) in correct.iter_mut().zip(&self.attacked[e][a]) {
                 *w &= o.unwrap_or(true);
             }
         }
-        worst
+        correct
     }
 }
 

@@ -31,14 +31,14 @@ pub struct CardEntry {
     pub dataset: String,
     /// The encoder's name and parameters.
     pub architecture: String,
-    /// RobustBench's threat model: `Linf`.
+    /// RobustBench's threat model: `Linf` or `L2` (`eval.norm`).
     pub threat_model: String,
     /// The radius, as RobustBench writes it (`8/255`).
     pub eps: String,
     /// Clean accuracy in %, as a string with two decimals (RobustBench's form).
     pub clean_acc: String,
-    /// AutoAttack "standard" accuracy in %: only when the evaluation ran AutoAttack's standard
-    /// suite, which rossl does not have yet, so `null` (`robust_acc` is what the preset measured).
+    /// AutoAttack "standard" accuracy in %: when the evaluation ran the `autoattack` preset and
+    /// no extra attack (then it equals `robust_acc`), else `null`.
     pub autoattack_acc: Option<String>,
     /// The per-example worst case over the evaluation's attacks at `eps`, in %.
     pub robust_acc: String,

@@ -13,17 +13,29 @@ pub struct RobustResult {
     pub eps: f64,
     /// Its iterations.
     pub steps: usize,
-    /// Its robust accuracy, in [0, 1], over the images it ran on: the fraction classified
-    /// correctly clean *and* under the attack (an image misclassified clean counts as wrong even
-    /// where the attack's point is classified correctly, as in the worst case).
+    /// With `cumulative` (every evaluation since the survivor cascade): the robust accuracy, in
+    /// [0, 1], over all test images, after this attack and every attack before it in the
+    /// sequence at this radius (as AutoAttack prints it); the last row of a radius is its worst
+    /// case. Without (older runs): the attack's own accuracy over the images it ran on.
     pub accuracy: f64,
-    /// The images it ran on: every test image, or for a survivors-stage attack the points every
-    /// white-box attack left correctly classified.
+    /// The images it ran on: the points still correct when its turn came (or, with
+    /// `eval.per_attack`, every point correct clean).
     #[serde(default)]
     pub images: usize,
     /// Which points it ran on.
     #[serde(default)]
     pub stage: rossl_api::components::Stage,
+    /// Whether `accuracy` is cumulative over the sequence (false in files written before it
+    /// was).
+    #[serde(default)]
+    pub cumulative: bool,
+    /// The images it broke (of `images`).
+    #[serde(default)]
+    pub broken: usize,
+    /// Its standalone robust accuracy over all test images (correct clean and under this attack
+    /// alone), when `eval.per_attack` asked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standalone: Option<f64>,
 }
 
 /// The per-example worst case over every attack at one radius: the robust accuracy.

@@ -9,11 +9,12 @@ use candle_core::D;
 use rossl_api::adversarial::input_gradient;
 use rossl_api::batch::image_batch;
 use rossl_api::components::AttackLoss;
+use rossl_api::norm::Norm;
 use rossl_api::rng::{stream, Rng};
 use rossl_nn::classify::labels_tensor;
 
-/// The smallest first-order change of the cross-entropy that one signed step of size eps can
-/// make, `eps * |grad|_1`, for a gradient to count as usable: below it, f32 has rounded the
+/// The smallest first-order change of the cross-entropy that one steepest step of size eps can
+/// make (`eps * |grad|_1` under L-infinity, `eps * |grad|_2` under L2), for a gradient to count as usable: below it, f32 has rounded the
 /// softmax to one (a saturated softmax) or the gradient is masked.
 pub const MIN_LOSS_CHANGE: f64 = 1e-6;
 
@@ -32,6 +33,7 @@ impl SanityCheck for GradientsUsable {
 
     fn run(&self, cx: &CheckContext<'_>) -> Result<CheckResult> {
         let inputs = cx.inputs;
+        let norm = inputs.config.norm;
         let index = cx.index as u64;
         let eps = cx.max_eps().max(1.0 / 255.0);
         let mut finite = true;
@@ -53,17 +55,20 @@ impl SanityCheck for GradientsUsable {
                     inputs.seed,
                     &[stream::EVAL, index, streams::GRADIENT_PREDICTION, b],
                 ),
+                targets: None,
             };
             let (_, gradient) = input_gradient(&mut objective, &x)?;
             let rows = gradient.dim(0)?;
-            let l1 = gradient
-                .reshape((rows, ()))?
-                .abs()?
-                .sum(D::Minus1)?
-                .to_dtype(candle_core::DType::F64)?
-                .to_vec1::<f64>()?;
-            finite &= l1.iter().all(|v| v.is_finite());
-            changes.extend(l1.iter().map(|g| g * eps));
+            let flat = gradient.reshape((rows, ()))?;
+            // the dual norm: a step of size eps in the threat model's norm changes the loss by
+            // eps times it, to first order
+            let dual = match norm {
+                Norm::Linf => flat.abs()?.sum(D::Minus1)?,
+                Norm::L2 => flat.sqr()?.sum(D::Minus1)?.sqrt()?,
+            };
+            let dual = dual.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?;
+            finite &= dual.iter().all(|v| v.is_finite());
+            changes.extend(dual.iter().map(|g| g * eps));
         }
         let usable = changes.iter().filter(|c| **c >= MIN_LOSS_CHANGE).count();
         let share = usable as f64 / changes.len().max(1) as f64;
@@ -74,9 +79,13 @@ impl SanityCheck for GradientsUsable {
             self.name(),
             finite && share >= MIN_USABLE_SHARE,
             format!(
-                "cross-entropy input gradient on {} images: {}; eps * |grad|_1 >= {MIN_LOSS_CHANGE:e} for {:.1}% of them ({:.0}% needed), median {median:.3e}",
+                "cross-entropy input gradient on {} images: {}; eps * |grad|_{} >= {MIN_LOSS_CHANGE:e} for {:.1}% of them ({:.0}% needed), median {median:.3e}",
                 changes.len(),
                 if finite { "all finite" } else { "NOT all finite" },
+                match norm {
+                    Norm::Linf => "1",
+                    Norm::L2 => "2",
+                },
                 100.0 * share,
                 100.0 * MIN_USABLE_SHARE
             ),

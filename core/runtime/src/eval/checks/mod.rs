@@ -42,7 +42,8 @@ use crate::Result;
 use rossl_api::batch::image_batch;
 use rossl_api::components::Classifier;
 use rossl_api::rng::{stream, Rng};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 
 /// What every check can read: the classifier, the evaluation's inputs and suites, the main pass's
 /// per-example outcomes, the state snapshots taken before fitting and before attacking.
@@ -65,6 +66,30 @@ pub struct CheckContext<'a> {
     pub batch: usize,
     /// The largest excursion of the checks' own attacks so far.
     excursion: Cell<f64>,
+    /// Per (radius, attack): its outcomes on the check images misclassified clean (computed
+    /// once, read by the checks that look for attacks that fix images).
+    on_misclassified: RefCell<HashMap<(usize, usize), Outcomes>>,
+}
+
+/// A check attack's per-image results: correct under the attack, and correct clean under the
+/// same prediction draws.
+#[derive(Clone, Debug, Default)]
+pub struct Outcomes {
+    /// Correct under the attack.
+    pub correct: Vec<bool>,
+    /// Correct clean, under the same draws.
+    pub clean: Vec<bool>,
+}
+
+impl Outcomes {
+    /// The images the attack made correct although they were misclassified clean.
+    pub fn fixed(&self) -> usize {
+        self.correct
+            .iter()
+            .zip(&self.clean)
+            .filter(|(&c, &clean)| c && !clean)
+            .count()
+    }
 }
 
 impl<'a> CheckContext<'a> {
@@ -92,6 +117,7 @@ impl<'a> CheckContext<'a> {
             images: (0..count).collect(),
             batch: (inputs.config.batch_size / 2).max(1) + 1,
             excursion: Cell::new(0.0),
+            on_misclassified: RefCell::new(HashMap::new()),
         }
     }
 
@@ -120,6 +146,43 @@ impl<'a> CheckContext<'a> {
     /// The main pass's clean correctness of the check images.
     pub fn main_clean(&self) -> &[bool] {
         &self.pass.clean[..self.images.len()]
+    }
+
+    /// The check images attack `a` of radius `e` ran on in the main pass.
+    pub fn ran_on(&self, e: usize, a: usize) -> Vec<usize> {
+        let outcomes = &self.pass.attacked[e][a];
+        self.images
+            .iter()
+            .copied()
+            .filter(|&i| outcomes[i].is_some())
+            .collect()
+    }
+
+    /// The check images the main pass found misclassified clean (no attack of the main pass
+    /// runs on them).
+    pub fn misclassified(&self) -> Vec<usize> {
+        self.images
+            .iter()
+            .copied()
+            .filter(|&i| !self.pass.clean[i])
+            .collect()
+    }
+
+    /// Attack `a` of radius `e` on the check images misclassified clean (run once, then read
+    /// from the cache): an attack that ascends its loss leaves them misclassified.
+    pub fn on_misclassified(&self, e: usize, a: usize) -> Result<Outcomes> {
+        if let Some(found) = self.on_misclassified.borrow().get(&(e, a)) {
+            return Ok(found.clone());
+        }
+        let outcomes = self.attack_on(
+            &self.suites[e][a],
+            90 + (e * 64 + a) as u64,
+            &self.misclassified(),
+        )?;
+        self.on_misclassified
+            .borrow_mut()
+            .insert((e, a), outcomes.clone());
+        Ok(outcomes)
     }
 
     /// The largest excursion of the main pass and of every check's attacks so far.
@@ -153,10 +216,17 @@ impl<'a> CheckContext<'a> {
     /// clean under the same prediction draws), per image. `tag` keeps each use's random streams
     /// apart.
     pub fn attack(&self, plan: &PlannedAttack, tag: u64) -> Result<(Vec<bool>, Vec<bool>)> {
+        let outcomes = self.attack_on(plan, tag, &self.images)?;
+        Ok((outcomes.correct, outcomes.clean))
+    }
+
+    /// Runs `plan` over the test images `images` in the checks' batches, under the streams of
+    /// `tag`.
+    pub fn attack_on(&self, plan: &PlannedAttack, tag: u64, images: &[usize]) -> Result<Outcomes> {
         let inputs = self.inputs;
         let index = self.index as u64;
-        let (mut correct, mut clean) = (Vec::new(), Vec::new());
-        for (b, part) in self.images.chunks(self.batch).enumerate() {
+        let mut outcomes = Outcomes::default();
+        for (b, part) in images.chunks(self.batch).enumerate() {
             let b = b as u64;
             let (x, labels) = image_batch(inputs.test, part, inputs.device)?;
             let prediction_rng = Rng::derive(
@@ -164,7 +234,9 @@ impl<'a> CheckContext<'a> {
                 &[stream::EVAL, index, streams::CHECK_PREDICTION, tag, b],
             );
             let clean_predicted = predict(self.classifier, &x, &prediction_rng)?;
-            clean.extend(clean_predicted.iter().zip(&labels).map(|(p, l)| p == l));
+            outcomes
+                .clean
+                .extend(clean_predicted.iter().zip(&labels).map(|(p, l)| p == l));
             let run = AttackRun {
                 classifier: self.classifier,
                 eot_samples: inputs.config.eot_samples,
@@ -180,9 +252,9 @@ impl<'a> CheckContext<'a> {
             };
             let (c, excursion) = run.run(plan, &x, &labels)?;
             self.excursion.set(self.excursion.get().max(excursion));
-            correct.extend(c);
+            outcomes.correct.extend(c);
         }
-        Ok((correct, clean))
+        Ok(outcomes)
     }
 }
 

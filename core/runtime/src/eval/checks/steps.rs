@@ -1,11 +1,11 @@
 //! More steps do not help the classifier, and iterative attacks beat a single step.
 
 use super::{not_applicable, verdict, CheckContext, SanityCheck};
-use crate::eval::main_pass::fraction;
 use crate::eval::report::CheckResult;
 use crate::eval::suite::PlannedAttack;
 use crate::Result;
-use rossl_api::components::{PresetAttack, Stage};
+use rossl_api::components::{AttackLoss, PresetAttack, Stage};
+use rossl_api::norm::Norm;
 
 /// The iterative attacks (a `steps` parameter above 1) of the suite at the largest radius, with
 /// their index, run on every point.
@@ -22,14 +22,20 @@ fn iterative<'a>(cx: &'a CheckContext<'_>) -> Option<(usize, Vec<(usize, &'a Pla
     Some((e, plans))
 }
 
-/// The main pass's accuracy of attack `a` at radius index `e` on the check images.
-fn main_accuracy(cx: &CheckContext<'_>, e: usize, a: usize) -> f64 {
-    let outcomes: Vec<bool> = cx.main_outcome(e, a).into_iter().flatten().collect();
-    fraction(&outcomes)
+/// The main pass's correct count of attack `a` at radius index `e` on the check images it ran
+/// on.
+fn main_correct(cx: &CheckContext<'_>, e: usize, a: usize, images: &[usize]) -> usize {
+    let outcomes = &cx.pass.attacked[e][a];
+    images
+        .iter()
+        .filter(|&&i| outcomes[i] == Some(true))
+        .count()
 }
 
 /// Each iterative attack, run with a quarter of its steps, is no more successful than with all
-/// of them (one image of slack). Fails for an attack whose extra steps make it weaker.
+/// of them (one image of slack), on the check images it ran on in the main pass (their full-step
+/// results are the main pass's) and on those misclassified clean (their full-step results are
+/// shared with [`super::MonotoneInEps`]). Fails for an attack whose extra steps make it weaker.
 pub struct MoreStepsHelp;
 
 impl SanityCheck for MoreStepsHelp {
@@ -44,22 +50,34 @@ impl SanityCheck for MoreStepsHelp {
                 "no iterative attack at a radius above 0".into(),
             ));
         };
+        let misclassified = cx.misclassified();
         let mut lines = Vec::new();
         let mut passed = true;
         for (a, plan) in plans {
+            let ran = cx.ran_on(e, a);
+            let images: Vec<usize> = ran.iter().chain(&misclassified).copied().collect();
+            if images.is_empty() {
+                continue;
+            }
+            let long = main_correct(cx, e, a, &ran)
+                + if misclassified.is_empty() {
+                    0
+                } else {
+                    count(&cx.on_misclassified(e, a)?.correct)
+                };
             let steps = plan.steps().unwrap_or(1);
             let fewer = (steps / 4).max(1);
-            let short = plan.with(
+            let short_plan = plan.with(
                 &[("steps", toml::Value::Integer(fewer as i64))],
                 cx.inputs.ctx,
             )?;
-            let (correct, _) = cx.attack(&short, 20 + a as u64)?;
-            let (long, short) = (main_accuracy(cx, e, a), fraction(&correct));
-            let bad = long > short + cx.tolerance();
+            let short = count(&cx.attack_on(&short_plan, 20 + a as u64, &images)?.correct);
+            let bad = long > short + 1;
             passed &= !bad;
             lines.push(format!(
-                "{}: {fewer} steps {short:.4}, {steps} steps {long:.4}{}",
+                "{} on {} images: {fewer} steps {short} correct, {steps} steps {long}{}",
                 super::at(plan),
+                images.len(),
                 if bad {
                     " (more steps helped the classifier)"
                 } else {
@@ -67,17 +85,18 @@ impl SanityCheck for MoreStepsHelp {
                 }
             ));
         }
-        Ok(verdict(
-            self.name(),
-            passed,
-            format!("on {} images: {}", cx.images.len(), lines.join("; ")),
-        ))
+        Ok(verdict(self.name(), passed, lines.join("; ")))
     }
 }
 
-/// Each iterative attack is at least as successful as one signed-gradient step (FGSM) of size
-/// eps on the same loss (one image of slack). Fails for an iterative attack that descends, or
-/// whose steps are too small to reach the edge of the ball.
+fn count(values: &[bool]) -> usize {
+    values.iter().filter(|&&v| v).count()
+}
+
+/// Each iterative attack is at least as successful as one steepest step (FGSM, or FGM under L2)
+/// of size eps on the same loss (one image of slack), on the check images it ran on in the main
+/// pass. Fails for an iterative attack that descends, or whose steps are too small to reach the
+/// edge of the ball.
 pub struct IterativeBeatsSingleStep;
 
 impl SanityCheck for IterativeBeatsSingleStep {
@@ -92,47 +111,68 @@ impl SanityCheck for IterativeBeatsSingleStep {
                 "no iterative attack at a radius above 0".into(),
             ));
         };
-        let eps = cx.max_eps();
-        let mut single_step: Vec<(rossl_api::components::AttackLoss, f64)> = Vec::new();
+        let mut single_step: Vec<(AttackLoss, Vec<bool>)> = Vec::new();
         let mut lines = Vec::new();
         let mut passed = true;
         for (a, plan) in plans {
+            let ran = cx.ran_on(e, a);
+            if ran.is_empty() {
+                lines.push(format!("{}: ran on no check image", super::at(plan)));
+                continue;
+            }
             let single = match single_step.iter().find(|(l, _)| *l == plan.loss) {
-                Some((_, accuracy)) => *accuracy,
+                Some((_, correct)) => correct.clone(),
                 None => {
-                    let fgsm = PlannedAttack::build(
-                        PresetAttack {
-                            label: format!("fgsm/{}", plan.loss.short()),
-                            attack: "fgsm".into(),
-                            loss: plan.loss,
-                            params: [("eps".to_string(), toml::Value::Float(eps))]
-                                .into_iter()
-                                .collect(),
-                            stage: Stage::AllPoints,
-                            targets: 0,
-                        },
-                        "the sanity checks",
-                        cx.inputs.ctx,
-                    )?;
-                    let (correct, _) = cx.attack(&fgsm, 40 + single_step.len() as u64)?;
-                    single_step.push((plan.loss, fraction(&correct)));
-                    fraction(&correct)
+                    let correct = one_step(cx, plan, 40 + single_step.len() as u64)?;
+                    single_step.push((plan.loss, correct.clone()));
+                    correct
                 }
             };
-            let iterative = main_accuracy(cx, e, a);
-            let bad = iterative > single + cx.tolerance();
+            let (iterative, one) = (
+                main_correct(cx, e, a, &ran),
+                ran.iter().filter(|&&i| single[i]).count(),
+            );
+            let bad = iterative > one + 1;
             passed &= !bad;
             lines.push(format!(
-                "{}: {iterative:.4} vs FGSM on {} {single:.4}{}",
+                "{} on {} images: {iterative} correct vs {} on {} {one}{}",
                 super::at(plan),
+                ran.len(),
+                if cx.inputs.config.norm == Norm::L2 {
+                    "FGM"
+                } else {
+                    "FGSM"
+                },
                 plan.loss.short(),
                 if bad { " (weaker than one step)" } else { "" }
             ));
         }
-        Ok(verdict(
-            self.name(),
-            passed,
-            format!("on {} images: {}", cx.images.len(), lines.join("; ")),
-        ))
+        Ok(verdict(self.name(), passed, lines.join("; ")))
     }
+}
+
+/// One steepest step of size eps on `plan`'s loss over the check images: correct per image.
+fn one_step(cx: &CheckContext<'_>, plan: &PlannedAttack, tag: u64) -> Result<Vec<bool>> {
+    let mut params: toml::Table = [("eps".to_string(), toml::Value::Float(cx.max_eps()))]
+        .into_iter()
+        .collect();
+    if cx.inputs.config.norm != Norm::Linf {
+        params.insert(
+            "norm".into(),
+            toml::Value::String(cx.inputs.config.norm.as_str().into()),
+        );
+    }
+    let fgsm = PlannedAttack::build(
+        PresetAttack {
+            label: format!("fgsm/{}", plan.loss.short()),
+            attack: "fgsm".into(),
+            loss: plan.loss,
+            params,
+            stage: Stage::AllPoints,
+            targets: 0,
+        },
+        "the sanity checks",
+        cx.inputs.ctx,
+    )?;
+    Ok(cx.attack(&fgsm, tag)?.0)
 }
