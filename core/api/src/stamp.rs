@@ -11,14 +11,14 @@
 /// out of the former single core crate into rossl-api and rossl-nn (the runtime became
 /// rossl-runtime, the kernels rossl-kernels); `Classifier::tensors`; attack specs without names.
 /// 4: `Objective::evaluate` became `Objective::score`; the module `data` became `batch`.
-pub const PLUGIN_API_VERSION: u32 = 4;
+pub const PLUGIN_API_VERSION: u32 = 5;
 
 /// The name of the ELF section that holds a plugin's stamp.
 pub const STAMP_SECTION: &str = ".rossl_abi";
 
 /// This build's stamp: `field=value` pairs separated by `|`.
 pub const STAMP: &str = concat!(
-    "rossl-abi|api=4|version=",
+    "rossl-abi|api=5|version=",
     env!("CARGO_PKG_VERSION"),
     "|source=",
     env!("ROSSL_SOURCE_HASH"),

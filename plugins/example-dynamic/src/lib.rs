@@ -1,5 +1,5 @@
-//! An example dynamic rossl plugin: a VICReg loss (`vicreg.rs`) and a PGD attack in an L2 ball
-//! (`pgd_l2.rs`), each one source file. See README.md in this folder for how to build and load it,
+//! An example dynamic rossl plugin: a VICReg loss (`vicreg.rs`) and a random-noise baseline
+//! attack (`random_noise.rs`), each one source file. See README.md in this folder for how to build and load it,
 //! and docs/writing-a-plugin.md for the full story.
 #![warn(missing_docs)]
 
@@ -8,7 +8,7 @@
 #[allow(unused_extern_crates)]
 extern crate rossl_dylib;
 
-mod pgd_l2;
+mod random_noise;
 mod vicreg;
 
 // Embed the ABI stamp the host checks before loading this library.

@@ -68,7 +68,7 @@ fn the_dynamic_host_starts_and_loads_a_plugin_without_ld_library_path() {
     let plugin = example_plugin();
     let (ok, text) = run(host().arg("plugins").arg("--load").arg(&plugin));
     assert!(ok, "{text}");
-    assert!(text.contains("vicreg") && text.contains("pgd-l2"), "{text}");
+    assert!(text.contains("vicreg") && text.contains("random-noise"), "{text}");
 }
 
 #[test]
@@ -95,11 +95,11 @@ fn a_plugin_attack_evaluates_a_run_trained_without_the_plugin() {
         .args(["--set", &load])
         .args([
             "--set",
-            "eval.extra_attacks=[{ name = \"pgd-l2\", params = { step = 0.01, steps = 3 } }]",
+            "eval.extra_attacks=[{ name = \"random-noise\", params = { samples = 3 } }]",
         ]));
     assert!(ok, "{text}");
     let results = std::fs::read_to_string(latest.join("results.json")).unwrap();
-    assert!(results.contains("pgd-l2/ce (extra 1)"), "{results}");
+    assert!(results.contains("random-noise/ce (extra 1)"), "{results}");
     // a training change is still refused
     let (ok, text) =
         run(host()

@@ -33,7 +33,7 @@ fn load_example() {
 fn the_example_plugin_loads_and_its_components_are_listed() {
     load_example();
     assert!(Kind::Loss.names().contains(&"vicreg"));
-    assert!(Kind::Attack.names().contains(&"pgd-l2"));
+    assert!(Kind::Attack.names().contains(&"random-noise"));
     let entry = Kind::Loss
         .entries()
         .into_iter()
@@ -144,10 +144,11 @@ fn the_plugin_s_gradient_equals_the_host_s() {
 }
 
 #[test]
-fn the_plugin_s_attack_keeps_to_its_l2_ball_and_the_pixel_range() {
+fn the_plugin_s_attack_keeps_to_its_l2_ball_and_the_pixel_range_and_improves_the_objective() {
     load_example();
-    let params = "eps = 0.3\nstep = 0.1\nsteps = 6";
-    let attack = registry::build::<dyn Attack>("pgd-l2", params, &BuildContext::cpu(0)).unwrap();
+    let params = "eps = 0.3\nnorm = \"l2\"\nsamples = 8";
+    let attack =
+        registry::build::<dyn Attack>("random-noise", params, &BuildContext::cpu(0)).unwrap();
     let x = Tensor::rand(0f32, 1f32, (4, 2, 3, 3), &Device::Cpu).unwrap();
     let w = Tensor::rand(-1f32, 1f32, (1, 2, 3, 3), &Device::Cpu).unwrap();
     let mut objective = |input: &Tensor| -> rossl_api::Result<Tensor> {
@@ -167,9 +168,15 @@ fn the_plugin_s_attack_keeps_to_its_l2_ball_and_the_pixel_range() {
         .to_vec1::<f32>()
         .unwrap();
     assert!(
-        norms.iter().all(|n| *n <= 0.3 + 1e-5) && norms.iter().any(|n| *n > 0.2),
+        norms.iter().all(|n| *n <= 0.3 + 1e-5) && norms.iter().any(|n| *n > 0.0),
         "{norms:?}"
     );
+    // the kept point scores at least as high as the input (which competes as the first point)
+    let gain = (objective(&adv).unwrap() - objective(&x).unwrap())
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert!(gain.iter().all(|g| *g >= 0.0), "{gain:?}");
     assert!(
         adv.min_all().unwrap().to_scalar::<f32>().unwrap() >= 0.0
             && adv.max_all().unwrap().to_scalar::<f32>().unwrap() <= 1.0
