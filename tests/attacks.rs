@@ -197,3 +197,48 @@ fn an_objective_without_a_combined_pass_gets_loss_then_success() {
     assert_eq!(gradient.to_vec2::<f32>().unwrap(), [[1.0, 1.0], [1.0, 1.0]]);
     assert_eq!(success, Some(vec![false, true]));
 }
+
+#[test]
+fn pgd_takes_either_norm_and_pgd_linf_refuses_l2() {
+    // `pgd` with the default norm is `pgd-linf`, number for number
+    let x = Tensor::full(0.5f32, (2, 1, 4, 4), &Device::Cpu).unwrap();
+    let params = "eps = 0.1\nstep = 0.03\nsteps = 4\nrandom_start = true\nrestarts = 2";
+    let run = |name: &str, params: &str| {
+        let mut objective = |input: &Tensor| -> Result<Tensor> {
+            Ok(input.sqr()?.flatten_from(1)?.sum(D::Minus1)?)
+        };
+        attack(name, params)
+            .perturb(&x, &mut objective, &mut Rng::new(3))
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
+    assert_eq!(run("pgd", params), run("pgd-linf", params));
+    assert_eq!(
+        run("pgd", &format!("{params}\nnorm = \"linf\"")),
+        run("pgd-linf", params)
+    );
+    // an L2 run stays in the L2 ball, and differs
+    let l2 = run("pgd", &format!("{params}\nnorm = \"l2\""));
+    for row in l2.chunks(16) {
+        let size = row.iter().map(|v| (v - 0.5).powi(2)).sum::<f32>().sqrt();
+        assert!(size <= 0.1 + 1e-5 && size > 0.05, "{l2:?}");
+    }
+    assert_ne!(l2, run("pgd", params));
+    // every built-in attack reads `norm`; `pgd-linf` refuses L2 and names `pgd`
+    for name in ["pgd", "fgsm", "apgd", "square"] {
+        assert!(
+            registry::build::<dyn Attack>(name, "norm = \"l2\"", &BuildContext::cpu(0)).is_ok()
+        );
+    }
+    let refused = registry::build::<dyn Attack>("pgd-linf", "norm = \"l2\"", &BuildContext::cpu(0));
+    let message = common::error_of(refused.map(|_| ()));
+    assert!(
+        message.contains("norm") && message.contains("`pgd`"),
+        "{message}"
+    );
+    let unknown = registry::build::<dyn Attack>("pgd", "norm = \"l1\"", &BuildContext::cpu(0));
+    assert!(unknown.is_err());
+}

@@ -3,16 +3,22 @@
 //! maximises whatever loss the evaluation gives it: APGD-CE on cross-entropy, APGD-DLR on the
 //! difference of logits ratio (the `strong` preset runs both).
 //!
-//! From a random start, with per-example step sizes starting at 2 eps: a signed-gradient step
+//! From a random start, with per-example step sizes starting at 2 eps: a steepest-ascent step
 //! with momentum 0.75, projection to the ball and [0, 1]; at checkpoints (first after 22% of the
 //! iterations, then shrinking by 3% down to 6%), an example whose loss rose in at most 75% of the
 //! steps since the last checkpoint, or that did not improve since a checkpoint without a step-size
 //! cut, halves its step and restarts from its best point. Returns, per example, a misclassifying
 //! point when one was found (if the objective reports success), else the highest-loss point.
+//!
+//! The ball is L-infinity (`norm = "linf"`, the default: steps along the gradient's sign) or L2
+//! (`norm = "l2"`, AutoAttack's L2 form: steps `x + step * grad / ||grad||_2`, projection onto the
+//! L2 ball, the same initial 2 eps per example, momentum and checkpoints). Both start from
+//! [`Norm::start`]'s random point of the ball.
 
 use candle_core::{DType, Tensor};
-use rossl_api::adversarial::{check_budget, input_gradient_and_success, project, start};
+use rossl_api::adversarial::{check_budget, input_gradient_and_success};
 use rossl_api::components::{Attack, AttackSpec, Objective};
+use rossl_api::norm::Norm;
 use rossl_api::registry::{ParamError, Params};
 use rossl_api::rng::Rng;
 use rossl_api::Result;
@@ -20,7 +26,7 @@ use rossl_api::Result;
 rossl_api::params! {
     /// Parameters of `apgd`.
     pub struct ApgdParams {
-        /// Radius of the L-infinity ball.
+        /// Radius of the ball.
         pub eps: f64 = 8.0 / 255.0,
         /// Iterations.
         pub steps: usize = 100,
@@ -28,6 +34,9 @@ rossl_api::params! {
         pub momentum: f64 = 0.75,
         /// Fraction of improving steps below which the step is halved.
         pub rho: f64 = 0.75,
+        /// The threat model: `linf` (L-infinity ball, signed steps) or `l2` (L2 ball, steps along
+        /// the L2-normalised gradient).
+        pub norm: Norm = Norm::Linf,
     }
 }
 
@@ -121,7 +130,7 @@ impl Attack for Apgd {
         let min_check = ((0.06 * n_iter as f64) as usize).max(1);
         let decrease = ((0.03 * n_iter as f64) as usize).max(1);
 
-        let mut search = Search::begin(x, eps, objective, rng)?;
+        let mut search = Search::begin(x, (p.norm, eps), objective, rng)?;
         let mut since_check = 0usize;
         let mut window = first_check;
         for i in 0..n_iter {
@@ -143,7 +152,9 @@ impl Attack for Apgd {
 struct Search {
     /// The clean input.
     x: Tensor,
-    /// The radius.
+    /// The ball's norm.
+    norm: Norm,
+    /// The ball's radius.
     eps: f64,
     /// Examples (rows of the loss).
     rows: usize,
@@ -169,14 +180,21 @@ struct Search {
 }
 
 impl Search {
-    /// Starts from a random point of the ball around `x`, with steps of 2 eps.
-    fn begin(x: Tensor, eps: f64, objective: &mut dyn Objective, rng: &mut Rng) -> Result<Self> {
-        let x_adv = start(&x, eps, true, rng)?;
+    /// Starts from a random point of the ball (`norm`, radius `eps`) around `x`, with steps of
+    /// 2 eps.
+    fn begin(
+        x: Tensor,
+        (norm, eps): (Norm, f64),
+        objective: &mut dyn Objective,
+        rng: &mut Rng,
+    ) -> Result<Self> {
+        let x_adv = norm.start(&x, eps, true, rng)?;
         let (loss, grad, success) = input_gradient_and_success(objective, &x_adv)?;
         let losses = per_example(&loss)?;
         let rows = losses.len();
         Ok(Search {
             x,
+            norm,
             eps,
             rows,
             x_old: x_adv.clone(),
@@ -194,19 +212,21 @@ impl Search {
         })
     }
 
-    /// One iteration: a signed-gradient step with momentum `a` (1: none), projected, then the
-    /// loss, gradient and success at the new point.
+    /// One iteration: a steepest-ascent step (the gradient's sign, or the gradient over its L2
+    /// norm) with momentum `a` (1: none), projected, then the loss, gradient and success at the
+    /// new point.
     fn step(&mut self, a: f64, objective: &mut dyn Objective) -> Result<()> {
-        let (x, eps) = (&self.x, self.eps);
+        let (x, norm, eps) = (&self.x, self.norm, self.eps);
         let momentum_term = (&self.x_adv - &self.x_old)?;
         self.x_old = self.x_adv.clone();
-        let z = project(
+        let direction = norm.steepest(&self.grad)?;
+        let z = norm.project(
             x,
-            &(&self.x_adv + (self.grad.sign()? * row_tensor(&self.step, &self.grad)?)?)?,
+            &(&self.x_adv + (direction * row_tensor(&self.step, &self.grad)?)?)?,
             eps,
         )?;
         let moved = ((&self.x_adv + ((z - &self.x_adv)? * a)?)? + (momentum_term * (1.0 - a))?)?;
-        self.x_adv = project(x, &moved, eps)?;
+        self.x_adv = norm.project(x, &moved, eps)?;
         let (loss, g, now) = input_gradient_and_success(objective, &self.x_adv)?;
         self.grad = g;
         let losses = per_example(&loss)?;
@@ -294,7 +314,7 @@ impl Search {
 rossl_api::register! {
     kind: attack,
     name: "apgd",
-    summary: "Auto-PGD (Croce & Hein 2020): step-size-free PGD with momentum, step halving and restart from the best point; any loss (CE, DLR)",
+    summary: "Auto-PGD (Croce & Hein 2020): step-size-free PGD with momentum, step halving and restart from the best point; any loss (CE, DLR); L-infinity or L2 (`norm`)",
     params: ApgdParams,
     build: |p, _ctx| Ok(Box::new(Apgd::new(p))),
 }

@@ -1,9 +1,12 @@
 //! `fgsm`: one signed-gradient step (Goodfellow et al. 2015), optionally from a random start
-//! (Wong et al. 2020).
+//! (Wong et al. 2020). With `norm = "l2"` it is FGM, the fast gradient method: one step of L2
+//! length eps (or `step`) along `gradient / ||gradient||_2`, then projection onto the L2 ball and
+//! [0, 1].
 
 use candle_core::Tensor;
-use rossl_api::adversarial::{input_gradient, project, start};
+use rossl_api::adversarial::input_gradient;
 use rossl_api::components::{Attack, AttackSpec, Objective};
+use rossl_api::norm::Norm;
 use rossl_api::params::{finite_positive, radius, ParamError, Params};
 use rossl_api::rng::Rng;
 use rossl_api::Result;
@@ -11,13 +14,17 @@ use rossl_api::Result;
 rossl_api::params! {
     /// Parameters of `fgsm`.
     pub struct FgsmParams {
-        /// Radius of the L-infinity ball.
+        /// Radius of the ball.
         pub eps: f64 = 8.0 / 255.0,
-        /// Step size (unset: eps).
+        /// Step size (unset: eps), in `norm`: per pixel under L-infinity, the step's L2 length
+        /// under L2.
         #[serde(skip_serializing_if = "Option::is_none")]
         pub step: Option<f64> = None,
-        /// Start from a uniform point of the ball.
+        /// Start from a random point of the ball ([`Norm::start`]).
         pub random_start: bool = false,
+        /// The threat model: `linf` (FGSM, a signed step) or `l2` (FGM, a step along the
+        /// L2-normalised gradient).
+        pub norm: Norm = Norm::Linf,
     }
 }
 
@@ -28,7 +35,7 @@ impl Params for FgsmParams {
     }
 }
 
-/// The fast gradient sign method.
+/// The fast gradient sign method (L-infinity), or the fast gradient method (L2).
 pub struct Fgsm(pub FgsmParams);
 
 impl Attack for Fgsm {
@@ -43,18 +50,18 @@ impl Attack for Fgsm {
     }
 
     fn perturb(&self, x: &Tensor, objective: &mut dyn Objective, rng: &mut Rng) -> Result<Tensor> {
-        let (x, eps) = (x.detach(), self.0.eps);
-        let start = start(&x, eps, self.0.random_start, rng)?;
+        let (x, eps, norm) = (x.detach(), self.0.eps, self.0.norm);
+        let start = norm.start(&x, eps, self.0.random_start, rng)?;
         let (_, gradient) = input_gradient(objective, &start)?;
         let step = self.0.step.unwrap_or(eps);
-        project(&x, &(&start + (gradient.sign()? * step)?)?, eps)
+        norm.project(&x, &(&start + (norm.steepest(&gradient)? * step)?)?, eps)
     }
 }
 
 rossl_api::register! {
     kind: attack,
     name: "fgsm",
-    summary: "one signed-gradient step of size eps (or `step`), optionally from a random start",
+    summary: "one signed-gradient step of size eps (or `step`), optionally from a random start; FGM (a step along grad/||grad||_2) with norm = \"l2\"",
     params: FgsmParams,
     build: |p, _ctx| Ok(Box::new(Fgsm(p))),
 }
