@@ -1,0 +1,221 @@
+//! rossl's AutoAttack attacks against independent reference figures: torchattacks' APGD-CE,
+//! APGD-T, FAB-T and Square on one small fixed model (an MLP 64 -> 32 -> 10 on 200 test images of
+//! 1x8x8), for the L-infinity and the L2 threat model. The model, the images and the figures come
+//! from tests/reference/autoattack_reference.py (its header says how to run it); this test loads
+//! the same weights with candle, runs rossl's attacks through the runtime (`PlannedAttack`,
+//! `AttackRun`), each standalone on all 200 images, and asks for the same accuracy within 1 point
+//! (2 images of 200), or within torchattacks' own spread over its seeds 0, 1 and 2 where that is
+//! larger (the JSON's `spread`). Python is needed only to write the figures again, not to run this.
+//!
+//! The attacks as the `autoattack` preset runs them: APGD-CE (`apgd`, cross-entropy), APGD-T
+//! (`apgd`, DLR, 9 target classes: the runtime aims the DLR at each of the 9 most likely other
+//! classes in turn), FAB-T (`fab`, 9 target classes) and Square (`square`, margin, 5000 queries);
+//! 100 iterations each for APGD and FAB. The model is blind to the images' last row and column,
+//! which AutoAttack's Square never moves (see the script).
+
+use candle_core::{DType, Device, Tensor};
+use rossl::rossl_api::components::{AttackLoss, BuildContext, Classifier, PresetAttack, Stage};
+use rossl::rossl_api::rng::Rng;
+use rossl::rossl_api::Result;
+use rossl::rossl_runtime::eval::{AttackRun, PlannedAttack};
+use std::path::PathBuf;
+
+fn reference_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference")
+}
+
+/// The reference MLP: flatten, `fc1` (64 -> 32), ReLU, `fc2` (32 -> 10), under the torch names.
+struct Mlp {
+    fc1_weight: Tensor,
+    fc1_bias: Tensor,
+    fc2_weight: Tensor,
+    fc2_bias: Tensor,
+}
+
+impl Classifier for Mlp {
+    fn logits(&self, images: &Tensor, _rng: &mut Rng) -> Result<Tensor> {
+        let x = images.flatten_from(1)?;
+        let hidden = x
+            .matmul(&self.fc1_weight.t()?)?
+            .broadcast_add(&self.fc1_bias)?
+            .relu()?;
+        Ok(hidden
+            .matmul(&self.fc2_weight.t()?)?
+            .broadcast_add(&self.fc2_bias)?)
+    }
+
+    fn tensors(&self) -> Vec<(String, Tensor)> {
+        vec![
+            ("fc1.weight".into(), self.fc1_weight.clone()),
+            ("fc1.bias".into(), self.fc1_bias.clone()),
+            ("fc2.weight".into(), self.fc2_weight.clone()),
+            ("fc2.bias".into(), self.fc2_bias.clone()),
+        ]
+    }
+}
+
+/// The model, the test images (200, 1, 8, 8) and their labels.
+fn load() -> (Mlp, Tensor, Vec<u32>) {
+    let path = reference_dir().join("autoattack_model.safetensors");
+    let mut t = candle_core::safetensors::load(&path, &Device::Cpu)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut take = |name: &str| {
+        t.remove(name)
+            .unwrap_or_else(|| panic!("{} has no tensor `{name}`", path.display()))
+    };
+    let model = Mlp {
+        fc1_weight: take("fc1.weight"),
+        fc1_bias: take("fc1.bias"),
+        fc2_weight: take("fc2.weight"),
+        fc2_bias: take("fc2.bias"),
+    };
+    let x = take("x").to_dtype(DType::F32).unwrap();
+    let labels = take("y")
+        .to_dtype(DType::I64)
+        .unwrap()
+        .to_vec1::<i64>()
+        .unwrap()
+        .into_iter()
+        .map(|l| l as u32)
+        .collect();
+    (model, x, labels)
+}
+
+fn expected() -> serde_json::Value {
+    let path = reference_dir().join("autoattack_expected.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// One AutoAttack attack as rossl builds it: (JSON key, registered attack, loss, targets).
+const ATTACKS: [(&str, &str, AttackLoss, usize); 4] = [
+    ("apgd-ce", "apgd", AttackLoss::CrossEntropy, 0),
+    ("apgd-t", "apgd", AttackLoss::Dlr, 9),
+    ("fab-t", "fab", AttackLoss::Margin, 9),
+    ("square", "square", AttackLoss::Margin, 0),
+];
+
+/// The parameters of `attack` at radius `eps` under `norm` (`linf` or `l2`), as torchattacks ran
+/// it: 100 iterations for APGD and FAB, 5000 queries for Square.
+fn params(attack: &str, eps: f64, norm: &str) -> toml::Table {
+    let mut p = toml::Table::new();
+    p.insert("eps".into(), toml::Value::Float(eps));
+    p.insert("norm".into(), toml::Value::String(norm.into()));
+    match attack {
+        "square" => p.insert("queries".into(), toml::Value::Integer(5000)),
+        _ => p.insert("steps".into(), toml::Value::Integer(100)),
+    };
+    p
+}
+
+/// Images still correctly classified after rossl's `attack`.
+fn rossl_correct(
+    model: &Mlp,
+    x: &Tensor,
+    labels: &[u32],
+    (label, attack, loss, targets): (&str, &str, AttackLoss, usize),
+    eps: f64,
+    norm: &str,
+) -> std::result::Result<usize, String> {
+    let plan = PlannedAttack::build(
+        PresetAttack {
+            label: label.to_string(),
+            attack: attack.to_string(),
+            loss,
+            params: params(attack, eps, norm),
+            stage: Stage::AllPoints,
+            targets,
+        },
+        "test",
+        &BuildContext::cpu(0),
+    )
+    .map_err(|e| e.to_string())?;
+    let (correct, excursion) = AttackRun {
+        classifier: model,
+        eot_samples: 1,
+        draws: Rng::new(1),
+        attack_rng: Rng::new(2),
+        prediction_rng: Rng::new(3),
+    }
+    .run(&plan, x, labels)
+    .map_err(|e| e.to_string())?;
+    // the excursion is measured in L-infinity and the pixel range, a bound that an L2 attack must
+    // keep too (its largest pixel change is at most its L2 norm)
+    if excursion > 1e-5 {
+        return Err(format!("left the ball by {excursion}"));
+    }
+    Ok(correct.iter().filter(|&&c| c).count())
+}
+
+/// Runs every attack at the reference radius of `norm` and compares with torchattacks' figures.
+fn compare(norm: &str) {
+    let (model, x, labels) = load();
+    let expected = expected();
+    let images = expected["images"].as_u64().unwrap() as usize;
+    assert_eq!(labels.len(), images);
+    let clean = rossl::rossl_runtime::eval::predict(&model, &x, &Rng::new(3))
+        .unwrap()
+        .iter()
+        .zip(&labels)
+        .filter(|(p, l)| p == l)
+        .count();
+    assert_eq!(
+        clean as u64,
+        expected["clean_correct"].as_u64().unwrap(),
+        "clean accuracy of the loaded model differs from torch's: the weights or the forward pass differ"
+    );
+    let reference = &expected["norms"][norm];
+    let eps = reference["eps"].as_f64().unwrap();
+    let mut table = format!(
+        "{norm}, eps {eps}: images still correct of {images} (clean {clean})\n{:<8} {:>6} {:>6} {:>16} {:>6}  ok\n",
+        "attack", "rossl", "torch", "seeds", "limit"
+    );
+    let mut failed = false;
+    for spec in ATTACKS {
+        let figure = &reference["attacks"][spec.0];
+        let torch = figure["reference"].as_u64().unwrap() as i64;
+        let seeds: Vec<u64> = figure["correct"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_u64().unwrap())
+            .collect();
+        // 1 point of accuracy (2 images of 200), or torchattacks' own spread over its seeds where
+        // that is larger (L2 Square: 3 images). The figures are decisive but not exact: over 10
+        // torch seeds, torchattacks' APGD-CE leaves 118 to 121 images correct under L-infinity
+        // (reference 119) and 118 to 121 under L2 (reference 120), its Square 117 to 118 under
+        // L-infinity; rossl's APGD-CE over 12 attack seeds left 117 to 123 (119 at this test's
+        // seed), its Square always 117. A change of rossl's random streams can move APGD-CE by a
+        // few images: look at the seeds before suspecting the attack.
+        let limit = ((images as i64) / 100).max(figure["spread"].as_i64().unwrap());
+        let (shown, verdict) = match rossl_correct(&model, &x, &labels, spec, eps, norm) {
+            Ok(c) if (c as i64 - torch).abs() <= limit => (c.to_string(), "yes".to_string()),
+            Ok(c) => (c.to_string(), "NO".to_string()),
+            Err(e) => ("error".to_string(), format!("NO: {e}")),
+        };
+        failed |= verdict != "yes";
+        table += &format!(
+            "{:<8} {:>6} {:>6} {:>16} {:>6}  {verdict}\n",
+            spec.0,
+            shown,
+            torch,
+            format!("{seeds:?}"),
+            limit,
+        );
+    }
+    println!("{table}");
+    assert!(
+        !failed,
+        "rossl's attacks differ from torchattacks' figures: see the table above"
+    );
+}
+
+#[test]
+fn autoattack_matches_torchattacks_under_linf() {
+    compare("linf");
+}
+
+#[test]
+fn autoattack_matches_torchattacks_under_l2() {
+    compare("l2");
+}
