@@ -38,6 +38,10 @@ rossl_api::params! {
         pub queries: usize = 1000,
         /// Initial share of the image's pixels that a window covers.
         pub p_init: f64 = 0.8,
+        /// Rescale the window schedule (written for 10,000 queries) to `queries` (true, the
+        /// Square class's default), or read it at the raw query count (false: AutoAttack's
+        /// "standard" suite, whose windows with 5000 queries never shrink past p_init / 128).
+        pub rescale_schedule: bool = true,
         /// The threat model: `linf` (L-infinity ball) or `l2` (L2 sphere of radius eps, per
         /// image, before clipping to [0, 1]).
         pub norm: Norm = Norm::Linf,
@@ -455,7 +459,12 @@ impl Attack for Square {
             if !active.iter().any(|&a| a) {
                 break;
             }
-            let share = window_share(self.params.p_init, query, self.params.queries);
+            let schedule_length = if self.params.rescale_schedule {
+                self.params.queries
+            } else {
+                10_000
+            };
+            let share = window_share(self.params.p_init, query, schedule_length);
             let side = window_side(norm, share, h, w);
             let candidate = match norm {
                 Norm::Linf => self.propose(&clean, &best, &active, side, rng),
@@ -539,6 +548,7 @@ mod tests {
                 queries: 20,
                 p_init: 0.3,
                 norm,
+                rescale_schedule: true,
             });
             let mut objective = MisclassifiesLate {
                 queries: 0,
