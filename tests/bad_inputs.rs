@@ -52,6 +52,12 @@ const CASES: &[Case] = &[
     case("value", &["run", "tiny.toml", "--set", "eval.restarts=0"], "eval.restarts"),
     case("value", &["run", "tiny.toml", "--set", "eval.large_eps=0"], "eval.large_eps"),
     case("value", &["run", "tiny.toml", "--set", "eval.eot_samples=0"], "eval.eot_samples"),
+    case("value", &["run", "tiny.toml", "--set", "eval.norm=\"l1\""], "eval.norm"),
+    case(
+        "value",
+        &["run", "tiny.toml", "--set", "eval.norm=\"l2\"", "--set", "eval.preset=\"paper\""],
+        "eval.preset",
+    ),
     case("value", &["run", "tiny.toml", "--set", "train.epochs=-1"], "train.epochs"),
     case("value", &["run", "tiny.toml", "--set", "seed=-1"], "seed"),
     case("value", &["run", "tiny.toml", "--set", "device=tpu"], "device"),
