@@ -311,3 +311,90 @@ fn each_attack_runs_on_the_survivors_and_breaks_carry_to_larger_radii() {
     }
     assert!(worst(0.1) <= worst(0.05));
 }
+
+/// The report of the linear probe on the synthetic data under `config`.
+fn probe_report(config: &EvalConfig) -> rossl::rossl_runtime::eval::EvaluationReport {
+    let (train, test) = synthetic(0.6);
+    let ctx = BuildContext::cpu(0);
+    let inputs = EvalInputs {
+        encoder: &Flatten,
+        train: &train,
+        test: &test,
+        device: &Device::Cpu,
+        seed: 4,
+        config,
+        ctx: &ctx,
+    };
+    let probe = evaluator("linear-probe", "epochs = 5\nlr = 0.01\nbatch_size = 32");
+    fit_and_measure("linear-probe", probe.as_ref(), 0, &inputs)
+        .unwrap()
+        .report
+}
+
+/// Every check of `report` passed (none skipped but the named ones).
+fn assert_checks_pass(report: &rossl::rossl_runtime::eval::EvaluationReport) {
+    for c in &report.checks {
+        assert!(c.passed, "{}: {}", c.name, c.detail);
+    }
+}
+
+#[test]
+fn the_autoattack_preset_runs_its_four_attacks_in_order_on_the_survivors() {
+    let mut config = config(Preset::Autoattack, 0.15);
+    config.check_images = 40;
+    let report = probe_report(&config);
+    let labels: Vec<&str> = report.robust.iter().map(|r| r.attack.as_str()).collect();
+    assert_eq!(labels, ["apgd-ce", "apgd-t", "fab-t", "square"]);
+    let steps: Vec<usize> = report.robust.iter().map(|r| r.steps).collect();
+    assert_eq!(steps, [100, 100, 100, 5000], "AutoAttack's fixed budgets");
+    let mut still = report.robust[0].images;
+    for r in &report.robust {
+        assert_eq!(r.images, still, "{} ran on the survivors", r.attack);
+        still -= r.broken;
+    }
+    assert!(
+        report.robust[0].broken > 0,
+        "the test needs APGD-CE to break points"
+    );
+    assert_eq!(
+        report.robust.last().map(|r| r.accuracy),
+        report.worst_case.first().map(|w| w.accuracy)
+    );
+    assert_checks_pass(&report);
+}
+
+#[test]
+fn under_l2_every_attack_of_the_strong_preset_is_built_in_its_l2_form() {
+    let mut config = config(Preset::Strong, 1.0);
+    config.norm = rossl::rossl_api::norm::Norm::L2;
+    // steps of eps / 4: ten of them reach the edge of the ball, as one FGM step does
+    config.steps = 10;
+    // Square's L2 start (blocks of a pseudo-Gaussian pattern) does not wreck an image the way
+    // the L-infinity stripes do: at the large radius it needs more than a handful of queries
+    config.square_queries = 100;
+    config.apgd = true;
+    config.fgsm = true;
+    config.check_images = 40;
+    let report = probe_report(&config);
+    let labels: Vec<&str> = report.robust.iter().map(|r| r.attack.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "pgd-l2/ce",
+            "pgd-l2/margin",
+            "apgd-ce",
+            "apgd-dlr",
+            "fgm/ce",
+            "square-l2"
+        ]
+    );
+    assert!(
+        report.threat_model.starts_with("L2"),
+        "{}",
+        report.threat_model
+    );
+    // an L2 radius of 1 on 16 x 16 images is an L-infinity radius of 1/16 on average: it breaks
+    // points, and every perturbation stays in the L2 ball
+    assert!(report.worst_case[0].accuracy < report.clean_accuracy);
+    assert_checks_pass(&report);
+}
