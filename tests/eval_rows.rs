@@ -260,25 +260,11 @@ fn rows_of_a_batch_get_the_draws_of_their_rows_in_the_whole_batch() {
 
 #[test]
 fn each_attack_runs_on_the_survivors_and_breaks_carry_to_larger_radii() {
-    let (train, test) = synthetic(0.6);
     let mut config = config(Preset::Strong, 0.05);
     config.eps = vec![0.1, 0.05];
     config.fgsm = true;
-    let ctx = BuildContext::cpu(0);
-    let inputs = EvalInputs {
-        encoder: &Flatten,
-        train: &train,
-        test: &test,
-        device: &Device::Cpu,
-        seed: 2,
-        config: &config,
-        ctx: &ctx,
-    };
-    let probe = evaluator("linear-probe", "epochs = 5\nlr = 0.01\nbatch_size = 32");
-    let report = fit_and_measure("linear-probe", probe.as_ref(), 0, &inputs)
-        .unwrap()
-        .report;
-    let n = test.len() as f64;
+    let report = probe_report(&config, 2);
+    let n = report.test_images as f64;
     let count = |fraction: f64| (fraction * n).round() as usize;
     // eps 0.05 (listed second) runs first: its first attack runs on every image correct clean
     let rows_at = |eps: f64| -> Vec<&rossl::rossl_runtime::eval::RobustResult> {
@@ -312,8 +298,8 @@ fn each_attack_runs_on_the_survivors_and_breaks_carry_to_larger_radii() {
     assert!(worst(0.1) <= worst(0.05));
 }
 
-/// The report of the linear probe on the synthetic data under `config`.
-fn probe_report(config: &EvalConfig) -> rossl::rossl_runtime::eval::EvaluationReport {
+/// The report of the linear probe on the synthetic data under `config`, with `seed`.
+fn probe_report(config: &EvalConfig, seed: u64) -> rossl::rossl_runtime::eval::EvaluationReport {
     let (train, test) = synthetic(0.6);
     let ctx = BuildContext::cpu(0);
     let inputs = EvalInputs {
@@ -321,7 +307,7 @@ fn probe_report(config: &EvalConfig) -> rossl::rossl_runtime::eval::EvaluationRe
         train: &train,
         test: &test,
         device: &Device::Cpu,
-        seed: 4,
+        seed,
         config,
         ctx: &ctx,
     };
@@ -342,7 +328,7 @@ fn assert_checks_pass(report: &rossl::rossl_runtime::eval::EvaluationReport) {
 fn the_autoattack_preset_runs_its_four_attacks_in_order_on_the_survivors() {
     let mut config = config(Preset::Autoattack, 0.15);
     config.check_images = 40;
-    let report = probe_report(&config);
+    let report = probe_report(&config, 4);
     let labels: Vec<&str> = report.robust.iter().map(|r| r.attack.as_str()).collect();
     assert_eq!(labels, ["apgd-ce", "apgd-t", "fab-t", "square"]);
     let steps: Vec<usize> = report.robust.iter().map(|r| r.steps).collect();
@@ -375,7 +361,7 @@ fn under_l2_every_attack_of_the_strong_preset_is_built_in_its_l2_form() {
     config.apgd = true;
     config.fgsm = true;
     config.check_images = 40;
-    let report = probe_report(&config);
+    let report = probe_report(&config, 4);
     let labels: Vec<&str> = report.robust.iter().map(|r| r.attack.as_str()).collect();
     assert_eq!(
         labels,

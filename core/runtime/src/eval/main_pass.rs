@@ -165,6 +165,8 @@ impl Attacker<'_> {
         };
         for &a in order {
             let plan = &suite[a];
+            // the bar names the attack running now
+            bar.set_message(format!("{} eps {:.4}", plan.label, plan.eps));
             let rows: Vec<usize> = if per_attack && plan.stage == Stage::AllPoints {
                 (0..len).filter(|&r| batch.clean[r]).collect()
             } else {
@@ -178,7 +180,6 @@ impl Attacker<'_> {
                     still[r] &= c;
                 }
             }
-            bar.set_message(format!("{} eps {:.4}", plan.label, plan.eps));
             bar.inc(1);
         }
         run.still = still;
