@@ -53,6 +53,13 @@ const NOT_RUN: &[(&str, &str)] = &[
 /// Commands (by prefix) that run in a reduced form, the arguments added, and why.
 const REDUCED: &[(&str, &str, &str)] = &[
     (
+        "rossl eval runs/latest --set 'eval.preset=\"autoattack\"'",
+        " --set data.test_subset=4",
+        "AutoAttack's budgets are fixed (100 iterations per attack and target class, 5000 Square \
+         queries): on 100 images it took 343 s on a 2-core AMD EPYC; the test runs the preset on \
+         4 images, and tests/eval_rows.rs and tests/autoattack_reference.rs check its attacks",
+    ),
+    (
         "rossl study configs/studies/",
         " --dry-run",
         "the shipped studies train 27 and 12 runs (about 8 minutes at test size): the test checks \
