@@ -1,7 +1,7 @@
 """Independent reference figures for rossl's AutoAttack attacks, from torchattacks.
 
-Builds, with fixed seeds, a small 10-class problem of 1x8x8 images in [0, 1], trains a small MLP
-(64 -> 32 -> 10, ReLU) on it, and measures on 200 test images the accuracy under torchattacks'
+Builds, with fixed seeds, a small 10-class problem of 1x16x16 images in [0, 1], trains a small MLP
+(256 -> 32 -> 10, ReLU) on it, and measures on 200 test images the accuracy under torchattacks'
 APGD (cross-entropy), APGD-T (9 target classes), FAB-T (9 target classes) and Square (5000
 queries), each standalone on all 200 images, for the L-infinity and the L2 threat model at one
 radius each. tests/autoattack_reference.rs loads the same model and images with candle and checks
@@ -12,24 +12,24 @@ that rossl's attacks reach the same figures.
   VENV/bin/python tests/reference/autoattack_reference.py --check    # recomputes, compares, writes nothing
 
 Writes, beside this script:
-  autoattack_model.safetensors  the MLP's weights under their torch names (`fc1.weight` (32, 64),
+  autoattack_model.safetensors  the MLP's weights under their torch names (`fc1.weight` (32, 256),
                                 `fc1.bias`, `fc2.weight` (10, 32), `fc2.bias`, all f32), the test
-                                images `x` (200, 1, 8, 8) f32 and their labels `y` (200,) i64.
+                                images `x` (200, 1, 16, 16) f32 and their labels `y` (200,) i64.
   autoattack_expected.json      the clean accuracy and, per norm (`linf`, `l2`): the radius, and
                                 per attack the number of the 200 images still correctly classified
                                 under torchattacks' seeds 0, 1 and 2 (`correct`), the reference
                                 figure (`reference`, seed 0) and the seed spread (`spread`, max -
                                 min of `correct`); the attacks' settings; the versions used.
 
-The data: ten 8x8 class templates, four of them in two close pairs (classes 0/1 and 2/3, which
+The data: ten 16x16 class templates, four of them in two close pairs (classes 0/1 and 2/3, which
 differ by +-0.10 per block of pixels, so that an attack can swap them at a small radius) and six
 far from every other class, plus Gaussian noise (sd 0.06), clipped to [0, 1]. The model reads
-only the top-left 7x7 pixels (see MASK: AutoAttack's Square never moves the last row and column).
+only the top-left 15x15 pixels (see MASK: AutoAttack's Square never moves the last row and column).
 Each radius is chosen on a grid: among the radii at which APGD-CE leaves 25% to 75% of the images
 correct, the one with the fewest images whose own smallest successful APGD-CE radius lies within
 15% of it, and at which every attack (seed 0) leaves 20% to 80% correct: so that the figures are
 decisive (few images near the edge of success) and move little with the attacks' random draws.
-The run takes about two minutes on one CPU core.
+The run takes a few minutes on one CPU core.
 
 Where torchattacks departs from AutoAttack's reference code, the figures are torchattacks': its
 APGD, APGD-T, FAB and Square are ports of AutoAttack's (fra31/auto-attack) of the same settings.
@@ -56,6 +56,7 @@ N_TRAIN = 2000
 N_TEST = 200
 NOISE = 0.06
 PAIR_SHIFT = 0.10  # +-shift per block between the two classes of a close pair
+SIDE = 16  # images of 1 x SIDE x SIDE
 SEEDS = [0, 1, 2]
 STEPS = 100
 QUERIES = 5000
@@ -64,7 +65,7 @@ QUERIES = 5000
 class Mlp(nn.Module):
     def __init__(self):
         super().__init__()
-        self.fc1 = nn.Linear(64, 32)
+        self.fc1 = nn.Linear(SIDE * SIDE, 32)
         self.fc2 = nn.Linear(32, CLASSES)
 
     def forward(self, x):
@@ -74,21 +75,30 @@ class Mlp(nn.Module):
 # The pixels the model reads: all but the last row and the last column. AutoAttack's Square (and
 # torchattacks', a copy of it) draws a window's corner with randint(0, h - s), which never reaches
 # h - s, so that it never moves the last row and column after its initial stripes; a Square attack
-# that does (as the original paper's code and rossl) would see more of an 8x8 image. The model is
-# made blind to those pixels (masked in training, their fc1 weights zero), so the difference
-# cannot show in the figures.
-MASK = torch.zeros(8, 8)
-MASK[:7, :7] = 1
-MASK = MASK.reshape(64)
+# that does (as rossl) would see more of the image. The model is made blind to those pixels
+# (masked in training, their fc1 weights zero), so the difference cannot show in the figures.
+#
+# The images are 16x16, not smaller, for the L2 Square: its initial grid holds h // 5 x h // 5
+# blocks laid from (h - 5 (h // 5)) // 2, and its windows reach rows and columns 0 to h - 2 only.
+# At 16x16 (blocks of 3 from 0) the grid covers rows and columns 0-14, which the windows reach.
+# At 8x8 (blocks of 1 from 1, eight of them) it covered row and column 7 too: that share of the
+# budget (13 of the 49 pixels) stayed on pixels the windows never reach and the model never read,
+# and torchattacks' L2 Square, attacking in effect at about 0.86 eps, left 145, 144 and 142
+# images correct (seeds 0, 1, 2) against rossl's 123; with its windows' corners drawn up to h - s
+# inclusive (as rossl's) it left 123, 123 and 123.
+MASK = torch.zeros(SIDE, SIDE)
+MASK[: SIDE - 1, : SIDE - 1] = 1
+MASK = MASK.reshape(SIDE * SIDE)
 
 
 def templates(gen):
-    t = torch.rand(CLASSES, 64, generator=gen) * 0.6 + 0.2
+    t = torch.rand(CLASSES, SIDE * SIDE, generator=gen) * 0.6 + 0.2
     for a, b in [(0, 1), (2, 3)]:
-        # one sign per block of the 7x7 pixels read (rows and columns 0-3 and 4-6): a difference
-        # that Square's windows can find
+        # one sign per block of the 15x15 pixels read (rows and columns 0-7 and 8-14): a
+        # difference that Square's windows can find
         sign = torch.randint(0, 2, (2, 2), generator=gen).float() * 2 - 1
-        sign = sign.repeat_interleave(4, 0).repeat_interleave(4, 1).reshape(64)
+        half = SIDE // 2
+        sign = sign.repeat_interleave(half, 0).repeat_interleave(half, 1).reshape(SIDE * SIDE)
         t[b] = (t[a] + PAIR_SHIFT * sign * MASK).clamp(0.05, 0.95)
     return t
 
@@ -96,8 +106,8 @@ def templates(gen):
 def sample(t, n, gen):
     y = torch.arange(n) % CLASSES
     y = y[torch.randperm(n, generator=gen)]
-    x = (t[y] + NOISE * torch.randn(n, 64, generator=gen)).clamp(0, 1)
-    return x.reshape(n, 1, 8, 8), y
+    x = (t[y] + NOISE * torch.randn(n, SIDE * SIDE, generator=gen)).clamp(0, 1)
+    return x.reshape(n, 1, SIDE, SIDE), y
 
 
 def build():
@@ -108,7 +118,7 @@ def build():
     torch.manual_seed(0)
     model = Mlp()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    mask = MASK.reshape(1, 1, 8, 8)
+    mask = MASK.reshape(1, 1, SIDE, SIDE)
     for epoch in range(30):
         perm = torch.randperm(N_TRAIN, generator=gen)
         for i in range(0, N_TRAIN, 100):

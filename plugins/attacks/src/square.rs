@@ -20,6 +20,10 @@
 //!   plus that lost to clipping at [0, 1], moves into the first, as a fresh pattern of random sign
 //!   added to the first window's current direction; the second window is emptied, and the whole
 //!   perturbation is rescaled onto the sphere before clipping to [0, 1].
+//!
+//! A window's corner is drawn anywhere it fits (rows 0 to h - side inclusive). AutoAttack's
+//! reference draws it below h - side, so that it never moves the last row and column; on small
+//! images (8x8) its L2 start puts part of the budget there, which then stays unused for good.
 
 use candle_core::{DType, Tensor};
 use rossl_api::adversarial::check_budget;
