@@ -256,3 +256,22 @@ fn attacks_that_cannot_move_are_configuration_errors_naming_the_key() {
         assert!(message.contains(key), "{set}: {message}");
     }
 }
+
+#[test]
+fn a_parameter_added_with_its_old_behaviour_as_default_keeps_the_run_folder() {
+    // emp-ssl-pgd trains with `pgd-linf`, which has since gained `norm` (default `linf`): the
+    // configuration must digest as before, so that its finished runs are found and reused.
+    // fe82b96257 is the folder the release before `norm` made for this command (run there:
+    // `rossl run configs/methods/emp-ssl-pgd.toml configs/scale/cpu.toml`).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let resolved = resolve(
+        &[
+            root.join("configs/methods/emp-ssl-pgd.toml"),
+            root.join("configs/scale/cpu.toml"),
+        ],
+        &[],
+    )
+    .unwrap();
+    let digest = resolved.digest().unwrap();
+    assert!(digest.starts_with("fe82b96257"), "digest {digest}");
+}

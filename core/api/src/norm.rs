@@ -30,6 +30,13 @@ impl Norm {
         }
     }
 
+    /// `true` for L-infinity, the default: attack parameters skip serialising a default `norm`,
+    /// so that configurations written before `norm` existed keep their digests
+    /// (`#[serde(skip_serializing_if = "Norm::is_linf")]`).
+    pub fn is_linf(&self) -> bool {
+        *self == Norm::Linf
+    }
+
     /// Its name in prose: `L-infinity` or `L2`.
     pub fn prose(self) -> &'static str {
         match self {

@@ -36,6 +36,7 @@ rossl_api::params! {
         pub rho: f64 = 0.75,
         /// The threat model: `linf` (L-infinity ball, signed steps) or `l2` (L2 ball, steps along
         /// the L2-normalised gradient).
+        #[serde(skip_serializing_if = "Norm::is_linf")]
         pub norm: Norm = Norm::Linf,
     }
 }

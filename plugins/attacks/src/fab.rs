@@ -31,6 +31,7 @@ rossl_api::params! {
         /// Iterations.
         pub steps: usize = 100,
         /// The norm of the ball and of the projections (`linf` or `l2`).
+        #[serde(skip_serializing_if = "Norm::is_linf")]
         pub norm: Norm = Norm::Linf,
         /// The largest weight of the clean input's projection in each step.
         pub alpha_max: f64 = 0.1,

@@ -24,6 +24,7 @@ rossl_api::params! {
         pub random_start: bool = false,
         /// The threat model: `linf` (FGSM, a signed step) or `l2` (FGM, a step along the
         /// L2-normalised gradient).
+        #[serde(skip_serializing_if = "Norm::is_linf")]
         pub norm: Norm = Norm::Linf,
     }
 }

@@ -33,6 +33,7 @@ rossl_api::params! {
         /// Runs; per example the best (successful, or highest-loss) result is kept.
         pub restarts: usize = 1,
         /// The threat model: `linf` (L-infinity ball) or `l2` (L2 ball, per example).
+        #[serde(skip_serializing_if = "Norm::is_linf")]
         pub norm: Norm = Norm::Linf,
     }
 }

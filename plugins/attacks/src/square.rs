@@ -45,11 +45,19 @@ rossl_api::params! {
         /// Rescale the window schedule (written for 10,000 queries) to `queries` (true, the
         /// Square class's default), or read it at the raw query count (false: AutoAttack's
         /// "standard" suite, whose windows with 5000 queries never shrink past p_init / 128).
+        #[serde(skip_serializing_if = "is_true")]
         pub rescale_schedule: bool = true,
         /// The threat model: `linf` (L-infinity ball) or `l2` (L2 sphere of radius eps, per
         /// image, before clipping to [0, 1]).
+        #[serde(skip_serializing_if = "Norm::is_linf")]
         pub norm: Norm = Norm::Linf,
     }
+}
+
+/// Whether `value` is set: serde skips a default `rescale_schedule`, so that configurations
+/// written before it existed keep their digests.
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 impl Params for SquareParams {

@@ -17,6 +17,7 @@ rossl_api::params! {
         /// Radius of the ball (per example).
         pub eps: f64 = 8.0 / 255.0,
         /// The ball's norm: `linf` or `l2`.
+        #[serde(skip_serializing_if = "Norm::is_linf")]
         pub norm: Norm = Norm::Linf,
         /// Random points tried per example.
         pub samples: usize = 8,
