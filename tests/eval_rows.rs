@@ -384,3 +384,34 @@ fn under_l2_every_attack_of_the_strong_preset_is_built_in_its_l2_form() {
     assert!(report.worst_case[0].accuracy < report.clean_accuracy);
     assert_checks_pass(&report);
 }
+
+#[test]
+fn targeted_attacks_run_through_a_random_classifier_on_subsets_of_subsets() {
+    // APGD-T and FAB-T run once per target class on the rows still correct, which are rows of
+    // the survivors the main pass hands them: the multi-crop probe must judge each under the
+    // crops its row had in the clean pass. At eps 0 nothing may change.
+    let (train, test) = synthetic(0.5);
+    let mut config = config(Preset::Autoattack, 0.0);
+    config.check_images = 16;
+    let ctx = BuildContext::cpu(0);
+    let inputs = EvalInputs {
+        encoder: &Flatten,
+        train: &train,
+        test: &test,
+        device: &Device::Cpu,
+        seed: 3,
+        config: &config,
+        ctx: &ctx,
+    };
+    let probe = evaluator(
+        "multi-crop-probe",
+        "views = 1\nscale = [0.05, 0.15]\nepochs = 10\nlr = 0.01\nbatch_size = 32",
+    );
+    let report = fit_and_measure("multi-crop-probe", probe.as_ref(), 0, &inputs)
+        .unwrap()
+        .report;
+    for r in &report.robust {
+        assert_eq!(r.broken, 0, "{} changed a prediction at eps 0", r.attack);
+    }
+    assert_eq!(report.worst_case[0].accuracy, report.clean_accuracy);
+}
