@@ -251,7 +251,7 @@ fn successes(objective: &mut dyn Objective, x: &Tensor, rows: usize) -> Result<V
 rossl_api::register! {
     kind: attack,
     name: "fab",
-    summary: "FAB-T (Croce & Hein 2020): targeted minimal-distortion attack by projections onto the linearised boundary within [0, 1], L-infinity or L2; AutoAttack's third attack",
+    summary: "FAB-T (Croce & Hein 2020): targeted minimal-distortion attack by projections onto the linearised boundary within [0, 1], L-infinity or L2 (`norm`); AutoAttack's third attack",
     params: FabParams,
     build: |p, _ctx| Ok(Box::new(Fab::new(p))),
 }

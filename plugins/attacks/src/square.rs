@@ -286,7 +286,7 @@ impl Attack for Square {
 rossl_api::register! {
     kind: attack,
     name: "square",
-    summary: "Square attack (Andriushchenko et al. 2020): score-based random search in squares, no gradients; detects gradient masking",
+    summary: "Square attack (Andriushchenko et al. 2020): score-based random search in squares, no gradients; detects gradient masking; L-infinity or L2 (`norm`), window schedule rescaled to the budget unless `rescale_schedule = false`",
     params: SquareParams,
     build: |p, _ctx| Ok(Box::new(Square::new(p))),
 }
