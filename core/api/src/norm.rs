@@ -77,16 +77,34 @@ impl Norm {
 
     /// A random perturbation of `x`'s shape inside the ball of radius `eps`: uniform in the cube
     /// (L-infinity), or a uniformly random direction scaled to a uniform fraction of `eps` (L2,
-    /// as torchattacks' PGDL2 starts), drawn from `rng`.
+    /// as torchattacks' PGDL2 starts), drawn from `rng` row after row. When `rng` is marked with
+    /// the batch rows that `x`'s rows are ([`Rng::for_batch_rows`]), the whole batch's draws are
+    /// made and each row gets its own row's.
     pub fn random_delta(self, x: &Tensor, eps: f64, rng: &mut Rng) -> Result<Tensor> {
         let rows = x.dim(0)?;
         let per_row = x.elem_count() / rows.max(1);
-        let values: Vec<f32> = match self {
-            Norm::Linf => (0..x.elem_count())
+        let values = match rng.batch_rows() {
+            Some(batch) if batch.rows.len() == rows => {
+                let picked: Vec<usize> = batch.rows.clone();
+                let all = self.draw_rows(batch.batch_len, per_row, eps, rng);
+                picked
+                    .iter()
+                    .flat_map(|&r| all[r * per_row..(r + 1) * per_row].iter().copied())
+                    .collect()
+            }
+            _ => self.draw_rows(rows, per_row, eps, rng),
+        };
+        Ok(Tensor::from_vec(values, x.shape(), x.device())?.to_dtype(x.dtype())?)
+    }
+
+    /// `rows` rows of `per_row` random values in the ball of radius `eps`, row after row.
+    fn draw_rows(self, rows: usize, per_row: usize, eps: f64, rng: &mut Rng) -> Vec<f32> {
+        match self {
+            Norm::Linf => (0..rows * per_row)
                 .map(|_| rng.uniform_range(-eps, eps) as f32)
                 .collect(),
             Norm::L2 => {
-                let mut values = Vec::with_capacity(x.elem_count());
+                let mut values = Vec::with_capacity(rows * per_row);
                 for _ in 0..rows {
                     let direction: Vec<f64> = (0..per_row).map(|_| rng.normal()).collect();
                     let length = direction.iter().map(|v| v * v).sum::<f64>().sqrt();
@@ -95,8 +113,7 @@ impl Norm {
                 }
                 values
             }
-        };
-        Ok(Tensor::from_vec(values, x.shape(), x.device())?.to_dtype(x.dtype())?)
+        }
     }
 
     /// The starting point of an attack: a random point of the ball around `x` (projected onto
@@ -166,6 +183,30 @@ mod tests {
             (l[0][0] - 0.75).abs() < 1e-6 && (l[0][1] - 0.75).abs() < 1e-6,
             "{l:?}"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn marked_draws_give_each_row_its_own_row_of_the_whole_batch() -> Result<()> {
+        let dev = Device::Cpu;
+        for norm in [Norm::Linf, Norm::L2] {
+            let whole = Tensor::zeros((4, 1, 2, 3), DType::F32, &dev)?;
+            let all = norm
+                .random_delta(&whole, 0.5, &mut Rng::new(9))?
+                .flatten_from(1)?
+                .to_vec2::<f32>()?;
+            let some = Tensor::zeros((2, 1, 2, 3), DType::F32, &dev)?;
+            let mut marked = Rng::new(9).for_batch_rows(vec![1, 3], 4);
+            let picked = norm
+                .random_delta(&some, 0.5, &mut marked)?
+                .flatten_from(1)?
+                .to_vec2::<f32>()?;
+            assert_eq!(picked, vec![all[1].clone(), all[3].clone()], "{norm}");
+            // and the stream continues where the whole batch's would
+            let mut whole_rng = Rng::new(9);
+            norm.random_delta(&whole, 0.5, &mut whole_rng)?;
+            assert_eq!(marked.next_u64(), whole_rng.next_u64(), "{norm}");
+        }
         Ok(())
     }
 

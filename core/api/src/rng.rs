@@ -9,6 +9,17 @@
 #[derive(Clone, Debug)]
 pub struct Rng {
     state: [u64; 4],
+    /// When set ([`Rng::for_batch_rows`]): the rows of a whole batch that a tensor's rows are.
+    batch_rows: Option<std::sync::Arc<BatchRows>>,
+}
+
+/// Which rows of a whole batch the rows of a tensor are (see [`Rng::for_batch_rows`]).
+#[derive(Debug)]
+pub struct BatchRows {
+    /// The rows of the whole batch, one per row of the tensor.
+    pub rows: Vec<usize>,
+    /// The rows of the whole batch.
+    pub batch_len: usize,
 }
 
 fn splitmix64(x: &mut u64) -> u64 {
@@ -29,7 +40,25 @@ impl Rng {
             splitmix64(&mut s),
             splitmix64(&mut s),
         ];
-        Rng { state }
+        Rng {
+            state,
+            batch_rows: None,
+        }
+    }
+
+    /// This generator, marked as drawing for the rows `rows` of a batch of `batch_len` rows:
+    /// per-row random draws ([`crate::norm::Norm::random_delta`]) are then those the whole batch
+    /// would get, read at `rows`, so that an attack on some rows of a batch starts each of them
+    /// where an attack on the whole batch would have (the draws of the other rows are made and
+    /// discarded). Draws for a tensor of another row count ignore the mark.
+    pub fn for_batch_rows(mut self, rows: Vec<usize>, batch_len: usize) -> Self {
+        self.batch_rows = Some(std::sync::Arc::new(BatchRows { rows, batch_len }));
+        self
+    }
+
+    /// The batch rows this generator draws for, if it was marked ([`Rng::for_batch_rows`]).
+    pub fn batch_rows(&self) -> Option<&BatchRows> {
+        self.batch_rows.as_deref()
     }
 
     /// An independent stream for `seed` and a path of counters, e.g.

@@ -211,7 +211,9 @@ impl Attacker<'_> {
             classifier: &classifier,
             eot_samples: self.inputs.config.eot_samples,
             draws: Rng::derive(seed, &[stream::EVAL, index, streams::ATTACK_DRAWS, e, a, b]),
-            attack_rng: Rng::derive(seed, &[stream::ATTACK, index, e, a, b]),
+            // each row starts where an attack on the whole batch would start it
+            attack_rng: Rng::derive(seed, &[stream::ATTACK, index, e, a, b])
+                .for_batch_rows(rows.to_vec(), batch.labels.len()),
             prediction_rng: batch.prediction_rng.clone(),
         };
         run.run(plan, &xs, &ys)
