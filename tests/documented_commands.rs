@@ -56,7 +56,7 @@ const REDUCED: &[(&str, &str, &str)] = &[
         "rossl eval runs/latest --set 'eval.preset=\"autoattack\"'",
         " --set data.test_subset=4",
         "AutoAttack's budgets are fixed (100 iterations per attack and target class, 5000 Square \
-         queries): on 100 images it took 343 s on a 2-core AMD EPYC; the test runs the preset on \
+         queries): on 100 images it took 226 s on a 2-core AMD EPYC; the test runs the preset on \
          4 images, and tests/eval_rows.rs and tests/autoattack_reference.rs check its attacks",
     ),
     (
