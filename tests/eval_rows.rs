@@ -138,12 +138,10 @@ fn a_per_attack_row_counts_an_image_the_attack_fixes_as_wrong() {
     assert!(row.accuracy <= report.clean_accuracy);
 }
 
-#[test]
-fn survivors_of_the_multi_crop_probe_are_judged_under_the_crops_of_the_clean_pass() {
-    // at eps 0 no attack moves an image, so every image correct clean stays correct: unless the
-    // survivors (on which Square runs) are judged under other crops than in the clean pass
+/// The report of a multi-crop probe with small crops (an image's prediction depends on its crop)
+/// on noisy synthetic data under `config`.
+fn multi_crop_report(config: &EvalConfig) -> rossl::rossl_runtime::eval::EvaluationReport {
     let (train, test) = synthetic(0.5);
-    let config = config(Preset::Strong, 0.0);
     let ctx = BuildContext::cpu(0);
     let inputs = EvalInputs {
         encoder: &Flatten,
@@ -151,27 +149,33 @@ fn survivors_of_the_multi_crop_probe_are_judged_under_the_crops_of_the_clean_pas
         test: &test,
         device: &Device::Cpu,
         seed: 3,
-        config: &config,
+        config,
         ctx: &ctx,
     };
-    // small crops: an image's prediction depends on its crop
     let probe = evaluator(
         "multi-crop-probe",
         "views = 1\nscale = [0.05, 0.15]\nepochs = 10\nlr = 0.01\nbatch_size = 32",
     );
-    let report = fit_and_measure("multi-crop-probe", probe.as_ref(), 0, &inputs)
+    fit_and_measure("multi-crop-probe", probe.as_ref(), 0, &inputs)
         .unwrap()
-        .report;
+        .report
+}
+
+#[test]
+fn survivors_of_the_multi_crop_probe_are_judged_under_the_crops_of_the_clean_pass() {
+    // at eps 0 no attack moves an image, so every image correct clean stays correct: unless the
+    // survivors (on which Square runs) are judged under other crops than in the clean pass
+    let report = multi_crop_report(&config(Preset::Strong, 0.0));
     let square = report
         .robust
         .iter()
         .find(|r| r.attack == "square")
         .expect("a square row");
     assert!(
-        square.images > 0 && square.images < test.len(),
+        square.images > 0 && square.images < report.test_images,
         "Square runs on a strict subset of the batch ({} of {})",
         square.images,
-        test.len()
+        report.test_images
     );
     assert_eq!(square.broken, 0, "survivors judged under other crops");
     assert_eq!(square.accuracy, report.clean_accuracy);
@@ -390,26 +394,9 @@ fn targeted_attacks_run_through_a_random_classifier_on_subsets_of_subsets() {
     // APGD-T and FAB-T run once per target class on the rows still correct, which are rows of
     // the survivors the main pass hands them: the multi-crop probe must judge each under the
     // crops its row had in the clean pass. At eps 0 nothing may change.
-    let (train, test) = synthetic(0.5);
     let mut config = config(Preset::Autoattack, 0.0);
     config.check_images = 16;
-    let ctx = BuildContext::cpu(0);
-    let inputs = EvalInputs {
-        encoder: &Flatten,
-        train: &train,
-        test: &test,
-        device: &Device::Cpu,
-        seed: 3,
-        config: &config,
-        ctx: &ctx,
-    };
-    let probe = evaluator(
-        "multi-crop-probe",
-        "views = 1\nscale = [0.05, 0.15]\nepochs = 10\nlr = 0.01\nbatch_size = 32",
-    );
-    let report = fit_and_measure("multi-crop-probe", probe.as_ref(), 0, &inputs)
-        .unwrap()
-        .report;
+    let report = multi_crop_report(&config);
     for r in &report.robust {
         assert_eq!(r.broken, 0, "{} changed a prediction at eps 0", r.attack);
     }
