@@ -25,6 +25,7 @@ pub fn evaluate_run(asm: &Assembly, run_dir: &RunDir, train: &TrainSummary) -> R
         config: &run.eval,
         ctx: &ctx,
     };
+    warn_on_small_l2_radii(&run.eval);
     let mut evaluations: Vec<EvaluationReport> = Vec::new();
     for (index, name) in run.eval.evaluators.iter().enumerate() {
         let evaluator: Box<dyn Evaluator> = asm.config.build("eval", name, &ctx)?;
@@ -71,4 +72,17 @@ pub fn evaluate_run(asm: &Assembly, run_dir: &RunDir, train: &TrainSummary) -> R
     run_dir.write_results(&results)?;
     run_dir.write_card(&super::card::card(asm, run_dir, &results)?)?;
     Ok(results)
+}
+
+/// Warns when every radius of an L2 evaluation is of L-infinity size (the default radii are
+/// 4/255 and 8/255): a likely forgotten `eval.eps`.
+fn warn_on_small_l2_radii(eval: &crate::config::EvalConfig) {
+    let largest = eval.eps.iter().copied().fold(0.0, f64::max);
+    if eval.norm == rossl_api::norm::Norm::L2 && largest > 0.0 && largest < 0.1 {
+        tracing::warn!(
+            "`eval.norm = \"l2\"` with `eval.eps` = {:?}: L2 radii of that size move an image by \
+             almost nothing (L2 evaluations usually use eps 0.5 on CIFAR-10); set `eval.eps`",
+            eval.eps
+        );
+    }
 }
