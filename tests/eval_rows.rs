@@ -92,7 +92,6 @@ fn config(preset: Preset, eps: f64) -> EvalConfig {
 #[test]
 fn a_per_attack_row_counts_an_image_the_attack_fixes_as_wrong() {
     // noisy data: the probe misclassifies some test images, and the descent fixes them
-    let (train, test) = synthetic(1.5);
     let mut config = config(Preset::None, 0.1);
     // standalone rows: the attack runs on every image correct clean
     config.per_attack = true;
@@ -101,27 +100,20 @@ fn a_per_attack_row_counts_an_image_the_attack_fixes_as_wrong() {
         loss: AttackLoss::CrossEntropy,
         params: toml::Table::new(),
     }];
-    let ctx = BuildContext::cpu(0);
-    let inputs = EvalInputs {
-        encoder: &Flatten,
-        train: &train,
-        test: &test,
-        device: &Device::Cpu,
-        seed: 1,
+    let report = report_of(Measured {
+        noise: 1.5,
+        evaluator: "linear-probe",
+        params: LINEAR_PROBE,
         config: &config,
-        ctx: &ctx,
-    };
-    let probe = evaluator("linear-probe", "epochs = 5\nlr = 0.01\nbatch_size = 32");
-    let report = fit_and_measure("linear-probe", probe.as_ref(), 0, &inputs)
-        .unwrap()
-        .report;
+        seed: 1,
+    });
     assert!(
         report.clean_accuracy < 0.95,
         "the test needs misclassified images: clean accuracy {}",
         report.clean_accuracy
     );
     let row = &report.robust[0];
-    let correct_clean = (report.clean_accuracy * test.len() as f64).round() as usize;
+    let correct_clean = (report.clean_accuracy * report.test_images as f64).round() as usize;
     assert_eq!(
         row.images, correct_clean,
         "it ran on the images correct clean"
@@ -138,27 +130,48 @@ fn a_per_attack_row_counts_an_image_the_attack_fixes_as_wrong() {
     assert!(row.accuracy <= report.clean_accuracy);
 }
 
-/// The report of a multi-crop probe with small crops (an image's prediction depends on its crop)
-/// on noisy synthetic data under `config`.
-fn multi_crop_report(config: &EvalConfig) -> rossl::rossl_runtime::eval::EvaluationReport {
-    let (train, test) = synthetic(0.5);
+/// What a measurement runs: the synthetic data's noise, the evaluator and its parameters, the
+/// evaluation settings and the seed.
+struct Measured<'a> {
+    noise: f64,
+    evaluator: &'a str,
+    params: &'a str,
+    config: &'a EvalConfig,
+    seed: u64,
+}
+
+/// The report of `m.evaluator` fitted on the flattened synthetic images and measured.
+fn report_of(m: Measured<'_>) -> rossl::rossl_runtime::eval::EvaluationReport {
+    let (train, test) = synthetic(m.noise);
     let ctx = BuildContext::cpu(0);
     let inputs = EvalInputs {
         encoder: &Flatten,
         train: &train,
         test: &test,
         device: &Device::Cpu,
-        seed: 3,
-        config,
+        seed: m.seed,
+        config: m.config,
         ctx: &ctx,
     };
-    let probe = evaluator(
-        "multi-crop-probe",
-        "views = 1\nscale = [0.05, 0.15]\nepochs = 10\nlr = 0.01\nbatch_size = 32",
-    );
-    fit_and_measure("multi-crop-probe", probe.as_ref(), 0, &inputs)
+    let probe = evaluator(m.evaluator, m.params);
+    fit_and_measure(m.evaluator, probe.as_ref(), 0, &inputs)
         .unwrap()
         .report
+}
+
+/// The linear probe's parameters in these tests.
+const LINEAR_PROBE: &str = "epochs = 5\nlr = 0.01\nbatch_size = 32";
+
+/// The report of a multi-crop probe with small crops (an image's prediction depends on its crop)
+/// on noisy synthetic data under `config`.
+fn multi_crop_report(config: &EvalConfig) -> rossl::rossl_runtime::eval::EvaluationReport {
+    report_of(Measured {
+        noise: 0.5,
+        evaluator: "multi-crop-probe",
+        params: "views = 1\nscale = [0.05, 0.15]\nepochs = 10\nlr = 0.01\nbatch_size = 32",
+        config,
+        seed: 3,
+    })
 }
 
 #[test]
@@ -304,21 +317,13 @@ fn each_attack_runs_on_the_survivors_and_breaks_carry_to_larger_radii() {
 
 /// The report of the linear probe on the synthetic data under `config`, with `seed`.
 fn probe_report(config: &EvalConfig, seed: u64) -> rossl::rossl_runtime::eval::EvaluationReport {
-    let (train, test) = synthetic(0.6);
-    let ctx = BuildContext::cpu(0);
-    let inputs = EvalInputs {
-        encoder: &Flatten,
-        train: &train,
-        test: &test,
-        device: &Device::Cpu,
-        seed,
+    report_of(Measured {
+        noise: 0.6,
+        evaluator: "linear-probe",
+        params: LINEAR_PROBE,
         config,
-        ctx: &ctx,
-    };
-    let probe = evaluator("linear-probe", "epochs = 5\nlr = 0.01\nbatch_size = 32");
-    fit_and_measure("linear-probe", probe.as_ref(), 0, &inputs)
-        .unwrap()
-        .report
+        seed,
+    })
 }
 
 /// Every check of `report` passed (none skipped but the named ones).

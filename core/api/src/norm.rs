@@ -85,9 +85,9 @@ impl Norm {
         let per_row = x.elem_count() / rows.max(1);
         let values = match rng.batch_rows() {
             Some(batch) if batch.rows.len() == rows => {
-                let picked: Vec<usize> = batch.rows.clone();
                 let all = self.draw_rows(batch.batch_len, per_row, eps, rng);
-                picked
+                batch
+                    .rows
                     .iter()
                     .flat_map(|&r| all[r * per_row..(r + 1) * per_row].iter().copied())
                     .collect()

@@ -57,8 +57,8 @@ impl Rng {
     }
 
     /// The batch rows this generator draws for, if it was marked ([`Rng::for_batch_rows`]).
-    pub fn batch_rows(&self) -> Option<&BatchRows> {
-        self.batch_rows.as_deref()
+    pub fn batch_rows(&self) -> Option<std::sync::Arc<BatchRows>> {
+        self.batch_rows.clone()
     }
 
     /// An independent stream for `seed` and a path of counters, e.g.

@@ -245,16 +245,16 @@ impl Attack for Square {
         let (loss, success) = objective.score(&best.to_tensor(&x)?)?;
         let mut best_loss = per_example(&loss, b)?;
         let mut fooled = success.filter(|s| s.len() == b).unwrap_or(vec![false; b]);
+        let schedule_length = if self.params.rescale_schedule {
+            self.params.queries
+        } else {
+            10_000
+        };
         for query in 1..self.params.queries {
             let active: Vec<bool> = fooled.iter().map(|f| !f).collect();
             if !active.iter().any(|&a| a) {
                 break;
             }
-            let schedule_length = if self.params.rescale_schedule {
-                self.params.queries
-            } else {
-                10_000
-            };
             let share = window_share(self.params.p_init, query, schedule_length);
             let side = window_side(norm, share, h, w);
             let candidate = match norm {

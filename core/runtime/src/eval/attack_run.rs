@@ -2,7 +2,7 @@
 //! they leave the ball. A targeted attack runs once per target class, each time on the points
 //! still correct.
 
-use super::batch_rows::BatchRows;
+use super::batch_rows::{rows_of, select_rows, BatchRows};
 use super::classifier_objective::{predict, ClassifierObjective};
 use super::suite::PlannedAttack;
 use candle_core::Tensor;
@@ -75,19 +75,14 @@ impl AttackRun<'_> {
             if rows.is_empty() {
                 break;
             }
-            let index = Tensor::from_vec(
-                rows.iter().map(|&r| r as u32).collect::<Vec<_>>(),
-                rows.len(),
-                x.device(),
-            )?;
             let sub = BatchRows {
                 classifier: self.classifier,
                 rows: rows.clone(),
                 batch_len: labels.len(),
             };
-            let ys: Vec<u32> = rows.iter().map(|&r| labels[r]).collect();
-            let aimed = class_of_rank(&clean_logits.index_select(&index, 0)?, rank)?;
-            let (c, e) = self.once(plan, &sub, &x.index_select(&index, 0)?, &ys, Some(aimed))?;
+            let (xs, ys) = select_rows(x, labels, &rows)?;
+            let aimed = class_of_rank(&rows_of(&clean_logits, &rows)?, rank)?;
+            let (c, e) = self.once(plan, &sub, &xs, &ys, Some(aimed))?;
             excursion = excursion.max(e);
             for (&r, still) in rows.iter().zip(c) {
                 correct[r] = still;

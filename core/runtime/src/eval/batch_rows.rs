@@ -45,3 +45,15 @@ impl Classifier for BatchRows<'_> {
         self.classifier.tensors()
     }
 }
+
+/// The rows `rows` of `t` (dimension 0).
+pub fn rows_of(t: &Tensor, rows: &[usize]) -> Result<Tensor> {
+    let index: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+    let index = Tensor::from_vec(index, rows.len(), t.device())?;
+    Ok(t.index_select(&index, 0)?)
+}
+
+/// Rows of `x` and `labels` at `rows`.
+pub fn select_rows(x: &Tensor, labels: &[u32], rows: &[usize]) -> Result<(Tensor, Vec<u32>)> {
+    Ok((rows_of(x, rows)?, rows.iter().map(|&r| labels[r]).collect()))
+}

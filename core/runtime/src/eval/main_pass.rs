@@ -3,7 +3,7 @@
 //! read).
 
 use super::attack_run::AttackRun;
-use super::batch_rows::BatchRows;
+use super::batch_rows::{select_rows, BatchRows};
 use super::classifier_objective::predict;
 use super::inputs::EvalInputs;
 use super::streams;
@@ -258,16 +258,6 @@ impl MainPass {
         }
         correct
     }
-}
-
-/// Rows of `x` and `labels` at `rows`.
-fn select_rows(x: &Tensor, labels: &[u32], rows: &[usize]) -> Result<(Tensor, Vec<u32>)> {
-    let index: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
-    let index = Tensor::from_vec(index, rows.len(), x.device())?;
-    Ok((
-        x.index_select(&index, 0)?,
-        rows.iter().map(|&r| labels[r]).collect(),
-    ))
 }
 
 /// The fraction of `true` among the values present.
