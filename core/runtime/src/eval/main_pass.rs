@@ -173,7 +173,15 @@ impl Attacker<'_> {
                 (0..len).filter(|&r| still[r]).collect()
             };
             if !rows.is_empty() {
+                let started = std::time::Instant::now();
                 let (correct, excursion) = self.attack_rows(plan, [e, a as u64], batch, &rows)?;
+                tracing::debug!(
+                    attack = %plan.label,
+                    eps = plan.eps,
+                    images = rows.len(),
+                    seconds = started.elapsed().as_secs_f64(),
+                    "attack ran"
+                );
                 run.violation = run.violation.max(excursion);
                 for (&r, c) in rows.iter().zip(correct) {
                     run.outcomes[a][r] = Some(c);
