@@ -81,6 +81,50 @@ fn check_against_pytorch_and_finite_differences(
 //        -> -0.23231847531221064, grad z[0,:3] = [0.02077279656834059, -0.03645033245176575, 0.013513111432859675]
 //   infonce: SupConLoss(temperature=0.07, base_temperature=0.07, contrast_mode="all") on features [4, 3, 5]
 //        -> 16.053953423596674, grad z[0,:3] = [0.19918872950151117, 0.7105628594870667, 0.45352796266926776]
+//   barlow-twins and vicreg take two views; with V views, the mean over the pairs v < w:
+//     sum(f(c[v], c[w]) for v < w) / 3 with c = z.chunk(3)
+//   barlow-twins, f = solo-learn's barlow_loss_func(z1, z2, lamb=0.0051, scale_loss=1.0):
+//     bn = BatchNorm1d(5, affine=False); cor = bn(z1).T @ bn(z2) / N;
+//     (diag(cor) - 1).pow(2).sum() + 0.0051 * off_diagonal(cor).pow(2).sum()
+//        -> 12.185430849278946, grad z[0,:3] = [0.09365472240407041, 0.12179914673964785, -0.02227145583587098]
+//   vicreg, f = 25 * F.mse_loss(z1, z2)
+//     + 25 * (relu(1 - sqrt(z1.var(0) + 1e-4)).mean() + relu(1 - sqrt(z2.var(0) + 1e-4)).mean())
+//     + sum of off-diagonal ((z - z.mean(0)).T @ (z - z.mean(0)) / (N - 1))^2 / 5 over z1 and z2
+//        -> 43.299014147372105, grad z[0,:3] = [1.7027231986119178, 0.23109305494444365, -0.738867074516727]
+#[test]
+fn barlow_twins_matches_pytorch_and_finite_differences() {
+    check_against_pytorch_and_finite_differences(
+        "barlow-twins",
+        12.185430849278946,
+        [
+            0.09365472240407041,
+            0.12179914673964785,
+            -0.02227145583587098,
+        ],
+    );
+}
+
+#[test]
+fn vicreg_matches_pytorch_and_finite_differences() {
+    check_against_pytorch_and_finite_differences(
+        "vicreg",
+        43.299014147372105,
+        [1.7027231986119178, 0.23109305494444365, -0.738867074516727],
+    );
+}
+
+#[test]
+fn two_view_losses_refuse_a_single_view_by_name() {
+    let z = Tensor::from_slice(&sample_z(), (12, 5), &DEV).unwrap();
+    for name in ["barlow-twins", "vicreg"] {
+        let message = loss(name).loss(&z, 1).unwrap_err().to_string();
+        assert!(
+            message.contains(name) && message.contains("at least 2 views"),
+            "{message}"
+        );
+    }
+}
+
 #[test]
 fn tcr_matches_pytorch_and_finite_differences() {
     check_against_pytorch_and_finite_differences(

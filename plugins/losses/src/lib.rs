@@ -1,11 +1,14 @@
 //! rossl's built-in SSL losses: `tcr` (total coding rate), `invariance` (cosine similarity to the
-//! views' mean) and `infonce` (SimCLR/SupCon contrastive loss). All take projections laid out
+//! views' mean), `infonce` (SimCLR/SupCon contrastive loss), `barlow-twins` (cross-correlation to
+//! the identity) and `vicreg` (variance, invariance, covariance). All take projections laid out
 //! view-major: rows `v * B .. (v + 1) * B` are view `v` of the B images.
 #![warn(missing_docs)]
 
+pub mod barlow_twins;
 pub mod infonce;
 pub mod invariance;
 pub mod tcr;
+pub mod vicreg;
 
 use candle_core::Tensor;
 use rossl_api::{Error, Result};
@@ -20,4 +23,34 @@ pub(crate) fn split_views(z: &Tensor, views: usize) -> Result<(Tensor, usize, us
     }
     let b = rows / views;
     Ok((z.reshape((views, b, dim))?, b, dim))
+}
+
+/// The mean over every pair of views `v < w` of `pair(view v, view w)`, each view (B, D): how a
+/// loss defined on two views (Barlow Twins, VICReg) takes any number of them. With two views it
+/// is the two-view loss itself. `name` names the loss in the error for fewer than two views.
+pub(crate) fn mean_over_view_pairs(
+    z: &Tensor,
+    views: usize,
+    name: &str,
+    pair: impl Fn(&Tensor, &Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    if views < 2 {
+        return Err(Error::msg(format!(
+            "the `{name}` loss compares views of each image and needs at least 2 views per \
+             image, got {views}: set `views` of the view strategy to 2 or more"
+        )));
+    }
+    let (z3, _, _) = split_views(z, views)?;
+    let mut total: Option<Tensor> = None;
+    for v in 0..views {
+        for w in v + 1..views {
+            let value = pair(&z3.get(v)?, &z3.get(w)?)?;
+            total = Some(match total {
+                Some(t) => (t + value)?,
+                None => value,
+            });
+        }
+    }
+    let pairs = (views * (views - 1) / 2) as f64;
+    Ok((total.expect("at least one pair of views") / pairs)?)
 }
