@@ -69,7 +69,7 @@ fn the_dynamic_host_starts_and_loads_a_plugin_without_ld_library_path() {
     let (ok, text) = run(host().arg("plugins").arg("--load").arg(&plugin));
     assert!(ok, "{text}");
     assert!(
-        text.contains("vicreg") && text.contains("random-noise"),
+        text.contains("uniformity") && text.contains("random-noise"),
         "{text}"
     );
 }
