@@ -3,7 +3,9 @@
 //! The fast operations (convolution, dense layer, batch norm) are in `fast_ops.rs`.
 
 use candle_core::{DType, Device, Tensor, Var};
-use rossl::rossl_api::components::{BuildContext, ParamRole, Parameter, SslLoss};
+use rossl::rossl_api::components::{
+    BuildContext, InputShape, LossInput, ParamRole, Parameter, SslLoss,
+};
 use rossl::rossl_api::registry;
 use rossl::rossl_api::rng::Rng;
 use rossl::rossl_nn::ops::logdet_spd;
@@ -121,6 +123,86 @@ fn two_view_losses_refuse_a_single_view_by_name() {
         assert!(
             message.contains(name) && message.contains("at least 2 views"),
             "{message}"
+        );
+    }
+}
+
+/// The `cross-entropy` loss with the head of the PyTorch reference below, on features `f`
+/// (6 x 5: 2 views of 3 images): its value and the gradient of the features.
+fn cross_entropy_of(f: &[f32]) -> (f64, Vec<f32>) {
+    let ctx = BuildContext::cpu(0)
+        .with_input(InputShape {
+            channels: 1,
+            height: 4,
+            width: 4,
+            classes: 4,
+        })
+        .with_feature_dim(5);
+    let l = registry::build::<dyn SslLoss>("cross-entropy", "", &ctx).unwrap();
+    assert!(l.uses_labels());
+    for p in l.parameters() {
+        let value: Vec<f32> = if p.name == "loss.cross-entropy.head.weight" {
+            (0..20)
+                .map(|i| (0.5 * (i / 5) as f64 + 0.9 * (i % 5) as f64).cos() as f32)
+                .collect()
+        } else {
+            assert_eq!(p.name, "loss.cross-entropy.head.bias");
+            (0..4).map(|c| (0.1 * c as f64 - 0.15) as f32).collect()
+        };
+        let t = Tensor::from_vec(value, p.var.dims(), &DEV).unwrap();
+        p.var.set(&t).unwrap();
+    }
+    let feature = Var::from_tensor(&Tensor::from_slice(f, (6, 5), &DEV).unwrap()).unwrap();
+    let labels = Tensor::new(&[0u32, 2, 3], &DEV).unwrap();
+    let input = LossInput {
+        projection: feature.as_tensor(),
+        feature: feature.as_tensor(),
+        views: 2,
+        labels: Some(&labels),
+    };
+    let value = l.loss_of(&input).unwrap();
+    let grads = value.backward().unwrap();
+    let g = grads.get(feature.as_tensor()).unwrap();
+    let g = g.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    (f64::from(value.to_scalar::<f32>().unwrap()), g)
+}
+
+// PyTorch (float64), f[r][j] = sin(0.3 r + 0.7 j + 0.2 r j) (6 x 5: 2 views of 3 images),
+// W[c][j] = cos(0.5 c + 0.9 j) (4 x 5), b[c] = 0.1 c - 0.15, labels [0, 2, 3]:
+//   F.cross_entropy(f @ W.T + b, labels.repeat(2))
+//        -> 1.6891549327944146, grad f[0,:3] = [-0.05260767072628481, -0.09451646655049448, -0.06489708482073156]
+#[test]
+fn cross_entropy_matches_pytorch_and_finite_differences() {
+    let f: Vec<f32> = (0..30)
+        .map(|i| {
+            let (r, j) = ((i / 5) as f64, (i % 5) as f64);
+            (0.3 * r + 0.7 * j + 0.2 * r * j).sin() as f32
+        })
+        .collect();
+    let (v, g) = cross_entropy_of(&f);
+    assert!((v - 1.6891549327944146).abs() < 1e-5, "{v}");
+    let expected = [
+        -0.05260767072628481,
+        -0.09451646655049448,
+        -0.06489708482073156,
+    ];
+    for (a, b) in g.iter().zip(expected) {
+        assert!(
+            (f64::from(*a) - b).abs() < 1e-5,
+            "gradient {a} vs PyTorch {b}"
+        );
+    }
+    // central differences in f32: h = 1e-2 keeps rounding (1e-7 / h) and curvature (h^2) small
+    let h = 1e-2f32;
+    for i in 0..f.len() {
+        let (mut plus, mut minus) = (f.clone(), f.clone());
+        plus[i] += h;
+        minus[i] -= h;
+        let numeric = (cross_entropy_of(&plus).0 - cross_entropy_of(&minus).0) / f64::from(2.0 * h);
+        assert!(
+            (numeric - f64::from(g[i])).abs() < 1e-3,
+            "d/df[{i}]: {numeric} vs {}",
+            g[i]
         );
     }
 }

@@ -1,7 +1,8 @@
 //! The three training regimes: each lowers the loss; free training's perturbation stays in the
 //! ball and the pixel range; a PGD step equals a standard step on the perturbed batch (no
 //! gradient leak); resuming reproduces the uninterrupted weights; passes are counted; every
-//! method config trains at CPU scale; a short run of each two-view loss lowers it.
+//! method config trains at CPU scale; a short run of each newer loss lowers it; a loss's own
+//! weights (the supervised head) are trained, checkpointed and restored.
 
 mod common;
 use candle_core::{Device, Tensor};
@@ -93,18 +94,30 @@ fn weights_of(path: &std::path::Path) -> Vec<(String, Vec<f32>)> {
 
 #[test]
 fn resuming_an_interrupted_run_gives_the_uninterrupted_weights() {
-    for regime in ["standard", "free", "pgd"] {
+    // the last case is supervised PGD-AT: the loss's classifier head is trained and resumed too
+    let supervised = "loss.terms=[{ name = \"cross-entropy\" }]";
+    for (regime, loss) in [
+        ("standard", None),
+        ("free", None),
+        ("pgd", None),
+        ("pgd", Some(supervised)),
+    ] {
         let regime_set = format!("train.regime={regime:?}");
         let epochs = if regime == "free" {
             "train.epochs=6"
         } else {
             "train.epochs=3"
         };
-        let sets = [
+        let mut sets = vec![
             regime_set.as_str(),
             epochs,
             "train.attack.pgd-linf.random_start=true",
         ];
+        sets.extend(loss);
+        let regime = format!(
+            "{regime}{}",
+            if loss.is_some() { "-supervised" } else { "" }
+        );
         let whole_dir = temp_dir(&format!("resume-whole-{regime}"));
         let (whole, _) = run(&assemble(&whole_dir, &sets));
 
@@ -127,11 +140,24 @@ fn resuming_an_interrupted_run_gives_the_uninterrupted_weights() {
         let second = assemble(&parts_dir, &sets); // a fresh process would rebuild everything
         let summary = train(&second, &run_dir, Some(&ckpt)).unwrap();
         assert!(summary.complete);
-        assert_eq!(
-            weights_of(&whole.file(files::CHECKPOINT)),
-            weights_of(&run_dir.file(files::CHECKPOINT)),
-            "{regime}"
+        let resumed = weights_of(&run_dir.file(files::CHECKPOINT));
+        let uninterrupted = weights_of(&whole.file(files::CHECKPOINT));
+        let names = |w: &[(String, Vec<f32>)]| w.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&uninterrupted), names(&resumed), "{regime}");
+        let differing: Vec<&String> = uninterrupted
+            .iter()
+            .zip(&resumed)
+            .filter(|(a, b)| a.1 != b.1)
+            .map(|(a, _)| &a.0)
+            .collect();
+        assert!(
+            differing.is_empty(),
+            "{regime}: {differing:?} differ after resuming"
         );
+        let head = resumed
+            .iter()
+            .any(|(name, _)| name == "loss.cross-entropy.head.weight");
+        assert_eq!(head, loss.is_some(), "{regime}: the head's checkpoint");
         // the metrics of the resumed run continue those of the interrupted one
         let steps: Vec<u64> = std::fs::read_to_string(run_dir.file(files::METRICS))
             .unwrap()
@@ -214,7 +240,7 @@ fn every_method_config_runs_one_step_at_cpu_scale() {
         .map(|e| e.unwrap().path())
         .collect();
     methods.sort();
-    assert_eq!(methods.len(), 11);
+    assert_eq!(methods.len(), 12);
     let dir = temp_dir("methods");
     for method in methods {
         let out = format!("out={:?}", dir.display().to_string());
@@ -262,10 +288,11 @@ fn a_few_hundred_steps_of_resnet_small_and_the_emp_loss_lower_it() {
 }
 
 #[test]
-fn a_short_run_of_barlow_twins_and_of_vicreg_lowers_its_loss() {
+fn a_short_run_of_each_newer_loss_lowers_it() {
     for (name, params) in [
         ("barlow-twins", "loss.barlow-twins.lambda=0.05"),
         ("vicreg", "loss.vicreg.covariance=1.0"),
+        ("cross-entropy", "loss.cross-entropy.classes=4"),
     ] {
         let dir = temp_dir(&format!("short-{name}"));
         let terms = format!("loss.terms=[{{ name = {name:?} }}]");
@@ -285,7 +312,10 @@ fn a_short_run_of_barlow_twins_and_of_vicreg_lowers_its_loss() {
         assert_eq!(summary.steps, 30, "{name}");
         let losses = step_losses(&run_dir);
         let (first, last) = (mean(&losses[..6]), mean(&losses[losses.len() - 6..]));
-        assert!(last < first, "{name}: loss did not fall ({first} -> {last})");
+        assert!(
+            last < first,
+            "{name}: loss did not fall ({first} -> {last})"
+        );
     }
 }
 

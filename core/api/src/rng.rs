@@ -156,6 +156,8 @@ pub mod stream {
     pub const SYNTHETIC: u64 = 7;
     /// The online monitor's slice of labelled images and its probe.
     pub const MONITOR: u64 = 8;
+    /// Initialisation of the weights a loss owns (a classifier or predictor head).
+    pub const LOSS: u64 = 9;
 }
 
 #[cfg(test)]

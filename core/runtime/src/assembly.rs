@@ -38,6 +38,7 @@ impl Assembly {
             seed: config.run.seed,
             input: None,
             base_dir: PathBuf::from("."),
+            feature_dim: None,
         }
     }
 
@@ -62,9 +63,13 @@ impl Assembly {
         };
         let encoder: Box<dyn Encoder> =
             config.build("encoder", &run.encoder.name, &ctx.clone().with_input(input))?;
+        let loss_ctx = ctx
+            .clone()
+            .with_input(input)
+            .with_feature_dim(encoder.feature_dim());
         let mut terms = Vec::new();
         for term in &run.loss.terms {
-            let loss: Box<dyn SslLoss> = config.build("loss", &term.name, &ctx)?;
+            let loss: Box<dyn SslLoss> = config.build("loss", &term.name, &loss_ctx)?;
             terms.push(Term {
                 name: term.name.clone(),
                 weight: term.weight,

@@ -4,7 +4,7 @@
 
 use crate::{Error, Result};
 use candle_core::Tensor;
-use rossl_api::components::SslLoss;
+use rossl_api::components::{LossInput, Parameter, SslLoss};
 
 /// One term of the weighted loss.
 pub struct Term {
@@ -80,12 +80,30 @@ impl WeightedSslLoss {
         &self.terms
     }
 
-    /// The loss of projections `z` (views * B, D), view-major, as [`SslLoss::loss`] takes them.
-    pub fn loss(&self, z: &Tensor, views: usize) -> Result<SslLossValue> {
+    /// Whether a term needs the images' labels.
+    pub fn uses_labels(&self) -> bool {
+        self.terms.iter().any(|t| t.loss.uses_labels())
+    }
+
+    /// The trainable weights the terms own (heads), optimised with the encoder's.
+    pub fn parameters(&self) -> Vec<Parameter> {
+        self.terms
+            .iter()
+            .flat_map(|t| t.loss.parameters())
+            .collect()
+    }
+
+    /// The loss of one batch, each term through [`SslLoss::loss_of`].
+    pub fn loss(&self, input: &LossInput<'_>) -> Result<SslLossValue> {
+        if self.uses_labels() && input.labels.is_none() {
+            return Err(Error::msg(
+                "a loss term needs the images' labels, and this batch came without them",
+            ));
+        }
         let mut total: Option<Tensor> = None;
         let mut values = Vec::with_capacity(self.terms.len());
         for term in &self.terms {
-            let value = term.loss.loss(z, views)?;
+            let value = term.loss.loss_of(input)?;
             let weighted = (&value * term.weight)?;
             total = Some(match total {
                 Some(t) => (t + weighted)?,

@@ -88,6 +88,7 @@ impl Evaluator for RobustProbe {
             seed: ctx.seed,
             input: None,
             base_dir: PathBuf::from("."),
+            feature_dim: None,
         };
         use toml::Value::{Boolean, Float, Integer};
         let attack_params: toml::Table = [

@@ -1,10 +1,12 @@
 //! rossl's built-in SSL losses: `tcr` (total coding rate), `invariance` (cosine similarity to the
 //! views' mean), `infonce` (SimCLR/SupCon contrastive loss), `barlow-twins` (cross-correlation to
-//! the identity) and `vicreg` (variance, invariance, covariance). All take projections laid out
-//! view-major: rows `v * B .. (v + 1) * B` are view `v` of the B images.
+//! the identity), `vicreg` (variance, invariance, covariance) and `cross-entropy` (supervised, with
+//! a classifier head of its own). All take projections laid out view-major: rows
+//! `v * B .. (v + 1) * B` are view `v` of the B images.
 #![warn(missing_docs)]
 
 pub mod barlow_twins;
+pub mod cross_entropy;
 pub mod infonce;
 pub mod invariance;
 pub mod tcr;

@@ -20,6 +20,13 @@ pub enum Cut {
     },
     /// The whole image.
     Whole,
+    /// torchvision's `RandomCrop(size, padding)`: the image zero-padded by `padding` pixels on
+    /// every side, then a crop of the image's size at a uniformly random offset (the supervised
+    /// CIFAR augmentation).
+    Padded {
+        /// Zero padding on each side, in pixels.
+        padding: usize,
+    },
 }
 
 /// Views made by cutting, resizing to `size` and augmenting.
@@ -59,19 +66,44 @@ impl ViewStrategy for CropViews {
 
     fn render(&self, image: ImageRef<'_>, rng: &mut Rng, out: &mut [f32]) {
         let (h, w) = (image.height, image.width);
-        let crop = match self.cut {
-            Cut::Random { scale, ratio } => sample_crop(h, w, scale, ratio, rng),
-            Cut::Whole => CropBox {
-                top: 0,
-                left: 0,
-                height: h,
-                width: w,
-            },
-        };
         let (oh, ow) = self.output_size(h, w);
-        resized_crop(image.pixels, (image.channels, h, w), crop, (oh, ow), out);
+        let whole = CropBox {
+            top: 0,
+            left: 0,
+            height: h,
+            width: w,
+        };
+        match self.cut {
+            Cut::Padded { padding } => padded_crop(image, padding, rng, out),
+            Cut::Random { scale, ratio } => {
+                let crop = sample_crop(h, w, scale, ratio, rng);
+                resized_crop(image.pixels, (image.channels, h, w), crop, (oh, ow), out);
+            }
+            Cut::Whole => resized_crop(image.pixels, (image.channels, h, w), whole, (oh, ow), out),
+        }
         for step in &self.augment {
             step.apply(out, (image.channels, oh, ow), rng);
+        }
+    }
+}
+
+/// `image` zero-padded by `padding` on every side, cropped back to its size at a random offset
+/// (rows first, then columns, each uniform in 0..=2 * padding), into `out`.
+fn padded_crop(image: ImageRef<'_>, padding: usize, rng: &mut Rng, out: &mut [f32]) {
+    let (c, h, w) = (image.channels, image.height, image.width);
+    let top = rng.below(2 * padding as u64 + 1) as isize - padding as isize;
+    let left = rng.below(2 * padding as u64 + 1) as isize - padding as isize;
+    for ch in 0..c {
+        for y in 0..h {
+            for x in 0..w {
+                let (sy, sx) = (y as isize + top, x as isize + left);
+                let inside = (0..h as isize).contains(&sy) && (0..w as isize).contains(&sx);
+                out[(ch * h + y) * w + x] = if inside {
+                    image.pixels[(ch * h + sy as usize) * w + sx as usize]
+                } else {
+                    0.0
+                };
+            }
         }
     }
 }
@@ -188,6 +220,38 @@ rossl_api::register! {
         p.views,
         size(p.size),
         Cut::Random { scale: [p.scale, p.scale], ratio: [p.ratio, p.ratio] },
+        p.augment,
+    ))),
+}
+
+rossl_api::params! {
+    /// Parameters of `pad-crop`. Defaults: the supervised CIFAR augmentation (RandomCrop(32,
+    /// padding=4) and a horizontal flip).
+    pub struct PadCropParams {
+        /// Views per image.
+        pub views: usize = 1,
+        /// Zero padding on each side before the crop, in pixels.
+        pub padding: usize = 4,
+        /// Augmentations, in order.
+        pub augment: Vec<Augmentation> = vec![Augmentation::HorizontalFlip { p: 0.5 }],
+    }
+}
+
+impl Params for PadCropParams {
+    fn validate(&self) -> Result<(), ParamError> {
+        check_common(self.views, &self.augment)
+    }
+}
+
+rossl_api::register! {
+    kind: views,
+    name: "pad-crop",
+    summary: "n crops of the image's size from it zero-padded on every side (torchvision RandomCrop with padding), augmented",
+    params: PadCropParams,
+    build: |p, _ctx| Ok(Box::new(CropViews::new(
+        p.views,
+        None,
+        Cut::Padded { padding: p.padding },
         p.augment,
     ))),
 }

@@ -4,7 +4,7 @@
 
 use super::{median, BenchArgs, StepKind, Workload};
 use candle_core::{Tensor, Var};
-use rossl_api::components::{BuildContext, Encoder, Mode, ParamRole, SslLoss};
+use rossl_api::components::{BuildContext, Encoder, LossInput, Mode, ParamRole, SslLoss};
 use rossl_api::registry;
 use rossl_api::rng::Rng;
 use rossl_encoders::resnet::{ResNetEncoder, ResNetSpec};
@@ -185,7 +185,9 @@ impl Bench {
         };
         let embedding = self.encoder.forward(&input, Mode::Train)?;
         let t1 = stamp(&embedding.projection)?;
-        let value = self.objective.loss(&embedding.projection, self.crops)?;
+        let value = self
+            .objective
+            .loss(&LossInput::new(&embedding, self.crops, None))?;
         let loss = value.finite_total()?;
         let t2 = stamp(&self.x)?;
         let mut grads = value.total.backward()?;

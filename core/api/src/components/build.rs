@@ -28,6 +28,9 @@ pub struct BuildContext {
     pub input: Option<InputShape>,
     /// The folder that relative paths are resolved against when their source is not a file.
     pub base_dir: PathBuf,
+    /// The width of the encoder's probed feature, when known (a loss with a head on the
+    /// features needs it; losses are built after the encoder).
+    pub feature_dim: Option<usize>,
 }
 
 impl BuildContext {
@@ -38,12 +41,19 @@ impl BuildContext {
             seed,
             input: None,
             base_dir: PathBuf::from("."),
+            feature_dim: None,
         }
     }
 
     /// The same context with an input shape.
     pub fn with_input(mut self, input: InputShape) -> Self {
         self.input = Some(input);
+        self
+    }
+
+    /// The same context with the width of the encoder's feature.
+    pub fn with_feature_dim(mut self, feature_dim: usize) -> Self {
+        self.feature_dim = Some(feature_dim);
         self
     }
 }

@@ -1,11 +1,62 @@
-//! Self-supervised losses over a set of views.
+//! Self-supervised (and supervised) training losses over a set of views.
 
+use super::encoder::{Embedding, Parameter};
 use crate::Result;
 use candle_core::Tensor;
 
-/// A self-supervised loss over the projections of several views of each image.
+/// What a loss sees of one batch: the encoder's outputs for every view, and the images' labels
+/// when the loss asks for them ([`SslLoss::uses_labels`]).
+#[derive(Clone, Copy, Debug)]
+pub struct LossInput<'a> {
+    /// Projections (views * B, D), view-major: rows `v * B .. (v + 1) * B` are view `v` of the B
+    /// images.
+    pub projection: &'a Tensor,
+    /// Probed features (views * B, F), in the same order.
+    pub feature: &'a Tensor,
+    /// Views per image.
+    pub views: usize,
+    /// The labels (B, u32) of the B images, or `None` when no term of the loss uses labels.
+    pub labels: Option<&'a Tensor>,
+}
+
+impl<'a> LossInput<'a> {
+    /// The input of an encoder's `embedding` of `views` views per image, with the images'
+    /// `labels` when known.
+    pub fn new(embedding: &'a Embedding, views: usize, labels: Option<&'a Tensor>) -> Self {
+        LossInput {
+            projection: &embedding.projection,
+            feature: &embedding.feature,
+            views,
+            labels,
+        }
+    }
+}
+
+/// A training loss over the projections (and features) of several views of each image.
+///
+/// Most losses implement [`SslLoss::loss`] alone. A loss that needs more (the features, the
+/// labels, weights of its own such as a classifier or a predictor head) also overrides
+/// [`SslLoss::loss_of`], and [`SslLoss::uses_labels`] or [`SslLoss::parameters`]: the trainer
+/// optimises those parameters with the encoder's and keeps them in the run's checkpoint.
 pub trait SslLoss: Send + Sync {
     /// The loss (a scalar tensor) for projections `z` of shape (views * B, D), laid out
     /// view-major: rows `v * B .. (v + 1) * B` are view `v` of the B images.
     fn loss(&self, z: &Tensor, views: usize) -> Result<Tensor>;
+
+    /// The loss of one batch; by default [`SslLoss::loss`] of its projections.
+    fn loss_of(&self, input: &LossInput<'_>) -> Result<Tensor> {
+        self.loss(input.projection, input.views)
+    }
+
+    /// Whether the loss needs the images' labels (supervised baselines); the trainer then passes
+    /// them in [`LossInput::labels`].
+    fn uses_labels(&self) -> bool {
+        false
+    }
+
+    /// Trainable weights the loss owns (a classifier or predictor head), with names unique in the
+    /// run (prefix them with the loss's name); none by default.
+    fn parameters(&self) -> Vec<Parameter> {
+        Vec::new()
+    }
 }

@@ -23,7 +23,7 @@ pub use build::{BuildContext, InputShape};
 pub use dataset::{Dataset, DatasetInfo, ImageSet, Split};
 pub use encoder::{Buffer, Embedding, Encoder, FrozenEncoder, Mode, ParamRole, Parameter};
 pub use evaluator::{Classifier, Evaluator, FitContext};
-pub use loss::SslLoss;
+pub use loss::{LossInput, SslLoss};
 pub use preset::{
     preset_definition, AttackLoss, Preset, PresetAttack, PresetFn, PresetRegistration,
     PresetSettings, Stage,

@@ -1,7 +1,9 @@
-//! The tensors of an encoder, by name, for checkpoints and weight exchange.
+//! The tensors of an encoder (and of a loss's own weights), by name, for checkpoints and weight
+//! exchange.
 
+use crate::ssl_loss::WeightedSslLoss;
 use crate::{Error, Result};
-use candle_core::Tensor;
+use candle_core::{Tensor, Var};
 use rossl_api::components::Encoder;
 use std::collections::HashMap;
 
@@ -21,6 +23,15 @@ pub fn encoder_tensors(encoder: &dyn Encoder) -> Vec<(String, Tensor)> {
     out
 }
 
+/// The weights the loss terms own (heads), under their names.
+pub fn loss_tensors(objective: &WeightedSslLoss) -> Vec<(String, Tensor)> {
+    objective
+        .parameters()
+        .into_iter()
+        .map(|p| (p.name, p.var.as_tensor().clone()))
+        .collect()
+}
+
 /// Sets every parameter and buffer of `encoder` from `tensors`. A missing name or a shape that
 /// differs is an error naming the tensor.
 pub fn restore_encoder(encoder: &dyn Encoder, tensors: &HashMap<String, Tensor>) -> Result<()> {
@@ -29,13 +40,27 @@ pub fn restore_encoder(encoder: &dyn Encoder, tensors: &HashMap<String, Tensor>)
         .into_iter()
         .map(|p| (p.name, p.var))
         .chain(encoder.buffers().into_iter().map(|b| (b.name, b.var)));
+    restore(targets, tensors, "the encoder")
+}
+
+/// Sets the weights the loss terms own from `tensors`, as [`restore_encoder`] does.
+pub fn restore_loss(objective: &WeightedSslLoss, tensors: &HashMap<String, Tensor>) -> Result<()> {
+    let targets = objective.parameters().into_iter().map(|p| (p.name, p.var));
+    restore(targets, tensors, "the loss")
+}
+
+fn restore(
+    targets: impl Iterator<Item = (String, Var)>,
+    tensors: &HashMap<String, Tensor>,
+    owner: &str,
+) -> Result<()> {
     for (name, var) in targets {
-        let value = tensors.get(&name).ok_or_else(|| {
-            Error::msg(format!("checkpoint has no tensor `{name}` for the encoder"))
-        })?;
+        let value = tensors
+            .get(&name)
+            .ok_or_else(|| Error::msg(format!("checkpoint has no tensor `{name}` for {owner}")))?;
         if value.dims() != var.dims() {
             return Err(Error::msg(format!(
-                "checkpoint tensor `{name}` has shape {:?}, the encoder expects {:?}",
+                "checkpoint tensor `{name}` has shape {:?}, {owner} expects {:?}",
                 value.dims(),
                 var.dims()
             )));

@@ -3,7 +3,7 @@
 use crate::ssl_loss::WeightedSslLoss;
 use crate::Result;
 use candle_core::{Tensor, Var, D};
-use rossl_api::components::{Attack, Encoder, Mode};
+use rossl_api::components::{Attack, Embedding, Encoder, LossInput, Mode};
 use rossl_api::rng::Rng;
 use rossl_nn::ops::signed_step;
 use rossl_nn::optim::{SgdLars, StepReport};
@@ -41,6 +41,15 @@ pub struct StepContext<'a> {
     pub objective: &'a WeightedSslLoss,
     /// Views per image.
     pub views: usize,
+    /// The batch's labels (B, u32), when a loss term uses them.
+    pub labels: Option<&'a Tensor>,
+}
+
+impl StepContext<'_> {
+    /// The loss input of an embedding of this batch's views.
+    fn input<'e>(&'e self, embedding: &'e Embedding) -> LossInput<'e> {
+        LossInput::new(embedding, self.views, self.labels)
+    }
 }
 
 fn perturbation_stats(delta: &Tensor) -> Result<(f64, f64)> {
@@ -74,7 +83,7 @@ fn update(
 ) -> Result<UpdateResult> {
     let embedding = ctx.encoder.forward(x, Mode::Train)?;
     passes.forward += 1;
-    let value = ctx.objective.loss(&embedding.projection, ctx.views)?;
+    let value = ctx.objective.loss(&ctx.input(&embedding))?;
     let loss = value.finite_total()?;
     let mut grads = value.total.backward()?;
     passes.backward += 1;
@@ -120,7 +129,7 @@ pub fn pgd(
     let mut objective = |input: &Tensor| -> Result<Tensor> {
         forward_calls.set(forward_calls.get() + 1);
         let embedding = ctx.encoder.forward(input, attack_mode)?;
-        Ok(ctx.objective.loss(&embedding.projection, ctx.views)?.total)
+        Ok(ctx.objective.loss(&ctx.input(&embedding))?.total)
     };
     let adversarial = attack.perturb(x, &mut objective, rng)?.detach();
     let spec = attack.spec();
@@ -171,7 +180,7 @@ pub fn free_replay(
     }
     let embedding = ctx.encoder.forward(&input, Mode::Train)?;
     passes.forward += 1;
-    let value = ctx.objective.loss(&embedding.projection, ctx.views)?;
+    let value = ctx.objective.loss(&ctx.input(&embedding))?;
     let loss = value.finite_total()?;
     let mut grads = value.total.backward()?;
     passes.backward += 1;

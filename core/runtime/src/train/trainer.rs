@@ -1,7 +1,7 @@
 //! The training loop: a plan of passes over the data, each batch stepped as the regime says,
 //! metrics and a checkpoint after every pass, a clear stop on a NaN loss.
 
-use super::encoder_tensors::{encoder_tensors, restore_encoder};
+use super::encoder_tensors::{encoder_tensors, loss_tensors, restore_encoder, restore_loss};
 use super::options::{StepObserver, TrainOptions};
 use super::regimes::{self, FreeState, Passes, StepContext, StepOutcome};
 use super::splits::TrainingData;
@@ -63,7 +63,7 @@ impl<'a> Loop<'a> {
         let mut state = Loop {
             asm,
             run_dir,
-            optimizer: SgdLars::new(asm.encoder.parameters(), &run.optim),
+            optimizer: SgdLars::new(trained_parameters(asm), &run.optim),
             schedule: LrSchedule::new(&run.optim, plan.horizon),
             plan,
             free: FreeState {
@@ -93,6 +93,7 @@ impl<'a> Loop<'a> {
     /// Continues from a checkpoint: weights, optimiser, perturbation, counters.
     fn restore(&mut self, ckpt: &Checkpoint) -> Result<()> {
         restore_encoder(self.asm.encoder.as_ref(), &ckpt.tensors)?;
+        restore_loss(&self.asm.objective, &ckpt.tensors)?;
         self.optimizer
             .load_state(&|name| ckpt.tensors.get(name).cloned())?;
         self.free.delta = ckpt.tensors.get("free.delta").cloned();
@@ -114,6 +115,7 @@ impl<'a> Loop<'a> {
 
     fn checkpoint(&self, epochs_done: usize, complete: bool) -> Result<()> {
         let mut tensors = encoder_tensors(self.asm.encoder.as_ref());
+        tensors.extend(loss_tensors(&self.asm.objective));
         tensors.extend(self.optimizer.state());
         if let Some(delta) = &self.free.delta {
             tensors.push(("free.delta".into(), delta.clone()));
@@ -148,20 +150,22 @@ impl<'a> Loop<'a> {
         }
     }
 
-    /// One optimiser step on a batch, as the regime says (for free training: the next replay), on
-    /// a worker thread of the pool (see [`rossl_kernels::on_pool`]).
-    fn step(&mut self, x: &Tensor) -> Result<StepOutcome> {
-        rossl_kernels::on_pool(|| self.step_here(x))
+    /// One optimiser step on a batch (its views `x`, and its labels when a loss term uses them),
+    /// as the regime says (for free training: the next replay), on a worker thread of the pool
+    /// (see [`rossl_kernels::on_pool`]).
+    fn step(&mut self, x: &Tensor, labels: Option<&Tensor>) -> Result<StepOutcome> {
+        rossl_kernels::on_pool(|| self.step_here(x, labels))
     }
 
     /// [`Self::step`] on the calling thread.
-    fn step_here(&mut self, x: &Tensor) -> Result<StepOutcome> {
+    fn step_here(&mut self, x: &Tensor, labels: Option<&Tensor>) -> Result<StepOutcome> {
         let asm = self.asm;
         let run = &asm.config.run;
         let ctx = StepContext {
             encoder: asm.encoder.as_ref(),
             objective: &asm.objective,
             views: asm.views.views_per_image(),
+            labels,
         };
         let lr = self.schedule.lr(self.steps);
         match run.train.regime {
@@ -296,10 +300,18 @@ impl<'a> Loop<'a> {
             };
             self.loader_wait += requested.elapsed().as_secs_f64();
             let x = batch.tensor(&self.asm.device.device)?;
+            let labels = if self.asm.objective.uses_labels() {
+                Some(Tensor::new(
+                    batch.labels.as_slice(),
+                    &self.asm.device.device,
+                )?)
+            } else {
+                None
+            };
             // each step (each free-training replay) is timed, counted and recorded on its own
             for _ in 0..self.steps_for_batch() {
                 let started = Instant::now();
-                let outcome = self.step(&x).map_err(|e| {
+                let outcome = self.step(&x, labels.as_ref()).map_err(|e| {
                     stopped(e, epoch, batch.index, self.steps + 1, self.run_dir, epoch)
                 })?;
                 let per_step = started.elapsed().as_secs_f64();
@@ -455,6 +467,13 @@ pub fn train_loaded(
     }
     run_dir.write_summary(&summary)?;
     Ok(summary)
+}
+
+/// What the optimiser trains: the encoder's parameters and the weights the loss terms own.
+fn trained_parameters(asm: &Assembly) -> Vec<rossl_api::components::Parameter> {
+    let mut parameters = asm.encoder.parameters();
+    parameters.extend(asm.objective.parameters());
+    parameters
 }
 
 /// The error that stops training at `step`, saying which checkpoint is kept.
