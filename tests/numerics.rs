@@ -4,7 +4,7 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use rossl::rossl_api::components::{
-    BuildContext, InputShape, LossInput, ParamRole, Parameter, SslLoss,
+    BuildContext, Embedding, InputShape, LossInput, ParamRole, Parameter, SslLoss,
 };
 use rossl::rossl_api::registry;
 use rossl::rossl_api::rng::Rng;
@@ -127,9 +127,10 @@ fn two_view_losses_refuse_a_single_view_by_name() {
     }
 }
 
-/// The `cross-entropy` loss with the head of the PyTorch reference below, on features `f`
-/// (6 x 5: 2 views of 3 images): its value and the gradient of the features.
-fn cross_entropy_of(f: &[f32]) -> (f64, Vec<f32>) {
+/// Loss `name` (`cross-entropy` or `trades`) with the head of the PyTorch references below, on
+/// features `f` (6 x 5: 2 views of 3 images) and, for `trades`, the clean features `fc`: its
+/// value and the gradients of `f` and `fc`.
+fn supervised_loss(name: &str, f: &[f32], fc: &[f32]) -> (f64, Vec<f32>, Vec<f32>) {
     let ctx = BuildContext::cpu(0)
         .with_input(InputShape {
             channels: 1,
@@ -138,73 +139,130 @@ fn cross_entropy_of(f: &[f32]) -> (f64, Vec<f32>) {
             classes: 4,
         })
         .with_feature_dim(5);
-    let l = registry::build::<dyn SslLoss>("cross-entropy", "", &ctx).unwrap();
+    let l = registry::build::<dyn SslLoss>(name, "", &ctx).unwrap();
     assert!(l.uses_labels());
     for p in l.parameters() {
-        let value: Vec<f32> = if p.name == "loss.cross-entropy.head.weight" {
+        let value: Vec<f32> = if p.name == format!("loss.{name}.head.weight") {
             (0..20)
                 .map(|i| (0.5 * (i / 5) as f64 + 0.9 * (i % 5) as f64).cos() as f32)
                 .collect()
         } else {
-            assert_eq!(p.name, "loss.cross-entropy.head.bias");
+            assert_eq!(p.name, format!("loss.{name}.head.bias"));
             (0..4).map(|c| (0.1 * c as f64 - 0.15) as f32).collect()
         };
         let t = Tensor::from_vec(value, p.var.dims(), &DEV).unwrap();
         p.var.set(&t).unwrap();
     }
-    let feature = Var::from_tensor(&Tensor::from_slice(f, (6, 5), &DEV).unwrap()).unwrap();
+    let var = |v: &[f32]| Var::from_tensor(&Tensor::from_slice(v, (6, 5), &DEV).unwrap()).unwrap();
+    let (feature, clean_feature) = (var(f), var(fc));
+    let clean = Embedding {
+        feature: clean_feature.as_tensor().clone(),
+        projection: clean_feature.as_tensor().clone(),
+    };
     let labels = Tensor::new(&[0u32, 2, 3], &DEV).unwrap();
     let input = LossInput {
         projection: feature.as_tensor(),
         feature: feature.as_tensor(),
         views: 2,
         labels: Some(&labels),
+        clean: l.uses_clean().then_some(&clean),
     };
     let value = l.loss_of(&input).unwrap();
     let grads = value.backward().unwrap();
-    let g = grads.get(feature.as_tensor()).unwrap();
-    let g = g.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    (f64::from(value.to_scalar::<f32>().unwrap()), g)
+    let grad = |v: &Var| match grads.get(v.as_tensor()) {
+        Some(g) => g.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        None => vec![0.0; 30],
+    };
+    let (g, gc) = (grad(&feature), grad(&clean_feature));
+    (f64::from(value.to_scalar::<f32>().unwrap()), g, gc)
 }
 
-// PyTorch (float64), f[r][j] = sin(0.3 r + 0.7 j + 0.2 r j) (6 x 5: 2 views of 3 images),
-// W[c][j] = cos(0.5 c + 0.9 j) (4 x 5), b[c] = 0.1 c - 0.15, labels [0, 2, 3]:
-//   F.cross_entropy(f @ W.T + b, labels.repeat(2))
+/// Checks loss `name` against PyTorch's value and first three gradient entries of `f` and of `fc`,
+/// and every gradient entry against central differences in f32 (h = 1e-2 keeps rounding,
+/// 1e-7 / h, and curvature, h^2, small).
+fn check_supervised(name: &str, expected: f64, grad_f: [f64; 3], grad_fc: [f64; 3]) {
+    let features = |a: f64, b: f64, c: f64, sin: bool| -> Vec<f32> {
+        (0..30)
+            .map(|i| {
+                let (r, j) = ((i / 5) as f64, (i % 5) as f64);
+                let t = a * r + b * j + c * r * j;
+                (if sin { t.sin() } else { t.cos() }) as f32
+            })
+            .collect()
+    };
+    let f = features(0.3, 0.7, 0.2, true);
+    let fc = features(0.4, 0.6, 0.1, false);
+    let (v, g, gc) = supervised_loss(name, &f, &fc);
+    assert!(
+        (v - expected).abs() < 1e-5,
+        "{name}: {v} vs PyTorch {expected}"
+    );
+    for (got, want) in g.iter().zip(grad_f).chain(gc.iter().zip(grad_fc)) {
+        assert!(
+            (f64::from(*got) - want).abs() < 1e-5,
+            "{name} gradient {got} vs PyTorch {want}"
+        );
+    }
+    let h = 1e-2f32;
+    for (which, base, analytic) in [("f", &f, &g), ("fc", &fc, &gc)] {
+        for i in 0..30 {
+            let (mut plus, mut minus) = (base.clone(), base.clone());
+            plus[i] += h;
+            minus[i] -= h;
+            let value = |v: &[f32]| match which {
+                "f" => supervised_loss(name, v, &fc).0,
+                _ => supervised_loss(name, &f, v).0,
+            };
+            let numeric = (value(&plus) - value(&minus)) / f64::from(2.0 * h);
+            assert!(
+                (numeric - f64::from(analytic[i])).abs() < 1e-3,
+                "{name} d/d{which}[{i}]: {numeric} vs {}",
+                analytic[i]
+            );
+        }
+    }
+}
+
+// PyTorch (float64), f[r][j] = sin(0.3 r + 0.7 j + 0.2 r j), fc[r][j] = cos(0.4 r + 0.6 j + 0.1 r j)
+// (6 x 5: 2 views of 3 images; fc the clean views), W[c][j] = cos(0.5 c + 0.9 j) (4 x 5),
+// b[c] = 0.1 c - 0.15, labels [0, 2, 3].repeat(2):
+//   cross-entropy: F.cross_entropy(f @ W.T + b, labels)
 //        -> 1.6891549327944146, grad f[0,:3] = [-0.05260767072628481, -0.09451646655049448, -0.06489708482073156]
+//   trades (beta 6), as trades.py: lc = fc @ W.T + b; la = f @ W.T + b;
+//     F.cross_entropy(lc, labels)
+//       + 6 * nn.KLDivLoss(reduction="sum")(F.log_softmax(la, dim=1), F.softmax(lc, dim=1)) / 6
+//        -> 3.2810756201164697, grad f[0,:3] = [-0.21348576751087142, -0.31691561841689553, -0.18051004750633737],
+//           grad fc[0,:3] = [0.07814590269202346, 0.11561605513986946, 0.06559028204212383]
 #[test]
 fn cross_entropy_matches_pytorch_and_finite_differences() {
-    let f: Vec<f32> = (0..30)
-        .map(|i| {
-            let (r, j) = ((i / 5) as f64, (i % 5) as f64);
-            (0.3 * r + 0.7 * j + 0.2 * r * j).sin() as f32
-        })
-        .collect();
-    let (v, g) = cross_entropy_of(&f);
-    assert!((v - 1.6891549327944146).abs() < 1e-5, "{v}");
-    let expected = [
-        -0.05260767072628481,
-        -0.09451646655049448,
-        -0.06489708482073156,
-    ];
-    for (a, b) in g.iter().zip(expected) {
-        assert!(
-            (f64::from(*a) - b).abs() < 1e-5,
-            "gradient {a} vs PyTorch {b}"
-        );
-    }
-    // central differences in f32: h = 1e-2 keeps rounding (1e-7 / h) and curvature (h^2) small
-    let h = 1e-2f32;
-    for i in 0..f.len() {
-        let (mut plus, mut minus) = (f.clone(), f.clone());
-        plus[i] += h;
-        minus[i] -= h;
-        let numeric = (cross_entropy_of(&plus).0 - cross_entropy_of(&minus).0) / f64::from(2.0 * h);
-        assert!(
-            (numeric - f64::from(g[i])).abs() < 1e-3,
-            "d/df[{i}]: {numeric} vs {}",
-            g[i]
-        );
-    }
+    check_supervised(
+        "cross-entropy",
+        1.6891549327944146,
+        [
+            -0.05260767072628481,
+            -0.09451646655049448,
+            -0.06489708482073156,
+        ],
+        [0.0; 3],
+    );
+}
+
+#[test]
+fn trades_matches_pytorch_and_finite_differences() {
+    check_supervised(
+        "trades",
+        3.2810756201164697,
+        [
+            -0.21348576751087142,
+            -0.31691561841689553,
+            -0.18051004750633737,
+        ],
+        [
+            0.07814590269202346,
+            0.11561605513986946,
+            0.06559028204212383,
+        ],
+    );
 }
 
 #[test]

@@ -11,7 +11,7 @@ use rossl::rossl_api::rng::Rng;
 use rossl::rossl_nn::optim::SgdLars;
 use rossl::rossl_runtime::assembly::Assembly;
 use rossl::rossl_runtime::train::encoder_tensors;
-use rossl::rossl_runtime::train::regimes::{self, FreeState, Passes, StepContext};
+use rossl::rossl_runtime::train::regimes::{self, FreeState, Passes, PgdStep, StepContext};
 
 #[test]
 fn free_training_keeps_its_perturbation_in_the_ball_and_the_pixel_range() {
@@ -22,6 +22,7 @@ fn free_training_keeps_its_perturbation_in_the_ball_and_the_pixel_range() {
         encoder: asm.encoder.as_ref(),
         objective: &asm.objective,
         views: 4,
+        labels: None,
     };
     let eps = 8.0 / 255.0;
     let mut state = FreeState {
@@ -88,6 +89,17 @@ fn step_context(asm: &Assembly) -> StepContext<'_> {
         encoder: asm.encoder.as_ref(),
         objective: &asm.objective,
         views: 4,
+        labels: None,
+    }
+}
+
+/// The `pgd` regime's settings with `attack` in attack mode and these update weights.
+fn pgd_step(attack: &dyn Attack, clean_weight: f64, adversarial_weight: f64) -> PgdStep<'_> {
+    PgdStep {
+        attack,
+        attack_mode: rossl::rossl_api::components::Mode::Attack,
+        clean_weight,
+        adversarial_weight,
     }
 }
 
@@ -145,10 +157,8 @@ fn the_pgd_training_attack_raises_the_ssl_loss() {
     let attacked = regimes::pgd(
         &ctx,
         &mut optimizer,
-        attack.as_ref(),
-        rossl::rossl_api::components::Mode::Attack,
-        &x,
-        0.0,
+        &pgd_step(attack.as_ref(), 0.0, 1.0),
+        (&x, 0.0),
         &mut Rng::new(2),
         &mut Passes::default(),
     )
@@ -174,20 +184,20 @@ fn a_pgd_step_equals_a_standard_step_on_the_perturbed_batch() {
         encoder: a.encoder.as_ref(),
         objective: &a.objective,
         views: 4,
+        labels: None,
     };
     let ctx_b = StepContext {
         encoder: b.encoder.as_ref(),
         objective: &b.objective,
         views: 4,
+        labels: None,
     };
     let mut passes = Passes::default();
     let outcome = regimes::pgd(
         &ctx_a,
         &mut opt_a,
-        attack.as_ref(),
-        rossl::rossl_api::components::Mode::Attack,
-        &x,
-        0.3,
+        &pgd_step(attack.as_ref(), 0.0, 1.0),
+        (&x, 0.3),
         &mut Rng::new(2),
         &mut passes,
     )
@@ -223,4 +233,103 @@ fn a_pgd_step_equals_a_standard_step_on_the_perturbed_batch() {
             "`{name}` differs: attack passes leaked into the update"
         );
     }
+}
+
+#[test]
+fn a_pgd_step_with_a_clean_weight_minimises_the_weighted_clean_and_perturbed_losses() {
+    // ACL's update: 1 x the loss of the clean views + 1 x the loss of the perturbed views
+    let dir = temp_dir("pgd-clean-weight");
+    let asm = assemble(&dir, &[]);
+    let mut optimizer = SgdLars::new(asm.encoder.parameters(), &asm.config.run.optim);
+    let ctx = step_context(&asm);
+    let params = "steps = 3\nrandom_start = true";
+    let attack = registry::build::<dyn Attack>("pgd-linf", params, &BuildContext::cpu(0)).unwrap();
+    let x = Tensor::rand(0f32, 1f32, (32, 1, 12, 12), &Device::Cpu).unwrap();
+    let mut passes = Passes::default();
+    // learning rate 0: the weights that saw the step see the checks below
+    let outcome = regimes::pgd(
+        &ctx,
+        &mut optimizer,
+        &pgd_step(attack.as_ref(), 1.0, 0.5),
+        (&x, 0.0),
+        &mut Rng::new(3),
+        &mut passes,
+    )
+    .unwrap();
+    assert_eq!(
+        passes,
+        Passes {
+            forward: 5,
+            backward: 4
+        },
+        "K attack passes, then a forward pass of each of the clean and perturbed views and one backward"
+    );
+    let perturbed = outcome.input.unwrap();
+    let mut loss_of = |v: &Tensor| {
+        regimes::standard(&ctx, &mut optimizer, v, 0.0, &mut Passes::default())
+            .unwrap()
+            .loss
+    };
+    let expected = loss_of(&x) + 0.5 * loss_of(&perturbed);
+    assert!(
+        (outcome.loss - expected).abs() < 1e-4 * expected.abs().max(1.0),
+        "{} vs 1 x clean + 0.5 x perturbed = {expected}",
+        outcome.loss
+    );
+    assert!(outcome.terms.iter().any(|(n, _)| n.starts_with("clean ")));
+}
+
+#[test]
+fn the_trades_attack_raises_its_loss_with_more_steps_and_trains_under_pgd_only() {
+    let dir = temp_dir("trades");
+    let trades = "loss.terms=[{ name = \"trades\" }]";
+    let asm = assemble(&dir, &[trades, "train.regime=\"pgd\""]);
+    let mut optimizer = SgdLars::new(asm.encoder.parameters(), &asm.config.run.optim);
+    // 4 views of 8 images, view-major
+    let x = Tensor::rand(0f32, 1f32, (32, 1, 12, 12), &Device::Cpu).unwrap();
+    let labels = Tensor::new(&[0u32, 1, 2, 3, 0, 1, 2, 3], &Device::Cpu).unwrap();
+    let ctx = StepContext {
+        labels: Some(&labels),
+        ..step_context(&asm)
+    };
+    let loss_after = |steps: usize, optimizer: &mut SgdLars| {
+        let params = format!("steps = {steps}\nstep = 0.01\nrandom_start = true");
+        let attack =
+            registry::build::<dyn Attack>("pgd-linf", &params, &BuildContext::cpu(0)).unwrap();
+        let outcome = regimes::pgd(
+            &ctx,
+            optimizer,
+            &pgd_step(attack.as_ref(), 0.0, 1.0),
+            (&x, 0.0),
+            &mut Rng::new(4),
+            &mut Passes::default(),
+        )
+        .unwrap();
+        outcome.loss
+    };
+    // one step from the random start against ten (learning rate 0: the same weights): the KL
+    // term, the only one the perturbation changes, grows with the attack
+    let short = loss_after(1, &mut optimizer);
+    let long = loss_after(10, &mut optimizer);
+    assert!(
+        long > short,
+        "TRADES loss after 1 step {short}, after 10 {long}"
+    );
+    // under the standard regime there are no clean views to compare with: refused by name
+    let resolved = common::resolve(
+        &[common::write(&dir, "tiny.toml", common::TINY)],
+        &[trades, "train.regime=\"standard\""],
+    )
+    .unwrap();
+    let cpu =
+        rossl::rossl_runtime::device::select_device(rossl::rossl_runtime::config::DeviceSpec::Cpu)
+            .unwrap();
+    let message = match Assembly::build(resolved, cpu) {
+        Ok(_) => panic!("TRADES under the standard regime was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        message.contains("`trades`") && message.contains("train.regime = \"pgd\""),
+        "{message}"
+    );
 }

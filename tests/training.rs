@@ -240,7 +240,7 @@ fn every_method_config_runs_one_step_at_cpu_scale() {
         .map(|e| e.unwrap().path())
         .collect();
     methods.sort();
-    assert_eq!(methods.len(), 12);
+    assert_eq!(methods.len(), 14);
     let dir = temp_dir("methods");
     for method in methods {
         let out = format!("out={:?}", dir.display().to_string());

@@ -3,7 +3,7 @@
 use crate::config::{Regime, ResolvedConfig};
 use crate::device::SelectedDevice;
 use crate::ssl_loss::{Term, WeightedSslLoss};
-use crate::Result;
+use crate::{Error, Result};
 use rossl_api::components::{
     Attack, BuildContext, Dataset, DatasetInfo, Encoder, InputShape, SslLoss, ViewStrategy,
 };
@@ -75,6 +75,15 @@ impl Assembly {
                 weight: term.weight,
                 loss,
             });
+        }
+        if let Some(term) = terms.iter().find(|t| t.loss.uses_clean()) {
+            if run.train.regime != Regime::Pgd {
+                return Err(Error::Config(format!(
+                    "the loss `{}` (in `loss.terms`) compares perturbed views with clean ones and \
+                     trains only under `train.regime = \"pgd\"`, not `{}`",
+                    term.name, run.train.regime
+                )));
+            }
         }
         let train_attack = if run.train.regime == Regime::Pgd {
             Some(config.build::<dyn Attack>("train.attack", &run.train.attack.name, &ctx)?)

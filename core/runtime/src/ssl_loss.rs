@@ -28,23 +28,7 @@ pub struct SslLossValue {
 impl SslLossValue {
     /// The total as a number; an error naming the terms when it is NaN or infinite.
     pub fn finite_total(&self) -> Result<f64> {
-        let total = self
-            .total
-            .to_dtype(candle_core::DType::F64)?
-            .to_scalar::<f64>()?;
-        if total.is_finite() {
-            return Ok(total);
-        }
-        let terms = self
-            .term_values()
-            .map(|t| {
-                t.iter()
-                    .map(|(n, v)| format!("{n} = {v}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_default();
-        Err(Error::Numerical(format!("the loss is {total} ({terms})")))
+        finite(&self.total, &self.term_values().unwrap_or_default())
     }
 
     /// Each term's value as a number.
@@ -85,6 +69,11 @@ impl WeightedSslLoss {
         self.terms.iter().any(|t| t.loss.uses_labels())
     }
 
+    /// Whether a term compares adversarial views with the clean ones ([`SslLoss::uses_clean`]).
+    pub fn uses_clean(&self) -> bool {
+        self.terms.iter().any(|t| t.loss.uses_clean())
+    }
+
     /// The trainable weights the terms own (heads), optimised with the encoder's.
     pub fn parameters(&self) -> Vec<Parameter> {
         self.terms
@@ -116,4 +105,20 @@ impl WeightedSslLoss {
             terms: values,
         })
     }
+}
+
+/// `total` (a scalar tensor) as a number; an error naming the `terms` when it is NaN or infinite.
+pub fn finite(total: &Tensor, terms: &[(String, f64)]) -> Result<f64> {
+    let total = total
+        .to_dtype(candle_core::DType::F64)?
+        .to_scalar::<f64>()?;
+    if total.is_finite() {
+        return Ok(total);
+    }
+    let terms = terms
+        .iter()
+        .map(|(n, v)| format!("{n} = {v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(Error::Numerical(format!("the loss is {total} ({terms})")))
 }

@@ -5,10 +5,10 @@
 //! class logits; the loss is the cross-entropy with the image's label, averaged over every view
 //! of every image: `F.cross_entropy(head(feature), labels.repeat(views))`.
 
+use crate::head::{classifier_head, labels_per_view};
 use candle_core::Tensor;
 use rossl_api::components::{BuildContext, LossInput, Mode, Parameter, SslLoss};
 use rossl_api::registry::Params;
-use rossl_api::rng::{stream, Rng};
 use rossl_api::{Error, Result};
 use rossl_nn::classify::cross_entropy;
 use rossl_nn::layers::{Linear, Module};
@@ -29,45 +29,13 @@ pub struct CrossEntropy {
     head: Linear,
 }
 
-/// The registered name, which prefixes the head's parameters.
-const NAME: &str = "cross-entropy";
-
 impl CrossEntropy {
-    /// The loss with a fresh head for `features` inputs and `classes` classes, drawn from `rng`.
-    pub fn new(
-        features: usize,
-        classes: usize,
-        rng: &mut Rng,
-        device: &candle_core::Device,
-    ) -> Result<Self> {
-        let head = Linear::new(&format!("loss.{NAME}.head"), features, classes, rng, device)?;
-        Ok(CrossEntropy { head })
-    }
-
     /// Builds the loss in `ctx` (which must know the encoder's feature width and, unless
     /// `classes` is set, the dataset's classes).
     pub fn build(params: &CrossEntropyParams, ctx: &BuildContext) -> Result<Self> {
-        let features = ctx.feature_dim.ok_or_else(|| {
-            Error::msg(
-                "the `cross-entropy` loss needs the encoder's feature width to build its head",
-            )
-        })?;
-        let classes = match (params.classes, ctx.input) {
-            (0, Some(input)) => input.classes,
-            (0, None) => {
-                return Err(Error::Config(
-                    "`loss.cross-entropy.classes` = 0 follows the dataset, whose classes are not known here; set it".into(),
-                ))
-            }
-            (c, _) => c,
-        };
-        if classes < 2 {
-            return Err(Error::Config(format!(
-                "`loss.cross-entropy.classes` is {classes}: a classifier needs at least 2 classes"
-            )));
-        }
-        let mut rng = Rng::derive(ctx.seed, &[stream::LOSS]);
-        Self::new(features, classes, &mut rng, &ctx.device)
+        Ok(CrossEntropy {
+            head: classifier_head("cross-entropy", params.classes, ctx)?,
+        })
     }
 }
 
@@ -79,19 +47,8 @@ impl SslLoss for CrossEntropy {
     }
 
     fn loss_of(&self, input: &LossInput<'_>) -> Result<Tensor> {
-        let labels = input
-            .labels
-            .ok_or_else(|| Error::msg("the `cross-entropy` loss got a batch without labels"))?;
         let rows = input.feature.dim(0)?;
-        let images = labels.dim(0)?;
-        if images * input.views != rows {
-            return Err(Error::msg(format!(
-                "the `cross-entropy` loss got {rows} features for {images} labels and {} views",
-                input.views
-            )));
-        }
-        // view-major rows: the labels of the B images, once per view
-        let labels = labels.repeat(input.views)?;
+        let labels = labels_per_view("cross-entropy", input.labels, input.views, rows)?;
         let logits = self.head.forward(input.feature, Mode::Train)?;
         Ok(cross_entropy(&logits, &labels)?.mean_all()?)
     }

@@ -1,15 +1,17 @@
 //! rossl's built-in SSL losses: `tcr` (total coding rate), `invariance` (cosine similarity to the
 //! views' mean), `infonce` (SimCLR/SupCon contrastive loss), `barlow-twins` (cross-correlation to
-//! the identity), `vicreg` (variance, invariance, covariance) and `cross-entropy` (supervised, with
-//! a classifier head of its own). All take projections laid out view-major: rows
+//! the identity), `vicreg` (variance, invariance, covariance), and the supervised `cross-entropy`
+//! and `trades` (each with a classifier head of its own). All take projections laid out view-major: rows
 //! `v * B .. (v + 1) * B` are view `v` of the B images.
 #![warn(missing_docs)]
 
 pub mod barlow_twins;
 pub mod cross_entropy;
+mod head;
 pub mod infonce;
 pub mod invariance;
 pub mod tcr;
+pub mod trades;
 pub mod vicreg;
 
 use candle_core::Tensor;

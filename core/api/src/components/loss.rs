@@ -17,6 +17,10 @@ pub struct LossInput<'a> {
     pub views: usize,
     /// The labels (B, u32) of the B images, or `None` when no term of the loss uses labels.
     pub labels: Option<&'a Tensor>,
+    /// In adversarial training, the embedding of the same views unperturbed (in attack passes
+    /// detached, in the update differentiable), when a term asks for it
+    /// ([`SslLoss::uses_clean`]); `None` otherwise.
+    pub clean: Option<&'a Embedding>,
 }
 
 impl<'a> LossInput<'a> {
@@ -28,7 +32,14 @@ impl<'a> LossInput<'a> {
             feature: &embedding.feature,
             views,
             labels,
+            clean: None,
         }
+    }
+
+    /// The same input with the embedding of the unperturbed views.
+    pub fn with_clean(mut self, clean: Option<&'a Embedding>) -> Self {
+        self.clean = clean;
+        self
     }
 }
 
@@ -51,6 +62,13 @@ pub trait SslLoss: Send + Sync {
     /// Whether the loss needs the images' labels (supervised baselines); the trainer then passes
     /// them in [`LossInput::labels`].
     fn uses_labels(&self) -> bool {
+        false
+    }
+
+    /// Whether the loss compares the adversarial views with the same views unperturbed (TRADES,
+    /// DeACL): the `pgd` regime then passes the clean embedding in [`LossInput::clean`]; other
+    /// regimes refuse the loss.
+    fn uses_clean(&self) -> bool {
         false
     }
 

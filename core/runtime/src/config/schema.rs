@@ -275,11 +275,36 @@ impl fmt::Display for Regime {
 }
 
 /// Settings of the PGD regime (the attack itself is `[train.attack]`).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PgdConfig {
     /// Let attack passes update batch-norm running statistics, as the reference code does.
     pub attack_updates_bn_stats: bool,
+    /// Weight of the loss on the clean views in the update (ACL: 1; 0: the update sees the
+    /// perturbed views only, as PGD-AT and the paper's rows). Not written at its default.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub clean_weight: f64,
+    /// Weight of the loss on the perturbed views in the update. Not written at its default (1).
+    #[serde(skip_serializing_if = "is_one")]
+    pub adversarial_weight: f64,
+}
+
+impl Default for PgdConfig {
+    fn default() -> Self {
+        PgdConfig {
+            attack_updates_bn_stats: false,
+            clean_weight: 0.0,
+            adversarial_weight: 1.0,
+        }
+    }
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+
+fn is_one(v: &f64) -> bool {
+    *v == 1.0
 }
 
 /// Settings of the free regime.

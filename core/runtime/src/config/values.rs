@@ -94,6 +94,21 @@ fn check_training(figment: &Figment, run: &RunConfig) -> Result<()> {
     if !(run.train.free.step >= 0.0 && run.train.free.step.is_finite()) {
         return fail("train.free.step", "must be a finite number >= 0");
     }
+    let pgd = &run.train.pgd;
+    for (key, value) in [
+        ("train.pgd.clean_weight", pgd.clean_weight),
+        ("train.pgd.adversarial_weight", pgd.adversarial_weight),
+    ] {
+        if !(value >= 0.0 && value.is_finite()) {
+            return fail(key, "must be a finite number >= 0");
+        }
+    }
+    if pgd.clean_weight == 0.0 && pgd.adversarial_weight == 0.0 {
+        return fail(
+            "train.pgd.adversarial_weight",
+            "and `train.pgd.clean_weight` are both 0: the update would have no loss",
+        );
+    }
     if !(run.optim.lr > 0.0 && run.optim.lr.is_finite()) {
         return fail("optim.lr", "must be a finite number > 0");
     }

@@ -110,33 +110,60 @@ pub fn standard(
     })
 }
 
+/// How the `pgd` regime attacks and weighs its update.
+pub struct PgdStep<'a> {
+    /// The training attack.
+    pub attack: &'a dyn Attack,
+    /// The mode of attack passes ([`Mode::Attack`] unless the reference behaviour of updating
+    /// batch-norm statistics is asked for).
+    pub attack_mode: Mode,
+    /// Weight of the loss on the clean views in the update (ACL: 1).
+    pub clean_weight: f64,
+    /// Weight of the loss on the perturbed views.
+    pub adversarial_weight: f64,
+}
+
 /// A PGD step: the attack maximises the objective over one perturbation per view, then the
-/// update runs on the perturbed views. Attack passes use `attack_mode` ([`Mode::Attack`] unless
-/// the reference behaviour of updating batch-norm statistics is asked for) and read only the
-/// input gradient, so no weight gradient from an attack pass reaches the update.
-#[allow(clippy::too_many_arguments)]
+/// update minimises `adversarial_weight` times the objective on the perturbed views plus
+/// `clean_weight` times the objective on the clean views. Attack passes read only the input
+/// gradient, so no weight gradient from an attack pass reaches the update. A loss that compares
+/// the perturbed views with the clean ones ([`SslLoss::uses_clean`], TRADES) sees the clean
+/// embedding: detached from an attack-mode pass while attacking, differentiable in the update.
+///
+/// [`SslLoss::uses_clean`]: rossl_api::components::SslLoss::uses_clean
 pub fn pgd(
     ctx: &StepContext<'_>,
     optimizer: &mut SgdLars,
-    attack: &dyn Attack,
-    attack_mode: Mode,
-    x: &Tensor,
-    lr: f64,
+    step: &PgdStep<'_>,
+    (x, lr): (&Tensor, f64),
     rng: &mut Rng,
     passes: &mut Passes,
 ) -> Result<StepOutcome> {
+    let uses_clean = ctx.objective.uses_clean();
+    let attack_clean = if uses_clean {
+        passes.forward += 1;
+        let e = ctx.encoder.forward(x, step.attack_mode)?;
+        Some(Embedding {
+            feature: e.feature.detach(),
+            projection: e.projection.detach(),
+        })
+    } else {
+        None
+    };
     let forward_calls = Cell::new(0u64);
     let mut objective = |input: &Tensor| -> Result<Tensor> {
         forward_calls.set(forward_calls.get() + 1);
-        let embedding = ctx.encoder.forward(input, attack_mode)?;
-        Ok(ctx.objective.loss(&ctx.input(&embedding))?.total)
+        let embedding = ctx.encoder.forward(input, step.attack_mode)?;
+        let input = ctx.input(&embedding).with_clean(attack_clean.as_ref());
+        Ok(ctx.objective.loss(&input)?.total)
     };
-    let adversarial = attack.perturb(x, &mut objective, rng)?.detach();
-    let spec = attack.spec();
+    let adversarial = step.attack.perturb(x, &mut objective, rng)?.detach();
+    let spec = step.attack.spec();
     passes.forward += forward_calls.get();
     passes.backward += (spec.steps * spec.restarts) as u64;
     let perturbation = perturbation_stats(&(&adversarial - x)?)?;
-    let (loss, terms, report) = update(ctx, optimizer, &adversarial, lr, passes)?;
+    let (loss, terms, report) =
+        weighted_update(ctx, optimizer, step, (x, &adversarial), lr, passes)?;
     Ok(StepOutcome {
         loss,
         terms,
@@ -144,6 +171,50 @@ pub fn pgd(
         perturbation: Some(perturbation),
         input: Some(adversarial),
     })
+}
+
+/// The update of a PGD step: forward passes of the perturbed views (and of the clean ones when
+/// the clean loss is weighted or a term compares with them), the weighted sum, backward, step.
+/// The terms reported are those of the perturbed views, then `clean <name>` for the clean ones.
+fn weighted_update(
+    ctx: &StepContext<'_>,
+    optimizer: &mut SgdLars,
+    step: &PgdStep<'_>,
+    (x, adversarial): (&Tensor, &Tensor),
+    lr: f64,
+    passes: &mut Passes,
+) -> Result<UpdateResult> {
+    let clean = if ctx.objective.uses_clean() || step.clean_weight > 0.0 {
+        passes.forward += 1;
+        Some(ctx.encoder.forward(x, Mode::Train)?)
+    } else {
+        None
+    };
+    let perturbed = ctx.encoder.forward(adversarial, Mode::Train)?;
+    passes.forward += 1;
+    let value = ctx
+        .objective
+        .loss(&ctx.input(&perturbed).with_clean(clean.as_ref()))?;
+    let mut total = (&value.total * step.adversarial_weight)?;
+    let mut terms = value.term_values()?;
+    if let (Some(clean), true) = (&clean, step.clean_weight > 0.0) {
+        let clean_value = ctx
+            .objective
+            .loss(&ctx.input(clean).with_clean(Some(clean)))?;
+        total = (total + (&clean_value.total * step.clean_weight)?)?;
+        terms.extend(
+            clean_value
+                .term_values()?
+                .into_iter()
+                .map(|(name, v)| (format!("clean {name}"), v)),
+        );
+    }
+    let loss = crate::ssl_loss::finite(&total, &terms)?;
+    let mut grads = total.backward()?;
+    passes.backward += 1;
+    ctx.encoder.route_gradients(&mut grads)?;
+    let report = optimizer.step(&grads, lr)?;
+    Ok((loss, terms, report))
 }
 
 /// The persistent perturbation of free adversarial training.

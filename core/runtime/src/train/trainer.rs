@@ -182,14 +182,18 @@ impl<'a> Loop<'a> {
                 } else {
                     Mode::Attack
                 };
+                let step = regimes::PgdStep {
+                    attack,
+                    attack_mode,
+                    clean_weight: run.train.pgd.clean_weight,
+                    adversarial_weight: run.train.pgd.adversarial_weight,
+                };
                 let mut rng = Rng::derive(run.seed, &[stream::ATTACK, self.steps as u64]);
                 regimes::pgd(
                     &ctx,
                     &mut self.optimizer,
-                    attack,
-                    attack_mode,
-                    x,
-                    lr,
+                    &step,
+                    (x, lr),
                     &mut rng,
                     &mut self.passes,
                 )

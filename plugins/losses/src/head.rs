@@ -1,0 +1,58 @@
+//! The linear classifier head that supervised losses own: `loss.<name>.head.weight` and `.bias`,
+//! PyTorch's default initialisation drawn from the run's seed.
+
+use rossl_api::components::BuildContext;
+use rossl_api::rng::{stream, Rng};
+use rossl_api::{Error, Result};
+use rossl_nn::layers::Linear;
+
+/// A head from the encoder's feature to `classes` logits (0: the dataset's classes) for the loss
+/// registered as `loss`, built in `ctx`.
+pub(crate) fn classifier_head(loss: &str, classes: usize, ctx: &BuildContext) -> Result<Linear> {
+    let features = ctx.feature_dim.ok_or_else(|| {
+        Error::msg(format!(
+            "the `{loss}` loss needs the encoder's feature width to build its head"
+        ))
+    })?;
+    let classes = match (classes, ctx.input) {
+        (0, Some(input)) => input.classes,
+        (0, None) => {
+            return Err(Error::Config(format!(
+                "`loss.{loss}.classes` = 0 follows the dataset, whose classes are not known here; set it"
+            )))
+        }
+        (c, _) => c,
+    };
+    if classes < 2 {
+        return Err(Error::Config(format!(
+            "`loss.{loss}.classes` is {classes}: a classifier needs at least 2 classes"
+        )));
+    }
+    let mut rng = Rng::derive(ctx.seed, &[stream::LOSS]);
+    Linear::new(
+        &format!("loss.{loss}.head"),
+        features,
+        classes,
+        &mut rng,
+        &ctx.device,
+    )
+}
+
+/// The labels of `labels` (B) once per view, view-major (views * B), checked against `rows`
+/// feature rows; `loss` names the loss in errors.
+pub(crate) fn labels_per_view(
+    loss: &str,
+    labels: Option<&candle_core::Tensor>,
+    views: usize,
+    rows: usize,
+) -> Result<candle_core::Tensor> {
+    let labels = labels
+        .ok_or_else(|| Error::msg(format!("the `{loss}` loss got a batch without labels")))?;
+    let images = labels.dim(0)?;
+    if images * views != rows {
+        return Err(Error::msg(format!(
+            "the `{loss}` loss got {rows} features for {images} labels and {views} views"
+        )));
+    }
+    Ok(labels.repeat(views)?)
+}
