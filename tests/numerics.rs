@@ -138,7 +138,7 @@ fn supervised_loss(name: &str, f: &[f32], fc: &[f32]) -> (f64, Vec<f32>, Vec<f32
             width: 4,
             classes: 4,
         })
-        .with_feature_dim(5);
+        .with_encoder_dims(5, 5);
     let l = registry::build::<dyn SslLoss>(name, "", &ctx).unwrap();
     assert!(l.uses_labels());
     for p in l.parameters() {
@@ -263,6 +263,58 @@ fn trades_matches_pytorch_and_finite_differences() {
             0.06559028204212383,
         ],
     );
+}
+
+// PyTorch (float64), z as in `sample_z` (3 views of 4 images), predictor
+// nn.Sequential(nn.Linear(5, 3), nn.BatchNorm1d(3), nn.ReLU(), nn.Linear(3, 5)) in train mode with
+// weight0[i][j] = cos(0.3 i + 0.5 j), bias0[i] = 0.05 i, weight3[i][j] = sin(0.2 i + 0.4 j + 0.1),
+// bias3[i] = -0.02 i; c = z.chunk(3); p = [pred(x) for x in c] (each view on its own):
+//   sum(-F.cosine_similarity(p[v], c[w].detach(), dim=-1).mean() for v != w) / 6
+//        -> -0.0895110801945876, grad z[0,:3] = [0.00012662607938592298, -0.00010605721916752853, -0.00031277401159393977]
+// (checked in f32, the predictor's precision, against PyTorch's float64 gradient: the
+// stop-gradient leaves only the path through the predictor, whose gradients are too small here
+// for f32 central differences to resolve)
+#[test]
+fn simsiam_matches_pytorch_with_a_stop_gradient_target() {
+    let ctx = BuildContext::cpu(0).with_encoder_dims(5, 5);
+    let loss = registry::build::<dyn SslLoss>("simsiam", "hidden = 3", &ctx).unwrap();
+    for p in loss.parameters() {
+        let dims = p.var.dims().to_vec();
+        let value: Vec<f32> = match p.name.as_str() {
+            "loss.simsiam.predictor.0.weight" => (0..15)
+                .map(|k| (0.3 * (k / 5) as f64 + 0.5 * (k % 5) as f64).cos() as f32)
+                .collect(),
+            "loss.simsiam.predictor.0.bias" => (0..3).map(|i| 0.05 * i as f32).collect(),
+            "loss.simsiam.predictor.3.weight" => (0..15)
+                .map(|k| (0.2 * (k / 3) as f64 + 0.4 * (k % 3) as f64 + 0.1).sin() as f32)
+                .collect(),
+            "loss.simsiam.predictor.3.bias" => (0..5).map(|i| -0.02 * i as f32).collect(),
+            name if name.ends_with(".weight") => vec![1.0; dims.iter().product()],
+            _ => vec![0.0; dims.iter().product()],
+        };
+        p.var
+            .set(&Tensor::from_vec(value, dims.as_slice(), &DEV).unwrap())
+            .unwrap();
+    }
+    let z: Vec<f32> = sample_z().iter().map(|&v| v as f32).collect();
+    let var = Var::from_tensor(&Tensor::from_slice(&z, (12, 5), &DEV).unwrap()).unwrap();
+    let value = loss.loss(var.as_tensor(), 3).unwrap();
+    let v = f64::from(value.to_scalar::<f32>().unwrap());
+    assert!((v - -0.0895110801945876).abs() < 1e-6, "{v}");
+    let grads = value.backward().unwrap();
+    let g = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap();
+    let g = g.to_vec1::<f32>().unwrap();
+    let expected = [
+        0.00012662607938592298,
+        -0.00010605721916752853,
+        -0.00031277401159393977,
+    ];
+    for (a, b) in g.iter().zip(expected) {
+        assert!(
+            (f64::from(*a) - b).abs() < 2e-7,
+            "gradient {a} vs PyTorch {b}"
+        );
+    }
 }
 
 #[test]

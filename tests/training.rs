@@ -240,7 +240,7 @@ fn every_method_config_runs_one_step_at_cpu_scale() {
         .map(|e| e.unwrap().path())
         .collect();
     methods.sort();
-    assert_eq!(methods.len(), 14);
+    assert_eq!(methods.len(), 15);
     let dir = temp_dir("methods");
     for method in methods {
         let out = format!("out={:?}", dir.display().to_string());
@@ -293,6 +293,7 @@ fn a_short_run_of_each_newer_loss_lowers_it() {
         ("barlow-twins", "loss.barlow-twins.lambda=0.05"),
         ("vicreg", "loss.vicreg.covariance=1.0"),
         ("cross-entropy", "loss.cross-entropy.classes=4"),
+        ("simsiam", "loss.simsiam.hidden=8"),
     ] {
         let dir = temp_dir(&format!("short-{name}"));
         let terms = format!("loss.terms=[{{ name = {name:?} }}]");

@@ -39,6 +39,7 @@ impl Assembly {
             input: None,
             base_dir: PathBuf::from("."),
             feature_dim: None,
+            projection_dim: None,
         }
     }
 
@@ -66,7 +67,7 @@ impl Assembly {
         let loss_ctx = ctx
             .clone()
             .with_input(input)
-            .with_feature_dim(encoder.feature_dim());
+            .with_encoder_dims(encoder.feature_dim(), encoder.projection_dim());
         let mut terms = Vec::new();
         for term in &run.loss.terms {
             let loss: Box<dyn SslLoss> = config.build("loss", &term.name, &loss_ctx)?;

@@ -89,6 +89,7 @@ impl Evaluator for RobustProbe {
             input: None,
             base_dir: PathBuf::from("."),
             feature_dim: None,
+            projection_dim: None,
         };
         use toml::Value::{Boolean, Float, Integer};
         let attack_params: toml::Table = [

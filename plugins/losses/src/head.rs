@@ -28,7 +28,7 @@ pub(crate) fn classifier_head(loss: &str, classes: usize, ctx: &BuildContext) ->
             "`loss.{loss}.classes` is {classes}: a classifier needs at least 2 classes"
         )));
     }
-    let mut rng = Rng::derive(ctx.seed, &[stream::LOSS]);
+    let mut rng = Rng::derive(ctx.seed, &[stream::LOSS, 0]);
     Linear::new(
         &format!("loss.{loss}.head"),
         features,

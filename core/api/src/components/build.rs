@@ -31,6 +31,9 @@ pub struct BuildContext {
     /// The width of the encoder's probed feature, when known (a loss with a head on the
     /// features needs it; losses are built after the encoder).
     pub feature_dim: Option<usize>,
+    /// The width of the encoder's projection, when known (a loss with a predictor on the
+    /// projections needs it).
+    pub projection_dim: Option<usize>,
 }
 
 impl BuildContext {
@@ -42,6 +45,7 @@ impl BuildContext {
             input: None,
             base_dir: PathBuf::from("."),
             feature_dim: None,
+            projection_dim: None,
         }
     }
 
@@ -51,9 +55,10 @@ impl BuildContext {
         self
     }
 
-    /// The same context with the width of the encoder's feature.
-    pub fn with_feature_dim(mut self, feature_dim: usize) -> Self {
+    /// The same context with the widths of the encoder's feature and projection.
+    pub fn with_encoder_dims(mut self, feature_dim: usize, projection_dim: usize) -> Self {
         self.feature_dim = Some(feature_dim);
+        self.projection_dim = Some(projection_dim);
         self
     }
 }
