@@ -12,6 +12,7 @@ use rossl::rossl_nn::optim::SgdLars;
 use rossl::rossl_runtime::assembly::Assembly;
 use rossl::rossl_runtime::train::encoder_tensors;
 use rossl::rossl_runtime::train::regimes::{self, FreeState, Passes, PgdStep, StepContext};
+use rossl::rossl_runtime::train::target::TargetNetwork;
 
 #[test]
 fn free_training_keeps_its_perturbation_in_the_ball_and_the_pixel_range() {
@@ -23,6 +24,7 @@ fn free_training_keeps_its_perturbation_in_the_ball_and_the_pixel_range() {
         objective: &asm.objective,
         views: 4,
         labels: None,
+        target: None,
     };
     let eps = 8.0 / 255.0;
     let mut state = FreeState {
@@ -90,6 +92,7 @@ fn step_context(asm: &Assembly) -> StepContext<'_> {
         objective: &asm.objective,
         views: 4,
         labels: None,
+        target: None,
     }
 }
 
@@ -185,12 +188,14 @@ fn a_pgd_step_equals_a_standard_step_on_the_perturbed_batch() {
         objective: &a.objective,
         views: 4,
         labels: None,
+        target: None,
     };
     let ctx_b = StepContext {
         encoder: b.encoder.as_ref(),
         objective: &b.objective,
         views: 4,
         labels: None,
+        target: None,
     };
     let mut passes = Passes::default();
     let outcome = regimes::pgd(
@@ -332,4 +337,65 @@ fn the_trades_attack_raises_its_loss_with_more_steps_and_trains_under_pgd_only()
         message.contains("`trades`") && message.contains("train.regime = \"pgd\""),
         "{message}"
     );
+}
+
+#[test]
+fn the_target_network_averages_the_encoder_with_byol_s_momentum() {
+    let dir = temp_dir("target-ema");
+    let asm = assemble(
+        &dir,
+        &[
+            "loss.terms=[{ name = \"byol\" }]",
+            "loss.byol.hidden=8",
+            "train.target.momentum=0.9",
+        ],
+    );
+    let target = TargetNetwork::new(&asm, 10).unwrap();
+    // tau(k) = 1 - (1 - 0.9) (cos(pi k / 10) + 1) / 2: 0.9 at the first step, 1 at the end
+    assert!((target.momentum(0) - 0.9).abs() < 1e-12);
+    assert!((target.momentum(5) - 0.95).abs() < 1e-12);
+    assert!((target.momentum(10) - 1.0).abs() < 1e-12);
+    // copies: the target's variables are updated in place
+    let before: Vec<(String, Tensor)> = encoder_tensors(target.encoder())
+        .into_iter()
+        .map(|(n, t)| (n, t.copy().unwrap()))
+        .collect();
+    assert_eq!(
+        before.len(),
+        encoder_tensors(asm.encoder.as_ref()).len(),
+        "a copy of the encoder"
+    );
+    // move the online encoder: one step of its optimiser on a batch
+    let mut optimizer = SgdLars::new(asm.encoder.parameters(), &asm.config.run.optim);
+    let x = Tensor::rand(0f32, 1f32, (32, 1, 12, 12), &Device::Cpu).unwrap();
+    let ctx = StepContext {
+        target: Some(&target.embed(&x).unwrap()),
+        ..step_context(&asm)
+    };
+    regimes::standard(&ctx, &mut optimizer, &x, 0.5, &mut Passes::default()).unwrap();
+    target.update(asm.encoder.as_ref(), 5).unwrap();
+    let online: std::collections::HashMap<String, Tensor> =
+        encoder_tensors(asm.encoder.as_ref()).into_iter().collect();
+    let parameters: Vec<String> = asm
+        .encoder
+        .parameters()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    let mut moved = 0;
+    for ((name, old), (_, new)) in before.iter().zip(encoder_tensors(target.encoder())) {
+        let expected = if parameters.contains(name) {
+            // theta' <- 0.95 theta' + 0.05 theta
+            ((old * 0.95).unwrap() + (&online[name] * 0.05).unwrap()).unwrap()
+        } else {
+            // buffers are the target's own (its forward pass in training mode), not averaged
+            new.clone()
+        };
+        assert!(
+            common::max_abs_diff(&new, &expected) < 1e-6,
+            "`{name}` is not the average"
+        );
+        moved += usize::from(common::max_abs_diff(&new, old) > 0.0);
+    }
+    assert!(moved > 0, "the average moved nothing");
 }

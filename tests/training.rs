@@ -94,13 +94,16 @@ fn weights_of(path: &std::path::Path) -> Vec<(String, Vec<f32>)> {
 
 #[test]
 fn resuming_an_interrupted_run_gives_the_uninterrupted_weights() {
-    // the last case is supervised PGD-AT: the loss's classifier head is trained and resumed too
-    let supervised = "loss.terms=[{ name = \"cross-entropy\" }]";
-    for (regime, loss) in [
-        ("standard", None),
-        ("free", None),
-        ("pgd", None),
-        ("pgd", Some(supervised)),
+    // supervised PGD-AT: the loss's classifier head is trained and resumed too; BYOL: its
+    // predictor and the target network (an average of the encoder) are resumed
+    let supervised: &[&str] = &["loss.terms=[{ name = \"cross-entropy\" }]"];
+    let byol: &[&str] = &["loss.terms=[{ name = \"byol\" }]", "loss.byol.hidden=8"];
+    for (regime, loss, name) in [
+        ("standard", &[][..], "standard"),
+        ("free", &[], "free"),
+        ("pgd", &[], "pgd"),
+        ("pgd", supervised, "supervised-pgd"),
+        ("standard", byol, "byol"),
     ] {
         let regime_set = format!("train.regime={regime:?}");
         let epochs = if regime == "free" {
@@ -114,10 +117,7 @@ fn resuming_an_interrupted_run_gives_the_uninterrupted_weights() {
             "train.attack.pgd-linf.random_start=true",
         ];
         sets.extend(loss);
-        let regime = format!(
-            "{regime}{}",
-            if loss.is_some() { "-supervised" } else { "" }
-        );
+        let regime = name;
         let whole_dir = temp_dir(&format!("resume-whole-{regime}"));
         let (whole, _) = run(&assemble(&whole_dir, &sets));
 
@@ -154,10 +154,13 @@ fn resuming_an_interrupted_run_gives_the_uninterrupted_weights() {
             differing.is_empty(),
             "{regime}: {differing:?} differ after resuming"
         );
-        let head = resumed
-            .iter()
-            .any(|(name, _)| name == "loss.cross-entropy.head.weight");
-        assert_eq!(head, loss.is_some(), "{regime}: the head's checkpoint");
+        let has = |prefix: &str| resumed.iter().any(|(name, _)| name.starts_with(prefix));
+        assert_eq!(
+            has("loss.cross-entropy.head."),
+            loss == supervised,
+            "{regime}"
+        );
+        assert_eq!(has("target.backbone."), loss == byol, "{regime}");
         // the metrics of the resumed run continue those of the interrupted one
         let steps: Vec<u64> = std::fs::read_to_string(run_dir.file(files::METRICS))
             .unwrap()
@@ -240,7 +243,7 @@ fn every_method_config_runs_one_step_at_cpu_scale() {
         .map(|e| e.unwrap().path())
         .collect();
     methods.sort();
-    assert_eq!(methods.len(), 15);
+    assert_eq!(methods.len(), 16);
     let dir = temp_dir("methods");
     for method in methods {
         let out = format!("out={:?}", dir.display().to_string());
@@ -294,6 +297,7 @@ fn a_short_run_of_each_newer_loss_lowers_it() {
         ("vicreg", "loss.vicreg.covariance=1.0"),
         ("cross-entropy", "loss.cross-entropy.classes=4"),
         ("simsiam", "loss.simsiam.hidden=8"),
+        ("byol", "loss.byol.hidden=8"),
     ] {
         let dir = temp_dir(&format!("short-{name}"));
         let terms = format!("loss.terms=[{{ name = {name:?} }}]");

@@ -110,3 +110,18 @@ pub fn max_abs(t: &Tensor) -> f32 {
 pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     max_abs(&(a - b).unwrap())
 }
+
+/// Projections (12 x 5: 3 views of 4 images), z[r][j] = sin(a r + b j + c r j), rows
+/// L2-normalised: the fixed input of the loss tests and their PyTorch references.
+pub fn sample_z(a: f64, b: f64, c: f64) -> Vec<f64> {
+    let (rows, dim) = (12, 5);
+    let mut z = Vec::new();
+    for r in 0..rows {
+        let row: Vec<f64> = (0..dim)
+            .map(|j| (a * r as f64 + b * j as f64 + c * (r * j) as f64).sin())
+            .collect();
+        let n = row.iter().map(|v| v * v).sum::<f64>().sqrt();
+        z.extend(row.iter().map(|v| v / n));
+    }
+    z
+}

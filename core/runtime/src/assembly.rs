@@ -103,6 +103,14 @@ impl Assembly {
         })
     }
 
+    /// Another encoder built from this run's configuration (a target network), initialised as
+    /// the run's encoder was.
+    pub fn build_encoder(&self) -> Result<Box<dyn Encoder>> {
+        let ctx = Self::context(&self.config, &self.device).with_input(self.input_shape());
+        self.config
+            .build("encoder", &self.config.run.encoder.name, &ctx)
+    }
+
     /// The shape of the views the encoder sees.
     pub fn input_shape(&self) -> InputShape {
         let (height, width) = self.views.output_size(self.info.height, self.info.width);

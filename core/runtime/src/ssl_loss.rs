@@ -74,6 +74,11 @@ impl WeightedSslLoss {
         self.terms.iter().any(|t| t.loss.uses_clean())
     }
 
+    /// Whether a term regresses onto a target network ([`SslLoss::uses_target`]).
+    pub fn uses_target(&self) -> bool {
+        self.terms.iter().any(|t| t.loss.uses_target())
+    }
+
     /// The trainable weights the terms own (heads), optimised with the encoder's.
     pub fn parameters(&self) -> Vec<Parameter> {
         self.terms

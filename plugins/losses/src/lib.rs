@@ -1,16 +1,19 @@
 //! rossl's built-in SSL losses: `tcr` (total coding rate), `invariance` (cosine similarity to the
 //! views' mean), `infonce` (SimCLR/SupCon contrastive loss), `barlow-twins` (cross-correlation to
 //! the identity), `vicreg` (variance, invariance, covariance), `simsiam` (a predictor of its own,
-//! stop-gradient targets), and the supervised `cross-entropy` and `trades` (each with a
+//! stop-gradient targets), `byol` (a predictor, and the trainer's target network), and the
+//! supervised `cross-entropy` and `trades` (each with a
 //! classifier head of its own). All take projections laid out view-major: rows
 //! `v * B .. (v + 1) * B` are view `v` of the B images.
 #![warn(missing_docs)]
 
 pub mod barlow_twins;
+pub mod byol;
 pub mod cross_entropy;
 mod head;
 pub mod infonce;
 pub mod invariance;
+mod predictor;
 pub mod simsiam;
 pub mod tcr;
 pub mod trades;

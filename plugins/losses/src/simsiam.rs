@@ -7,13 +7,12 @@
 //! With more than two views, the mean of D(p_v, sg(z_w)) over every ordered pair v != w.
 
 use crate::invariance::cosine_similarity;
+use crate::predictor::Predictor;
 use crate::split_views;
 use candle_core::Tensor;
-use rossl_api::components::{BuildContext, Mode, Parameter, SslLoss};
+use rossl_api::components::{BuildContext, Parameter, SslLoss};
 use rossl_api::registry::{ParamError, Params};
-use rossl_api::rng::{stream, Rng};
 use rossl_api::{Error, Result};
-use rossl_nn::layers::{BatchNorm, Linear, Module};
 
 rossl_api::params! {
     /// Parameters of `simsiam`. Default: solo-learn's CIFAR predictor width.
@@ -35,47 +34,16 @@ impl Params for SimSiamParams {
 /// The SimSiam loss with its predictor.
 #[derive(Debug)]
 pub struct SimSiam {
-    first: Linear,
-    norm: BatchNorm,
-    second: Linear,
+    predictor: Predictor,
 }
 
 impl SimSiam {
     /// Builds the loss in `ctx` (which must know the encoder's projection width).
     pub fn build(params: &SimSiamParams, ctx: &BuildContext) -> Result<Self> {
-        let width = ctx.projection_dim.ok_or_else(|| {
-            Error::msg(
-                "the `simsiam` loss needs the encoder's projection width to build its predictor",
-            )
-        })?;
-        // its own stream: a run that adds this loss keeps the encoder's initialisation
-        let mut rng = Rng::derive(ctx.seed, &[stream::LOSS, 1]);
-        let name = "loss.simsiam.predictor";
         Ok(SimSiam {
-            first: Linear::new(
-                &format!("{name}.0"),
-                width,
-                params.hidden,
-                &mut rng,
-                &ctx.device,
-            )?,
-            norm: BatchNorm::new(&format!("{name}.1"), params.hidden, &ctx.device)?,
-            second: Linear::new(
-                &format!("{name}.3"),
-                params.hidden,
-                width,
-                &mut rng,
-                &ctx.device,
-            )?,
+            // its own stream: a run that adds this loss keeps the encoder's initialisation
+            predictor: Predictor::build("simsiam", params.hidden, 1, ctx)?,
         })
-    }
-
-    /// The predictor's output for one view's projections `z` (B, D): batch statistics in the
-    /// batch norm (the predictor is used only in training; its running statistics are not kept).
-    fn predict(&self, z: &Tensor) -> Result<Tensor> {
-        let h = self.first.forward(z, Mode::Train)?;
-        let h = self.norm.forward(&h, Mode::Attack, true)?;
-        self.second.forward(&h, Mode::Train)
     }
 }
 
@@ -90,7 +58,7 @@ impl SslLoss for SimSiam {
         let (z3, _, _) = split_views(z, views)?;
         // each view through the predictor on its own, as solo-learn does (batch statistics per view)
         let p3 = (0..views)
-            .map(|v| self.predict(&z3.get(v)?))
+            .map(|v| self.predictor.predict(&z3.get(v)?))
             .collect::<Result<Vec<_>>>()?;
         let target = z3.detach();
         let mut total: Option<Tensor> = None;
@@ -108,11 +76,7 @@ impl SslLoss for SimSiam {
     }
 
     fn parameters(&self) -> Vec<Parameter> {
-        let mut out = Vec::new();
-        self.first.collect_parameters(&mut out);
-        self.norm.collect_parameters(&mut out);
-        self.second.collect_parameters(&mut out);
-        out
+        self.predictor.parameters()
     }
 }
 

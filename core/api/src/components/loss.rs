@@ -21,6 +21,9 @@ pub struct LossInput<'a> {
     /// detached, in the update differentiable), when a term asks for it
     /// ([`SslLoss::uses_clean`]); `None` otherwise.
     pub clean: Option<&'a Embedding>,
+    /// The target network's embedding of the same (clean) views, detached, when a term asks
+    /// for it ([`SslLoss::uses_target`]); `None` otherwise.
+    pub target: Option<&'a Embedding>,
 }
 
 impl<'a> LossInput<'a> {
@@ -33,7 +36,14 @@ impl<'a> LossInput<'a> {
             views,
             labels,
             clean: None,
+            target: None,
         }
+    }
+
+    /// The same input with the target network's embedding.
+    pub fn with_target(mut self, target: Option<&'a Embedding>) -> Self {
+        self.target = target;
+        self
     }
 
     /// The same input with the embedding of the unperturbed views.
@@ -69,6 +79,13 @@ pub trait SslLoss: Send + Sync {
     /// DeACL): the `pgd` regime then passes the clean embedding in [`LossInput::clean`]; other
     /// regimes refuse the loss.
     fn uses_clean(&self) -> bool {
+        false
+    }
+
+    /// Whether the loss regresses onto a target network (BYOL): the trainer then keeps an
+    /// exponential moving average of the encoder (`[train.target]`) and passes its embedding of
+    /// the clean views in [`LossInput::target`].
+    fn uses_target(&self) -> bool {
         false
     }
 

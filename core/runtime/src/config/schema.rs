@@ -391,6 +391,33 @@ pub struct TrainConfig {
     pub free: FreeConfig,
     /// The attack of the PGD regime (slot of kind `attack`).
     pub attack: SlotConfig,
+    /// The target network of losses that use one (BYOL). Not written at its default.
+    #[serde(skip_serializing_if = "TargetConfig::is_default")]
+    pub target: TargetConfig,
+}
+
+/// The target network that a loss such as BYOL's regresses onto: an exponential moving average
+/// of the online encoder, built only when a loss term uses it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TargetConfig {
+    /// Base momentum tau of the average, cosine-annealed to 1 over the run's steps:
+    /// tau(k) = 1 - (1 - tau) (cos(pi k / K) + 1) / 2 (BYOL; solo-learn's CIFAR configs: 0.99).
+    pub momentum: f64,
+}
+
+impl Default for TargetConfig {
+    fn default() -> Self {
+        TargetConfig { momentum: 0.99 }
+    }
+}
+
+impl TargetConfig {
+    /// Whether these are the defaults (then not written into resolved configurations, so that
+    /// configurations without a target network keep their digests).
+    pub fn is_default(&self) -> bool {
+        self == &TargetConfig::default()
+    }
 }
 
 impl Default for TrainConfig {
@@ -405,6 +432,7 @@ impl Default for TrainConfig {
             pgd: PgdConfig::default(),
             free: FreeConfig::default(),
             attack: SlotConfig::named("pgd-linf"),
+            target: TargetConfig::default(),
         }
     }
 }

@@ -94,6 +94,9 @@ fn check_training(figment: &Figment, run: &RunConfig) -> Result<()> {
     if !(run.train.free.step >= 0.0 && run.train.free.step.is_finite()) {
         return fail("train.free.step", "must be a finite number >= 0");
     }
+    if !(0.0..=1.0).contains(&run.train.target.momentum) {
+        return fail("train.target.momentum", "must be in [0, 1]");
+    }
     let pgd = &run.train.pgd;
     for (key, value) in [
         ("train.pgd.clean_weight", pgd.clean_weight),

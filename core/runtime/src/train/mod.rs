@@ -5,11 +5,18 @@
 //! - `pgd`: the training attack (K steps on the method's own objective, one perturbation per
 //!   view, attack passes in [`Mode::Attack`]: batch statistics, running statistics untouched,
 //!   weights detached) then one update on the perturbed views: K + 1 forward and K + 1 backward
-//!   passes per batch.
+//!   passes per batch; with `train.pgd.clean_weight` (ACL), the update adds the loss of the
+//!   clean views (one more forward pass), and a loss that compares with the clean views (TRADES)
+//!   sees their embedding.
 //! - `free`: each batch replayed m times; each replay is one forward and one backward pass whose
 //!   gradients give both the weight update (descent) and the perturbation step (ascent, signed,
 //!   clipped to the ball and the pixel range). The perturbation persists across batches and
 //!   epochs. ceil(N / m) passes over the data: m forward and m backward passes per batch.
+//!
+//!
+//! A loss that regresses onto a target network (BYOL) gets one ([`target::TargetNetwork`]): an
+//! exponential moving average of the encoder, one more forward pass per step, updated after each
+//! optimiser step and kept in the checkpoint.
 //!
 //! [`Mode::Attack`]: rossl_api::components::Mode::Attack
 
@@ -18,6 +25,7 @@ mod options;
 mod plan;
 pub mod regimes;
 mod splits;
+pub mod target;
 mod trainer;
 
 pub use crate::run_dir::{MetricsWriter, StepRecord, TrainPlan, TrainSummary};

@@ -43,12 +43,14 @@ pub struct StepContext<'a> {
     pub views: usize,
     /// The batch's labels (B, u32), when a loss term uses them.
     pub labels: Option<&'a Tensor>,
+    /// The target network's embedding of the batch's clean views, when a loss term uses one.
+    pub target: Option<&'a Embedding>,
 }
 
 impl StepContext<'_> {
     /// The loss input of an embedding of this batch's views.
     fn input<'e>(&'e self, embedding: &'e Embedding) -> LossInput<'e> {
-        LossInput::new(embedding, self.views, self.labels)
+        LossInput::new(embedding, self.views, self.labels).with_target(self.target)
     }
 }
 

@@ -3,11 +3,11 @@
 
 use super::encoder_tensors::{encoder_tensors, loss_tensors, restore_encoder, restore_loss};
 use super::options::{StepObserver, TrainOptions};
-use super::regimes::{self, FreeState, Passes, StepContext, StepOutcome};
+use super::regimes::{FreeState, Passes, StepOutcome};
 use super::splits::TrainingData;
+use super::target::TargetNetwork;
 use crate::assembly::Assembly;
 use crate::checkpoint::{self, Checkpoint, TrainingState};
-use crate::config::Regime;
 use crate::loader::{Loader, ViewBatch};
 use crate::progress::Progress;
 use crate::run_dir::{
@@ -15,10 +15,10 @@ use crate::run_dir::{
 };
 use crate::{Error, Result};
 use candle_core::Tensor;
-use rossl_api::components::Mode;
-use rossl_api::rng::{stream, Rng};
 use rossl_nn::optim::{LrSchedule, SgdLars};
 use std::time::Instant;
+
+mod steps;
 
 /// The state of a training run between steps.
 struct Loop<'a> {
@@ -42,6 +42,8 @@ struct Loop<'a> {
     clock: (Instant, f64),
     /// Seconds the observer took in all.
     observer_seconds: f64,
+    /// The target network, when a loss term uses one.
+    target: Option<TargetNetwork>,
 }
 
 /// The mean loss of the steps of one pass.
@@ -83,7 +85,11 @@ impl<'a> Loop<'a> {
             images: 0,
             clock: (Instant::now(), 0.0),
             observer_seconds: 0.0,
+            target: None,
         };
+        if asm.objective.uses_target() {
+            state.target = Some(TargetNetwork::new(asm, state.plan.total_steps)?);
+        }
         if let Some(ckpt) = resume {
             state.restore(ckpt)?;
         }
@@ -94,6 +100,9 @@ impl<'a> Loop<'a> {
     fn restore(&mut self, ckpt: &Checkpoint) -> Result<()> {
         restore_encoder(self.asm.encoder.as_ref(), &ckpt.tensors)?;
         restore_loss(&self.asm.objective, &ckpt.tensors)?;
+        if let Some(target) = &self.target {
+            target.restore(&ckpt.tensors)?;
+        }
         self.optimizer
             .load_state(&|name| ckpt.tensors.get(name).cloned())?;
         self.free.delta = ckpt.tensors.get("free.delta").cloned();
@@ -116,6 +125,9 @@ impl<'a> Loop<'a> {
     fn checkpoint(&self, epochs_done: usize, complete: bool) -> Result<()> {
         let mut tensors = encoder_tensors(self.asm.encoder.as_ref());
         tensors.extend(loss_tensors(&self.asm.objective));
+        if let Some(target) = &self.target {
+            tensors.extend(target.tensors());
+        }
         tensors.extend(self.optimizer.state());
         if let Some(delta) = &self.free.delta {
             tensors.push(("free.delta".into(), delta.clone()));
@@ -136,77 +148,6 @@ impl<'a> Loop<'a> {
             &self.config_text,
             &state,
         )
-    }
-
-    /// How many optimiser steps this batch gets: one for standard and PGD training, `m` replays
-    /// for free training (fewer when an exact step budget ends part-way through the replays).
-    fn steps_for_batch(&self) -> usize {
-        match self.asm.config.run.train.regime {
-            Regime::Free => {
-                let left = self.plan.total_steps.saturating_sub(self.steps);
-                self.plan.steps_per_batch.min(left)
-            }
-            Regime::Standard | Regime::Pgd => 1,
-        }
-    }
-
-    /// One optimiser step on a batch (its views `x`, and its labels when a loss term uses them),
-    /// as the regime says (for free training: the next replay), on a worker thread of the pool
-    /// (see [`rossl_kernels::on_pool`]).
-    fn step(&mut self, x: &Tensor, labels: Option<&Tensor>) -> Result<StepOutcome> {
-        rossl_kernels::on_pool(|| self.step_here(x, labels))
-    }
-
-    /// [`Self::step`] on the calling thread.
-    fn step_here(&mut self, x: &Tensor, labels: Option<&Tensor>) -> Result<StepOutcome> {
-        let asm = self.asm;
-        let run = &asm.config.run;
-        let ctx = StepContext {
-            encoder: asm.encoder.as_ref(),
-            objective: &asm.objective,
-            views: asm.views.views_per_image(),
-            labels,
-        };
-        let lr = self.schedule.lr(self.steps);
-        match run.train.regime {
-            Regime::Standard => {
-                regimes::standard(&ctx, &mut self.optimizer, x, lr, &mut self.passes)
-            }
-            Regime::Pgd => {
-                let attack = asm
-                    .train_attack
-                    .as_deref()
-                    .ok_or_else(|| Error::msg("the pgd regime has no attack"))?;
-                let attack_mode = if run.train.pgd.attack_updates_bn_stats {
-                    Mode::Train
-                } else {
-                    Mode::Attack
-                };
-                let step = regimes::PgdStep {
-                    attack,
-                    attack_mode,
-                    clean_weight: run.train.pgd.clean_weight,
-                    adversarial_weight: run.train.pgd.adversarial_weight,
-                };
-                let mut rng = Rng::derive(run.seed, &[stream::ATTACK, self.steps as u64]);
-                regimes::pgd(
-                    &ctx,
-                    &mut self.optimizer,
-                    &step,
-                    (x, lr),
-                    &mut rng,
-                    &mut self.passes,
-                )
-            }
-            Regime::Free => regimes::free_replay(
-                &ctx,
-                &mut self.optimizer,
-                &mut self.free,
-                x,
-                lr,
-                &mut self.passes,
-            ),
-        }
     }
 
     /// Counts, logs and reports one finished optimiser step.
