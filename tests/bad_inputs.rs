@@ -39,6 +39,8 @@ const CASES: &[Case] = &[
     case("value", &["run", "tiny.toml", "--set", "train.free.eps=-1"], "train.free.eps"),
     case("value", &["run", "tiny.toml", "--set", "train.free.eps=1e30"], "train.free.eps"),
     case("value", &["run", "tiny.toml", "--set", "train.free.step=-1"], "train.free.step"),
+    case("value", &["run", "tiny.toml", "--set", "train.pgd.clean_weight=-1"], "train.pgd.clean_weight"),
+    case("value", &["run", "tiny.toml", "--set", "train.pgd.adversarial_weight=0"], "train.pgd.clean_weight"),
     case("value", &["run", "tiny.toml", "--set", "optim.lr=0"], "optim.lr"),
     case("value", &["run", "tiny.toml", "--set", "optim.lr=nan"], "optim.lr"),
     case("value", &["run", "tiny.toml", "--set", "optim.lr=\"fast\""], "optim.lr"),
@@ -46,6 +48,34 @@ const CASES: &[Case] = &[
     case("value", &["run", "tiny.toml", "--set", "optim.weight_decay=-1"], "optim.weight_decay"),
     case("value", &["run", "tiny.toml", "--set", "optim.min_lr=10"], "optim.min_lr"),
     case("value", &["run", "tiny.toml", "--set", "loss.terms=[]"], "loss.terms"),
+    case("value", &["run", "tiny.toml", "--set", "loss.terms=[{ name = \"trades\" }]"], "train.regime = \"pgd\""),
+    case(
+        "value",
+        &["run", "tiny.toml", "--set", "loss.terms=[{ name = \"cross-entropy\" }]", "--set", "loss.cross-entropy.classes=1"],
+        "loss.cross-entropy.classes",
+    ),
+    case(
+        "value",
+        &["run", "tiny.toml", "--set", "loss.terms=[{ name = \"barlow-twins\" }]", "--set", "loss.barlow-twins.scale=0"],
+        "loss.barlow-twins.scale",
+    ),
+    case(
+        "value",
+        &["run", "tiny.toml", "--set", "loss.terms=[{ name = \"vicreg\" }]", "--set", "loss.vicreg.gamma=0"],
+        "loss.vicreg.gamma",
+    ),
+    // refused at the first training step, after the run folder is made: the failed run removes
+    // it and points `latest` back
+    case(
+        "value",
+        &["run", "tiny.toml", "--set", "loss.terms=[{ name = \"barlow-twins\" }]", "--set", "views.multi-crop.views=1"],
+        "barlow-twins",
+    ),
+    case(
+        "value",
+        &["run", "tiny.toml", "--set", "loss.terms=[{ name = \"vicreg\" }]", "--set", "views.multi-crop.views=1"],
+        "views.multi-crop.views",
+    ),
     case("value", &["run", "tiny.toml", "--set", "eval.eps=[-1]"], "eval.eps"),
     case("value", &["run", "tiny.toml", "--set", "eval.batch_size=0"], "eval.batch_size"),
     case("value", &["run", "tiny.toml", "--set", "eval.steps=0"], "eval.steps"),
@@ -63,6 +93,7 @@ const CASES: &[Case] = &[
     case("value", &["run", "tiny.toml", "--set", "device=tpu"], "device"),
     case("value", &["run", "tiny.toml", "--set", "train.regime=sometimes"], "train.regime"),
     case("value", &["run", "tiny.toml", "--set", "traim.epochs=3"], "traim"),
+    case("value", &["run", "tiny.toml", "--set", "views.name=pad-crop", "--set", "views.pad-crop.views=0"], "views.pad-crop.views"),
     case("value", &["run", "tiny.toml", "--set", "encoder.resnet-small.widths=\"wide\"",], "widths"),
     case("value", &["run", "tiny.toml", "--set", "novalue"], "novalue"),
     case("value", &["run", "tiny.toml", "--set", "eval.eps=[1, 2"], "eval.eps=[1, 2"),

@@ -46,7 +46,8 @@ pub(crate) fn mean_over_view_pairs(
     if views < 2 {
         return Err(Error::msg(format!(
             "the `{name}` loss compares views of each image and needs at least 2 views per \
-             image, got {views}: set `views` of the view strategy to 2 or more"
+             image, got {views}: set `views.<strategy>.views` (the strategy `views.name` \
+             names, e.g. `views.multi-crop.views`) to 2 or more"
         )));
     }
     let (z3, _, _) = split_views(z, views)?;

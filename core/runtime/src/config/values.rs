@@ -109,7 +109,8 @@ fn check_training(figment: &Figment, run: &RunConfig) -> Result<()> {
     if pgd.clean_weight == 0.0 && pgd.adversarial_weight == 0.0 {
         return fail(
             "train.pgd.adversarial_weight",
-            "and `train.pgd.clean_weight` are both 0: the update would have no loss",
+            "is 0, and so is `train.pgd.clean_weight`: the update would have no loss (set one \
+             of them above 0)",
         );
     }
     if !(run.optim.lr > 0.0 && run.optim.lr.is_finite()) {
