@@ -9,7 +9,7 @@
 
 use crate::invariance::cosine_similarity;
 use crate::predictor::Predictor;
-use crate::split_views;
+use crate::{require_two_views, split_views};
 use candle_core::Tensor;
 use rossl_api::components::{BuildContext, LossInput, Parameter, SslLoss};
 use rossl_api::registry::{ParamError, Params};
@@ -56,12 +56,7 @@ impl SslLoss for Byol {
 
     fn loss_of(&self, input: &LossInput<'_>) -> Result<Tensor> {
         let views = input.views;
-        if views < 2 {
-            return Err(Error::msg(format!(
-                "the `byol` loss compares views of each image and needs at least 2 views per \
-                 image, got {views}: set `views` of the view strategy to 2 or more"
-            )));
-        }
+        require_two_views("byol", views)?;
         let target = input
             .target
             .ok_or_else(|| Error::msg("the `byol` loss got no target network's projections"))?;

@@ -43,13 +43,7 @@ pub(crate) fn mean_over_view_pairs(
     name: &str,
     pair: impl Fn(&Tensor, &Tensor) -> Result<Tensor>,
 ) -> Result<Tensor> {
-    if views < 2 {
-        return Err(Error::msg(format!(
-            "the `{name}` loss compares views of each image and needs at least 2 views per \
-             image, got {views}: set `views.<strategy>.views` (the strategy `views.name` \
-             names, e.g. `views.multi-crop.views`) to 2 or more"
-        )));
-    }
+    require_two_views(name, views)?;
     let (z3, _, _) = split_views(z, views)?;
     let mut total: Option<Tensor> = None;
     for v in 0..views {
@@ -63,4 +57,16 @@ pub(crate) fn mean_over_view_pairs(
     }
     let pairs = (views * (views - 1) / 2) as f64;
     Ok((total.expect("at least one pair of views") / pairs)?)
+}
+
+/// An error naming loss `name` when it gets fewer than two views per image.
+pub(crate) fn require_two_views(name: &str, views: usize) -> Result<()> {
+    if views < 2 {
+        return Err(Error::msg(format!(
+            "the `{name}` loss compares views of each image and needs at least 2 views per \
+             image, got {views}: set `views.<strategy>.views` (the strategy `views.name` \
+             names, e.g. `views.multi-crop.views`) to 2 or more"
+        )));
+    }
+    Ok(())
 }

@@ -8,11 +8,11 @@
 
 use crate::invariance::cosine_similarity;
 use crate::predictor::Predictor;
-use crate::split_views;
+use crate::{require_two_views, split_views};
 use candle_core::Tensor;
 use rossl_api::components::{BuildContext, Parameter, SslLoss};
 use rossl_api::registry::{ParamError, Params};
-use rossl_api::{Error, Result};
+use rossl_api::Result;
 
 rossl_api::params! {
     /// Parameters of `simsiam`. Default: solo-learn's CIFAR predictor width.
@@ -49,12 +49,7 @@ impl SimSiam {
 
 impl SslLoss for SimSiam {
     fn loss(&self, z: &Tensor, views: usize) -> Result<Tensor> {
-        if views < 2 {
-            return Err(Error::msg(format!(
-                "the `simsiam` loss compares views of each image and needs at least 2 views per \
-                 image, got {views}: set `views` of the view strategy to 2 or more"
-            )));
-        }
+        require_two_views("simsiam", views)?;
         let (z3, _, _) = split_views(z, views)?;
         // each view through the predictor on its own, as solo-learn does (batch statistics per view)
         let p3 = (0..views)
