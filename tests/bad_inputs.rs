@@ -56,6 +56,21 @@ const CASES: &[Case] = &[
     ),
     case(
         "value",
+        &["run", "tiny.toml", "--set", "loss.terms=[{ name = \"cross-entropy\" }]", "--set", "loss.cross-entropy.classes=3"],
+        "loss.cross-entropy.classes",
+    ),
+    case(
+        "value",
+        &["run", "tiny.toml", "--set", "loss.terms=[{ name = \"deacl\" }]", "--set", "train.regime=\"pgd\""],
+        "train.target.from",
+    ),
+    case(
+        "value",
+        &["run", "tiny.toml", "--set", "loss.terms=[{ name = \"deacl\" }]", "--set", "train.regime=\"pgd\"", "--set", "train.target.from=\"no-such-run\""],
+        "train.target.from",
+    ),
+    case(
+        "value",
         &["run", "tiny.toml", "--set", "loss.terms=[{ name = \"barlow-twins\" }]", "--set", "loss.barlow-twins.scale=0"],
         "loss.barlow-twins.scale",
     ),

@@ -50,6 +50,7 @@ fn supervised_loss(name: &str, f: &[f32], fc: &[f32]) -> (f64, Vec<f32>, Vec<f32
         labels: Some(&labels),
         clean: l.uses_clean().then_some(&clean),
         target: None,
+        attack: false,
     };
     let value = l.loss_of(&input).unwrap();
     let grads = value.backward().unwrap();
@@ -190,9 +191,16 @@ fn predictor_loss(name: &str, z: &[f64], target: &[f64]) -> (f64, Vec<f32>) {
         labels: None,
         clean: None,
         target: loss.uses_target().then_some(&target),
+        attack: false,
     };
     let value = loss.loss_of(&input).unwrap();
     let grads = value.backward().unwrap();
+    // every weight of the predictor trains, its batch norm's scale and shift included
+    for p in loss.parameters() {
+        let g = grads.get(p.var.as_tensor());
+        let size = g.map_or(0.0, |g| common::max_abs(g));
+        assert!(size > 0.0, "{name}: `{}` gets no gradient", p.name);
+    }
     let g = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap();
     (
         f64::from(value.to_scalar::<f32>().unwrap()),

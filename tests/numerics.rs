@@ -6,7 +6,9 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor, Var};
-use rossl::rossl_api::components::{BuildContext, ParamRole, Parameter, SslLoss};
+use rossl::rossl_api::components::{
+    BuildContext, Embedding, LossInput, ParamRole, Parameter, SslLoss,
+};
 use rossl::rossl_api::registry;
 use rossl::rossl_api::rng::Rng;
 use rossl::rossl_nn::ops::logdet_spd;
@@ -115,6 +117,117 @@ fn two_view_losses_refuse_a_single_view_by_name() {
             message.contains(name) && message.contains("at least 2 views"),
             "{message}"
         );
+    }
+}
+
+/// 6 x 5 features, x[r][j] = f(a r + b j + c r j) with f = sin or cos.
+fn features(a: f64, b: f64, c: f64, f: fn(f64) -> f64) -> Vec<f64> {
+    (0..30)
+        .map(|i| {
+            let (r, j) = ((i / 5) as f64, (i % 5) as f64);
+            f(a * r + b * j + c * r * j)
+        })
+        .collect()
+}
+
+/// The `deacl` loss on the student's perturbed features `f`, clean features `fc` and the
+/// teacher's features of the reference below, in an update pass or an attack pass: its value
+/// and the gradients of `f` and `fc`.
+fn deacl_of(f: &[f64], fc: &[f64], attack: bool) -> (f64, Vec<f64>, Vec<f64>) {
+    let l = loss("deacl");
+    let var = |v: &[f64]| Var::from_tensor(&Tensor::from_slice(v, (6, 5), &DEV).unwrap()).unwrap();
+    let (student, clean) = (var(f), var(fc));
+    let embedding = |t: &Tensor| Embedding {
+        feature: t.clone(),
+        projection: t.clone(),
+    };
+    let teacher = Tensor::from_slice(&features(0.2, 0.9, 0.3, f64::sin), (6, 5), &DEV).unwrap();
+    let (clean_e, teacher_e) = (embedding(clean.as_tensor()), embedding(&teacher));
+    let input = LossInput {
+        projection: student.as_tensor(),
+        feature: student.as_tensor(),
+        views: 1,
+        labels: None,
+        clean: Some(&clean_e),
+        target: Some(&teacher_e),
+        attack,
+    };
+    let value = l.loss_of(&input).unwrap();
+    let grads = value.backward().unwrap();
+    let grad = |v: &Var| match grads.get(v.as_tensor()) {
+        Some(g) => g.flatten_all().unwrap().to_vec1::<f64>().unwrap(),
+        None => vec![0.0; 30],
+    };
+    (
+        value.to_scalar::<f64>().unwrap(),
+        grad(&student),
+        grad(&clean),
+    )
+}
+
+// PyTorch (float64), 6 x 5 features x[r][j] = fn(a r + b j + c r j): the student's perturbed
+// f (sin; 0.3, 0.7, 0.2), clean fc (cos; 0.4, 0.6, 0.1), the teacher's ft (sin; 0.2, 0.9, 0.3):
+//   update: -F.cosine_similarity(fc, ft.detach(), dim=-1).mean() - 2 * F.cosine_similarity(f, fc, dim=-1).mean()
+//        -> -1.2580670020470666, grad f[0,:3] = [-0.14341784726078374, -0.10001520724962043, -0.023894807288511222],
+//           grad fc[0,:3] = [0.06588596545310188, -0.0984125824718996, -0.19254516205753025]
+//   attack: -F.cosine_similarity(f, ft, dim=-1).mean()
+//        -> -0.6220375963073078, grad f[0,:3] = [0.0, -0.023922277932343562, -0.01866892347787235]
+#[test]
+fn deacl_matches_pytorch_and_finite_differences_in_updates_and_attacks() {
+    let f = features(0.3, 0.7, 0.2, f64::sin);
+    let fc = features(0.4, 0.6, 0.1, f64::cos);
+    let cases = [
+        (
+            false,
+            -1.2580670020470666,
+            [
+                -0.14341784726078374,
+                -0.10001520724962043,
+                -0.023894807288511222,
+                0.06588596545310188,
+                -0.0984125824718996,
+                -0.19254516205753025,
+            ],
+        ),
+        (
+            true,
+            -0.6220375963073078,
+            [
+                0.0,
+                -0.023922277932343562,
+                -0.01866892347787235,
+                0.0,
+                0.0,
+                0.0,
+            ],
+        ),
+    ];
+    for (attack, expected, grads) in cases {
+        let (v, g, gc) = deacl_of(&f, &fc, attack);
+        assert!(
+            (v - expected).abs() < 1e-12,
+            "attack {attack}: {v} vs {expected}"
+        );
+        let got = g[..3].iter().chain(&gc[..3]);
+        for (a, b) in got.zip(grads) {
+            assert!(
+                (a - b).abs() < 1e-12,
+                "attack {attack}: gradient {a} vs {b}"
+            );
+        }
+        let h = 1e-6;
+        for i in 0..30 {
+            let (mut plus, mut minus) = (f.clone(), f.clone());
+            plus[i] += h;
+            minus[i] -= h;
+            let numeric =
+                (deacl_of(&plus, &fc, attack).0 - deacl_of(&minus, &fc, attack).0) / (2.0 * h);
+            assert!(
+                (numeric - g[i]).abs() < 1e-6,
+                "attack {attack}: d/df[{i}] {numeric} vs {}",
+                g[i]
+            );
+        }
     }
 }
 

@@ -399,3 +399,84 @@ fn the_target_network_averages_the_encoder_with_byol_s_momentum() {
     }
     assert!(moved > 0, "the average moved nothing");
 }
+
+#[test]
+fn a_frozen_teacher_stays_bit_identical_while_its_student_trains() {
+    use rossl::rossl_runtime::checkpoint;
+    use rossl::rossl_runtime::run_dir::{files, RunDir};
+    // the teacher: a finished run
+    let teacher = assemble(&temp_dir("teacher-run"), &[]);
+    let run_dir = RunDir::for_config(&teacher.config).unwrap();
+    run_dir.create().unwrap();
+    rossl::rossl_runtime::train::train(&teacher, &run_dir, None).unwrap();
+    // as `rossl run` leaves it
+    let config = teacher.config.to_toml(true).unwrap();
+    run_dir.write(files::CONFIG, &config).unwrap();
+    let from = format!(
+        "train.target.from={:?}",
+        run_dir.path().display().to_string()
+    );
+    let student = assemble(
+        &temp_dir("teacher-student"),
+        &[
+            "loss.terms=[{ name = \"deacl\" }]",
+            "train.regime=\"pgd\"",
+            &from,
+        ],
+    );
+    let target = TargetNetwork::for_run(&student, 3).unwrap();
+    assert!(target.is_frozen());
+    // it is the finished run's encoder
+    let ckpt = checkpoint::load(&run_dir.file(files::CHECKPOINT), &Device::Cpu).unwrap();
+    let before: Vec<(String, Tensor)> = encoder_tensors(target.encoder())
+        .into_iter()
+        .map(|(n, t)| (n, t.copy().unwrap()))
+        .collect();
+    for (name, t) in &before {
+        assert_eq!(common::max_abs_diff(t, &ckpt.tensors[name]), 0.0, "{name}");
+    }
+    // three PGD steps of the student, the teacher "updated" after each as the trainer does
+    let mut optimizer = SgdLars::new(student.encoder.parameters(), &student.config.run.optim);
+    let attack =
+        registry::build::<dyn Attack>("pgd-linf", "steps = 2", &BuildContext::cpu(0)).unwrap();
+    let x = Tensor::rand(0f32, 1f32, (32, 1, 12, 12), &Device::Cpu).unwrap();
+    let online_before = encoder_tensors(student.encoder.as_ref())[0]
+        .1
+        .copy()
+        .unwrap();
+    for k in 0..3 {
+        let teacher_embedding = target.embed(&x).unwrap();
+        let ctx = StepContext {
+            target: Some(&teacher_embedding),
+            ..step_context(&student)
+        };
+        let step = pgd_step(attack.as_ref(), 0.0, 1.0);
+        let outcome = regimes::pgd(
+            &ctx,
+            &mut optimizer,
+            &step,
+            (&x, 0.5),
+            &mut Rng::new(k),
+            &mut Passes::default(),
+        )
+        .unwrap();
+        assert!(outcome.loss.is_finite());
+        target.update(student.encoder.as_ref(), k as usize).unwrap();
+    }
+    for ((name, old), (_, new)) in before.iter().zip(encoder_tensors(target.encoder())) {
+        assert_eq!(
+            common::max_abs_diff(old, &new),
+            0.0,
+            "the teacher's `{name}` changed"
+        );
+    }
+    let online_after = &encoder_tensors(student.encoder.as_ref())[0].1;
+    assert!(
+        common::max_abs_diff(&online_before, online_after) > 0.0,
+        "the student did not train"
+    );
+    assert!(
+        target.tensors().is_empty(),
+        "a frozen teacher is not checkpointed"
+    );
+}

@@ -243,7 +243,7 @@ fn every_method_config_runs_one_step_at_cpu_scale() {
         .map(|e| e.unwrap().path())
         .collect();
     methods.sort();
-    assert_eq!(methods.len(), 16);
+    assert_eq!(methods.len(), 17);
     let dir = temp_dir("methods");
     for method in methods {
         let out = format!("out={:?}", dir.display().to_string());
@@ -370,4 +370,51 @@ fn free_training_s_cosine_schedule_spans_every_replayed_step_without_restarting(
         );
     }
     assert!(lrs.windows(2).all(|w| w[1] <= w[0]), "{lrs:?}");
+}
+
+#[test]
+fn a_deacl_student_starts_from_its_teacher_and_counts_the_teacher_s_passes() {
+    let teacher = assemble(&temp_dir("deacl-teacher"), &[]);
+    let (teacher_dir, _) = run(&teacher);
+    // as `rossl run` leaves it
+    let config = teacher.config.to_toml(true).unwrap();
+    teacher_dir.write(files::CONFIG, &config).unwrap();
+    let from = format!(
+        "train.target.from={:?}",
+        teacher_dir.path().display().to_string()
+    );
+    let base = [
+        "loss.terms=[{ name = \"deacl\" }]",
+        "train.regime=\"pgd\"",
+        "train.attack.pgd-linf.steps=2",
+        // a learning rate too small to move a weight: the trained student is its start
+        "optim.lr=1e-30",
+        from.as_str(),
+    ];
+    let mut sets = base.to_vec();
+    sets.push("train.target.init_from_teacher=true");
+    let student = assemble(&temp_dir("deacl-student"), &sets);
+    let (student_dir, summary) = run(&student);
+    // per step: the teacher, a clean pass for the attack, 2 attack steps, the clean and the
+    // perturbed views in the update; backward: 2 attack steps and the update
+    assert_eq!(summary.forward_passes, summary.steps as u64 * 6);
+    assert_eq!(summary.backward_passes, summary.steps as u64 * 3);
+    let weights = |dir: &RunDir| -> Vec<(String, Vec<f32>)> {
+        weights_of(&dir.file(files::CHECKPOINT))
+            .into_iter()
+            .filter(|(n, _)| n.starts_with("backbone.") && n.ends_with("conv1.weight"))
+            .collect()
+    };
+    assert_eq!(
+        weights(&teacher_dir),
+        weights(&student_dir),
+        "the student's start"
+    );
+    // without init_from_teacher the student starts from its own initialisation
+    let fresh = assemble(&temp_dir("deacl-fresh"), &base);
+    let (fresh_dir, _) = run(&fresh);
+    assert!(
+        weights(&teacher_dir) != weights(&fresh_dir),
+        "a fresh student equals its teacher"
+    );
 }

@@ -12,7 +12,7 @@
 /// rossl-runtime, the kernels rossl-kernels); `Classifier::tensors`; attack specs without names.
 /// 4: `Objective::evaluate` became `Objective::score`; the module `data` became `batch`.
 /// 5: targeted attacks and `Norm` (AutoAttack, L2). 6: `SslLoss::loss_of`, `uses_labels`, `uses_clean`,
-/// `uses_target` and `parameters` (losses with labels and weights of their own); `BuildContext::feature_dim` and `projection_dim`.
+/// `uses_target`, `needs_teacher` and `parameters`; `LossInput::attack` (losses with labels and weights of their own); `BuildContext::feature_dim` and `projection_dim`.
 pub const PLUGIN_API_VERSION: u32 = 6;
 
 /// The name of the ELF section that holds a plugin's stamp.

@@ -86,6 +86,27 @@ impl Assembly {
                 )));
             }
         }
+        let target = &run.train.target;
+        let uses_target = terms.iter().any(|t| t.loss.uses_target());
+        if !uses_target && (!target.from.is_empty() || target.init_from_teacher) {
+            return Err(Error::Config(
+                "`train.target` names a teacher, but no loss in `loss.terms` uses a target network"
+                    .into(),
+            ));
+        }
+        if let Some(term) = terms.iter().find(|t| t.loss.needs_teacher()) {
+            if target.from.is_empty() {
+                return Err(Error::Config(format!(
+                    "the loss `{}` distils a frozen teacher: set `train.target.from` to a finished run folder (e.g. one that `rossl run configs/methods/simclr.toml` made)",
+                    term.name
+                )));
+            }
+        }
+        if target.init_from_teacher && target.from.is_empty() {
+            return Err(Error::Config(
+                "`train.target.init_from_teacher` needs a teacher: set `train.target.from` to a finished run folder".into(),
+            ));
+        }
         let train_attack = if run.train.regime == Regime::Pgd {
             Some(config.build::<dyn Attack>("train.attack", &run.train.attack.name, &ctx)?)
         } else {

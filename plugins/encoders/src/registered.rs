@@ -5,6 +5,10 @@ use rossl_api::components::BuildContext;
 use rossl_api::registry::{ParamError, Params};
 use rossl_api::{Error, Result};
 
+fn is_true(v: &bool) -> bool {
+    *v
+}
+
 fn in_channels(requested: usize, ctx: &BuildContext) -> Result<usize> {
     match (requested, ctx.input) {
         (0, Some(input)) => Ok(input.channels),
@@ -26,6 +30,10 @@ rossl_api::params! {
         pub hidden: usize = 4096,
         /// Width of the projection (EMP-SSL: 1024, SimCLR: 128).
         pub z_dim: usize = 1024,
+        /// L2-normalise the projection (EMP-SSL, SimCLR); false leaves its scale to the loss
+        /// (VICReg, Barlow Twins). Not written at its default.
+        #[serde(skip_serializing_if = "is_true")]
+        pub normalize_projection: bool = true,
     }
 }
 
@@ -51,6 +59,10 @@ rossl_api::params! {
         pub hidden: usize = 512,
         /// Width of the projection.
         pub z_dim: usize = 128,
+        /// L2-normalise the projection (EMP-SSL, SimCLR); false leaves its scale to the loss
+        /// (VICReg, Barlow Twins). Not written at its default.
+        #[serde(skip_serializing_if = "is_true")]
+        pub normalize_projection: bool = true,
     }
 }
 
@@ -88,7 +100,9 @@ rossl_api::register! {
             hidden: p.hidden,
             z_dim: p.z_dim,
         };
-        Ok(Box::new(ResNetEncoder::new(spec, ctx.seed, &ctx.device)?))
+        let mut encoder = ResNetEncoder::new(spec, ctx.seed, &ctx.device)?;
+        encoder.set_normalize_projection(p.normalize_projection);
+        Ok(Box::new(encoder))
     },
 }
 
@@ -105,6 +119,8 @@ rossl_api::register! {
             hidden: p.hidden,
             z_dim: p.z_dim,
         };
-        Ok(Box::new(ResNetEncoder::new(spec, ctx.seed, &ctx.device)?))
+        let mut encoder = ResNetEncoder::new(spec, ctx.seed, &ctx.device)?;
+        encoder.set_normalize_projection(p.normalize_projection);
+        Ok(Box::new(encoder))
     },
 }

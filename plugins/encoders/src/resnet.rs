@@ -117,6 +117,8 @@ impl BasicBlock {
 /// A ResNet backbone with the EMP-SSL head.
 pub struct ResNetEncoder {
     spec: ResNetSpec,
+    /// L2-normalise the projection.
+    normalize_projection: bool,
     fused: Option<Fused>,
     conv1: Conv2d,
     bn1: BatchNorm,
@@ -293,6 +295,7 @@ impl ResNetEncoder {
         let proj_linear2 = Linear::new("projection.3", spec.hidden, spec.z_dim, &mut rng, dev)?;
         let mut encoder = ResNetEncoder {
             spec,
+            normalize_projection: true,
             fused: None,
             conv1,
             bn1,
@@ -305,6 +308,12 @@ impl ResNetEncoder {
         };
         encoder.fused = encoder.build_fused()?;
         Ok(encoder)
+    }
+
+    /// L2-normalise the projection (the default; EMP-SSL, SimCLR) or leave it as the head's
+    /// last layer gives it (VICReg and Barlow Twins, whose losses depend on its scale).
+    pub fn set_normalize_projection(&mut self, on: bool) {
+        self.normalize_projection = on;
     }
 
     /// Its shape.
@@ -354,7 +363,11 @@ impl Encoder for ResNetEncoder {
             .forward(&self.proj_linear1.forward(&feature, mode)?, mode, true)?;
         let z = self.proj_linear2.forward(&h, mode)?;
         Ok(Embedding {
-            projection: l2_normalize(&z)?,
+            projection: if self.normalize_projection {
+                l2_normalize(&z)?
+            } else {
+                z
+            },
             feature,
         })
     }

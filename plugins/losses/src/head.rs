@@ -23,6 +23,15 @@ pub(crate) fn classifier_head(loss: &str, classes: usize, ctx: &BuildContext) ->
         }
         (c, _) => c,
     };
+    if let Some(input) = ctx.input {
+        if classes < input.classes {
+            return Err(Error::Config(format!(
+                "`loss.{loss}.classes` is {classes}, but the dataset has {} classes: set it to \
+                 {} or more (0 follows the dataset)",
+                input.classes, input.classes
+            )));
+        }
+    }
     if classes < 2 {
         return Err(Error::Config(format!(
             "`loss.{loss}.classes` is {classes}: a classifier needs at least 2 classes"

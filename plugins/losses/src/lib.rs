@@ -1,8 +1,8 @@
 //! rossl's built-in SSL losses: `tcr` (total coding rate), `invariance` (cosine similarity to the
 //! views' mean), `infonce` (SimCLR/SupCon contrastive loss), `barlow-twins` (cross-correlation to
 //! the identity), `vicreg` (variance, invariance, covariance), `simsiam` (a predictor of its own,
-//! stop-gradient targets), `byol` (a predictor, and the trainer's target network), and the
-//! supervised `cross-entropy` and `trades` (each with a
+//! stop-gradient targets), `byol` (a predictor, and the trainer's target network), `deacl` (a
+//! student of a frozen teacher, stable under attack), and the supervised `cross-entropy` and `trades` (each with a
 //! classifier head of its own). All take projections laid out view-major: rows
 //! `v * B .. (v + 1) * B` are view `v` of the B images.
 #![warn(missing_docs)]
@@ -10,6 +10,7 @@
 pub mod barlow_twins;
 pub mod byol;
 pub mod cross_entropy;
+pub mod deacl;
 mod head;
 pub mod infonce;
 pub mod invariance;

@@ -33,11 +33,12 @@ impl Predictor {
         })
     }
 
-    /// The prediction for one view's projections `z` (B, D): batch statistics in the batch norm
-    /// (the predictor is used only in training; its running statistics are not kept).
+    /// The prediction for one view's projections `z` (B, D): training mode throughout, so the
+    /// batch norm normalises with the batch and its scale and shift are trained (its running
+    /// statistics are never read, and not kept in the checkpoint).
     pub(crate) fn predict(&self, z: &Tensor) -> Result<Tensor> {
         let h = self.first.forward(z, Mode::Train)?;
-        let h = self.norm.forward(&h, Mode::Attack, true)?;
+        let h = self.norm.forward(&h, Mode::Train, true)?;
         self.second.forward(&h, Mode::Train)
     }
 

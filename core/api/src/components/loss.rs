@@ -24,6 +24,9 @@ pub struct LossInput<'a> {
     /// The target network's embedding of the same (clean) views, detached, when a term asks
     /// for it ([`SslLoss::uses_target`]); `None` otherwise.
     pub target: Option<&'a Embedding>,
+    /// Whether this is a pass of the training attack (which maximises the loss) rather than
+    /// the update: a loss whose attack objective differs from its training loss (DeACL) reads it.
+    pub attack: bool,
 }
 
 impl<'a> LossInput<'a> {
@@ -37,7 +40,14 @@ impl<'a> LossInput<'a> {
             labels,
             clean: None,
             target: None,
+            attack: false,
         }
+    }
+
+    /// The same input, marked as a pass of the training attack.
+    pub fn in_attack(mut self) -> Self {
+        self.attack = true;
+        self
     }
 
     /// The same input with the target network's embedding.
@@ -86,6 +96,12 @@ pub trait SslLoss: Send + Sync {
     /// exponential moving average of the encoder (`[train.target]`) and passes its embedding of
     /// the clean views in [`LossInput::target`].
     fn uses_target(&self) -> bool {
+        false
+    }
+
+    /// Whether the target must be a frozen teacher from a finished run (`train.target.from`,
+    /// DeACL) rather than the moving average; the run is refused without one.
+    fn needs_teacher(&self) -> bool {
         false
     }
 

@@ -404,11 +404,24 @@ pub struct TargetConfig {
     /// Base momentum tau of the average, cosine-annealed to 1 over the run's steps:
     /// tau(k) = 1 - (1 - tau) (cos(pi k / K) + 1) / 2 (BYOL; solo-learn's CIFAR configs: 0.99).
     pub momentum: f64,
+    /// A finished run folder whose encoder is a frozen teacher instead of the average (DeACL's
+    /// second stage): built from the folder's `config.toml`, restored from its checkpoint, in
+    /// evaluation mode, never updated. Empty: the moving average. Not written when empty.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub from: String,
+    /// Start the encoder from the teacher's weights (DeACL's student; the architectures must
+    /// match). Not written when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub init_from_teacher: bool,
 }
 
 impl Default for TargetConfig {
     fn default() -> Self {
-        TargetConfig { momentum: 0.99 }
+        TargetConfig {
+            momentum: 0.99,
+            from: String::new(),
+            init_from_teacher: false,
+        }
     }
 }
 

@@ -156,7 +156,10 @@ pub fn pgd(
     let mut objective = |input: &Tensor| -> Result<Tensor> {
         forward_calls.set(forward_calls.get() + 1);
         let embedding = ctx.encoder.forward(input, step.attack_mode)?;
-        let input = ctx.input(&embedding).with_clean(attack_clean.as_ref());
+        let input = ctx
+            .input(&embedding)
+            .with_clean(attack_clean.as_ref())
+            .in_attack();
         Ok(ctx.objective.loss(&input)?.total)
     };
     let adversarial = step.attack.perturb(x, &mut objective, rng)?.detach();

@@ -1,5 +1,6 @@
-//! The target network of losses that regress onto one (BYOL): an exponential moving average of
-//! the online encoder, updated after every optimiser step, kept in the checkpoint.
+//! The target network of losses that regress onto one: an exponential moving average of the
+//! online encoder, updated after every optimiser step and kept in the checkpoint (BYOL), or a
+//! frozen teacher loaded from a finished run (DeACL).
 
 use super::encoder_tensors::{encoder_tensors, restore_encoder};
 use crate::assembly::Assembly;
@@ -7,17 +8,21 @@ use crate::{Error, Result};
 use candle_core::Tensor;
 use rossl_api::components::{Embedding, Encoder, Mode};
 use std::collections::HashMap;
+use std::path::Path;
 
 /// The prefix of the target network's tensors in a checkpoint.
 const PREFIX: &str = "target.";
 
-/// An exponential moving average of the online encoder.
+/// An exponential moving average of the online encoder, or a frozen teacher.
 pub struct TargetNetwork {
     encoder: Box<dyn Encoder>,
     /// Base momentum tau.
     base: f64,
     /// Optimiser steps of the whole run (the horizon of the momentum's cosine).
     total_steps: usize,
+    /// A frozen teacher: never updated, run in evaluation mode, not checkpointed (it is
+    /// reloaded from its run folder).
+    frozen: bool,
 }
 
 impl TargetNetwork {
@@ -33,11 +38,34 @@ impl TargetNetwork {
             encoder,
             base: asm.config.run.train.target.momentum,
             total_steps,
+            frozen: false,
         })
     }
 
+    /// The target of `asm`'s run: the frozen teacher of `[train.target] from` when set, the
+    /// moving average of the encoder otherwise.
+    pub fn for_run(asm: &Assembly, total_steps: usize) -> Result<Self> {
+        let from = &asm.config.run.train.target.from;
+        if from.is_empty() {
+            return Self::new(asm, total_steps);
+        }
+        let encoder = super::teacher::load(Path::new(from), &asm.device)?;
+        Ok(TargetNetwork {
+            encoder,
+            base: 1.0,
+            total_steps,
+            frozen: true,
+        })
+    }
+
+    /// Whether it is a frozen teacher.
+    pub fn is_frozen(&self) -> bool {
+        self.frozen
+    }
+
     /// The momentum after optimiser step `step` (0-based): 1 - (1 - tau) (cos(pi k / K) + 1) / 2,
-    /// from tau at the first step to 1 at the last (BYOL's schedule).
+    /// from tau at the first step towards 1 at step K, the run's length (BYOL's schedule, as
+    /// solo-learn evaluates it).
     pub fn momentum(&self, step: usize) -> f64 {
         let k = step as f64 / self.total_steps.max(1) as f64;
         1.0 - (1.0 - self.base) * ((std::f64::consts::PI * k).cos() + 1.0) / 2.0
@@ -46,8 +74,10 @@ impl TargetNetwork {
     /// Its embedding of the views `x`, detached: a forward pass in training mode, so that its
     /// batch norms normalise with the batch and keep running statistics of their own (BYOL's
     /// target, whose buffers are not averaged).
+    /// A frozen teacher runs in evaluation mode (running statistics, as DeACL keeps it).
     pub fn embed(&self, x: &Tensor) -> Result<Embedding> {
-        let e = self.encoder.forward(x, Mode::Train)?;
+        let mode = if self.frozen { Mode::Eval } else { Mode::Train };
+        let e = self.encoder.forward(x, mode)?;
         Ok(Embedding {
             feature: e.feature.detach(),
             projection: e.projection.detach(),
@@ -56,7 +86,11 @@ impl TargetNetwork {
 
     /// After optimiser step `step`: theta' <- tau theta' + (1 - tau) theta over the parameters
     /// (not the buffers), tau = [`Self::momentum`] of the step.
+    /// A frozen teacher is left as it is.
     pub fn update(&self, online: &dyn Encoder, step: usize) -> Result<()> {
+        if self.frozen {
+            return Ok(());
+        }
         let tau = self.momentum(step);
         let targets = self.encoder.parameters();
         let sources = online.parameters();
@@ -79,8 +113,12 @@ impl TargetNetwork {
         Ok(())
     }
 
-    /// Its parameters and buffers under `target.<name>`, for the checkpoint.
+    /// Its parameters and buffers under `target.<name>`, for the checkpoint (none for a frozen
+    /// teacher, which is reloaded from its run folder).
     pub fn tensors(&self) -> Vec<(String, Tensor)> {
+        if self.frozen {
+            return Vec::new();
+        }
         encoder_tensors(self.encoder.as_ref())
             .into_iter()
             .map(|(name, t)| (format!("{PREFIX}{name}"), t))
@@ -89,6 +127,9 @@ impl TargetNetwork {
 
     /// Sets its parameters and buffers from a checkpoint's `target.<name>` tensors.
     pub fn restore(&self, tensors: &HashMap<String, Tensor>) -> Result<()> {
+        if self.frozen {
+            return Ok(());
+        }
         let own: HashMap<String, Tensor> = tensors
             .iter()
             .filter_map(|(name, t)| {

@@ -88,7 +88,17 @@ impl<'a> Loop<'a> {
             target: None,
         };
         if asm.objective.uses_target() {
-            state.target = Some(TargetNetwork::new(asm, state.plan.total_steps)?);
+            let target = TargetNetwork::for_run(asm, state.plan.total_steps)?;
+            if run.train.target.init_from_teacher && resume.is_none() {
+                let teacher: std::collections::HashMap<String, Tensor> =
+                    encoder_tensors(target.encoder()).into_iter().collect();
+                restore_encoder(asm.encoder.as_ref(), &teacher).map_err(|e| {
+                    Error::Config(format!(
+                        "`train.target.init_from_teacher`: the teacher's encoder does not fit this one: {e}"
+                    ))
+                })?;
+            }
+            state.target = Some(target);
         }
         if let Some(ckpt) = resume {
             state.restore(ckpt)?;
