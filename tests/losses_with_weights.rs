@@ -198,7 +198,7 @@ fn predictor_loss(name: &str, z: &[f64], target: &[f64]) -> (f64, Vec<f32>) {
     // every weight of the predictor trains, its batch norm's scale and shift included
     for p in loss.parameters() {
         let g = grads.get(p.var.as_tensor());
-        let size = g.map_or(0.0, |g| common::max_abs(g));
+        let size = g.map_or(0.0, common::max_abs);
         assert!(size > 0.0, "{name}: `{}` gets no gradient", p.name);
     }
     let g = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap();

@@ -7,7 +7,6 @@
 //! with V views, 2 / (V (V - 1)) times the sum over every ordered pair v != w (for V = 2, the
 //! same sum).
 
-use crate::invariance::cosine_similarity;
 use crate::predictor::Predictor;
 use crate::{require_two_views, split_views};
 use candle_core::Tensor;
@@ -62,22 +61,11 @@ impl SslLoss for Byol {
             .ok_or_else(|| Error::msg("the `byol` loss got no target network's projections"))?;
         let (online, _, _) = split_views(input.projection, views)?;
         let (target, _, _) = split_views(&target.projection.detach(), views)?;
-        let q = (0..views)
-            .map(|v| self.predictor.predict(&online.get(v)?))
-            .collect::<Result<Vec<_>>>()?;
-        let mut total: Option<Tensor> = None;
-        for v in 0..views {
-            for w in (0..views).filter(|&w| w != v) {
-                let cos = cosine_similarity(&q[v], &target.get(w)?)?;
-                let value = (cos.affine(-2.0, 2.0)?).mean_all()?;
-                total = Some(match total {
-                    Some(t) => (t + value)?,
-                    None => value,
-                });
-            }
-        }
-        let scale = 2.0 / (views * (views - 1)) as f64;
-        Ok((total.expect("at least one pair of views") * scale)?)
+        // 2 - 2 cos averaged over the ordered pairs, times 2: two views give solo-learn's sum
+        let cos = self
+            .predictor
+            .mean_cosine_to_other_views(&online, &target, views)?;
+        Ok((cos.affine(-2.0, 2.0)? * 2.0)?)
     }
 
     fn uses_target(&self) -> bool {

@@ -1,6 +1,7 @@
 //! The predictor MLP that SimSiam and BYOL put on the online projections: Linear, batch norm and
 //! ReLU, Linear (`loss.<name>.predictor.0`, `.1`, `.3`), trained with the encoder.
 
+use crate::invariance::cosine_similarity;
 use candle_core::Tensor;
 use rossl_api::components::{BuildContext, Mode, Parameter};
 use rossl_api::rng::{stream, Rng};
@@ -40,6 +41,31 @@ impl Predictor {
         let h = self.first.forward(z, Mode::Train)?;
         let h = self.norm.forward(&h, Mode::Train, true)?;
         self.second.forward(&h, Mode::Train)
+    }
+
+    /// The mean over every ordered pair of views v != w of the cosine similarity between the
+    /// prediction of view v's projection (from `online`, (views, B, D)) and view w of `target`
+    /// ((views, B, D), not differentiated), each averaged over the images.
+    pub(crate) fn mean_cosine_to_other_views(
+        &self,
+        online: &Tensor,
+        target: &Tensor,
+        views: usize,
+    ) -> Result<Tensor> {
+        let target = target.detach();
+        let mut total: Option<Tensor> = None;
+        for v in 0..views {
+            let prediction = self.predict(&online.get(v)?)?;
+            for w in (0..views).filter(|&w| w != v) {
+                let value = cosine_similarity(&prediction, &target.get(w)?)?.mean_all()?;
+                total = Some(match total {
+                    Some(t) => (t + value)?,
+                    None => value,
+                });
+            }
+        }
+        let total = total.ok_or_else(|| Error::msg("a predictor loss needs two views"))?;
+        Ok((total / (views * (views - 1)) as f64)?)
     }
 
     /// Its trainable weights.

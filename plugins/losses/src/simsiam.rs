@@ -6,7 +6,6 @@
 //! L = 1/2 D(p1, sg(z2)) + 1/2 D(p2, sg(z1)),  D(p, z) = -cos(p, z).
 //! With more than two views, the mean of D(p_v, sg(z_w)) over every ordered pair v != w.
 
-use crate::invariance::cosine_similarity;
 use crate::predictor::Predictor;
 use crate::{require_two_views, split_views};
 use candle_core::Tensor;
@@ -51,23 +50,12 @@ impl SslLoss for SimSiam {
     fn loss(&self, z: &Tensor, views: usize) -> Result<Tensor> {
         require_two_views("simsiam", views)?;
         let (z3, _, _) = split_views(z, views)?;
-        // each view through the predictor on its own, as solo-learn does (batch statistics per view)
-        let p3 = (0..views)
-            .map(|v| self.predictor.predict(&z3.get(v)?))
-            .collect::<Result<Vec<_>>>()?;
-        let target = z3.detach();
-        let mut total: Option<Tensor> = None;
-        for v in 0..views {
-            for w in (0..views).filter(|&w| w != v) {
-                let value = cosine_similarity(&p3[v], &target.get(w)?)?.mean_all()?;
-                total = Some(match total {
-                    Some(t) => (t + value)?,
-                    None => value,
-                });
-            }
-        }
-        let pairs = (views * (views - 1)) as f64;
-        Ok((total.expect("at least one pair of views").neg()? / pairs)?)
+        // each view through the predictor on its own, as solo-learn does (batch statistics per
+        // view); D(p, z) = -cos(p, z)
+        Ok(self
+            .predictor
+            .mean_cosine_to_other_views(&z3, &z3, views)?
+            .neg()?)
     }
 
     fn parameters(&self) -> Vec<Parameter> {
