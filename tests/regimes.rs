@@ -96,6 +96,29 @@ fn step_context(asm: &Assembly) -> StepContext<'_> {
     }
 }
 
+/// One step of the `pgd` regime with `attack` (update weights `clean` and `adversarial`) on `x`
+/// at learning rate `lr`, random starts from seed `seed`: the outcome and the passes it made.
+fn pgd_once(
+    ctx: &StepContext<'_>,
+    optimizer: &mut SgdLars,
+    attack: &dyn Attack,
+    [clean, adversarial]: [f64; 2],
+    (x, lr, seed): (&Tensor, f64, u64),
+) -> (regimes::StepOutcome, Passes) {
+    let mut passes = Passes::default();
+    let step = pgd_step(attack, clean, adversarial);
+    let outcome = regimes::pgd(
+        ctx,
+        optimizer,
+        &step,
+        (x, lr),
+        &mut Rng::new(seed),
+        &mut passes,
+    )
+    .unwrap();
+    (outcome, passes)
+}
+
 /// The `pgd` regime's settings with `attack` in attack mode and these update weights.
 fn pgd_step(attack: &dyn Attack, clean_weight: f64, adversarial_weight: f64) -> PgdStep<'_> {
     PgdStep {
@@ -157,16 +180,14 @@ fn the_pgd_training_attack_raises_the_ssl_loss() {
     let clean = regimes::standard(&ctx, &mut optimizer, &x, 0.0, &mut Passes::default())
         .unwrap()
         .loss;
-    let attacked = regimes::pgd(
+    let (attacked, _) = pgd_once(
         &ctx,
         &mut optimizer,
-        &pgd_step(attack.as_ref(), 0.0, 1.0),
-        (&x, 0.0),
-        &mut Rng::new(2),
-        &mut Passes::default(),
-    )
-    .unwrap()
-    .loss;
+        attack.as_ref(),
+        [0.0, 1.0],
+        (&x, 0.0, 2),
+    );
+    let attacked = attacked.loss;
     assert!(
         attacked > clean,
         "the attack lowered the SSL loss: clean {clean}, attacked {attacked}"
@@ -197,16 +218,13 @@ fn a_pgd_step_equals_a_standard_step_on_the_perturbed_batch() {
         labels: None,
         target: None,
     };
-    let mut passes = Passes::default();
-    let outcome = regimes::pgd(
+    let (outcome, passes) = pgd_once(
         &ctx_a,
         &mut opt_a,
-        &pgd_step(attack.as_ref(), 0.0, 1.0),
-        (&x, 0.3),
-        &mut Rng::new(2),
-        &mut passes,
-    )
-    .unwrap();
+        attack.as_ref(),
+        [0.0, 1.0],
+        (&x, 0.3, 2),
+    );
     assert_eq!(
         passes,
         Passes {
@@ -250,17 +268,14 @@ fn a_pgd_step_with_a_clean_weight_minimises_the_weighted_clean_and_perturbed_los
     let params = "steps = 3\nrandom_start = true";
     let attack = registry::build::<dyn Attack>("pgd-linf", params, &BuildContext::cpu(0)).unwrap();
     let x = Tensor::rand(0f32, 1f32, (32, 1, 12, 12), &Device::Cpu).unwrap();
-    let mut passes = Passes::default();
     // learning rate 0: the weights that saw the step see the checks below
-    let outcome = regimes::pgd(
+    let (outcome, passes) = pgd_once(
         &ctx,
         &mut optimizer,
-        &pgd_step(attack.as_ref(), 1.0, 0.5),
-        (&x, 0.0),
-        &mut Rng::new(3),
-        &mut passes,
-    )
-    .unwrap();
+        attack.as_ref(),
+        [1.0, 0.5],
+        (&x, 0.0, 3),
+    );
     assert_eq!(
         passes,
         Passes {
@@ -301,16 +316,9 @@ fn the_trades_attack_raises_its_loss_with_more_steps_and_trains_under_pgd_only()
         let params = format!("steps = {steps}\nstep = 0.01\nrandom_start = true");
         let attack =
             registry::build::<dyn Attack>("pgd-linf", &params, &BuildContext::cpu(0)).unwrap();
-        let outcome = regimes::pgd(
-            &ctx,
-            optimizer,
-            &pgd_step(attack.as_ref(), 0.0, 1.0),
-            (&x, 0.0),
-            &mut Rng::new(4),
-            &mut Passes::default(),
-        )
-        .unwrap();
-        outcome.loss
+        pgd_once(&ctx, optimizer, attack.as_ref(), [0.0, 1.0], (&x, 0.0, 4))
+            .0
+            .loss
     };
     // one step from the random start against ten (learning rate 0: the same weights): the KL
     // term, the only one the perturbation changes, grows with the attack
@@ -450,16 +458,13 @@ fn a_frozen_teacher_stays_bit_identical_while_its_student_trains() {
             target: Some(&teacher_embedding),
             ..step_context(&student)
         };
-        let step = pgd_step(attack.as_ref(), 0.0, 1.0);
-        let outcome = regimes::pgd(
+        let (outcome, _) = pgd_once(
             &ctx,
             &mut optimizer,
-            &step,
-            (&x, 0.5),
-            &mut Rng::new(k),
-            &mut Passes::default(),
-        )
-        .unwrap();
+            attack.as_ref(),
+            [0.0, 1.0],
+            (&x, 0.5, k),
+        );
         assert!(outcome.loss.is_finite());
         target.update(student.encoder.as_ref(), k as usize).unwrap();
     }

@@ -20,7 +20,7 @@ pub const STAMP_SECTION: &str = ".rossl_abi";
 
 /// This build's stamp: `field=value` pairs separated by `|`.
 pub const STAMP: &str = concat!(
-    "rossl-abi|api=5|version=",
+    "rossl-abi|api=6|version=",
     env!("CARGO_PKG_VERSION"),
     "|source=",
     env!("ROSSL_SOURCE_HASH"),

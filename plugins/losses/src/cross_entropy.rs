@@ -5,13 +5,12 @@
 //! class logits; the loss is the cross-entropy with the image's label, averaged over every view
 //! of every image: `F.cross_entropy(head(feature), labels.repeat(views))`.
 
-use crate::head::{classifier_head, labels_per_view};
+use crate::head::{labels_per_view, ClassifierHead};
 use candle_core::Tensor;
-use rossl_api::components::{BuildContext, LossInput, Mode, Parameter, SslLoss};
+use rossl_api::components::{BuildContext, LossInput, Parameter, SslLoss};
 use rossl_api::registry::Params;
 use rossl_api::{Error, Result};
 use rossl_nn::classify::cross_entropy;
-use rossl_nn::layers::{Linear, Module};
 
 rossl_api::params! {
     /// Parameters of `cross-entropy`.
@@ -26,7 +25,7 @@ impl Params for CrossEntropyParams {}
 /// The supervised cross-entropy loss with its classifier head.
 #[derive(Debug)]
 pub struct CrossEntropy {
-    head: Linear,
+    head: ClassifierHead,
 }
 
 impl CrossEntropy {
@@ -34,7 +33,7 @@ impl CrossEntropy {
     /// `classes` is set, the dataset's classes).
     pub fn build(params: &CrossEntropyParams, ctx: &BuildContext) -> Result<Self> {
         Ok(CrossEntropy {
-            head: classifier_head("cross-entropy", params.classes, ctx)?,
+            head: ClassifierHead::build("cross-entropy", params.classes, ctx)?,
         })
     }
 }
@@ -49,7 +48,7 @@ impl SslLoss for CrossEntropy {
     fn loss_of(&self, input: &LossInput<'_>) -> Result<Tensor> {
         let rows = input.feature.dim(0)?;
         let labels = labels_per_view("cross-entropy", input.labels, input.views, rows)?;
-        let logits = self.head.forward(input.feature, Mode::Train)?;
+        let logits = self.head.logits(input.feature)?;
         Ok(cross_entropy(&logits, &labels)?.mean_all()?)
     }
 
@@ -58,9 +57,7 @@ impl SslLoss for CrossEntropy {
     }
 
     fn parameters(&self) -> Vec<Parameter> {
-        let mut out = Vec::new();
-        self.head.collect_parameters(&mut out);
-        out
+        self.head.parameters()
     }
 }
 

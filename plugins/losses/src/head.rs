@@ -1,14 +1,42 @@
 //! The linear classifier head that supervised losses own: `loss.<name>.head.weight` and `.bias`,
 //! PyTorch's default initialisation drawn from the run's seed.
 
-use rossl_api::components::BuildContext;
+use candle_core::Tensor;
+use rossl_api::components::{BuildContext, Mode, Parameter};
 use rossl_api::rng::{stream, Rng};
 use rossl_api::{Error, Result};
-use rossl_nn::layers::Linear;
+use rossl_nn::layers::{Linear, Module};
 
-/// A head from the encoder's feature to `classes` logits (0: the dataset's classes) for the loss
-/// registered as `loss`, built in `ctx`.
-pub(crate) fn classifier_head(loss: &str, classes: usize, ctx: &BuildContext) -> Result<Linear> {
+/// A linear classifier on the encoder's feature, trained with it.
+#[derive(Debug)]
+pub(crate) struct ClassifierHead {
+    linear: Linear,
+}
+
+impl ClassifierHead {
+    /// A head from the encoder's feature to `classes` logits (0: the dataset's classes) for the
+    /// loss registered as `loss`, built in `ctx`.
+    pub(crate) fn build(loss: &str, classes: usize, ctx: &BuildContext) -> Result<Self> {
+        Ok(ClassifierHead {
+            linear: classifier_head(loss, classes, ctx)?,
+        })
+    }
+
+    /// The logits (rows, classes) of features (rows, F), differentiable in both.
+    pub(crate) fn logits(&self, features: &Tensor) -> Result<Tensor> {
+        self.linear.forward(features, Mode::Train)
+    }
+
+    /// Its weight and bias.
+    pub(crate) fn parameters(&self) -> Vec<Parameter> {
+        let mut out = Vec::new();
+        self.linear.collect_parameters(&mut out);
+        out
+    }
+}
+
+/// The linear layer of [`ClassifierHead::build`].
+fn classifier_head(loss: &str, classes: usize, ctx: &BuildContext) -> Result<Linear> {
     let features = ctx.feature_dim.ok_or_else(|| {
         Error::msg(format!(
             "the `{loss}` loss needs the encoder's feature width to build its head"

@@ -8,13 +8,12 @@
 //! with the clean side fixed (so it maximises the KL term, as TRADES' inner loop does) and the
 //! update minimises it with gradients through both sides.
 
-use crate::head::{classifier_head, labels_per_view};
+use crate::head::{labels_per_view, ClassifierHead};
 use candle_core::{Tensor, D};
-use rossl_api::components::{BuildContext, LossInput, Mode, Parameter, SslLoss};
+use rossl_api::components::{BuildContext, LossInput, Parameter, SslLoss};
 use rossl_api::registry::{ParamError, Params};
 use rossl_api::{Error, Result};
 use rossl_nn::classify::{cross_entropy, log_softmax};
-use rossl_nn::layers::{Linear, Module};
 
 rossl_api::params! {
     /// Parameters of `trades`. Defaults: TRADES' CIFAR-10 beta.
@@ -38,7 +37,7 @@ impl Params for TradesParams {
 /// The TRADES loss with its classifier head.
 #[derive(Debug)]
 pub struct Trades {
-    head: Linear,
+    head: ClassifierHead,
     beta: f64,
 }
 
@@ -47,7 +46,7 @@ impl Trades {
     /// `classes` is set, the dataset's classes).
     pub fn build(params: &TradesParams, ctx: &BuildContext) -> Result<Self> {
         Ok(Trades {
-            head: classifier_head("trades", params.classes, ctx)?,
+            head: ClassifierHead::build("trades", params.classes, ctx)?,
             beta: params.beta,
         })
     }
@@ -69,8 +68,8 @@ impl SslLoss for Trades {
         })?;
         let rows = input.feature.dim(0)?;
         let labels = labels_per_view("trades", input.labels, input.views, rows)?;
-        let clean_logits = self.head.forward(&clean.feature, Mode::Train)?;
-        let perturbed_logits = self.head.forward(input.feature, Mode::Train)?;
+        let clean_logits = self.head.logits(&clean.feature)?;
+        let perturbed_logits = self.head.logits(input.feature)?;
         let natural = cross_entropy(&clean_logits, &labels)?.mean_all()?;
         let log_p = log_softmax(&clean_logits)?;
         let log_q = log_softmax(&perturbed_logits)?;
@@ -89,9 +88,7 @@ impl SslLoss for Trades {
     }
 
     fn parameters(&self) -> Vec<Parameter> {
-        let mut out = Vec::new();
-        self.head.collect_parameters(&mut out);
-        out
+        self.head.parameters()
     }
 }
 
