@@ -56,6 +56,11 @@ const CASES: &[Case] = &[
     ),
     case(
         "value",
+        &["run", "tiny.toml", "--set", "train.pgd.attack_in_eval_mode=true", "--set", "train.pgd.attack_updates_bn_stats=true"],
+        "train.pgd.attack_in_eval_mode",
+    ),
+    case(
+        "value",
         &["run", "tiny.toml", "--set", "loss.terms=[{ name = \"cross-entropy\" }]", "--set", "loss.cross-entropy.classes=3"],
         "loss.cross-entropy.classes",
     ),

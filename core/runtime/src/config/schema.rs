@@ -280,6 +280,10 @@ impl fmt::Display for Regime {
 pub struct PgdConfig {
     /// Let attack passes update batch-norm running statistics, as the reference code does.
     pub attack_updates_bn_stats: bool,
+    /// Attack with the encoder in evaluation mode (running statistics, as ACL, TRADES and DeACL
+    /// generate their training attacks) instead of with batch statistics. Not written when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub attack_in_eval_mode: bool,
     /// Weight of the loss on the clean views in the update (ACL: 1; 0: the update sees the
     /// perturbed views only, as PGD-AT and the paper's rows). Not written at its default.
     #[serde(skip_serializing_if = "is_zero")]
@@ -293,8 +297,24 @@ impl Default for PgdConfig {
     fn default() -> Self {
         PgdConfig {
             attack_updates_bn_stats: false,
+            attack_in_eval_mode: false,
             clean_weight: 0.0,
             adversarial_weight: 1.0,
+        }
+    }
+}
+
+impl PgdConfig {
+    /// The mode of the training attack's passes: training mode when they update batch-norm
+    /// statistics, evaluation mode when asked, batch statistics without updates otherwise.
+    pub fn attack_mode(&self) -> rossl_api::components::Mode {
+        use rossl_api::components::Mode;
+        if self.attack_updates_bn_stats {
+            Mode::Train
+        } else if self.attack_in_eval_mode {
+            Mode::Eval
+        } else {
+            Mode::Attack
         }
     }
 }

@@ -98,6 +98,13 @@ fn check_training(figment: &Figment, run: &RunConfig) -> Result<()> {
         return fail("train.target.momentum", "must be in [0, 1]");
     }
     let pgd = &run.train.pgd;
+    if pgd.attack_in_eval_mode && pgd.attack_updates_bn_stats {
+        return fail(
+            "train.pgd.attack_in_eval_mode",
+            "and `train.pgd.attack_updates_bn_stats` are both true: an attack in evaluation mode \
+             uses the running statistics and cannot update them; choose one",
+        );
+    }
     for (key, value) in [
         ("train.pgd.clean_weight", pgd.clean_weight),
         ("train.pgd.adversarial_weight", pgd.adversarial_weight),

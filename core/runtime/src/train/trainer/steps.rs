@@ -6,7 +6,7 @@ use crate::config::Regime;
 use crate::train::regimes::{self, StepContext, StepOutcome};
 use crate::{Error, Result};
 use candle_core::Tensor;
-use rossl_api::components::{Embedding, Mode};
+use rossl_api::components::Embedding;
 use rossl_api::rng::{stream, Rng};
 
 impl Loop<'_> {
@@ -72,11 +72,7 @@ impl Loop<'_> {
                     .train_attack
                     .as_deref()
                     .ok_or_else(|| Error::msg("the pgd regime has no attack"))?;
-                let attack_mode = if run.train.pgd.attack_updates_bn_stats {
-                    Mode::Train
-                } else {
-                    Mode::Attack
-                };
+                let attack_mode = run.train.pgd.attack_mode();
                 let step = regimes::PgdStep {
                     attack,
                     attack_mode,
