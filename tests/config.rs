@@ -282,3 +282,17 @@ fn a_parameter_added_with_its_old_behaviour_as_default_keeps_the_run_folder() {
     let digest = resolved.digest().unwrap();
     assert!(digest.starts_with("fe82b96257"), "digest {digest}");
 }
+
+#[test]
+fn the_training_attack_runs_in_the_mode_its_configuration_names() {
+    use rossl::rossl_api::components::Mode;
+    let dir = common::temp_dir("attack-mode");
+    for (sets, mode) in [
+        (&[][..], Mode::Attack),
+        (&["train.pgd.attack_updates_bn_stats=true"][..], Mode::Train),
+        (&["train.pgd.attack_in_eval_mode=true"][..], Mode::Eval),
+    ] {
+        let asm = common::assemble(&dir, sets);
+        assert_eq!(asm.config.run.train.pgd.attack_mode(), mode, "{sets:?}");
+    }
+}

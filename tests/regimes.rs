@@ -485,17 +485,3 @@ fn a_frozen_teacher_stays_bit_identical_while_its_student_trains() {
         "a frozen teacher is not checkpointed"
     );
 }
-
-#[test]
-fn the_training_attack_runs_in_the_mode_its_configuration_names() {
-    use rossl::rossl_api::components::Mode;
-    let dir = temp_dir("attack-mode");
-    for (sets, mode) in [
-        (&[][..], Mode::Attack),
-        (&["train.pgd.attack_updates_bn_stats=true"][..], Mode::Train),
-        (&["train.pgd.attack_in_eval_mode=true"][..], Mode::Eval),
-    ] {
-        let asm = assemble(&dir, sets);
-        assert_eq!(asm.config.run.train.pgd.attack_mode(), mode, "{sets:?}");
-    }
-}

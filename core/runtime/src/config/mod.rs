@@ -17,6 +17,7 @@ mod layers;
 mod libraries;
 mod resolve;
 mod schema;
+mod target;
 mod training;
 mod values;
 
@@ -31,7 +32,7 @@ pub use schema::{
     AttackLoss, Baseline, CompareConfig, CpuIsa, DataConfig, DeviceSpec, EvalConfig, ExtraAttack,
     FreeConfig, LarsConfig, LossConfig, LossTerm, MethodInfo, MonitorConfig, OptimConfig,
     PgdConfig, PluginsConfig, Preset, Regime, RunConfig, ScheduleHorizon, ScheduleKind, SlotConfig,
-    TrainConfig,
+    TargetConfig, TrainConfig,
 };
 pub use training::{
     first_difference, training_keys_of_text, KeyDifference, NOT_TRAINING, NOT_TRAINING_NESTED,

@@ -5,6 +5,7 @@
 //! component's parameters. Those sections are checked against the registry, not here.
 
 pub use super::evaluation::{EvalConfig, ExtraAttack};
+pub use super::target::TargetConfig;
 pub use rossl_api::components::{AttackLoss, Preset};
 pub use rossl_nn::optim::{LarsConfig, OptimConfig, ScheduleHorizon, ScheduleKind};
 use serde::{Deserialize, Serialize};
@@ -414,43 +415,6 @@ pub struct TrainConfig {
     /// The target network of losses that use one (BYOL). Not written at its default.
     #[serde(skip_serializing_if = "TargetConfig::is_default")]
     pub target: TargetConfig,
-}
-
-/// The target network that a loss such as BYOL's regresses onto: an exponential moving average
-/// of the online encoder, built only when a loss term uses it.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct TargetConfig {
-    /// Base momentum tau of the average, cosine-annealed to 1 over the run's steps:
-    /// tau(k) = 1 - (1 - tau) (cos(pi k / K) + 1) / 2 (BYOL; solo-learn's CIFAR configs: 0.99).
-    pub momentum: f64,
-    /// A finished run folder whose encoder is a frozen teacher instead of the average (DeACL's
-    /// second stage): built from the folder's `config.toml`, restored from its checkpoint, in
-    /// evaluation mode, never updated. Empty: the moving average. Not written when empty.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub from: String,
-    /// Start the encoder from the teacher's weights (DeACL's student; the architectures must
-    /// match). Not written when false.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub init_from_teacher: bool,
-}
-
-impl Default for TargetConfig {
-    fn default() -> Self {
-        TargetConfig {
-            momentum: 0.99,
-            from: String::new(),
-            init_from_teacher: false,
-        }
-    }
-}
-
-impl TargetConfig {
-    /// Whether these are the defaults (then not written into resolved configurations, so that
-    /// configurations without a target network keep their digests).
-    pub fn is_default(&self) -> bool {
-        self == &TargetConfig::default()
-    }
 }
 
 impl Default for TrainConfig {
