@@ -1,6 +1,6 @@
 //! Turning a checked configuration into components.
 
-use crate::config::{Regime, ResolvedConfig};
+use crate::config::{Regime, ResolvedConfig, TrainConfig};
 use crate::device::SelectedDevice;
 use crate::ssl_loss::{Term, WeightedSslLoss};
 use crate::{Error, Result};
@@ -77,36 +77,7 @@ impl Assembly {
                 loss,
             });
         }
-        if let Some(term) = terms.iter().find(|t| t.loss.uses_clean()) {
-            if run.train.regime != Regime::Pgd {
-                return Err(Error::Config(format!(
-                    "the loss `{}` (in `loss.terms`) compares perturbed views with clean ones and \
-                     trains only under `train.regime = \"pgd\"`, not `{}`",
-                    term.name, run.train.regime
-                )));
-            }
-        }
-        let target = &run.train.target;
-        let uses_target = terms.iter().any(|t| t.loss.uses_target());
-        if !uses_target && (!target.from.is_empty() || target.init_from_teacher) {
-            return Err(Error::Config(
-                "`train.target` names a teacher, but no loss in `loss.terms` uses a target network"
-                    .into(),
-            ));
-        }
-        if let Some(term) = terms.iter().find(|t| t.loss.needs_teacher()) {
-            if target.from.is_empty() {
-                return Err(Error::Config(format!(
-                    "the loss `{}` distils a frozen teacher: set `train.target.from` to a finished run folder (e.g. one that `rossl run configs/methods/simclr.toml` made)",
-                    term.name
-                )));
-            }
-        }
-        if target.init_from_teacher && target.from.is_empty() {
-            return Err(Error::Config(
-                "`train.target.init_from_teacher` needs a teacher: set `train.target.from` to a finished run folder".into(),
-            ));
-        }
+        check_loss_needs(&terms, &run.train)?;
         let train_attack = if run.train.regime == Regime::Pgd {
             Some(config.build::<dyn Attack>("train.attack", &run.train.attack.name, &ctx)?)
         } else {
@@ -193,6 +164,43 @@ fn check_batch_memory(config: &ResolvedConfig, views: usize, values_per_view: us
                 gib(u128::from(total)),
             )));
         }
+    }
+    Ok(())
+}
+
+/// What the loss terms need of the training configuration: a loss that compares with the clean
+/// views trains under the `pgd` regime; a teacher is named only for a loss that uses a target
+/// network, and must be named when a loss distils one or the encoder starts from it.
+fn check_loss_needs(terms: &[Term], train: &TrainConfig) -> Result<()> {
+    if let Some(term) = terms.iter().find(|t| t.loss.uses_clean()) {
+        if train.regime != Regime::Pgd {
+            return Err(Error::Config(format!(
+                "the loss `{}` (in `loss.terms`) compares perturbed views with clean ones and \
+                 trains only under `train.regime = \"pgd\"`, not `{}`",
+                term.name, train.regime
+            )));
+        }
+    }
+    let target = &train.target;
+    let uses_target = terms.iter().any(|t| t.loss.uses_target());
+    if !uses_target && (!target.from.is_empty() || target.init_from_teacher) {
+        return Err(Error::Config(
+            "`train.target` names a teacher, but no loss in `loss.terms` uses a target network"
+                .into(),
+        ));
+    }
+    if let Some(term) = terms.iter().find(|t| t.loss.needs_teacher()) {
+        if target.from.is_empty() {
+            return Err(Error::Config(format!(
+                "the loss `{}` distils a frozen teacher: set `train.target.from` to a finished run folder (e.g. one that `rossl run configs/methods/simclr.toml` made)",
+                term.name
+            )));
+        }
+    }
+    if target.init_from_teacher && target.from.is_empty() {
+        return Err(Error::Config(
+            "`train.target.init_from_teacher` needs a teacher: set `train.target.from` to a finished run folder".into(),
+        ));
     }
     Ok(())
 }

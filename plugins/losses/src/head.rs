@@ -17,8 +17,16 @@ impl ClassifierHead {
     /// A head from the encoder's feature to `classes` logits (0: the dataset's classes) for the
     /// loss registered as `loss`, built in `ctx`.
     pub(crate) fn build(loss: &str, classes: usize, ctx: &BuildContext) -> Result<Self> {
+        let features = ctx.feature_dim.ok_or_else(|| {
+            Error::msg(format!(
+                "the `{loss}` loss needs the encoder's feature width to build its head"
+            ))
+        })?;
+        let classes = head_classes(loss, classes, ctx)?;
+        let mut rng = Rng::derive(ctx.seed, &[stream::LOSS, 0]);
+        let name = format!("loss.{loss}.head");
         Ok(ClassifierHead {
-            linear: classifier_head(loss, classes, ctx)?,
+            linear: Linear::new(&name, features, classes, &mut rng, &ctx.device)?,
         })
     }
 
@@ -35,13 +43,9 @@ impl ClassifierHead {
     }
 }
 
-/// The linear layer of [`ClassifierHead::build`].
-fn classifier_head(loss: &str, classes: usize, ctx: &BuildContext) -> Result<Linear> {
-    let features = ctx.feature_dim.ok_or_else(|| {
-        Error::msg(format!(
-            "the `{loss}` loss needs the encoder's feature width to build its head"
-        ))
-    })?;
+/// The head's number of classes: `classes`, or the dataset's for 0; fewer than the dataset's,
+/// or than 2, is an error naming `loss.<loss>.classes`.
+fn head_classes(loss: &str, classes: usize, ctx: &BuildContext) -> Result<usize> {
     let classes = match (classes, ctx.input) {
         (0, Some(input)) => input.classes,
         (0, None) => {
@@ -65,14 +69,7 @@ fn classifier_head(loss: &str, classes: usize, ctx: &BuildContext) -> Result<Lin
             "`loss.{loss}.classes` is {classes}: a classifier needs at least 2 classes"
         )));
     }
-    let mut rng = Rng::derive(ctx.seed, &[stream::LOSS, 0]);
-    Linear::new(
-        &format!("loss.{loss}.head"),
-        features,
-        classes,
-        &mut rng,
-        &ctx.device,
-    )
+    Ok(classes)
 }
 
 /// The labels of `labels` (B) once per view, view-major (views * B), checked against `rows`
