@@ -331,3 +331,120 @@ fn the_same_seed_initialises_the_same_weights() {
     let sd = (v.iter().map(|x| x * x).sum::<f32>() / v.len() as f32).sqrt();
     assert!((sd - 0.1667).abs() < 0.04, "{sd}");
 }
+
+/// Dual batch norm routes each stream to its own branch: a dual encoder that runs batch `a` on
+/// its adversarial branch and batch `b` on its clean one, in one graph, equals two
+/// single-batch-norm encoders of the same seed that ran `a` alone and `b` alone: in running
+/// statistics, in evaluation outputs, and in the gradients of each branch's batch-norm
+/// parameters; the shared weights get the sum of both gradients. The fused and the layered
+/// backbone alike. Fails if both streams share one set of statistics or one gradient slot.
+#[test]
+fn dual_batch_norm_routes_each_stream_to_its_own_branch() {
+    use rossl::rossl_api::components::BnBranch;
+    use rossl_encoders::resnet::{ResNetEncoder, ResNetSpec};
+    let dev = &Device::Cpu;
+    let spec = ResNetSpec {
+        in_channels: 3,
+        widths: vec![8, 16],
+        blocks: vec![1, 1],
+        hidden: 12,
+        z_dim: 6,
+    };
+    let [a, b, c] = [0, 1, 2].map(|_| Tensor::rand(0f32, 1f32, (4, 3, 9, 9), dev).unwrap());
+    let g = Tensor::rand(-1f32, 1f32, (4, 6), dev).unwrap();
+    let objective = |e: &ResNetEncoder, x: &Tensor| {
+        let p = e.forward(x, Mode::Train).unwrap().projection;
+        (p * &g).unwrap().sum_all().unwrap()
+    };
+    let gradients = |e: &ResNetEncoder, loss: Tensor| {
+        let mut grads = loss.backward().unwrap();
+        e.route_gradients(&mut grads).unwrap();
+        e.parameters()
+            .iter()
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    grads.get(p.var.as_tensor()).unwrap().clone(),
+                )
+            })
+            .collect::<std::collections::HashMap<_, _>>()
+    };
+    let close = |x: &Tensor, y: &Tensor, what: &str| {
+        let d = max_abs_diff(x, y);
+        assert!(d <= 1e-4 * max_abs(y).max(1e-3), "{what} differs by {d}");
+    };
+    for fused in [true, false] {
+        let dual = ResNetEncoder::with_dual_batch_norm(spec.clone(), 9, dev, true).unwrap();
+        let [mut alone_a, mut alone_b] =
+            [0, 1].map(|_| ResNetEncoder::new(spec.clone(), 9, dev).unwrap());
+        for e in [&mut alone_a, &mut alone_b] {
+            e.set_fused(fused).unwrap();
+        }
+        let mut dual = dual;
+        dual.set_fused(fused).unwrap();
+        assert!(dual.dual_batch_norm() && !alone_a.dual_batch_norm());
+        dual.select_branch(BnBranch::Adversarial);
+        let on_a = objective(&dual, &a);
+        dual.select_branch(BnBranch::Clean);
+        let on_b = objective(&dual, &b);
+        let dual_grads = gradients(&dual, (on_a + on_b).unwrap());
+        let grads_a = gradients(&alone_a, objective(&alone_a, &a));
+        let grads_b = gradients(&alone_b, objective(&alone_b, &b));
+        let what = |name: &str| format!("fused = {fused}: `{name}`");
+        for (name, grad) in &dual_grads {
+            if let Some(clean_name) = name.strip_suffix(".adversarial.weight") {
+                close(grad, &grads_a[&format!("{clean_name}.weight")], &what(name));
+            } else if let Some(clean_name) = name.strip_suffix(".adversarial.bias") {
+                close(grad, &grads_a[&format!("{clean_name}.bias")], &what(name));
+            } else if ["weight", "bias"].iter().any(|kind| {
+                name.strip_suffix(&format!(".{kind}")).is_some_and(|site| {
+                    dual_grads.contains_key(&format!("{site}.adversarial.{kind}"))
+                })
+            }) {
+                close(grad, &grads_b[name], &what(name));
+            } else {
+                close(
+                    grad,
+                    &(&grads_a[name] + &grads_b[name]).unwrap(),
+                    &what(name),
+                );
+            }
+        }
+        let f32_of = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
+        let buffers_a: std::collections::HashMap<_, _> = alone_a
+            .buffers()
+            .into_iter()
+            .map(|b| (b.name, b.var))
+            .collect();
+        let buffers_b: std::collections::HashMap<_, _> = alone_b
+            .buffers()
+            .into_iter()
+            .map(|b| (b.name, b.var))
+            .collect();
+        for buffer in dual.buffers() {
+            let (reference, name) = match buffer.name.split_once(".adversarial.") {
+                Some((site, stat)) => (&buffers_a, format!("{site}.{stat}")),
+                None => (&buffers_b, buffer.name.clone()),
+            };
+            let reference = f32_of(reference[&name].as_tensor());
+            close(
+                &f32_of(buffer.var.as_tensor()),
+                &reference,
+                &what(&buffer.name),
+            );
+        }
+        dual.select_branch(BnBranch::Adversarial);
+        let eval_adversarial = dual.forward(&c, Mode::Eval).unwrap().projection;
+        dual.select_branch(BnBranch::Clean);
+        let eval_clean = dual.forward(&c, Mode::Eval).unwrap().projection;
+        let eval_a = alone_a.forward(&c, Mode::Eval).unwrap().projection;
+        let eval_b = alone_b.forward(&c, Mode::Eval).unwrap().projection;
+        close(
+            &eval_adversarial,
+            &eval_a,
+            "the adversarial branch in evaluation",
+        );
+        close(&eval_clean, &eval_b, "the clean branch in evaluation");
+        assert!(max_abs_diff(&eval_a, &eval_b) > 1e-4, "the branches differ");
+    }
+}

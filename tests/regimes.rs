@@ -14,77 +14,6 @@ use rossl::rossl_runtime::train::encoder_tensors;
 use rossl::rossl_runtime::train::regimes::{self, FreeState, Passes, PgdStep, StepContext};
 use rossl::rossl_runtime::train::target::TargetNetwork;
 
-#[test]
-fn free_training_keeps_its_perturbation_in_the_ball_and_the_pixel_range() {
-    let dir = temp_dir("free-ball");
-    let asm = assemble(&dir, &["train.regime=\"free\""]);
-    let mut optimizer = SgdLars::new(asm.encoder.parameters(), &asm.config.run.optim);
-    let ctx = StepContext {
-        encoder: asm.encoder.as_ref(),
-        objective: &asm.objective,
-        views: 4,
-        labels: None,
-        target: None,
-    };
-    let eps = 8.0 / 255.0;
-    let mut state = FreeState {
-        delta: None,
-        eps,
-        step: 0.01,
-        clamp_input: true,
-    };
-    let mut passes = Passes::default();
-    let mut rng = Rng::new(1);
-    let mut previous: Option<Tensor> = None;
-    for batch in 0..5 {
-        // each batch new images, some at the pixel range's ends
-        let values: Vec<f32> = (0..32 * 144)
-            .map(|i| {
-                if i % 7 == 0 {
-                    (batch % 2) as f32
-                } else {
-                    rng.uniform() as f32
-                }
-            })
-            .collect();
-        let x = Tensor::from_vec(values, (32, 1, 12, 12), &Device::Cpu).unwrap();
-        for replay in 0..3 {
-            let outcome =
-                regimes::free_replay(&ctx, &mut optimizer, &mut state, &x, 0.1, &mut passes)
-                    .unwrap();
-            if replay == 0 {
-                // the perturbation persists across batches: a new batch starts from the last
-                // batch's perturbation, not from zero
-                let expected = match &previous {
-                    Some(delta) => (&x + delta).unwrap().clamp(0.0, 1.0).unwrap(),
-                    None => x.clone(),
-                };
-                assert_eq!(
-                    common::max_abs_diff(outcome.input.as_ref().unwrap(), &expected),
-                    0.0,
-                    "batch {batch} did not start from the previous perturbation"
-                );
-            }
-            let delta = state.delta.as_ref().unwrap();
-            let linf = common::max_abs(delta);
-            assert!(linf <= eps as f32 + 1e-6, "|delta| = {linf}");
-            let moved = (&x + delta).unwrap();
-            assert!(moved.min_all().unwrap().to_scalar::<f32>().unwrap() >= -1e-6);
-            assert!(moved.max_all().unwrap().to_scalar::<f32>().unwrap() <= 1.0 + 1e-6);
-        }
-        let delta = state.delta.clone().unwrap();
-        assert!(common::max_abs(&delta) > 0.0);
-        previous = Some(delta);
-    }
-    assert_eq!(
-        passes,
-        Passes {
-            forward: 15,
-            backward: 15
-        }
-    );
-}
-
 /// A step context over `asm`'s encoder and objective (4 views per image, as TINY).
 fn step_context(asm: &Assembly) -> StepContext<'_> {
     StepContext {
@@ -297,6 +226,63 @@ fn a_pgd_step_with_a_clean_weight_minimises_the_weighted_clean_and_perturbed_los
         outcome.loss
     );
     assert!(outcome.terms.iter().any(|(n, _)| n.starts_with("clean ")));
+}
+
+/// ACL's dual stream: with dual batch norm, a PGD step's clean views update the clean branch's
+/// running statistics and its perturbed views the adversarial branch's, each as a
+/// single-batch-norm encoder of the same seed that ran those views alone. Fails if the regime
+/// runs both streams (or its attack) through one branch.
+#[test]
+fn a_dual_batch_norm_pgd_step_routes_clean_and_perturbed_views_to_their_branches() {
+    let dir = temp_dir("pgd-dual-bn");
+    let dual = [
+        "train.regime=\"pgd\"",
+        "train.pgd.clean_weight=1",
+        "encoder.resnet-small.dual_batch_norm=true",
+    ];
+    let asm = assemble(&dir, &dual);
+    assert!(asm.encoder.dual_batch_norm());
+    let mut optimizer = SgdLars::new(asm.encoder.parameters(), &asm.config.run.optim);
+    let attack =
+        registry::build::<dyn Attack>("pgd-linf", "steps = 2", &BuildContext::cpu(0)).unwrap();
+    let x = Tensor::rand(0f32, 1f32, (32, 1, 12, 12), &Device::Cpu).unwrap();
+    let (outcome, _) = pgd_once(
+        &step_context(&asm),
+        &mut optimizer,
+        attack.as_ref(),
+        [1.0, 1.0],
+        (&x, 0.1, 5),
+    );
+    let perturbed = outcome.input.unwrap();
+    let statistics_after = |views: &Tensor| {
+        let single = assemble(&dir, &[]);
+        single
+            .encoder
+            .forward(views, rossl::rossl_api::components::Mode::Train)
+            .unwrap();
+        single.encoder.buffers()
+    };
+    let mut compared = 0;
+    for (views, prefix) in [(&x, ""), (&perturbed, ".adversarial")] {
+        for reference in statistics_after(views) {
+            let (site, stat) = reference.name.rsplit_once('.').unwrap();
+            let name = format!("{site}{prefix}.{stat}");
+            let dual = asm.encoder.buffers().into_iter().find(|b| b.name == name);
+            let dual = dual.unwrap_or_else(|| panic!("no buffer `{name}`"));
+            let f32_of = |v: &candle_core::Var| v.to_dtype(candle_core::DType::F32).unwrap();
+            let d = common::max_abs_diff(&f32_of(&dual.var), &f32_of(&reference.var));
+            assert!(
+                d < 1e-5,
+                "`{name}` differs by {d} from its stream's statistics"
+            );
+            compared += 1;
+        }
+    }
+    assert_eq!(
+        compared,
+        2 * 3 * 8,
+        "two branches of 8 batch norms, 3 buffers each"
+    );
 }
 
 #[test]

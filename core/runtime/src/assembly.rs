@@ -5,7 +5,8 @@ use crate::device::SelectedDevice;
 use crate::ssl_loss::{Term, WeightedSslLoss};
 use crate::{Error, Result};
 use rossl_api::components::{
-    Attack, BuildContext, Dataset, DatasetInfo, Encoder, InputShape, SslLoss, ViewStrategy,
+    Attack, BnBranch, BuildContext, Dataset, DatasetInfo, Encoder, InputShape, SslLoss,
+    ViewStrategy,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -78,6 +79,7 @@ impl Assembly {
             });
         }
         check_loss_needs(&terms, &run.train)?;
+        check_batch_norm_branches(encoder.as_ref(), &terms, &config)?;
         let train_attack = if run.train.regime == Regime::Pgd {
             Some(config.build::<dyn Attack>("train.attack", &run.train.attack.name, &ctx)?)
         } else {
@@ -201,6 +203,40 @@ fn check_loss_needs(terms: &[Term], train: &TrainConfig) -> Result<()> {
         return Err(Error::Config(
             "`train.target.init_from_teacher` needs a teacher: set `train.target.from` to a finished run folder".into(),
         ));
+    }
+    Ok(())
+}
+
+/// An encoder with dual batch norm trains both branches only under the `pgd` regime with a clean
+/// stream (`train.pgd.clean_weight > 0`, or a loss that compares with the clean views): any other
+/// configuration leaves one branch untrained. `eval.bn_branch = "adversarial"` needs dual batch
+/// norm.
+fn check_batch_norm_branches(
+    encoder: &dyn Encoder,
+    terms: &[Term],
+    config: &ResolvedConfig,
+) -> Result<()> {
+    let run = &config.run;
+    let key = format!("encoder.{}.dual_batch_norm", run.encoder.name);
+    if encoder.dual_batch_norm() {
+        let clean_stream =
+            run.train.pgd.clean_weight > 0.0 || terms.iter().any(|t| t.loss.uses_clean());
+        if run.train.regime != Regime::Pgd || !clean_stream {
+            return Err(Error::Config(format!(
+                "`{key} = true` (in {}) trains a clean and an adversarial branch, which needs \
+                 `train.regime = \"pgd\"` with `train.pgd.clean_weight` > 0; this run has \
+                 regime `{}` and clean weight {}, so one branch would never train",
+                config.source_of(&key),
+                run.train.regime,
+                run.train.pgd.clean_weight
+            )));
+        }
+    } else if run.eval.bn_branch == BnBranch::Adversarial {
+        return Err(Error::Config(format!(
+            "`eval.bn_branch = \"adversarial\"` (in {}) needs an encoder with dual batch norm \
+             (`{key} = true`); this encoder has one batch norm",
+            config.source_of("eval.bn_branch")
+        )));
     }
     Ok(())
 }

@@ -3,6 +3,8 @@
 //! shallower, for CPU runs), each followed by the EMP-SSL head.
 #![warn(missing_docs)]
 
+mod block;
+mod dual_norm;
 mod fused;
 pub mod registered;
 pub mod resnet;

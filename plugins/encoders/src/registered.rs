@@ -34,6 +34,12 @@ rossl_api::params! {
         /// (VICReg, Barlow Twins). Not written at its default.
         #[serde(skip_serializing_if = "is_true")]
         pub normalize_projection: bool = true,
+        /// Dual batch norm (ACL's dual stream): every batch norm gets a second branch for
+        /// adversarial inputs, which the training attack and the update's perturbed views run
+        /// through; evaluations use the clean branch unless `eval.bn_branch` says otherwise. Needs
+        /// the `pgd` regime with a clean stream. Not written when false.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        pub dual_batch_norm: bool = false,
     }
 }
 
@@ -63,6 +69,12 @@ rossl_api::params! {
         /// (VICReg, Barlow Twins). Not written at its default.
         #[serde(skip_serializing_if = "is_true")]
         pub normalize_projection: bool = true,
+        /// Dual batch norm (ACL's dual stream): every batch norm gets a second branch for
+        /// adversarial inputs, which the training attack and the update's perturbed views run
+        /// through; evaluations use the clean branch unless `eval.bn_branch` says otherwise. Needs
+        /// the `pgd` regime with a clean stream. Not written when false.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        pub dual_batch_norm: bool = false,
     }
 }
 
@@ -100,7 +112,8 @@ rossl_api::register! {
             hidden: p.hidden,
             z_dim: p.z_dim,
         };
-        let mut encoder = ResNetEncoder::new(spec, ctx.seed, &ctx.device)?;
+        let mut encoder =
+            ResNetEncoder::with_dual_batch_norm(spec, ctx.seed, &ctx.device, p.dual_batch_norm)?;
         encoder.set_normalize_projection(p.normalize_projection);
         Ok(Box::new(encoder))
     },
@@ -119,7 +132,8 @@ rossl_api::register! {
             hidden: p.hidden,
             z_dim: p.z_dim,
         };
-        let mut encoder = ResNetEncoder::new(spec, ctx.seed, &ctx.device)?;
+        let mut encoder =
+            ResNetEncoder::with_dual_batch_norm(spec, ctx.seed, &ctx.device, p.dual_batch_norm)?;
         encoder.set_normalize_projection(p.normalize_projection);
         Ok(Box::new(encoder))
     },

@@ -7,16 +7,21 @@
 //! then L2 normalisation. Parameter names are those of the reference `encoder` module
 //! (`backbone.layer1.0.conv1.weight`, `pre_feature.0.weight`, `projection.3.bias`, ...), so that
 //! weights can be exchanged with PyTorch through safetensors.
+//!
+//! With dual batch norm (ACL's dual stream) every batch norm has a second, adversarial branch
+//! (`backbone.bn1.adversarial.weight`, ...); [`Encoder::select_branch`] picks the one that
+//! forward passes run through.
 
+use crate::block::{BasicBlock, BlockShape};
+use crate::dual_norm::DualNorm;
 use crate::fused::{BackboneDesc, BackboneOp, BlockDesc, BnDesc, ConvDesc, FlatGradient};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
-use rossl_api::components::{Buffer, Embedding, Encoder, Mode, Parameter};
+use rossl_api::components::{BnBranch, Buffer, Embedding, Encoder, Mode, Parameter};
 use rossl_api::rng::{stream, Rng};
 use rossl_api::{Error, Result};
-use rossl_nn::{
-    kaiming_normal_fan_out, l2_normalize, uniform_fan_in, BatchNorm, Conv2d, Linear, Module,
-};
+use rossl_nn::{l2_normalize, uniform_fan_in, BatchNorm, Conv2d, Linear, Module};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// The shape of a ResNet encoder.
@@ -34,103 +39,28 @@ pub struct ResNetSpec {
     pub z_dim: usize,
 }
 
-struct BasicBlock {
-    conv1: Conv2d,
-    bn1: BatchNorm,
-    conv2: Conv2d,
-    bn2: BatchNorm,
-    downsample: Option<(Conv2d, BatchNorm)>,
-}
-
-impl BasicBlock {
-    fn new(
-        name: &str,
-        cin: usize,
-        cout: usize,
-        stride: usize,
-        rng: &mut Rng,
-        dev: &Device,
-    ) -> Result<Self> {
-        let k3 = kaiming_normal_fan_out(cout, 9);
-        let downsample = if stride != 1 || cin != cout {
-            Some((
-                Conv2d::new(
-                    &format!("{name}.downsample.0"),
-                    cin,
-                    cout,
-                    1,
-                    stride,
-                    0,
-                    kaiming_normal_fan_out(cout, 1),
-                    rng,
-                    dev,
-                )?,
-                BatchNorm::new(&format!("{name}.downsample.1"), cout, dev)?,
-            ))
-        } else {
-            None
-        };
-        Ok(BasicBlock {
-            conv1: Conv2d::new(
-                &format!("{name}.conv1"),
-                cin,
-                cout,
-                3,
-                stride,
-                1,
-                k3,
-                rng,
-                dev,
-            )?,
-            bn1: BatchNorm::new(&format!("{name}.bn1"), cout, dev)?,
-            conv2: Conv2d::new(&format!("{name}.conv2"), cout, cout, 3, 1, 1, k3, rng, dev)?,
-            bn2: BatchNorm::new(&format!("{name}.bn2"), cout, dev)?,
-            downsample,
-        })
-    }
-
-    /// Channels-last in and out.
-    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        let y = self
-            .bn1
-            .forward(&self.conv1.forward(x, mode)?, mode, true)?;
-        let y = self
-            .bn2
-            .forward(&self.conv2.forward(&y, mode)?, mode, false)?;
-        let shortcut = match &self.downsample {
-            Some((conv, bn)) => bn.forward(&conv.forward(x, mode)?, mode, false)?,
-            None => x.clone(),
-        };
-        Ok((y + shortcut)?.relu()?)
-    }
-
-    fn modules(&self) -> Vec<&dyn Module> {
-        let mut m: Vec<&dyn Module> = vec![&self.conv1, &self.bn1, &self.conv2, &self.bn2];
-        if let Some((conv, bn)) = &self.downsample {
-            m.push(conv);
-            m.push(bn);
-        }
-        m
-    }
-}
-
 /// A ResNet backbone with the EMP-SSL head.
 pub struct ResNetEncoder {
     spec: ResNetSpec,
     /// L2-normalise the projection.
     normalize_projection: bool,
-    fused: Option<Fused>,
+    /// Every batch norm has an adversarial branch.
+    dual: bool,
+    /// The adversarial branch is selected (only ever true with `dual`).
+    adversarial: AtomicBool,
+    /// The fused CPU backbone of each branch (clean, then adversarial), or none.
+    fused: Vec<Fused>,
     conv1: Conv2d,
-    bn1: BatchNorm,
+    bn1: DualNorm,
     stages: Vec<Vec<BasicBlock>>,
     pre_linear: Linear,
-    pre_bn: BatchNorm,
+    pre_bn: DualNorm,
     proj_linear1: Linear,
-    proj_bn: BatchNorm,
+    proj_bn: DualNorm,
     proj_linear2: Linear,
 }
 
-/// The fused CPU backbone: its description, the flat gradient sink, the slot its backward
+/// The fused CPU backbone of one batch-norm branch: its description, the flat gradient sink, the slot its backward
 /// passes leave the flat gradient in, and where each parameter's gradient sits in it.
 struct Fused {
     desc: Arc<BackboneDesc>,
@@ -161,38 +91,46 @@ fn bn_desc(bn: &BatchNorm) -> BnDesc {
 }
 
 impl ResNetEncoder {
-    fn build_fused(&self) -> Result<Option<Fused>> {
+    /// The fused backbones, one per branch; none off the CPU or in another precision.
+    fn build_fused(&self) -> Result<Vec<Fused>> {
         let device = self.conv1.weight_var().device();
         if !device.is_cpu() || self.conv1.weight_var().dtype() != DType::F32 {
-            return Ok(None);
+            return Ok(Vec::new());
         }
+        let mut branches = vec![BnBranch::Clean];
+        if self.dual {
+            branches.push(BnBranch::Adversarial);
+        }
+        branches
+            .into_iter()
+            .map(|branch| self.build_fused_branch(branch, device))
+            .collect()
+    }
+
+    fn build_fused_branch(&self, branch: BnBranch, device: &Device) -> Result<Fused> {
         let blocks = self
             .stages
             .iter()
             .flatten()
             .map(|b| BlockDesc {
                 conv1: conv_desc(&b.conv1),
-                bn1: bn_desc(&b.bn1),
+                bn1: bn_desc(b.bn1.pick(branch)),
                 conv2: conv_desc(&b.conv2),
-                bn2: bn_desc(&b.bn2),
+                bn2: bn_desc(b.bn2.pick(branch)),
                 down: b
                     .downsample
                     .as_ref()
-                    .map(|(c, n)| (conv_desc(c), bn_desc(n))),
+                    .map(|(c, n)| (conv_desc(c), bn_desc(n.pick(branch)))),
             })
             .collect();
         let desc = Arc::new(BackboneDesc {
             conv1: conv_desc(&self.conv1),
-            bn1: bn_desc(&self.bn1),
+            bn1: bn_desc(self.bn1.pick(branch)),
             blocks,
         });
-        let mut pairs: Vec<(&Conv2d, &BatchNorm)> = vec![(&self.conv1, &self.bn1)];
+        let mut pairs: Vec<(&Conv2d, &BatchNorm)> = vec![(&self.conv1, self.bn1.pick(branch))];
         for b in self.stages.iter().flatten() {
-            pairs.push((&b.conv1, &b.bn1));
-            pairs.push((&b.conv2, &b.bn2));
-            if let Some((c, n)) = &b.downsample {
-                pairs.push((c, n));
-            }
+            pairs.extend(b.layers(branch));
         }
         let mut slices = Vec::new();
         let mut offset = 0;
@@ -205,18 +143,27 @@ impl ResNetEncoder {
         }
         let sink = Var::from_tensor(&Tensor::zeros(offset, DType::F32, device)?)?;
         let norms = pairs.iter().map(|(_, bn)| (*bn).clone()).collect();
-        Ok(Some(Fused {
+        Ok(Fused {
             desc,
             sink,
             flat_grad: FlatGradient::default(),
             slices,
             norms,
-        }))
+        })
+    }
+
+    /// The branch that forward passes run through now.
+    fn branch(&self) -> BnBranch {
+        if self.adversarial.load(Ordering::Relaxed) {
+            BnBranch::Adversarial
+        } else {
+            BnBranch::Clean
+        }
     }
 
     /// Uses (or not) the fused CPU backbone; the layered one is the reference implementation.
     pub fn set_fused(&mut self, on: bool) -> Result<()> {
-        self.fused = if on { self.build_fused()? } else { None };
+        self.fused = if on { self.build_fused()? } else { Vec::new() };
         Ok(())
     }
 
@@ -247,6 +194,18 @@ impl ResNetEncoder {
 
     /// A freshly initialised encoder (PyTorch's initialisations, drawn from the run's seed).
     pub fn new(spec: ResNetSpec, seed: u64, device: &Device) -> Result<Self> {
+        Self::with_dual_batch_norm(spec, seed, device, false)
+    }
+
+    /// A freshly initialised encoder, with dual batch norm when `dual`: every batch norm gets an
+    /// adversarial branch, initialised as the clean one (the other weights draw the same values
+    /// as without).
+    pub fn with_dual_batch_norm(
+        spec: ResNetSpec,
+        seed: u64,
+        device: &Device,
+        dual: bool,
+    ) -> Result<Self> {
         if spec.widths.is_empty() || spec.widths.len() != spec.blocks.len() {
             return Err(Error::msg(format!(
                 "resnet: {} stage widths but {} block counts",
@@ -269,34 +228,36 @@ impl ResNetEncoder {
             &mut rng,
             dev,
         )?;
-        let bn1 = BatchNorm::new("backbone.bn1", w0, dev)?;
+        let bn1 = DualNorm::new("backbone.bn1", w0, dual, dev)?;
         let mut stages = Vec::new();
         let mut cin = w0;
         for (s, (&width, &count)) in spec.widths.iter().zip(&spec.blocks).enumerate() {
             let mut blocks = Vec::new();
             for b in 0..count {
                 let stride = if s > 0 && b == 0 { 2 } else { 1 };
-                blocks.push(BasicBlock::new(
-                    &format!("backbone.layer{}.{b}", s + 1),
+                let name = format!("backbone.layer{}.{b}", s + 1);
+                let shape = BlockShape {
+                    name: &name,
                     cin,
-                    width,
+                    cout: width,
                     stride,
-                    &mut rng,
-                    dev,
-                )?);
+                };
+                blocks.push(BasicBlock::new(shape, dual, &mut rng, dev)?);
                 cin = width;
             }
             stages.push(blocks);
         }
         let pre_linear = Linear::new("pre_feature.0", cin, spec.hidden, &mut rng, dev)?;
-        let pre_bn = BatchNorm::new("pre_feature.1", spec.hidden, dev)?;
+        let pre_bn = DualNorm::new("pre_feature.1", spec.hidden, dual, dev)?;
         let proj_linear1 = Linear::new("projection.0", spec.hidden, spec.hidden, &mut rng, dev)?;
-        let proj_bn = BatchNorm::new("projection.1", spec.hidden, dev)?;
+        let proj_bn = DualNorm::new("projection.1", spec.hidden, dual, dev)?;
         let proj_linear2 = Linear::new("projection.3", spec.hidden, spec.z_dim, &mut rng, dev)?;
         let mut encoder = ResNetEncoder {
             spec,
             normalize_projection: true,
-            fused: None,
+            dual,
+            adversarial: AtomicBool::new(false),
+            fused: Vec::new(),
             conv1,
             bn1,
             stages,
@@ -324,7 +285,9 @@ impl ResNetEncoder {
     /// The pooled backbone output (B, last width) of images (B, C, H, W). The backbone computes
     /// channels-last internally (the layout of the fast CPU kernels).
     pub fn backbone(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        if let Some(fused) = &self.fused {
+        let branch = self.branch();
+        let fused = self.fused.get(usize::from(branch == BnBranch::Adversarial));
+        if let Some(fused) = fused {
             if x.device().is_cpu() && x.dtype() == DType::F32 {
                 return self.fused_backbone(fused, x, mode);
             }
@@ -332,25 +295,24 @@ impl ResNetEncoder {
         let x = x.permute((0, 2, 3, 1))?.contiguous()?;
         let mut h = self
             .bn1
-            .forward(&self.conv1.forward(&x, mode)?, mode, true)?;
+            .forward(&self.conv1.forward(&x, mode)?, mode, true, branch)?;
         for block in self.stages.iter().flatten() {
-            h = block.forward(&h, mode)?;
+            h = block.forward(&h, mode, branch)?;
         }
         Ok(h.mean((1, 2))?)
     }
 
     fn modules(&self) -> Vec<&dyn Module> {
-        let mut m: Vec<&dyn Module> = vec![&self.conv1, &self.bn1];
+        let mut m: Vec<&dyn Module> = vec![&self.conv1];
+        m.extend(self.bn1.modules());
         for block in self.stages.iter().flatten() {
             m.extend(block.modules());
         }
-        m.extend([
-            &self.pre_linear as &dyn Module,
-            &self.pre_bn,
-            &self.proj_linear1,
-            &self.proj_bn,
-            &self.proj_linear2,
-        ]);
+        m.push(&self.pre_linear);
+        m.extend(self.pre_bn.modules());
+        m.push(&self.proj_linear1);
+        m.extend(self.proj_bn.modules());
+        m.push(&self.proj_linear2);
         m
     }
 }
@@ -358,9 +320,12 @@ impl ResNetEncoder {
 impl Encoder for ResNetEncoder {
     fn forward(&self, images: &Tensor, mode: Mode) -> Result<Embedding> {
         let feature = self.features(images, mode)?;
-        let h = self
-            .proj_bn
-            .forward(&self.proj_linear1.forward(&feature, mode)?, mode, true)?;
+        let h = self.proj_bn.forward(
+            &self.proj_linear1.forward(&feature, mode)?,
+            mode,
+            true,
+            self.branch(),
+        )?;
         let z = self.proj_linear2.forward(&h, mode)?;
         Ok(Embedding {
             projection: if self.normalize_projection {
@@ -374,8 +339,12 @@ impl Encoder for ResNetEncoder {
 
     fn features(&self, images: &Tensor, mode: Mode) -> Result<Tensor> {
         let pooled = self.backbone(images, mode)?;
-        self.pre_bn
-            .forward(&self.pre_linear.forward(&pooled, mode)?, mode, true)
+        self.pre_bn.forward(
+            &self.pre_linear.forward(&pooled, mode)?,
+            mode,
+            true,
+            self.branch(),
+        )
     }
 
     fn feature_dim(&self) -> usize {
@@ -403,22 +372,32 @@ impl Encoder for ResNetEncoder {
     }
 
     fn route_gradients(&self, grads: &mut GradStore) -> Result<()> {
-        let Some(fused) = &self.fused else {
-            return Ok(());
-        };
-        let Some(flat) = fused.flat_grad.take() else {
-            return Ok(());
-        };
-        for (var, offset) in &fused.slices {
-            let g = flat
-                .narrow(0, *offset, var.elem_count())?
-                .reshape(var.shape())?;
-            let total = match grads.remove(var.as_tensor()) {
-                Some(existing) => (existing + g)?,
-                None => g,
+        for fused in &self.fused {
+            let Some(flat) = fused.flat_grad.take() else {
+                continue;
             };
-            grads.insert(var.as_tensor(), total);
+            for (var, offset) in &fused.slices {
+                let g = flat
+                    .narrow(0, *offset, var.elem_count())?
+                    .reshape(var.shape())?;
+                let total = match grads.remove(var.as_tensor()) {
+                    Some(existing) => (existing + g)?,
+                    None => g,
+                };
+                grads.insert(var.as_tensor(), total);
+            }
         }
         Ok(())
+    }
+
+    fn dual_batch_norm(&self) -> bool {
+        self.dual
+    }
+
+    fn select_branch(&self, branch: BnBranch) {
+        self.adversarial.store(
+            self.dual && branch == BnBranch::Adversarial,
+            Ordering::Relaxed,
+        );
     }
 }

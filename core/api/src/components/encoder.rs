@@ -27,6 +27,30 @@ impl Mode {
     }
 }
 
+/// The batch-norm branch of an encoder with dual batch norm (ACL's "dual stream"): clean inputs
+/// run through one set of batch-norm statistics and affine parameters, adversarial inputs
+/// through the other; every other weight is shared.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BnBranch {
+    /// The branch of clean inputs, the one evaluations use by default (as ACL evaluates).
+    #[default]
+    Clean,
+    /// The branch of adversarial inputs: the training attack's passes and the update's forward
+    /// pass on the perturbed views.
+    Adversarial,
+}
+
+impl BnBranch {
+    /// The name used in configurations and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            BnBranch::Clean => "clean",
+            BnBranch::Adversarial => "adversarial",
+        }
+    }
+}
+
 /// What an encoder produces for a batch of images.
 #[derive(Clone, Debug)]
 pub struct Embedding {
@@ -91,6 +115,18 @@ pub trait Encoder: Send + Sync {
     fn route_gradients(&self, _grads: &mut candle_core::backprop::GradStore) -> Result<()> {
         Ok(())
     }
+
+    /// Whether the encoder keeps separate batch norms for clean and adversarial inputs
+    /// ([`BnBranch`]). Encoders without dual batch norm have one branch serving both.
+    fn dual_batch_norm(&self) -> bool {
+        false
+    }
+
+    /// Selects the batch-norm branch of the forward passes that follow, until the next call. The
+    /// runtime selects [`BnBranch::Adversarial`] around the training attack and the forward pass
+    /// of the perturbed views, and the evaluation's branch (`eval.bn_branch`) before evaluating.
+    /// Encoders without dual batch norm ignore it.
+    fn select_branch(&self, _branch: BnBranch) {}
 }
 
 /// An encoder that can only run in evaluation mode: what evaluators receive. Gradients flow to the

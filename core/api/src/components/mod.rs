@@ -21,7 +21,9 @@ mod views;
 pub use attack::{Attack, AttackSpec, Objective};
 pub use build::{BuildContext, InputShape};
 pub use dataset::{Dataset, DatasetInfo, ImageSet, Split};
-pub use encoder::{Buffer, Embedding, Encoder, FrozenEncoder, Mode, ParamRole, Parameter};
+pub use encoder::{
+    BnBranch, Buffer, Embedding, Encoder, FrozenEncoder, Mode, ParamRole, Parameter,
+};
 pub use evaluator::{Classifier, Evaluator, FitContext};
 pub use loss::{LossInput, SslLoss};
 pub use preset::{

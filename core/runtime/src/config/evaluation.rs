@@ -1,7 +1,7 @@
 //! The evaluation's settings (`[eval]`): evaluators, the attack preset and its budgets, extra
 //! attacks, the sanity checks' settings.
 
-use rossl_api::components::{AttackLoss, Preset};
+use rossl_api::components::{AttackLoss, BnBranch, Preset};
 use rossl_api::norm::Norm;
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +23,10 @@ pub struct EvalConfig {
     /// (by default each attack runs only on the points the earlier ones left correct, and
     /// reports give the robust accuracy after each attack of the sequence).
     pub per_attack: bool,
+    /// The batch-norm branch evaluated of an encoder with dual batch norm: `clean` (default, as
+    /// ACL evaluates) or `adversarial`. Not written at its default.
+    #[serde(skip_serializing_if = "is_clean")]
+    pub bn_branch: BnBranch,
     /// Evaluate at the end of `rossl run`.
     pub after_training: bool,
     /// Images per evaluation batch.
@@ -64,6 +68,10 @@ pub struct EvalConfig {
     pub large_eps_max_accuracy: f64,
 }
 
+fn is_clean(branch: &BnBranch) -> bool {
+    *branch == BnBranch::Clean
+}
+
 impl Default for EvalConfig {
     fn default() -> Self {
         EvalConfig {
@@ -72,6 +80,7 @@ impl Default for EvalConfig {
             eps: vec![4.0 / 255.0, 8.0 / 255.0],
             norm: Norm::Linf,
             per_attack: false,
+            bn_branch: BnBranch::Clean,
             after_training: true,
             batch_size: 256,
             eot_samples: 8,

@@ -26,6 +26,7 @@ pub fn evaluate_run(asm: &Assembly, run_dir: &RunDir, train: &TrainSummary) -> R
         ctx: &ctx,
     };
     warn_on_small_l2_radii(&run.eval);
+    asm.encoder.select_branch(run.eval.bn_branch);
     let mut evaluations: Vec<EvaluationReport> = Vec::new();
     for (index, name) in run.eval.evaluators.iter().enumerate() {
         let evaluator: Box<dyn Evaluator> = asm.config.build("eval", name, &ctx)?;

@@ -3,7 +3,7 @@
 use crate::ssl_loss::WeightedSslLoss;
 use crate::Result;
 use candle_core::{Tensor, Var, D};
-use rossl_api::components::{Attack, Embedding, Encoder, LossInput, Mode};
+use rossl_api::components::{Attack, BnBranch, Embedding, Encoder, LossInput, Mode};
 use rossl_api::rng::Rng;
 use rossl_nn::ops::signed_step;
 use rossl_nn::optim::{SgdLars, StepReport};
@@ -125,12 +125,23 @@ pub struct PgdStep<'a> {
     pub adversarial_weight: f64,
 }
 
+/// Runs `f` with the encoder's adversarial batch-norm branch selected (with dual batch norm),
+/// then selects the clean branch again, whatever `f` returned.
+fn on_adversarial_branch<T>(encoder: &dyn Encoder, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    encoder.select_branch(BnBranch::Adversarial);
+    let out = f();
+    encoder.select_branch(BnBranch::Clean);
+    out
+}
+
 /// A PGD step: the attack maximises the objective over one perturbation per view, then the
 /// update minimises `adversarial_weight` times the objective on the perturbed views plus
 /// `clean_weight` times the objective on the clean views. Attack passes read only the input
 /// gradient, so no weight gradient from an attack pass reaches the update. A loss that compares
 /// the perturbed views with the clean ones ([`SslLoss::uses_clean`], TRADES) sees the clean
 /// embedding: detached from an attack-mode pass while attacking, differentiable in the update.
+/// With dual batch norm, the attack's passes and the perturbed views run through the adversarial
+/// branch, the clean views through the clean one.
 ///
 /// [`SslLoss::uses_clean`]: rossl_api::components::SslLoss::uses_clean
 pub fn pgd(
@@ -155,7 +166,8 @@ pub fn pgd(
     let forward_calls = Cell::new(0u64);
     let mut objective = |input: &Tensor| -> Result<Tensor> {
         forward_calls.set(forward_calls.get() + 1);
-        let embedding = ctx.encoder.forward(input, step.attack_mode)?;
+        let embedding =
+            on_adversarial_branch(ctx.encoder, || ctx.encoder.forward(input, step.attack_mode))?;
         let input = ctx
             .input(&embedding)
             .with_clean(attack_clean.as_ref())
@@ -195,7 +207,9 @@ fn weighted_update(
     } else {
         None
     };
-    let perturbed = ctx.encoder.forward(adversarial, Mode::Train)?;
+    let perturbed = on_adversarial_branch(ctx.encoder, || {
+        ctx.encoder.forward(adversarial, Mode::Train)
+    })?;
     passes.forward += 1;
     let value = ctx
         .objective
