@@ -44,13 +44,6 @@ const NOT_RUN: &[(&str, &str)] = &[
         "needs PyTorch, which rossl does not depend on (docs/performance.md gives its figures)",
     ),
     (
-        "rossl run configs/methods/deacl.toml",
-        "names its teacher by the digest the command before it printed, which differs at test \
-         size; tests/training.rs trains DeACL students from a teacher run (every method config \
-         at CPU scale, and the student's start and passes), tests/regimes.rs keeps the teacher \
-         bit-identical",
-    ),
-    (
         "target/release/rossl plugins --load",
         "needs the release build of the dynamic host (minutes); tests/dynamic/tests/host.rs runs \
          the same command on the test build's dynamic host, with no LD_LIBRARY_PATH",

@@ -11,4 +11,5 @@ pub mod report;
 pub mod run;
 pub mod runner;
 pub mod session;
+pub mod teacher;
 pub mod views;

@@ -201,8 +201,12 @@ fn evaluate_or_reuse(
     Ok(evaluate_run(asm, run_dir, summary)?)
 }
 
-/// Trains (or reuses) and evaluates the configuration of `session`.
+/// Trains (or reuses) and evaluates the configuration of `session`; a teacher named as a
+/// configuration (`train.target.teacher_config`) is trained (or reused) first.
 pub fn run_one(session: &Session, options: &RunOptions) -> anyhow::Result<RunOutcome> {
+    if let Some(student) = crate::commands::teacher::student_with_teacher(session)? {
+        return run_one(&student, options);
+    }
     let asm = &session.assembly;
     let run_dir = run_folder(asm, options)?;
     let (summary, reused) = train_or_reuse(asm, &run_dir, options)?;

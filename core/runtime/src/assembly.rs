@@ -185,23 +185,23 @@ fn check_loss_needs(terms: &[Term], train: &TrainConfig) -> Result<()> {
     }
     let target = &train.target;
     let uses_target = terms.iter().any(|t| t.loss.uses_target());
-    if !uses_target && (!target.from.is_empty() || target.init_from_teacher) {
+    if !uses_target && (target.names_teacher() || target.init_from_teacher) {
         return Err(Error::Config(
             "`train.target` names a teacher, but no loss in `loss.terms` uses a target network"
                 .into(),
         ));
     }
     if let Some(term) = terms.iter().find(|t| t.loss.needs_teacher()) {
-        if target.from.is_empty() {
+        if !target.names_teacher() {
             return Err(Error::Config(format!(
-                "the loss `{}` distils a frozen teacher: set `train.target.from` to a finished run folder (e.g. one that `rossl run configs/methods/simclr.toml` made)",
+                "the loss `{}` distils a frozen teacher: set `train.target.from` to a finished run folder (e.g. one that `rossl run configs/methods/simclr.toml` made), or `train.target.teacher_config` to the teacher's config files (rossl trains it first)",
                 term.name
             )));
         }
     }
-    if target.init_from_teacher && target.from.is_empty() {
+    if target.init_from_teacher && !target.names_teacher() {
         return Err(Error::Config(
-            "`train.target.init_from_teacher` needs a teacher: set `train.target.from` to a finished run folder".into(),
+            "`train.target.init_from_teacher` needs a teacher: set `train.target.from` to a finished run folder, or `train.target.teacher_config` to the teacher's config files".into(),
         ));
     }
     Ok(())

@@ -15,6 +15,14 @@ pub struct TargetConfig {
     /// evaluation mode, never updated. Empty: the moving average. Not written when empty.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub from: String,
+    /// The teacher named as a configuration instead (DeACL's first stage): config files, layered
+    /// in order, followed by the student's own files after its first (scale overlays such as
+    /// `configs/scale/cpu.toml`), with the student's `seed` and `out`. `rossl run`, `compare` and
+    /// studies train it first (without evaluating it), or reuse its finished run, and set `from`
+    /// to its run folder; a `from` already set takes precedence. Paths are relative to the
+    /// working directory. Not written when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub teacher_config: Vec<std::path::PathBuf>,
     /// Start the encoder from the teacher's weights (DeACL's student; the architectures must
     /// match). Not written when false.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -26,12 +34,18 @@ impl Default for TargetConfig {
         TargetConfig {
             momentum: 0.99,
             from: String::new(),
+            teacher_config: Vec::new(),
             init_from_teacher: false,
         }
     }
 }
 
 impl TargetConfig {
+    /// Whether a frozen teacher is named, as a run folder or as a configuration.
+    pub fn names_teacher(&self) -> bool {
+        !self.from.is_empty() || !self.teacher_config.is_empty()
+    }
+
     /// Whether these are the defaults (then not written into resolved configurations, so that
     /// configurations without a target network keep their digests).
     pub fn is_default(&self) -> bool {

@@ -45,7 +45,16 @@ impl TargetNetwork {
     /// The target of `asm`'s run: the frozen teacher of `[train.target] from` when set, the
     /// moving average of the encoder otherwise.
     pub fn for_run(asm: &Assembly, total_steps: usize) -> Result<Self> {
-        let from = &asm.config.run.train.target.from;
+        let target = &asm.config.run.train.target;
+        let from = &target.from;
+        if from.is_empty() && !target.teacher_config.is_empty() {
+            return Err(Error::Config(
+                "`train.target.teacher_config` names a teacher that has not been trained: \
+                 `rossl run`, `compare` and studies train it before the student; a program \
+                 using the runtime directly sets `train.target.from` to the teacher's run folder"
+                    .into(),
+            ));
+        }
         if from.is_empty() {
             return Self::new(asm, total_steps);
         }
