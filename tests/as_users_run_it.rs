@@ -123,3 +123,42 @@ fn a_failing_command_exits_non_zero_with_its_error_on_every_output() {
         );
     }
 }
+
+/// DeACL names its teacher as a configuration: one command trains the teacher (with the
+/// student's seed and overlays, not evaluated), then the student, whose `config.toml` names the
+/// teacher's folder; the same command again reuses both.
+#[test]
+fn a_teacher_named_as_a_configuration_is_trained_first_then_reused() {
+    let dir = temp_dir("users-teacher");
+    let out = dir.display().to_string();
+    let args = [
+        "run",
+        "configs/methods/deacl.toml",
+        "configs/scale/cpu.toml",
+        "--out",
+        &out,
+        "--no-eval",
+    ];
+    let first = ok(&args, Output::File);
+    let teacher = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("simclr-"))
+        .unwrap_or_else(|| panic!("no teacher folder in {out}:\n{}", first.output));
+    assert!(!teacher.join("results.json").exists(), "the teacher is not evaluated");
+    let student = std::fs::read_link(dir.join("latest")).unwrap();
+    let student = dir.join(student);
+    let config = std::fs::read_to_string(student.join("config.toml")).unwrap();
+    assert!(
+        config.contains(&format!("from = {:?}", teacher.display().to_string()))
+            && config.contains("configs/methods/simclr.toml"),
+        "{config}"
+    );
+    let again = ok(&args, Output::File);
+    assert_eq!(
+        again.output.matches("already trained").count(),
+        2,
+        "teacher and student reused:\n{}",
+        again.output
+    );
+}

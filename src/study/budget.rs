@@ -5,7 +5,8 @@
 
 use super::expand::PlannedRun;
 use super::spec::{Budget, BudgetMode};
-use crate::commands::session::build;
+use crate::commands::session::{build, Session};
+use crate::commands::teacher;
 use rossl_runtime::config::ConfigSources;
 use rossl_runtime::run_dir::{read_metrics, MetricsRecord, RunDir};
 use rossl_runtime::train::{plan, train};
@@ -51,6 +52,9 @@ pub(crate) fn host() -> String {
 fn calibrate(run: &PlannedRun, steps: usize, scratch: &Path) -> anyhow::Result<Calibration> {
     let mut sets = run.sets.clone();
     let configured = build(ConfigSources::new(run.files.clone(), sets.clone()))?;
+    if let Some(teacher) = stand_in_teacher(&configured, scratch)? {
+        sets.push(teacher);
+    }
     sets.extend([
         format!("train.steps={}", steps + 1),
         "train.log_every=1".into(),
@@ -98,6 +102,26 @@ fn calibrate(run: &PlannedRun, steps: usize, scratch: &Path) -> anyhow::Result<C
         budget_steps: configured_steps,
         host: host(),
     })
+}
+
+/// A stand-in for the teacher that `student` names as a configuration: one step of it, trained
+/// in the scratch folder (the cost of a student's step does not depend on its teacher's
+/// weights; the study's own runs train the real teacher). The override naming it, if any.
+fn stand_in_teacher(student: &Session, scratch: &Path) -> anyhow::Result<Option<String>> {
+    let Some(mut sources) = teacher::teacher_sources(student) else {
+        return Ok(None);
+    };
+    sources.sets.extend([
+        "train.steps=1".into(),
+        "train.monitor.every=0".into(),
+        format!("out={}", toml::Value::String(scratch.display().to_string())),
+    ]);
+    let session = teacher::build_teacher(student, sources)?;
+    let run_dir = RunDir::for_config(&session.assembly.config)?;
+    let _ = std::fs::remove_dir_all(run_dir.path());
+    run_dir.create()?;
+    train(&session.assembly, &run_dir, None)?;
+    Ok(Some(teacher::from_override(run_dir.path())))
 }
 
 /// The cost per step of a calibration in the budget's unit.

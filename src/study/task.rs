@@ -37,6 +37,8 @@ pub fn run_task(dir: &StudyDir, index: usize) -> anyhow::Result<ExitCode> {
             ..RunOptions::default()
         };
         let outcome = run_one(&session, &options)?;
+        // a student of a teacher named as a configuration has its own folder
+        run_dir = Some(outcome.run_dir.path().to_path_buf());
         if let Some(c) = plan
             .budget
             .calibration
