@@ -143,9 +143,17 @@ fn a_teacher_named_as_a_configuration_is_trained_first_then_reused() {
     let teacher = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("simclr-"))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("simclr-")
+        })
         .unwrap_or_else(|| panic!("no teacher folder in {out}:\n{}", first.output));
-    assert!(!teacher.join("results.json").exists(), "the teacher is not evaluated");
+    assert!(
+        !teacher.join("results.json").exists(),
+        "the teacher is not evaluated"
+    );
     let student = std::fs::read_link(dir.join("latest")).unwrap();
     let student = dir.join(student);
     let config = std::fs::read_to_string(student.join("config.toml")).unwrap();

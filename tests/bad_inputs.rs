@@ -40,6 +40,7 @@ const CASES: &[Case] = &[
     case("value", &["run", "tiny.toml", "--set", "train.free.eps=1e30"], "train.free.eps"),
     case("value", &["run", "tiny.toml", "--set", "train.free.step=-1"], "train.free.step"),
     case("value", &["run", "tiny.toml", "--set", "train.pgd.clean_weight=-1"], "train.pgd.clean_weight"),
+    case("value", &["run", "tiny.toml", "--set", "train.free.clean_weight=-1"], "train.free.clean_weight"),
     case("value", &["run", "tiny.toml", "--set", "train.pgd.adversarial_weight=0"], "train.pgd.clean_weight"),
     case("value", &["run", "tiny.toml", "--set", "encoder.resnet-small.dual_batch_norm=true"], "encoder.resnet-small.dual_batch_norm"),
     case("value", &["run", "tiny.toml", "--set", "eval.bn_branch=\"adversarial\""], "eval.bn_branch"),

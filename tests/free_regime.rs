@@ -26,6 +26,8 @@ fn free_training_keeps_its_perturbation_in_the_ball_and_the_pixel_range() {
         eps,
         step: 0.01,
         clamp_input: true,
+        clean_weight: 0.0,
+        adversarial_weight: 1.0,
     };
     let mut passes = Passes::default();
     let mut rng = Rng::new(1);
@@ -77,4 +79,60 @@ fn free_training_keeps_its_perturbation_in_the_ball_and_the_pixel_range() {
             backward: 15
         }
     );
+}
+
+/// Free ACL: with a clean weight, each replay also runs the clean views (through the clean
+/// batch-norm branch, the perturbed views through the adversarial one), in two forward passes
+/// and one backward, and its loss is the weighted sum of the two losses.
+#[test]
+fn a_free_replay_with_a_clean_weight_minimises_the_weighted_clean_and_perturbed_losses() {
+    let dir = temp_dir("free-clean-weight");
+    let sets = [
+        "train.regime=\"free\"",
+        "train.free.clean_weight=1",
+        "encoder.resnet-small.dual_batch_norm=true",
+    ];
+    let asm = assemble(&dir, &sets);
+    let mut optimizer = SgdLars::new(asm.encoder.parameters(), &asm.config.run.optim);
+    let ctx = StepContext {
+        encoder: asm.encoder.as_ref(),
+        objective: &asm.objective,
+        views: 4,
+        labels: None,
+        target: None,
+    };
+    let x = Tensor::rand(0.1f32, 0.9f32, (32, 1, 12, 12), &Device::Cpu).unwrap();
+    let delta = Tensor::rand(-0.03f32, 0.03f32, (32, 1, 12, 12), &Device::Cpu).unwrap();
+    let mut state = FreeState {
+        delta: Some(delta.clone()),
+        eps: 8.0 / 255.0,
+        step: 0.01,
+        clamp_input: true,
+        clean_weight: 1.0,
+        adversarial_weight: 0.5,
+    };
+    let mut passes = Passes::default();
+    // learning rate 0: the losses below see the weights the replay saw
+    let outcome =
+        regimes::free_replay(&ctx, &mut optimizer, &mut state, &x, 0.0, &mut passes).unwrap();
+    assert_eq!(
+        passes,
+        Passes {
+            forward: 2,
+            backward: 1
+        }
+    );
+    let mut loss_of = |v: &Tensor| {
+        regimes::standard(&ctx, &mut optimizer, v, 0.0, &mut Passes::default())
+            .unwrap()
+            .loss
+    };
+    let perturbed = (&x + &delta).unwrap();
+    let expected = loss_of(&x) + 0.5 * loss_of(&perturbed);
+    assert!(
+        (outcome.loss - expected).abs() < 1e-4 * expected.abs().max(1.0),
+        "{} vs 1 x clean + 0.5 x perturbed = {expected}",
+        outcome.loss
+    );
+    assert!(outcome.terms.iter().any(|(n, _)| n.starts_with("clean ")));
 }

@@ -70,6 +70,8 @@ fn each_free_replay_ascends_the_loss_of_the_batch_it_replays() {
         eps: 8.0 / 255.0,
         step: 1e-3,
         clamp_input: true,
+        clean_weight: 0.0,
+        adversarial_weight: 1.0,
     };
     let x = Tensor::rand(0f32, 1f32, (32, 1, 12, 12), &Device::Cpu).unwrap();
     // learning rate 0: the weights stay put, so only the perturbation changes the loss
@@ -286,7 +288,7 @@ fn a_dual_batch_norm_pgd_step_routes_clean_and_perturbed_views_to_their_branches
 }
 
 #[test]
-fn the_trades_attack_raises_its_loss_with_more_steps_and_trains_under_pgd_only() {
+fn the_trades_attack_raises_its_loss_with_more_steps_and_is_refused_under_standard() {
     let dir = temp_dir("trades");
     let trades = "loss.terms=[{ name = \"trades\" }]";
     let asm = assemble(&dir, &[trades, "train.regime=\"pgd\""]);

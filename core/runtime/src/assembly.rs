@@ -175,10 +175,10 @@ fn check_batch_memory(config: &ResolvedConfig, views: usize, values_per_view: us
 /// network, and must be named when a loss distils one or the encoder starts from it.
 fn check_loss_needs(terms: &[Term], train: &TrainConfig) -> Result<()> {
     if let Some(term) = terms.iter().find(|t| t.loss.uses_clean()) {
-        if train.regime != Regime::Pgd {
+        if train.regime == Regime::Standard {
             return Err(Error::Config(format!(
                 "the loss `{}` (in `loss.terms`) compares perturbed views with clean ones and \
-                 trains only under `train.regime = \"pgd\"`, not `{}`",
+                 trains only under `train.regime = \"pgd\"` or `\"free\"`, not `{}`",
                 term.name, train.regime
             )));
         }
@@ -207,10 +207,10 @@ fn check_loss_needs(terms: &[Term], train: &TrainConfig) -> Result<()> {
     Ok(())
 }
 
-/// An encoder with dual batch norm trains both branches only under the `pgd` regime with a clean
-/// stream (`train.pgd.clean_weight > 0`, or a loss that compares with the clean views): any other
-/// configuration leaves one branch untrained. `eval.bn_branch = "adversarial"` needs dual batch
-/// norm.
+/// An encoder with dual batch norm trains both branches only under an adversarial regime with a
+/// clean stream (`train.pgd.clean_weight` or `train.free.clean_weight` > 0, or a loss that
+/// compares with the clean views): any other configuration leaves one branch untrained.
+/// `eval.bn_branch = "adversarial"` needs dual batch norm.
 fn check_batch_norm_branches(
     encoder: &dyn Encoder,
     terms: &[Term],
@@ -219,16 +219,20 @@ fn check_batch_norm_branches(
     let run = &config.run;
     let key = format!("encoder.{}.dual_batch_norm", run.encoder.name);
     if encoder.dual_batch_norm() {
-        let clean_stream =
-            run.train.pgd.clean_weight > 0.0 || terms.iter().any(|t| t.loss.uses_clean());
-        if run.train.regime != Regime::Pgd || !clean_stream {
+        let clean_weight = match run.train.regime {
+            Regime::Pgd => run.train.pgd.clean_weight,
+            Regime::Free => run.train.free.clean_weight,
+            Regime::Standard => 0.0,
+        };
+        let clean_stream = clean_weight > 0.0 || terms.iter().any(|t| t.loss.uses_clean());
+        if run.train.regime == Regime::Standard || !clean_stream {
             return Err(Error::Config(format!(
                 "`{key} = true` (in {}) trains a clean and an adversarial branch, which needs \
-                 `train.regime = \"pgd\"` with `train.pgd.clean_weight` > 0; this run has \
-                 regime `{}` and clean weight {}, so one branch would never train",
+                 `train.regime = \"pgd\"` or `\"free\"` with a clean stream \
+                 (`train.<regime>.clean_weight` > 0); this run has regime `{}` and clean weight \
+                 {clean_weight}, so one branch would never train",
                 config.source_of(&key),
-                run.train.regime,
-                run.train.pgd.clean_weight
+                run.train.regime
             )));
         }
     } else if run.eval.bn_branch == BnBranch::Adversarial {

@@ -59,7 +59,7 @@ impl SslLoss for Deacl {
             Error::msg("the `deacl` loss needs a teacher: set `train.target.from` to a finished run folder")
         })?;
         let clean = input.clean.ok_or_else(|| {
-            Error::msg("the `deacl` loss compares perturbed views with the clean ones: train it with `train.regime = \"pgd\"`")
+            Error::msg("the `deacl` loss compares perturbed views with the clean ones: train it with `train.regime = \"pgd\"` or `\"free\"`")
         })?;
         let (student, width) = (input.feature, teacher.feature.dim(1)?);
         if student.dim(1)? != width {

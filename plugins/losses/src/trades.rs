@@ -63,7 +63,7 @@ impl SslLoss for Trades {
         let clean = input.clean.ok_or_else(|| {
             Error::msg(
                 "the `trades` loss compares perturbed views with the clean ones and got no clean \
-                 views: train it with `train.regime = \"pgd\"`",
+                 views: train it with `train.regime = \"pgd\"` or `\"free\"`",
             )
         })?;
         let rows = input.feature.dim(0)?;

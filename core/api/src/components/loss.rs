@@ -86,8 +86,8 @@ pub trait SslLoss: Send + Sync {
     }
 
     /// Whether the loss compares the adversarial views with the same views unperturbed (TRADES,
-    /// DeACL): the `pgd` regime then passes the clean embedding in [`LossInput::clean`]; other
-    /// regimes refuse the loss.
+    /// DeACL): the `pgd` and `free` regimes then pass the clean embedding in
+    /// [`LossInput::clean`]; the `standard` regime refuses the loss.
     fn uses_clean(&self) -> bool {
         false
     }

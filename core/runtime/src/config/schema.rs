@@ -341,6 +341,14 @@ pub struct FreeConfig {
     /// Clamp x + delta to [0, 1] before every forward pass (the reference code skips this on a new
     /// batch; set false to reproduce it).
     pub clamp_input: bool,
+    /// Weight of the loss on the clean views in each replay's update (free ACL: each replay also
+    /// runs the clean views; 0: the perturbed views only, as the paper's rows). Not written at
+    /// its default.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub clean_weight: f64,
+    /// Weight of the loss on the perturbed views. Not written at its default (1).
+    #[serde(skip_serializing_if = "is_one")]
+    pub adversarial_weight: f64,
 }
 
 impl Default for FreeConfig {
@@ -350,6 +358,8 @@ impl Default for FreeConfig {
             eps: 8.0 / 255.0,
             step: 0.01,
             clamp_input: true,
+            clean_weight: 0.0,
+            adversarial_weight: 1.0,
         }
     }
 }

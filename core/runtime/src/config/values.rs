@@ -105,20 +105,28 @@ fn check_training(figment: &Figment, run: &RunConfig) -> Result<()> {
              uses the running statistics and cannot update them; choose one",
         );
     }
-    for (key, value) in [
-        ("train.pgd.clean_weight", pgd.clean_weight),
-        ("train.pgd.adversarial_weight", pgd.adversarial_weight),
+    let free = &run.train.free;
+    for (regime, [clean, adversarial]) in [
+        ("pgd", [pgd.clean_weight, pgd.adversarial_weight]),
+        ("free", [free.clean_weight, free.adversarial_weight]),
     ] {
-        if !(value >= 0.0 && value.is_finite()) {
-            return fail(key, "must be a finite number >= 0");
+        for (name, value) in [("clean_weight", clean), ("adversarial_weight", adversarial)] {
+            if !(value >= 0.0 && value.is_finite()) {
+                return fail(
+                    &format!("train.{regime}.{name}"),
+                    "must be a finite number >= 0",
+                );
+            }
         }
-    }
-    if pgd.clean_weight == 0.0 && pgd.adversarial_weight == 0.0 {
-        return fail(
-            "train.pgd.adversarial_weight",
-            "is 0, and so is `train.pgd.clean_weight`: the update would have no loss (set one \
-             of them above 0)",
-        );
+        if clean == 0.0 && adversarial == 0.0 {
+            return fail(
+                &format!("train.{regime}.adversarial_weight"),
+                &format!(
+                    "is 0, and so is `train.{regime}.clean_weight`: the update would have no \
+                     loss (set one of them above 0)"
+                ),
+            );
+        }
     }
     if !(run.optim.lr > 0.0 && run.optim.lr.is_finite()) {
         return fail("optim.lr", "must be a finite number > 0");

@@ -190,9 +190,7 @@ pub fn pgd(
     })
 }
 
-/// The update of a PGD step: forward passes of the perturbed views (and of the clean ones when
-/// the clean loss is weighted or a term compares with them), the weighted sum, backward, step.
-/// The terms reported are those of the perturbed views, then `clean <name>` for the clean ones.
+/// The update of a PGD step: [`weighted_objective`], backward, step.
 fn weighted_update(
     ctx: &StepContext<'_>,
     optimizer: &mut SgdLars,
@@ -201,26 +199,49 @@ fn weighted_update(
     lr: f64,
     passes: &mut Passes,
 ) -> Result<UpdateResult> {
-    let clean = if ctx.objective.uses_clean() || step.clean_weight > 0.0 {
+    let weights = [step.clean_weight, step.adversarial_weight];
+    let (total, loss, terms) = weighted_objective(ctx, weights, x, adversarial, passes)?;
+    let mut grads = total.backward()?;
+    passes.backward += 1;
+    ctx.encoder.route_gradients(&mut grads)?;
+    let report = optimizer.step(&grads, lr)?;
+    Ok((loss, terms, report))
+}
+
+/// The total of a weighted objective (to differentiate), its finite value, and its terms.
+type WeightedObjective = (Tensor, f64, Vec<(String, f64)>);
+
+/// The objective of an update on perturbed views: forward passes of the perturbed views (through
+/// the adversarial batch-norm branch) and of the clean ones when the clean loss is weighted or a
+/// term compares with them, then `adversarial_weight` x the perturbed views' objective +
+/// `clean_weight` x the clean views'. The total (to differentiate), its finite value, and the
+/// terms: those of the perturbed views, then `clean <name>` for the clean ones.
+fn weighted_objective(
+    ctx: &StepContext<'_>,
+    [clean_weight, adversarial_weight]: [f64; 2],
+    x: &Tensor,
+    perturbed: &Tensor,
+    passes: &mut Passes,
+) -> Result<WeightedObjective> {
+    let clean = if ctx.objective.uses_clean() || clean_weight > 0.0 {
         passes.forward += 1;
         Some(ctx.encoder.forward(x, Mode::Train)?)
     } else {
         None
     };
-    let perturbed = on_adversarial_branch(ctx.encoder, || {
-        ctx.encoder.forward(adversarial, Mode::Train)
-    })?;
+    let embedding =
+        on_adversarial_branch(ctx.encoder, || ctx.encoder.forward(perturbed, Mode::Train))?;
     passes.forward += 1;
     let value = ctx
         .objective
-        .loss(&ctx.input(&perturbed).with_clean(clean.as_ref()))?;
-    let mut total = (&value.total * step.adversarial_weight)?;
+        .loss(&ctx.input(&embedding).with_clean(clean.as_ref()))?;
+    let mut total = (&value.total * adversarial_weight)?;
     let mut terms = value.term_values()?;
-    if let (Some(clean), true) = (&clean, step.clean_weight > 0.0) {
+    if let (Some(clean), true) = (&clean, clean_weight > 0.0) {
         let clean_value = ctx
             .objective
             .loss(&ctx.input(clean).with_clean(Some(clean)))?;
-        total = (total + (&clean_value.total * step.clean_weight)?)?;
+        total = (total + (&clean_value.total * clean_weight)?)?;
         terms.extend(
             clean_value
                 .term_values()?
@@ -229,11 +250,7 @@ fn weighted_update(
         );
     }
     let loss = crate::ssl_loss::finite(&total, &terms)?;
-    let mut grads = total.backward()?;
-    passes.backward += 1;
-    ctx.encoder.route_gradients(&mut grads)?;
-    let report = optimizer.step(&grads, lr)?;
-    Ok((loss, terms, report))
+    Ok((total, loss, terms))
 }
 
 /// The persistent perturbation of free adversarial training.
@@ -246,11 +263,17 @@ pub struct FreeState {
     pub step: f64,
     /// Clamp x + delta to [0, 1] before the forward pass.
     pub clamp_input: bool,
+    /// Weight of the loss on the clean views (free ACL; 0: the perturbed views only).
+    pub clean_weight: f64,
+    /// Weight of the loss on the perturbed views.
+    pub adversarial_weight: f64,
 }
 
 /// One replay of free adversarial training: one forward and one backward pass give the weight
 /// gradient (the update) and the perturbation gradient (a signed ascent step, clipped to the ball
-/// and so that x + delta stays in [0, 1]).
+/// and so that x + delta stays in [0, 1]). With a clean weight, or a loss that compares with the
+/// clean views, the replay also runs the clean views, and the update minimises the weighted sum
+/// as a PGD step's does ([`weighted_objective`]); the perturbation ascends that same objective.
 pub fn free_replay(
     ctx: &StepContext<'_>,
     optimizer: &mut SgdLars,
@@ -268,11 +291,9 @@ pub fn free_replay(
     if state.clamp_input {
         input = input.clamp(0.0, 1.0)?;
     }
-    let embedding = ctx.encoder.forward(&input, Mode::Train)?;
-    passes.forward += 1;
-    let value = ctx.objective.loss(&ctx.input(&embedding))?;
-    let loss = value.finite_total()?;
-    let mut grads = value.total.backward()?;
+    let weights = [state.clean_weight, state.adversarial_weight];
+    let (total, loss, terms) = weighted_objective(ctx, weights, x, &input, passes)?;
+    let mut grads = total.backward()?;
     passes.backward += 1;
     ctx.encoder.route_gradients(&mut grads)?;
     let report = optimizer.step(&grads, lr)?;
@@ -285,7 +306,7 @@ pub fn free_replay(
     state.delta = Some(next);
     Ok(StepOutcome {
         loss,
-        terms: value.term_values()?,
+        terms,
         report,
         perturbation: Some(perturbation),
         input: Some(input.detach()),

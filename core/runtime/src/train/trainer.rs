@@ -73,6 +73,8 @@ impl<'a> Loop<'a> {
                 eps: run.train.free.eps,
                 step: run.train.free.step,
                 clamp_input: run.train.free.clamp_input,
+                clean_weight: run.train.free.clean_weight,
+                adversarial_weight: run.train.free.adversarial_weight,
             },
             passes: Passes::default(),
             steps: 0,
