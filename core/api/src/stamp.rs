@@ -13,14 +13,15 @@
 /// 4: `Objective::evaluate` became `Objective::score`; the module `data` became `batch`.
 /// 5: targeted attacks and `Norm` (AutoAttack, L2). 6: `SslLoss::loss_of`, `uses_labels`, `uses_clean`,
 /// `uses_target`, `needs_teacher` and `parameters`; `LossInput::attack` (losses with labels and weights of their own); `BuildContext::feature_dim` and `projection_dim`.
-pub const PLUGIN_API_VERSION: u32 = 6;
+/// 7: `ViewStrategy::at_strength` (augmentation-strength annealing).
+pub const PLUGIN_API_VERSION: u32 = 7;
 
 /// The name of the ELF section that holds a plugin's stamp.
 pub const STAMP_SECTION: &str = ".rossl_abi";
 
 /// This build's stamp: `field=value` pairs separated by `|`.
 pub const STAMP: &str = concat!(
-    "rossl-abi|api=6|version=",
+    "rossl-abi|api=7|version=",
     env!("CARGO_PKG_VERSION"),
     "|source=",
     env!("ROSSL_SOURCE_HASH"),
