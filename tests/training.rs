@@ -99,12 +99,20 @@ fn resuming_an_interrupted_run_gives_the_uninterrupted_weights() {
     // predictor and the target network (an average of the encoder) are resumed
     let supervised: &[&str] = &["loss.terms=[{ name = \"cross-entropy\" }]"];
     let byol: &[&str] = &["loss.terms=[{ name = \"byol\" }]", "loss.byol.hidden=8"];
+    // DynACL's schedules: each resumed pass renders and weighs as the uninterrupted run did
+    let annealed: &[&str] = &[
+        "train.pgd.clean_weight=0.5",
+        "train.anneal.stages=3",
+        "train.anneal.view_strength_end=0.0",
+        "train.anneal.clean_weight_end=0.1",
+    ];
     for (regime, loss, name) in [
         ("standard", &[][..], "standard"),
         ("free", &[], "free"),
         ("pgd", &[], "pgd"),
         ("pgd", supervised, "supervised-pgd"),
         ("standard", byol, "byol"),
+        ("pgd", annealed, "annealed-pgd"),
     ] {
         let regime_set = format!("train.regime={regime:?}");
         let epochs = if regime == "free" {
@@ -451,39 +459,39 @@ fn an_annealed_run_updates_with_each_passs_scheduled_weights() {
         ],
     );
     let (run_dir, _) = run(&asm);
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(run_dir.file(files::METRICS))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    // three passes in three stages: the lines from (1, 0.5, 0.5) toward (0, 0.2, 0.8)
+    // three passes in three stages: (strength, clean, perturbed) from (1, 0.5, 0.5) toward
+    // (0, 0.2, 0.8)
     let expected = [
-        (1.0, 0.5, 0.5),
-        (2.0 / 3.0, 0.4, 0.6),
-        (1.0 / 3.0, 0.3, 0.7),
+        [1.0, 0.5, 0.5],
+        [2.0 / 3.0, 0.4, 0.6],
+        [1.0 / 3.0, 0.3, 0.7],
     ];
-    let epochs: Vec<&serde_json::Value> = lines.iter().filter(|v| v["kind"] == "epoch").collect();
-    assert_eq!(epochs.len(), 3);
-    for (record, (strength, clean, adversarial)) in epochs.iter().zip(expected) {
-        let got = ["view_strength", "clean_weight", "adversarial_weight"]
-            .map(|k| record[k].as_f64().unwrap());
-        let want = [strength, clean, adversarial];
-        assert!(
-            got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-12),
-            "{got:?} {want:?}"
-        );
+    let text = std::fs::read_to_string(run_dir.file(files::METRICS)).unwrap();
+    let (mut epochs, mut steps) = (0, 0);
+    for line in text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+    {
+        let want = expected[line["epoch"].as_u64().unwrap() as usize];
+        let get = |k: &str| line[k].as_f64().unwrap();
+        if line["kind"] == "epoch" {
+            epochs += 1;
+            let got = ["view_strength", "clean_weight", "adversarial_weight"].map(get);
+            assert!(
+                got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-12),
+                "{line}"
+            );
+        } else {
+            // each step's objective is the pass's weighted sum of its perturbed and clean terms
+            steps += 1;
+            let term = |name: &str| line["terms"][name].as_f64().unwrap();
+            let weighted = want[2] * term("infonce") + want[1] * term("clean infonce");
+            let loss = get("loss");
+            assert!(
+                (loss - weighted).abs() < 1e-5 * loss.abs().max(1.0),
+                "{line}"
+            );
+        }
     }
-    // each step's objective is the pass's weighted sum of its perturbed and clean terms
-    let steps: Vec<&serde_json::Value> = lines.iter().filter(|v| v["kind"] == "step").collect();
-    assert_eq!(steps.len(), 6);
-    for step in steps {
-        let (_, clean, adversarial) = expected[step["epoch"].as_u64().unwrap() as usize];
-        let term = |name: &str| step["terms"][name].as_f64().unwrap();
-        let weighted = adversarial * term("infonce") + clean * term("clean infonce");
-        let loss = step["loss"].as_f64().unwrap();
-        assert!(
-            (loss - weighted).abs() < 1e-5 * loss.abs().max(1.0),
-            "{step}"
-        );
-    }
+    assert_eq!((epochs, steps), (3, 6));
 }
