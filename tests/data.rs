@@ -410,3 +410,43 @@ fn the_same_seed_gives_bit_identical_batches_whatever_the_thread_count() {
     assert_ne!(one, run(1, 6));
     assert!(one.iter().flatten().all(|v| (0.0..=1.0).contains(v)));
 }
+
+#[test]
+fn an_annealed_loader_renders_each_epoch_at_its_strength() {
+    use rossl::rossl_runtime::config::AnnealConfig;
+    let set = {
+        let d = dataset(
+            "synthetic",
+            "channels = 3\nheight = 8\nwidth = 8\ntrain_size = 8",
+        );
+        Arc::new(d.load(Split::Train).unwrap())
+    };
+    let settings = LoaderSettings {
+        batch_size: 8,
+        workers: 1,
+        prefetch: 1,
+        seed: 2,
+        max_batches: 0,
+    };
+    let strategy: Arc<dyn ViewStrategy> = Arc::from(views("multi-crop", "views = 2"));
+    let plain = Loader::new(set.clone(), strategy.clone(), settings.clone()).unwrap();
+    let anneal = AnnealConfig {
+        stages: 2,
+        view_strength_end: 0.0,
+        ..AnnealConfig::default()
+    };
+    let annealed = plain.clone().with_anneal(&anneal, 2).unwrap();
+    // two passes, two stages: strength 1 (the views as configured), then 1/2
+    assert_eq!((annealed.strength(0), annealed.strength(1)), (1.0, 0.5));
+    assert_eq!(annealed.render(0, 0).pixels, plain.render(0, 0).pixels);
+    assert_ne!(annealed.render(1, 0).pixels, plain.render(1, 0).pixels);
+    let epoch: Vec<Vec<f32>> = annealed.epoch(1).map(|b| b.pixels).collect();
+    assert_eq!(epoch, vec![annealed.render(1, 0).pixels]);
+    // a strategy without a strength cannot be annealed
+    let marker = Loader::new(numbered_set(10), Arc::new(Marker), settings).unwrap();
+    let message = marker.with_anneal(&anneal, 2).err().unwrap().to_string();
+    assert!(
+        message.contains("train.anneal.view_strength_end"),
+        "{message}"
+    );
+}

@@ -2,7 +2,8 @@
 //! ball and the pixel range; a PGD step equals a standard step on the perturbed batch (no
 //! gradient leak); resuming reproduces the uninterrupted weights; passes are counted; every
 //! method config trains at CPU scale; a short run of each newer loss lowers it; a loss's own
-//! weights (the supervised head) are trained, checkpointed and restored.
+//! weights (the supervised head) are trained, checkpointed and restored; a `train.anneal`
+//! schedule sets each pass's PGD loss weights.
 
 mod common;
 use candle_core::{Device, Tensor};
@@ -98,12 +99,20 @@ fn resuming_an_interrupted_run_gives_the_uninterrupted_weights() {
     // predictor and the target network (an average of the encoder) are resumed
     let supervised: &[&str] = &["loss.terms=[{ name = \"cross-entropy\" }]"];
     let byol: &[&str] = &["loss.terms=[{ name = \"byol\" }]", "loss.byol.hidden=8"];
+    // DynACL's schedules: each resumed pass renders and weighs as the uninterrupted run did
+    let annealed: &[&str] = &[
+        "train.pgd.clean_weight=0.5",
+        "train.anneal.stages=3",
+        "train.anneal.view_strength_end=0.0",
+        "train.anneal.clean_weight_end=0.1",
+    ];
     for (regime, loss, name) in [
         ("standard", &[][..], "standard"),
         ("free", &[], "free"),
         ("pgd", &[], "pgd"),
         ("pgd", supervised, "supervised-pgd"),
         ("standard", byol, "byol"),
+        ("pgd", annealed, "annealed-pgd"),
     ] {
         let regime_set = format!("train.regime={regime:?}");
         let epochs = if regime == "free" {
@@ -244,7 +253,7 @@ fn every_method_config_runs_one_step_at_cpu_scale() {
         .collect();
     // DeACL last: its teacher is the SimCLR run trained before it
     methods.sort_by_key(|m| (m.ends_with("deacl.toml"), m.clone()));
-    assert_eq!(methods.len(), 17);
+    assert_eq!(methods.len(), 18);
     let dir = temp_dir("methods");
     let mut teacher = String::new();
     for method in methods {
@@ -428,4 +437,61 @@ fn a_deacl_student_starts_from_its_teacher_and_counts_the_teacher_s_passes() {
         weights(&teacher_dir) != weights(&fresh_dir),
         "a fresh student equals its teacher"
     );
+}
+
+#[test]
+fn an_annealed_run_updates_with_each_passs_scheduled_weights() {
+    let dir = temp_dir("anneal");
+    let asm = assemble(
+        &dir,
+        &[
+            "train.regime=\"pgd\"",
+            "train.epochs=3",
+            "train.max_batches=2",
+            "train.attack.pgd-linf.steps=1",
+            "loss.terms=[{ name = \"infonce\" }]",
+            "train.pgd.clean_weight=0.5",
+            "train.pgd.adversarial_weight=0.5",
+            "train.anneal.stages=3",
+            "train.anneal.view_strength_end=0.0",
+            "train.anneal.clean_weight_end=0.2",
+            "train.anneal.adversarial_weight_end=0.8",
+        ],
+    );
+    let (run_dir, _) = run(&asm);
+    // three passes in three stages: (strength, clean, perturbed) from (1, 0.5, 0.5) toward
+    // (0, 0.2, 0.8)
+    let expected = [
+        [1.0, 0.5, 0.5],
+        [2.0 / 3.0, 0.4, 0.6],
+        [1.0 / 3.0, 0.3, 0.7],
+    ];
+    let text = std::fs::read_to_string(run_dir.file(files::METRICS)).unwrap();
+    let (mut epochs, mut steps) = (0, 0);
+    for line in text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+    {
+        let want = expected[line["epoch"].as_u64().unwrap() as usize];
+        let get = |k: &str| line[k].as_f64().unwrap();
+        if line["kind"] == "epoch" {
+            epochs += 1;
+            let got = ["view_strength", "clean_weight", "adversarial_weight"].map(get);
+            assert!(
+                got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-12),
+                "{line}"
+            );
+        } else {
+            // each step's objective is the pass's weighted sum of its perturbed and clean terms
+            steps += 1;
+            let term = |name: &str| line["terms"][name].as_f64().unwrap();
+            let weighted = want[2] * term("infonce") + want[1] * term("clean infonce");
+            let loss = get("loss");
+            assert!(
+                (loss - weighted).abs() < 1e-5 * loss.abs().max(1.0),
+                "{line}"
+            );
+        }
+    }
+    assert_eq!((epochs, steps), (3, 6));
 }

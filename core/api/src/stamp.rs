@@ -13,6 +13,8 @@
 /// 4: `Objective::evaluate` became `Objective::score`; the module `data` became `batch`.
 /// 5: targeted attacks and `Norm` (AutoAttack, L2). 6: `SslLoss::loss_of`, `uses_labels`, `uses_clean`,
 /// `uses_target`, `needs_teacher` and `parameters`; `LossInput::attack` (losses with labels and weights of their own); `BuildContext::feature_dim` and `projection_dim`.
+/// 7: `ViewStrategy::at_strength` (augmentation-strength annealing), `Encoder::dual_batch_norm`
+/// and `Encoder::select_branch` (dual batch norm).
 pub const PLUGIN_API_VERSION: u32 = 7;
 
 /// The name of the ELF section that holds a plugin's stamp.

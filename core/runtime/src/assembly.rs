@@ -51,6 +51,9 @@ impl Assembly {
         let dataset: Box<dyn Dataset> = config.build("data", &run.data.name, &ctx)?;
         let info = dataset.info();
         let views: Box<dyn ViewStrategy> = config.build("views", &run.views.name, &ctx)?;
+        if run.train.anneal.anneals_views() && views.at_strength(1.0).is_none() {
+            return Err(crate::loader::no_strength(Some(&run.views.name)));
+        }
         let (height, width) = views.output_size(info.height, info.width);
         check_batch_memory(
             &config,

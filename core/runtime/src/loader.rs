@@ -4,8 +4,11 @@
 //! background threads while the model trains, with at most `prefetch` batches waiting.
 //!
 //! The randomness of a view depends only on (seed, epoch, image, view), so the same seed gives
-//! bit-identical batches whatever the number of threads.
+//! bit-identical batches whatever the number of threads. With an annealed augmentation strength
+//! (`train.anneal`) each epoch renders with the strategy at that epoch's strength, itself a
+//! function of the epoch, so this still holds (and a resumed run renders what it would have).
 
+use crate::config::AnnealConfig;
 use crate::{Error, Result};
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
@@ -70,6 +73,8 @@ pub struct Loader {
     views: Arc<dyn ViewStrategy>,
     settings: LoaderSettings,
     pool: Arc<rayon::ThreadPool>,
+    /// The strength schedule and the run's passes, when the views are annealed.
+    anneal: Option<(AnnealConfig, usize)>,
 }
 
 impl Loader {
@@ -97,7 +102,38 @@ impl Loader {
             views,
             settings,
             pool: Arc::new(pool),
+            anneal: None,
         })
+    }
+
+    /// This loader rendering each epoch's views at the augmentation strength that `anneal`
+    /// schedules over `epochs` passes ([`ViewStrategy::at_strength`]). An error, naming the key,
+    /// if the schedule moves the strength and the strategy has none.
+    pub fn with_anneal(mut self, anneal: &AnnealConfig, epochs: usize) -> Result<Self> {
+        if anneal.anneals_views() && self.views.at_strength(1.0).is_none() {
+            return Err(no_strength(None));
+        }
+        self.anneal = anneal.anneals_views().then(|| (anneal.clone(), epochs));
+        Ok(self)
+    }
+
+    /// The augmentation strength of `epoch`'s views (1: as configured).
+    pub fn strength(&self, epoch: usize) -> f64 {
+        self.anneal.as_ref().map_or(1.0, |(a, epochs)| {
+            a.at(epoch, *epochs, (0.0, 0.0)).view_strength
+        })
+    }
+
+    /// The strategy that renders `epoch`'s views.
+    fn strategy(&self, epoch: usize) -> Arc<dyn ViewStrategy> {
+        let strength = self.strength(epoch);
+        if strength == 1.0 {
+            return self.views.clone();
+        }
+        // `with_anneal` checked that the strategy has a strength
+        self.views
+            .at_strength(strength)
+            .map_or_else(|| self.views.clone(), Arc::from)
     }
 
     /// Full batches per epoch (drop-last), capped by `max_batches`.
@@ -129,10 +165,15 @@ impl Loader {
     /// Renders batch `index` of `epoch` on the calling thread (using the loader's pool).
     pub fn render(&self, epoch: usize, index: usize) -> ViewBatch {
         let order = self.epoch_order(epoch);
-        self.render_indices(epoch, index, &order)
+        self.render_indices((epoch, &self.strategy(epoch)), index, &order)
     }
 
-    fn render_indices(&self, epoch: usize, index: usize, order: &[usize]) -> ViewBatch {
+    fn render_indices(
+        &self,
+        (epoch, strategy): (usize, &Arc<dyn ViewStrategy>),
+        index: usize,
+        order: &[usize],
+    ) -> ViewBatch {
         let b = self.settings.batch_size;
         let indices: Vec<usize> = order[index * b..(index + 1) * b].to_vec();
         let views = self.views.views_per_image();
@@ -140,7 +181,6 @@ impl Loader {
         let per_view = shape.0 * shape.1 * shape.2;
         let mut pixels = vec![0.0f32; views * b * per_view];
         let set = &self.set;
-        let strategy = &self.views;
         let seed = self.settings.seed;
         self.pool.install(|| {
             pixels
@@ -183,8 +223,9 @@ impl Loader {
             .name("rossl-loader".into())
             .spawn(move || {
                 let order = loader.epoch_order(epoch);
+                let strategy = loader.strategy(epoch);
                 for index in 0..count {
-                    let batch = loader.render_indices(epoch, index, &order);
+                    let batch = loader.render_indices((epoch, &strategy), index, &order);
                     if sender.send(batch).is_err() {
                         return; // the consumer stopped early
                     }
@@ -197,6 +238,17 @@ impl Loader {
             remaining: count,
         }
     }
+}
+
+/// The error of a schedule that anneals a view strategy (named if `name`) without a strength.
+pub fn no_strength(name: Option<&str>) -> Error {
+    let which = name.map_or("the view strategy".into(), |n| {
+        format!("the view strategy `{n}`")
+    });
+    Error::Config(format!(
+        "`train.anneal.view_strength_end`: {which} (`views.name`) has no augmentation strength to \
+         anneal; leave `view_strength_end` at 1, or choose a strategy that has one (`multi-crop`)"
+    ))
 }
 
 /// The batches of one epoch, in order; stops the background thread when dropped.

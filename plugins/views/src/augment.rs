@@ -110,6 +110,39 @@ impl Augmentation {
         Ok(())
     }
 
+    /// The step at augmentation `strength` in [0, 1] (DynACL's annealing): colour jitter's
+    /// probability and its four strengths, and the probabilities of grayscale, blur and
+    /// solarize, are multiplied by `strength`; a horizontal flip is never weakened. The random
+    /// draws are the same at every strength (a step draws whether it fires, then its factors),
+    /// and at strength 1 the step is unchanged.
+    pub fn at_strength(&self, strength: f64) -> Augmentation {
+        let s = strength;
+        match *self {
+            Augmentation::HorizontalFlip { p } => Augmentation::HorizontalFlip { p },
+            Augmentation::ColorJitter {
+                p,
+                brightness,
+                contrast,
+                saturation,
+                hue,
+            } => Augmentation::ColorJitter {
+                p: p * s,
+                brightness: brightness * s,
+                contrast: contrast * s,
+                saturation: saturation * s,
+                hue: hue * s,
+            },
+            Augmentation::Grayscale { p } => Augmentation::Grayscale { p: p * s },
+            Augmentation::GaussianBlur { p, sigma } => {
+                Augmentation::GaussianBlur { p: p * s, sigma }
+            }
+            Augmentation::Solarize { p, threshold } => Augmentation::Solarize {
+                p: p * s,
+                threshold,
+            },
+        }
+    }
+
     /// Applies the step to a (channels, height, width) image, drawing from `rng`.
     pub fn apply(
         &self,

@@ -85,6 +85,40 @@ impl ViewStrategy for CropViews {
             step.apply(out, (image.channels, oh, ow), rng);
         }
     }
+
+    fn at_strength(&self, strength: f64) -> Option<Box<dyn ViewStrategy>> {
+        Some(Box::new(self.weakened(strength)))
+    }
+}
+
+impl CropViews {
+    /// This strategy at augmentation `strength` in [0, 1] (see [`ViewStrategy::at_strength`]):
+    /// the augmentations as [`Augmentation::at_strength`] says, and a random crop's smallest area
+    /// fraction moved toward its largest, from `low` at strength 1 to `high` at 0:
+    /// `low + (high - low) (1 - strength)` (DynACL: scale (1 - 0.9 s, 1) from (0.1, 1)). A
+    /// fixed-scale patch, the padded crop and the whole image keep their cut.
+    pub fn weakened(&self, strength: f64) -> CropViews {
+        let cut = match self.cut {
+            Cut::Random { scale, ratio } => {
+                let low = scale[0] + (scale[1] - scale[0]) * (1.0 - strength);
+                Cut::Random {
+                    scale: [low.min(scale[1]), scale[1]],
+                    ratio,
+                }
+            }
+            ref other => other.clone(),
+        };
+        CropViews {
+            views: self.views,
+            size: self.size,
+            cut,
+            augment: self
+                .augment
+                .iter()
+                .map(|a| a.at_strength(strength))
+                .collect(),
+        }
+    }
 }
 
 /// `image` zero-padded by `padding` on every side, cropped back to its size at a random offset
@@ -262,4 +296,87 @@ rossl_api::register! {
     summary: "the whole image as one view (for probes), optionally resized and augmented",
     params: SingleParams,
     build: |p, _ctx| Ok(Box::new(CropViews::new(1, size(p.size), Cut::Whole, p.augment))),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ACL's (and DynACL's) views: crops of scale (0.1, 1), flip, colour jitter, grayscale.
+    fn acl() -> CropViews {
+        let augment = vec![
+            Augmentation::HorizontalFlip { p: 0.5 },
+            Augmentation::ColorJitter {
+                p: 0.8,
+                brightness: 0.4,
+                contrast: 0.4,
+                saturation: 0.4,
+                hue: 0.1,
+            },
+            Augmentation::Grayscale { p: 0.2 },
+        ];
+        let cut = Cut::Random {
+            scale: [0.1, 1.0],
+            ratio: [0.75, 4.0 / 3.0],
+        };
+        CropViews::new(2, None, cut, augment)
+    }
+
+    /// 40 renderings (seeds 0..40) of a 3 x 8 x 8 image by `views`.
+    fn renders(views: &dyn ViewStrategy, image: &[f32]) -> Vec<Vec<f32>> {
+        let image = ImageRef {
+            pixels: image,
+            channels: 3,
+            height: 8,
+            width: 8,
+        };
+        (0..40)
+            .map(|seed| {
+                let mut out = vec![0.0f32; image.pixels.len()];
+                views.render(image, &mut Rng::new(seed), &mut out);
+                out
+            })
+            .collect()
+    }
+
+    #[test]
+    fn strength_one_renders_the_same_views_and_zero_only_flips_of_the_whole_image() {
+        let mut rng = Rng::new(11);
+        let image: Vec<f32> = (0..3 * 8 * 8).map(|_| rng.uniform() as f32).collect();
+        let views = acl();
+        let original = renders(&views, &image);
+        let full = views.at_strength(1.0).expect("multi-crop has a strength");
+        assert_eq!(renders(full.as_ref(), &image), original);
+        // at strength 0 the crop is the whole image and no colour step fires: every view is the
+        // image or its mirror
+        let mut mirror = image.clone();
+        crate::colour::horizontal_flip(&mut mirror, 8);
+        let plain = |v: &Vec<f32>| *v == image || *v == mirror;
+        let weakest = renders(views.at_strength(0.0).unwrap().as_ref(), &image);
+        assert!(weakest.iter().all(plain));
+        assert!(weakest.contains(&image) && weakest.contains(&mirror));
+        // ... which the full strength is not
+        assert!(original.iter().filter(|v| plain(v)).count() < 10);
+    }
+
+    #[test]
+    fn strength_scales_the_crop_and_the_colour_steps_but_not_the_flip() {
+        let half = acl().weakened(0.5);
+        let Cut::Random { scale, .. } = half.cut else {
+            panic!("a random crop stays one")
+        };
+        assert_eq!(scale, [0.55, 1.0]);
+        assert_eq!(half.augment[0], Augmentation::HorizontalFlip { p: 0.5 });
+        assert_eq!(
+            half.augment[1],
+            Augmentation::ColorJitter {
+                p: 0.4,
+                brightness: 0.2,
+                contrast: 0.2,
+                saturation: 0.2,
+                hue: 0.05,
+            }
+        );
+        assert_eq!(half.augment[2], Augmentation::Grayscale { p: 0.1 });
+    }
 }

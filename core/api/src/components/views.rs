@@ -26,4 +26,15 @@ pub trait ViewStrategy: Send + Sync {
     /// Writes one view of `image` into `out` (channels * output height * output width values),
     /// drawing every random choice from `rng`.
     fn render(&self, image: ImageRef<'_>, rng: &mut Rng, out: &mut [f32]);
+
+    /// This strategy with its augmentation at `strength` in [0, 1], for augmentation-strength
+    /// annealing (`train.anneal.view_strength_end`, DynACL): 1 must render the same views as
+    /// `self` bit for bit, 0 is the weakest augmentation the strategy has. The runtime asks for
+    /// one strategy per epoch, so a view stays a function of (seed, epoch, image, view). `None`
+    /// (the default): the strategy has no notion of strength, and a run that anneals it is
+    /// refused.
+    fn at_strength(&self, strength: f64) -> Option<Box<dyn ViewStrategy>> {
+        let _ = strength;
+        None
+    }
 }

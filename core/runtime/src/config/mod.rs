@@ -10,6 +10,7 @@
 //! name. Every key is checked before anything runs; every error names the key and the file,
 //! variable or command-line argument its value came from.
 
+mod anneal;
 mod evaluation;
 mod explain;
 mod fields;
@@ -29,10 +30,10 @@ pub use resolve::{ChosenComponent, ResolvedConfig};
 pub use rossl_api::provenance::{describe_source, from_figment};
 pub use rossl_api::section::ComponentConfig;
 pub use schema::{
-    AttackLoss, Baseline, CompareConfig, CpuIsa, DataConfig, DeviceSpec, EvalConfig, ExtraAttack,
-    FreeConfig, LarsConfig, LossConfig, LossTerm, MethodInfo, MonitorConfig, OptimConfig,
-    PgdConfig, PluginsConfig, Preset, Regime, RunConfig, ScheduleHorizon, ScheduleKind, SlotConfig,
-    TargetConfig, TrainConfig,
+    AnnealConfig, AttackLoss, Baseline, CompareConfig, CpuIsa, DataConfig, DeviceSpec, EvalConfig,
+    ExtraAttack, FreeConfig, LarsConfig, LossConfig, LossTerm, MethodInfo, MonitorConfig,
+    OptimConfig, PgdConfig, PluginsConfig, Preset, Regime, RunConfig, ScheduleHorizon,
+    ScheduleKind, Scheduled, SlotConfig, TargetConfig, TrainConfig,
 };
 pub use training::{
     first_difference, training_keys_of_text, KeyDifference, NOT_TRAINING, NOT_TRAINING_NESTED,

@@ -4,6 +4,7 @@
 //! are *slots*: besides their own keys they hold one section per component name, with that
 //! component's parameters. Those sections are checked against the registry, not here.
 
+pub use super::anneal::{AnnealConfig, Scheduled};
 pub use super::evaluation::{EvalConfig, ExtraAttack};
 pub use super::target::TargetConfig;
 pub use rossl_api::components::{AttackLoss, Preset};
@@ -425,6 +426,10 @@ pub struct TrainConfig {
     /// The target network of losses that use one (BYOL). Not written at its default.
     #[serde(skip_serializing_if = "TargetConfig::is_default")]
     pub target: TargetConfig,
+    /// Stepwise schedules of the views' augmentation strength and the PGD loss weights
+    /// (DynACL). Not written at its default (none).
+    #[serde(skip_serializing_if = "AnnealConfig::is_default")]
+    pub anneal: AnnealConfig,
 }
 
 impl Default for TrainConfig {
@@ -440,6 +445,7 @@ impl Default for TrainConfig {
             free: FreeConfig::default(),
             attack: SlotConfig::named("pgd-linf"),
             target: TargetConfig::default(),
+            anneal: AnnealConfig::default(),
         }
     }
 }

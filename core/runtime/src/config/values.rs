@@ -43,6 +43,7 @@ fn cores() -> usize {
 pub(super) fn check_values(figment: &Figment, run: &RunConfig) -> Result<()> {
     check_machine(figment, run)?;
     check_training(figment, run)?;
+    check_anneal(figment, run)?;
     check_evaluation(figment, run)
 }
 
@@ -148,6 +149,64 @@ fn check_training(figment: &Figment, run: &RunConfig) -> Result<()> {
             "loss.terms",
             &format!("the weight of `{}` is not finite", t.name),
         );
+    }
+    Ok(())
+}
+
+/// Values of the `train.anneal` table: ends in range, a schedule only with stages, weight
+/// schedules only for the `pgd` regime (whose weights they start from).
+fn check_anneal(figment: &Figment, run: &RunConfig) -> Result<()> {
+    let fail = |key: &str, message: &str| fail(figment, key, message);
+    let anneal = &run.train.anneal;
+    let strength = anneal.view_strength_end;
+    if !(0.0..=1.0).contains(&strength) {
+        return fail(
+            "train.anneal.view_strength_end",
+            &format!("{strength} is not a strength in [0, 1] (1: the views as configured)"),
+        );
+    }
+    let weights = [
+        ("train.anneal.clean_weight_end", anneal.clean_weight_end),
+        (
+            "train.anneal.adversarial_weight_end",
+            anneal.adversarial_weight_end,
+        ),
+    ];
+    for (key, value) in weights {
+        if value.is_some_and(|v| !(v >= 0.0 && v.is_finite())) {
+            return fail(key, "must be a finite number >= 0");
+        }
+    }
+    let set: Vec<&str> = std::iter::once(("train.anneal.view_strength_end", strength != 1.0))
+        .chain(weights.iter().map(|(k, v)| (*k, v.is_some())))
+        .filter_map(|(key, set)| set.then_some(key))
+        .collect();
+    if anneal.stages == 0 {
+        return match set.first() {
+            Some(key) => fail(
+                "train.anneal.stages",
+                &format!("is 0 (no schedule), but `{key}` is set: give the number of stages of the schedule (DynACL: 20)"),
+            ),
+            None => Ok(()),
+        };
+    }
+    if set.is_empty() {
+        return fail(
+            "train.anneal.stages",
+            "is set, but nothing is scheduled: set `train.anneal.view_strength_end`, \
+             `clean_weight_end` or `adversarial_weight_end`",
+        );
+    }
+    if let Some((key, _)) = weights.iter().find(|(_, v)| v.is_some()) {
+        if run.train.regime != super::schema::Regime::Pgd {
+            return fail(
+                key,
+                &format!(
+                    "schedules a loss weight of the `pgd` regime (from `train.pgd`), but `train.regime` is `{}`",
+                    run.train.regime
+                ),
+            );
+        }
     }
     Ok(())
 }

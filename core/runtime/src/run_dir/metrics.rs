@@ -82,6 +82,17 @@ pub struct EpochRecord {
     /// it was recorded).
     #[serde(default)]
     pub loader_wait_seconds: f64,
+    /// The augmentation strength of the pass's views, when `train.anneal` schedules the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view_strength: Option<f64>,
+    /// The weight of the clean views' loss in the pass's PGD updates, when `train.anneal`
+    /// schedules the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clean_weight: Option<f64>,
+    /// The weight of the perturbed views' loss in the pass's PGD updates, when `train.anneal`
+    /// schedules the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adversarial_weight: Option<f64>,
 }
 
 /// One report of the online monitor (a line of kind `monitor`).

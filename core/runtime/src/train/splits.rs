@@ -57,6 +57,7 @@ impl TrainingData {
         let train_set = Arc::new(load_split(asm, Split::Train)?);
         let loader = loader(asm, train_set.clone())?;
         let plan = super::plan::plan(&asm.config.run, loader.batches_per_epoch());
+        let loader = loader.with_anneal(&asm.config.run.train.anneal, plan.passes)?;
         Ok(TrainingData {
             train_set,
             loader,

@@ -8,6 +8,7 @@ use super::splits::TrainingData;
 use super::target::TargetNetwork;
 use crate::assembly::Assembly;
 use crate::checkpoint::{self, Checkpoint, TrainingState};
+use crate::config::Scheduled;
 use crate::loader::{Loader, ViewBatch};
 use crate::progress::Progress;
 use crate::run_dir::{
@@ -44,6 +45,8 @@ struct Loop<'a> {
     observer_seconds: f64,
     /// The target network, when a loss term uses one.
     target: Option<TargetNetwork>,
+    /// The values `train.anneal` schedules for the current pass, when it schedules any.
+    scheduled: Option<Scheduled>,
 }
 
 /// The mean loss of the steps of one pass.
@@ -88,6 +91,7 @@ impl<'a> Loop<'a> {
             clock: (Instant::now(), 0.0),
             observer_seconds: 0.0,
             target: None,
+            scheduled: None,
         };
         if asm.objective.uses_target() {
             let target = TargetNetwork::for_run(asm, state.plan.total_steps)?;
@@ -246,6 +250,7 @@ impl<'a> Loop<'a> {
         observer: &mut Option<&mut dyn StepObserver>,
     ) -> Result<PassLoss> {
         let mut pass = PassLoss::default();
+        self.begin_pass(epoch, loader.strength(epoch));
         let mut batches = loader.epoch(epoch);
         loop {
             if self.steps >= self.plan.total_steps {
@@ -292,13 +297,17 @@ impl<'a> Loop<'a> {
             backward_passes: self.passes.backward,
             seconds: self.seconds,
             loader_wait_seconds: self.loader_wait,
+            view_strength: self.scheduled.map(|s| s.view_strength),
+            clean_weight: self.scheduled_weights().map(|w| w.0),
+            adversarial_weight: self.scheduled_weights().map(|w| w.1),
         }))?;
         tracing::info!(
-            "pass {}/{}: mean loss {mean:.4}, {} steps, {:.1} s",
+            "pass {}/{}: mean loss {mean:.4}, {} steps, {:.1} s{}",
             epoch + 1,
             self.plan.passes,
             self.steps,
-            self.seconds
+            self.seconds,
+            self.schedule_note()
         );
         Ok(())
     }

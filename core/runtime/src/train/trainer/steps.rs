@@ -2,7 +2,7 @@
 //! network's embedding before it and its average after it.
 
 use super::Loop;
-use crate::config::Regime;
+use crate::config::{Regime, Scheduled};
 use crate::train::regimes::{self, StepContext, StepOutcome};
 use crate::{Error, Result};
 use candle_core::Tensor;
@@ -10,6 +10,54 @@ use rossl_api::components::Embedding;
 use rossl_api::rng::{stream, Rng};
 
 impl Loop<'_> {
+    /// At the start of pass `epoch`, whose views the loader renders at augmentation `strength`:
+    /// the values `train.anneal` schedules for it, when it schedules any.
+    pub(super) fn begin_pass(&mut self, epoch: usize, strength: f64) {
+        let run = &self.asm.config.run;
+        let anneal = &run.train.anneal;
+        self.scheduled = anneal.is_active().then(|| {
+            let pgd = (run.train.pgd.clean_weight, run.train.pgd.adversarial_weight);
+            let scheduled = anneal.at(epoch, self.plan.passes, pgd);
+            debug_assert_eq!(scheduled.view_strength, strength);
+            Scheduled {
+                view_strength: strength,
+                ..scheduled
+            }
+        });
+    }
+
+    /// The PGD update's (clean, perturbed) weights for this pass: `train.pgd`'s, or as
+    /// `train.anneal` schedules them.
+    fn pgd_weights(&self) -> (f64, f64) {
+        let pgd = &self.asm.config.run.train.pgd;
+        self.scheduled
+            .map_or((pgd.clean_weight, pgd.adversarial_weight), |s| {
+                (s.clean_weight, s.adversarial_weight)
+            })
+    }
+
+    /// The scheduled PGD weights of this pass, in the `pgd` regime under a schedule.
+    pub(super) fn scheduled_weights(&self) -> Option<(f64, f64)> {
+        let pgd = self.asm.config.run.train.regime == Regime::Pgd;
+        (pgd && self.scheduled.is_some()).then(|| self.pgd_weights())
+    }
+
+    /// The scheduled values of this pass for its log line (empty without a schedule).
+    pub(super) fn schedule_note(&self) -> String {
+        let Some(s) = self.scheduled else {
+            return String::new();
+        };
+        let weights = self.scheduled_weights().map_or(String::new(), |(c, a)| {
+            format!(", loss weights clean {c:.4} perturbed {a:.4}")
+        });
+        format!(
+            " (stage {}/{}: view strength {:.3}{weights})",
+            s.stage + 1,
+            self.asm.config.run.train.anneal.stages,
+            s.view_strength
+        )
+    }
+
     /// How many optimiser steps this batch gets: one for standard and PGD training, `m` replays
     /// for free training (fewer when an exact step budget ends part-way through the replays).
     pub(super) fn steps_for_batch(&self) -> usize {
@@ -73,11 +121,12 @@ impl Loop<'_> {
                     .as_deref()
                     .ok_or_else(|| Error::msg("the pgd regime has no attack"))?;
                 let attack_mode = run.train.pgd.attack_mode();
+                let (clean_weight, adversarial_weight) = self.pgd_weights();
                 let step = regimes::PgdStep {
                     attack,
                     attack_mode,
-                    clean_weight: run.train.pgd.clean_weight,
-                    adversarial_weight: run.train.pgd.adversarial_weight,
+                    clean_weight,
+                    adversarial_weight,
                 };
                 let mut rng = Rng::derive(run.seed, &[stream::ATTACK, self.steps as u64]);
                 regimes::pgd(
