@@ -62,7 +62,7 @@ const REDUCED: &[(&str, &str, &str)] = &[
     (
         "rossl study configs/studies/",
         " --dry-run",
-        "the shipped studies train 27, 12 and 18 runs (minutes each at test size): the test checks \
+        "the shipped studies train 27, 12 and 24 runs (minutes each at test size): the test checks \
          that they read, expand and plan; tests/study.rs and the labs run studies end to end, \
          locally and on Slurm, with every budget mode",
     ),

@@ -8,7 +8,7 @@ use super::spec::{Budget, BudgetMode};
 use crate::commands::session::{build, Session};
 use crate::commands::teacher;
 use rossl_runtime::config::ConfigSources;
-use rossl_runtime::run_dir::{read_metrics, MetricsRecord, RunDir};
+use rossl_runtime::run_dir::{files, read_metrics, MetricsRecord, RunDir};
 use rossl_runtime::train::{plan, train};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -120,6 +120,8 @@ fn stand_in_teacher(student: &Session, scratch: &Path) -> anyhow::Result<Option<
     let run_dir = RunDir::for_config(&session.assembly.config)?;
     let _ = std::fs::remove_dir_all(run_dir.path());
     run_dir.create()?;
+    // a teacher is read back from its folder's configuration and checkpoint
+    run_dir.write(files::CONFIG, &session.assembly.config.to_toml(true)?)?;
     train(&session.assembly, &run_dir, None)?;
     Ok(Some(teacher::from_override(run_dir.path())))
 }
