@@ -126,7 +126,8 @@ fn a_failing_command_exits_non_zero_with_its_error_on_every_output() {
 
 /// DeACL names its teacher as a configuration: one command trains the teacher (with the
 /// student's seed and overlays, not evaluated), then the student, whose `config.toml` names the
-/// teacher's folder; the same command again reuses both.
+/// teacher's folder; the same command again reuses both. The teacher exported (`rossl export`)
+/// and named as a weights file trains the same student, bit for bit.
 #[test]
 fn a_teacher_named_as_a_configuration_is_trained_first_then_reused() {
     let dir = temp_dir("users-teacher");
@@ -138,6 +139,8 @@ fn a_teacher_named_as_a_configuration_is_trained_first_then_reused() {
         "--out",
         &out,
         "--no-eval",
+        "--set",
+        "seed=3",
     ];
     let first = ok(&args, Output::File);
     let teacher = std::fs::read_dir(&dir)
@@ -154,6 +157,11 @@ fn a_teacher_named_as_a_configuration_is_trained_first_then_reused() {
         !teacher.join("results.json").exists(),
         "the teacher is not evaluated"
     );
+    let teacher_config = std::fs::read_to_string(teacher.join("config.toml")).unwrap();
+    assert!(
+        teacher_config.contains("seed = 3") && teacher_config.contains("resnet-small"),
+        "the teacher takes the student's seed and overlays:\n{teacher_config}"
+    );
     let student = std::fs::read_link(dir.join("latest")).unwrap();
     let student = dir.join(student);
     let config = std::fs::read_to_string(student.join("config.toml")).unwrap();
@@ -169,4 +177,34 @@ fn a_teacher_named_as_a_configuration_is_trained_first_then_reused() {
         "teacher and student reused:\n{}",
         again.output
     );
+    let teacher_dir = teacher.display().to_string();
+    ok(&["export", &teacher_dir, "--samples", "0"], Output::File);
+    let file = teacher.join("encoder.safetensors").display().to_string();
+    let from_file = format!("train.target.from={file:?}");
+    let mut with_file = args.to_vec();
+    with_file.extend(["--set", &from_file]);
+    ok(&with_file, Output::File);
+    let student_of_file = dir.join(std::fs::read_link(dir.join("latest")).unwrap());
+    assert_ne!(student_of_file, student);
+    let weights = |run: &Path| {
+        candle_core::safetensors::load(
+            run.join("checkpoint.safetensors"),
+            &candle_core::Device::Cpu,
+        )
+        .unwrap()
+    };
+    let (a, b) = (weights(&student), weights(&student_of_file));
+    assert_eq!(a.len(), b.len());
+    for (name, t) in &a {
+        let diff = (t.to_dtype(candle_core::DType::F64).unwrap()
+            - b[name].to_dtype(candle_core::DType::F64).unwrap())
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
+        assert_eq!(diff, 0.0, "`{name}` differs between the two students");
+    }
 }

@@ -332,6 +332,72 @@ fn the_same_seed_initialises_the_same_weights() {
     assert!((sd - 0.1667).abs() < 0.04, "{sd}");
 }
 
+type ByName = std::collections::HashMap<String, Tensor>;
+
+/// `x` and `y` agree to float precision, or the test fails naming `what`.
+fn assert_close(x: &Tensor, y: &Tensor, what: &str) {
+    let d = max_abs_diff(x, y);
+    assert!(d <= 1e-4 * max_abs(y).max(1e-3), "{what} differs by {d}");
+}
+
+/// The routed gradients of `loss` with respect to `e`'s parameters, by name.
+fn routed_gradients(e: &rossl_encoders::resnet::ResNetEncoder, loss: Tensor) -> ByName {
+    let mut grads = loss.backward().unwrap();
+    e.route_gradients(&mut grads).unwrap();
+    e.parameters()
+        .iter()
+        .map(|p| {
+            (
+                p.name.clone(),
+                grads.get(p.var.as_tensor()).unwrap().clone(),
+            )
+        })
+        .collect()
+}
+
+/// Each gradient of the dual encoder against the single encoders' gradients on stream `a` and
+/// stream `b`: adversarial batch-norm parameters equal `a`'s, clean batch-norm parameters `b`'s,
+/// shared weights the sum.
+fn assert_gradients_routed(dual: &ByName, a: &ByName, b: &ByName, fused: bool) {
+    let has_twin = |name: &str| {
+        ["weight", "bias"].iter().any(|kind| {
+            name.strip_suffix(&format!(".{kind}"))
+                .is_some_and(|site| dual.contains_key(&format!("{site}.adversarial.{kind}")))
+        })
+    };
+    for (name, grad) in dual {
+        let what = format!("fused = {fused}: the gradient of `{name}`");
+        if name.contains(".adversarial.") {
+            assert_close(grad, &a[&name.replace(".adversarial.", ".")], &what);
+        } else if has_twin(name) {
+            assert_close(grad, &b[name], &what);
+        } else {
+            assert_close(grad, &(&a[name] + &b[name]).unwrap(), &what);
+        }
+    }
+}
+
+/// The dual encoder's running statistics: the adversarial branch's equal `a`'s, the clean
+/// branch's `b`'s.
+fn assert_statistics_routed(dual: &dyn Encoder, a: &dyn Encoder, b: &dyn Encoder, fused: bool) {
+    let f32_of = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
+    let by_name = |e: &dyn Encoder| -> ByName {
+        e.buffers()
+            .into_iter()
+            .map(|b| (b.name, f32_of(b.var.as_tensor())))
+            .collect()
+    };
+    let (a, b) = (by_name(a), by_name(b));
+    for buffer in dual.buffers() {
+        let (reference, name) = match buffer.name.split_once(".adversarial.") {
+            Some((site, stat)) => (&a, format!("{site}.{stat}")),
+            None => (&b, buffer.name.clone()),
+        };
+        let what = format!("fused = {fused}: `{}`", buffer.name);
+        assert_close(&f32_of(buffer.var.as_tensor()), &reference[&name], &what);
+    }
+}
+
 /// Dual batch norm routes each stream to its own branch: a dual encoder that runs batch `a` on
 /// its adversarial branch and batch `b` on its clean one, in one graph, equals two
 /// single-batch-norm encoders of the same seed that ran `a` alone and `b` alone: in running
@@ -356,95 +422,40 @@ fn dual_batch_norm_routes_each_stream_to_its_own_branch() {
         let p = e.forward(x, Mode::Train).unwrap().projection;
         (p * &g).unwrap().sum_all().unwrap()
     };
-    let gradients = |e: &ResNetEncoder, loss: Tensor| {
-        let mut grads = loss.backward().unwrap();
-        e.route_gradients(&mut grads).unwrap();
-        e.parameters()
-            .iter()
-            .map(|p| {
-                (
-                    p.name.clone(),
-                    grads.get(p.var.as_tensor()).unwrap().clone(),
-                )
-            })
-            .collect::<std::collections::HashMap<_, _>>()
-    };
-    let close = |x: &Tensor, y: &Tensor, what: &str| {
-        let d = max_abs_diff(x, y);
-        assert!(d <= 1e-4 * max_abs(y).max(1e-3), "{what} differs by {d}");
+    let on_branch = |e: &ResNetEncoder, branch: BnBranch, x: &Tensor, mode: Mode| {
+        e.select_branch(branch);
+        let out = match mode {
+            Mode::Train => objective(e, x),
+            _ => e.forward(x, mode).unwrap().projection,
+        };
+        e.select_branch(BnBranch::Clean);
+        out
     };
     for fused in [true, false] {
-        let dual = ResNetEncoder::with_dual_batch_norm(spec.clone(), 9, dev, true).unwrap();
+        let mut dual = ResNetEncoder::with_dual_batch_norm(spec.clone(), 9, dev, true).unwrap();
         let [mut alone_a, mut alone_b] =
             [0, 1].map(|_| ResNetEncoder::new(spec.clone(), 9, dev).unwrap());
-        for e in [&mut alone_a, &mut alone_b] {
+        for e in [&mut dual, &mut alone_a, &mut alone_b] {
             e.set_fused(fused).unwrap();
         }
-        let mut dual = dual;
-        dual.set_fused(fused).unwrap();
         assert!(dual.dual_batch_norm() && !alone_a.dual_batch_norm());
-        dual.select_branch(BnBranch::Adversarial);
-        let on_a = objective(&dual, &a);
-        dual.select_branch(BnBranch::Clean);
-        let on_b = objective(&dual, &b);
-        let dual_grads = gradients(&dual, (on_a + on_b).unwrap());
-        let grads_a = gradients(&alone_a, objective(&alone_a, &a));
-        let grads_b = gradients(&alone_b, objective(&alone_b, &b));
-        let what = |name: &str| format!("fused = {fused}: `{name}`");
-        for (name, grad) in &dual_grads {
-            if let Some(clean_name) = name.strip_suffix(".adversarial.weight") {
-                close(grad, &grads_a[&format!("{clean_name}.weight")], &what(name));
-            } else if let Some(clean_name) = name.strip_suffix(".adversarial.bias") {
-                close(grad, &grads_a[&format!("{clean_name}.bias")], &what(name));
-            } else if ["weight", "bias"].iter().any(|kind| {
-                name.strip_suffix(&format!(".{kind}")).is_some_and(|site| {
-                    dual_grads.contains_key(&format!("{site}.adversarial.{kind}"))
-                })
-            }) {
-                close(grad, &grads_b[name], &what(name));
-            } else {
-                close(
-                    grad,
-                    &(&grads_a[name] + &grads_b[name]).unwrap(),
-                    &what(name),
-                );
-            }
-        }
-        let f32_of = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
-        let buffers_a: std::collections::HashMap<_, _> = alone_a
-            .buffers()
-            .into_iter()
-            .map(|b| (b.name, b.var))
-            .collect();
-        let buffers_b: std::collections::HashMap<_, _> = alone_b
-            .buffers()
-            .into_iter()
-            .map(|b| (b.name, b.var))
-            .collect();
-        for buffer in dual.buffers() {
-            let (reference, name) = match buffer.name.split_once(".adversarial.") {
-                Some((site, stat)) => (&buffers_a, format!("{site}.{stat}")),
-                None => (&buffers_b, buffer.name.clone()),
-            };
-            let reference = f32_of(reference[&name].as_tensor());
-            close(
-                &f32_of(buffer.var.as_tensor()),
-                &reference,
-                &what(&buffer.name),
-            );
-        }
-        dual.select_branch(BnBranch::Adversarial);
-        let eval_adversarial = dual.forward(&c, Mode::Eval).unwrap().projection;
-        dual.select_branch(BnBranch::Clean);
-        let eval_clean = dual.forward(&c, Mode::Eval).unwrap().projection;
+        let on_a = on_branch(&dual, BnBranch::Adversarial, &a, Mode::Train);
+        let on_b = on_branch(&dual, BnBranch::Clean, &b, Mode::Train);
+        let dual_grads = routed_gradients(&dual, (on_a + on_b).unwrap());
+        let grads_a = routed_gradients(&alone_a, objective(&alone_a, &a));
+        let grads_b = routed_gradients(&alone_b, objective(&alone_b, &b));
+        assert_gradients_routed(&dual_grads, &grads_a, &grads_b, fused);
+        assert_statistics_routed(&dual, &alone_a, &alone_b, fused);
         let eval_a = alone_a.forward(&c, Mode::Eval).unwrap().projection;
         let eval_b = alone_b.forward(&c, Mode::Eval).unwrap().projection;
-        close(
-            &eval_adversarial,
+        let adversarial = on_branch(&dual, BnBranch::Adversarial, &c, Mode::Eval);
+        assert_close(
+            &adversarial,
             &eval_a,
             "the adversarial branch in evaluation",
         );
-        close(&eval_clean, &eval_b, "the clean branch in evaluation");
+        let clean = on_branch(&dual, BnBranch::Clean, &c, Mode::Eval);
+        assert_close(&clean, &eval_b, "the clean branch in evaluation");
         assert!(max_abs_diff(&eval_a, &eval_b) > 1e-4, "the branches differ");
     }
 }

@@ -81,9 +81,10 @@ fn free_training_keeps_its_perturbation_in_the_ball_and_the_pixel_range() {
     );
 }
 
-/// Free ACL: with a clean weight, each replay also runs the clean views (through the clean
-/// batch-norm branch, the perturbed views through the adversarial one), in two forward passes
-/// and one backward, and its loss is the weighted sum of the two losses.
+/// Free ACL: with a clean weight, each replay also runs the clean views, in two forward passes
+/// and one backward, and its loss is the weighted sum of the two losses. (With dual batch norm,
+/// as here, both branches start alike, so this does not see the routing: the replay shares the
+/// PGD step's update, whose routing tests/dual_batch_norm.rs checks.)
 #[test]
 fn a_free_replay_with_a_clean_weight_minimises_the_weighted_clean_and_perturbed_losses() {
     let dir = temp_dir("free-clean-weight");

@@ -230,63 +230,6 @@ fn a_pgd_step_with_a_clean_weight_minimises_the_weighted_clean_and_perturbed_los
     assert!(outcome.terms.iter().any(|(n, _)| n.starts_with("clean ")));
 }
 
-/// ACL's dual stream: with dual batch norm, a PGD step's clean views update the clean branch's
-/// running statistics and its perturbed views the adversarial branch's, each as a
-/// single-batch-norm encoder of the same seed that ran those views alone. Fails if the regime
-/// runs both streams (or its attack) through one branch.
-#[test]
-fn a_dual_batch_norm_pgd_step_routes_clean_and_perturbed_views_to_their_branches() {
-    let dir = temp_dir("pgd-dual-bn");
-    let dual = [
-        "train.regime=\"pgd\"",
-        "train.pgd.clean_weight=1",
-        "encoder.resnet-small.dual_batch_norm=true",
-    ];
-    let asm = assemble(&dir, &dual);
-    assert!(asm.encoder.dual_batch_norm());
-    let mut optimizer = SgdLars::new(asm.encoder.parameters(), &asm.config.run.optim);
-    let attack =
-        registry::build::<dyn Attack>("pgd-linf", "steps = 2", &BuildContext::cpu(0)).unwrap();
-    let x = Tensor::rand(0f32, 1f32, (32, 1, 12, 12), &Device::Cpu).unwrap();
-    let (outcome, _) = pgd_once(
-        &step_context(&asm),
-        &mut optimizer,
-        attack.as_ref(),
-        [1.0, 1.0],
-        (&x, 0.1, 5),
-    );
-    let perturbed = outcome.input.unwrap();
-    let statistics_after = |views: &Tensor| {
-        let single = assemble(&dir, &[]);
-        single
-            .encoder
-            .forward(views, rossl::rossl_api::components::Mode::Train)
-            .unwrap();
-        single.encoder.buffers()
-    };
-    let mut compared = 0;
-    for (views, prefix) in [(&x, ""), (&perturbed, ".adversarial")] {
-        for reference in statistics_after(views) {
-            let (site, stat) = reference.name.rsplit_once('.').unwrap();
-            let name = format!("{site}{prefix}.{stat}");
-            let dual = asm.encoder.buffers().into_iter().find(|b| b.name == name);
-            let dual = dual.unwrap_or_else(|| panic!("no buffer `{name}`"));
-            let f32_of = |v: &candle_core::Var| v.to_dtype(candle_core::DType::F32).unwrap();
-            let d = common::max_abs_diff(&f32_of(&dual.var), &f32_of(&reference.var));
-            assert!(
-                d < 1e-5,
-                "`{name}` differs by {d} from its stream's statistics"
-            );
-            compared += 1;
-        }
-    }
-    assert_eq!(
-        compared,
-        2 * 3 * 8,
-        "two branches of 8 batch norms, 3 buffers each"
-    );
-}
-
 #[test]
 fn the_trades_attack_raises_its_loss_with_more_steps_and_is_refused_under_standard() {
     let dir = temp_dir("trades");

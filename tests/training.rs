@@ -6,7 +6,7 @@
 //! schedule sets each pass's PGD loss weights.
 
 mod common;
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use common::{assemble, temp_dir};
 use rossl::rossl_runtime::assembly::Assembly;
 use rossl::rossl_runtime::checkpoint;
@@ -93,6 +93,27 @@ fn weights_of(path: &std::path::Path) -> Vec<(String, Vec<f32>)> {
     v
 }
 
+/// The run of `sets` trained at once, and trained for one pass, stopped and resumed in a fresh
+/// assembly (as a new process would): their run folders.
+fn whole_and_resumed(sets: &[&str], regime: &str) -> (RunDir, RunDir) {
+    let whole_dir = temp_dir(&format!("resume-whole-{regime}"));
+    let (whole, _) = run(&assemble(&whole_dir, sets));
+    let parts_dir = temp_dir(&format!("resume-parts-{regime}"));
+    let first = assemble(&parts_dir, sets);
+    let run_dir = RunDir::for_config(&first.config).unwrap();
+    run_dir.create().unwrap();
+    let stop = TrainOptions {
+        stop_after_passes: Some(1),
+    };
+    let partial = train_with(&first, &run_dir, None, &stop).unwrap();
+    assert!(!partial.complete, "{regime}");
+    assert!(!run_dir.file(files::SUMMARY).exists());
+    let ckpt = checkpoint::load(&run_dir.file(files::CHECKPOINT), &Device::Cpu).unwrap();
+    let second = assemble(&parts_dir, sets);
+    assert!(train(&second, &run_dir, Some(&ckpt)).unwrap().complete);
+    (whole, run_dir)
+}
+
 #[test]
 fn resuming_an_interrupted_run_gives_the_uninterrupted_weights() {
     // supervised PGD-AT: the loss's classifier head is trained and resumed too; BYOL: its
@@ -127,28 +148,7 @@ fn resuming_an_interrupted_run_gives_the_uninterrupted_weights() {
         ];
         sets.extend(loss);
         let regime = name;
-        let whole_dir = temp_dir(&format!("resume-whole-{regime}"));
-        let (whole, _) = run(&assemble(&whole_dir, &sets));
-
-        let parts_dir = temp_dir(&format!("resume-parts-{regime}"));
-        let first = assemble(&parts_dir, &sets);
-        let run_dir = RunDir::for_config(&first.config).unwrap();
-        run_dir.create().unwrap();
-        let partial = train_with(
-            &first,
-            &run_dir,
-            None,
-            &TrainOptions {
-                stop_after_passes: Some(1),
-            },
-        )
-        .unwrap();
-        assert!(!partial.complete, "{regime}");
-        assert!(!run_dir.file(files::SUMMARY).exists());
-        let ckpt = checkpoint::load(&run_dir.file(files::CHECKPOINT), &Device::Cpu).unwrap();
-        let second = assemble(&parts_dir, &sets); // a fresh process would rebuild everything
-        let summary = train(&second, &run_dir, Some(&ckpt)).unwrap();
-        assert!(summary.complete);
+        let (whole, run_dir) = whole_and_resumed(&sets, regime);
         let resumed = weights_of(&run_dir.file(files::CHECKPOINT));
         let uninterrupted = weights_of(&whole.file(files::CHECKPOINT));
         let names = |w: &[(String, Vec<f32>)]| w.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
@@ -180,68 +180,6 @@ fn resuming_an_interrupted_run_gives_the_uninterrupted_weights() {
             .collect();
         assert!(steps.windows(2).all(|w| w[1] == w[0] + 1), "{steps:?}");
     }
-}
-
-/// A loss for this test: 0 for its first `after` calls, then NaN.
-#[derive(serde::Serialize, serde::Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-struct NanLaterParams {
-    after: usize,
-}
-impl rossl::rossl_api::registry::Params for NanLaterParams {}
-struct NanLater {
-    after: usize,
-    calls: std::sync::atomic::AtomicUsize,
-}
-impl rossl::rossl_api::components::SslLoss for NanLater {
-    fn loss(&self, z: &Tensor, _views: usize) -> rossl::rossl_api::Result<Tensor> {
-        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let value = if n < self.after { 0.0 } else { f64::NAN };
-        Ok(((z.sum_all()? * 0.0)? + value)?)
-    }
-}
-rossl::rossl_api::register! {
-    kind: loss,
-    name: "test-nan-later",
-    summary: "test only: NaN after a number of calls",
-    params: NanLaterParams,
-    build: |p, _ctx| Ok(Box::new(NanLater { after: p.after, calls: Default::default() })),
-}
-
-#[test]
-fn a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
-    let dir = temp_dir("nan");
-    // 6 batches per pass: the NaN comes in the second pass
-    let asm = assemble(
-        &dir,
-        &[
-            "train.epochs=3",
-            "loss.terms=[{ name = \"invariance\" }, { name = \"test-nan-later\" }]",
-            "loss.test-nan-later.after=8",
-        ],
-    );
-    let run_dir = RunDir::for_config(&asm.config).unwrap();
-    run_dir.create().unwrap();
-    let message = train(&asm, &run_dir, None).unwrap_err().to_string();
-    assert!(
-        message.contains("NaN") && message.contains("test-nan-later"),
-        "{message}"
-    );
-    assert!(message.contains("pass 2, batch 2, step 9"), "{message}");
-    assert!(
-        message.contains("last good checkpoint") && message.contains(files::CHECKPOINT),
-        "{message}"
-    );
-    let ckpt = checkpoint::load(&run_dir.file(files::CHECKPOINT), &Device::Cpu).unwrap();
-    assert_eq!(
-        (
-            ckpt.state.epochs_done,
-            ckpt.state.steps,
-            ckpt.state.complete
-        ),
-        (1, 6, false)
-    );
-    assert!(!run_dir.file(files::SUMMARY).exists());
 }
 
 #[test]

@@ -7,6 +7,7 @@ use candle_core::{DType, Tensor};
 use clap::Args;
 use rossl_runtime::run_dir::{refuse_run_file, RunDir};
 
+use rossl_api::components::BnBranch;
 use rossl_runtime::train::encoder_tensors;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -26,6 +27,10 @@ pub struct ExportArgs {
     /// another implementation can check it computes the same function (0: none).
     #[arg(long, value_name = "N", default_value_t = 32)]
     pub samples: usize,
+    /// With dual batch norm, the branch to export under the single-batch-norm names: `clean`
+    /// or `adversarial` (default: the run's `eval.bn_branch`, clean unless set).
+    #[arg(long, value_name = "BRANCH", value_parser = ["clean", "adversarial"])]
+    pub bn_branch: Option<String>,
 }
 
 /// The file `rossl export` writes by default, inside the run folder.
@@ -42,11 +47,21 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     if args.samples > 0 {
         refuse_run_file(&samples_path(&out), "the export's samples")?;
     }
-    let session = prepare(&ConfigArgs::default(), None, Some(&args.run_dir))?;
+    let config = ConfigArgs {
+        files: Vec::new(),
+        sets: args
+            .bn_branch
+            .iter()
+            .map(|b| format!("eval.bn_branch={}", toml::Value::String(b.clone())))
+            .collect(),
+    };
+    let session = prepare(&config, None, Some(&args.run_dir))?;
     let asm = &session.assembly;
     crate::commands::runner::restore_trained(asm, &run_dir, "exporting")?;
+    let branch = asm.config.run.eval.bn_branch;
+    asm.encoder.select_branch(branch);
     let mut tensors: HashMap<String, Tensor> = HashMap::new();
-    for (name, tensor) in encoder_tensors(asm.encoder.as_ref()) {
+    for (name, tensor) in one_branch(encoder_tensors(asm.encoder.as_ref()), branch) {
         let tensor = tensor.to_device(&candle_core::Device::Cpu)?;
         // PyTorch keeps batch-norm counters as int64
         let tensor = if name.ends_with("num_batches_tracked") {
@@ -71,6 +86,12 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_default(),
         out.display()
     );
+    if asm.encoder.dual_batch_norm() {
+        println!(
+            "dual batch norm: wrote its {} branch under the single-batch-norm names (`eval.bn_branch`; `--bn-branch adversarial` exports the other)",
+            branch.name()
+        );
+    }
     if args.samples > 0 {
         let path = samples_path(&out);
         let count = write_samples(asm, args.samples, &path)?;
@@ -89,6 +110,27 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
         }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The tensors of a model with one batch norm: with dual batch norm, those of `branch` under the
+/// single-batch-norm names (`bn1.adversarial.weight` becomes `bn1.weight`), the other branch's
+/// left out, so that the file loads strictly into a single-batch-norm model. Without dual batch
+/// norm, `tensors` unchanged.
+fn one_branch(tensors: Vec<(String, Tensor)>, branch: BnBranch) -> Vec<(String, Tensor)> {
+    let marker = format!(".{}.", BnBranch::ADVERSARIAL_SEGMENT);
+    let adversarial: HashMap<String, Tensor> = tensors
+        .iter()
+        .filter(|(name, _)| name.contains(&marker))
+        .map(|(name, t)| (name.replacen(&marker, ".", 1), t.clone()))
+        .collect();
+    tensors
+        .into_iter()
+        .filter(|(name, _)| !name.contains(&marker))
+        .map(|(name, t)| match (branch, adversarial.get(&name)) {
+            (BnBranch::Adversarial, Some(other)) => (name, other.clone()),
+            _ => (name, t),
+        })
+        .collect()
 }
 
 /// `<stem>-samples.safetensors` beside `out`.
@@ -134,4 +176,34 @@ fn write_samples(
     candle_core::safetensors::save(&tensors, path)
         .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
     Ok(rows.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dual_batch_norm_export_keeps_one_branch_under_the_single_names() {
+        let cpu = candle_core::Device::Cpu;
+        let value = |v: f32| Tensor::new(&[v], &cpu).unwrap();
+        let tensors = || {
+            vec![
+                ("conv.weight".to_string(), value(3.0)),
+                ("bn.weight".to_string(), value(1.0)),
+                ("bn.adversarial.weight".to_string(), value(2.0)),
+            ]
+        };
+        for (branch, bn) in [(BnBranch::Clean, 1.0), (BnBranch::Adversarial, 2.0)] {
+            let kept: HashMap<String, f32> = one_branch(tensors(), branch)
+                .into_iter()
+                .map(|(n, t)| (n, t.to_vec1::<f32>().unwrap()[0]))
+                .collect();
+            let expected: HashMap<String, f32> = [
+                ("conv.weight".to_string(), 3.0),
+                ("bn.weight".to_string(), bn),
+            ]
+            .into();
+            assert_eq!(kept, expected, "{branch:?}");
+        }
+    }
 }

@@ -48,6 +48,7 @@ impl RunArgs {
             stop_after: self.stop_after,
             mark_latest: true,
             resume_interrupted: false,
+            wait_if_busy: false,
         }
     }
 }

@@ -3,12 +3,13 @@
 //! for each run.
 
 use crate::commands::session::Session;
+use crate::commands::teacher;
 use crate::terminal;
 use rossl_runtime::assembly::Assembly;
 use rossl_runtime::checkpoint;
 use rossl_runtime::eval::{evaluate_run, Results};
 use rossl_runtime::monitor::Monitor;
-use rossl_runtime::run_dir::{files, RunDir};
+use rossl_runtime::run_dir::{files, RunDir, TrainingClaim};
 use rossl_runtime::train::{
     restore_encoder, train_loaded, StepObserver, TrainOptions, TrainSummary, TrainingData,
 };
@@ -29,6 +30,9 @@ pub struct RunOptions {
     pub mark_latest: bool,
     /// Continue an interrupted run found in the run folder instead of refusing (studies).
     pub resume_interrupted: bool,
+    /// Wait while another process trains the run folder, then reuse or continue it (a teacher
+    /// that two students, or a student and a run of its own, need), instead of refusing.
+    pub wait_if_busy: bool,
 }
 
 /// What a finished run produced.
@@ -89,13 +93,40 @@ fn check_same_training(
     )
 }
 
+/// Claims `run_dir` for training: while another live process trains it, waits
+/// (`options.wait_if_busy`) or refuses, naming that process.
+fn claim(run_dir: &RunDir, options: &RunOptions) -> anyhow::Result<TrainingClaim> {
+    let mut told = false;
+    loop {
+        if let Some(claim) = run_dir.try_claim_training()? {
+            return Ok(claim);
+        }
+        let shown = run_dir.path().display();
+        if !options.wait_if_busy {
+            anyhow::bail!(
+                "{shown} is being trained by {}: wait for it to finish (this command then reuses it), or remove that file if the process is gone",
+                run_dir.claim_holder()
+            );
+        }
+        if !told {
+            eprintln!(
+                "{shown} is being trained by {}; waiting for it",
+                run_dir.claim_holder()
+            );
+            told = true;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+}
+
 /// Trains, resumes, or reuses the finished training in `run_dir`; `true` with the summary when
-/// it was reused.
+/// it was reused. The folder is claimed for the whole of it ([`claim`]).
 fn train_or_reuse(
     asm: &Assembly,
     run_dir: &RunDir,
     options: &RunOptions,
 ) -> anyhow::Result<(TrainSummary, bool)> {
+    let _claim = claim(run_dir, options)?;
     let checkpoint_path = run_dir.file(files::CHECKPOINT);
     let shown = run_dir.path().display();
     let resume = options.resume.clone().or_else(|| {
@@ -204,7 +235,17 @@ fn evaluate_or_reuse(
 /// Trains (or reuses) and evaluates the configuration of `session`; a teacher named as a
 /// configuration (`train.target.teacher_config`) is trained (or reused) first.
 pub fn run_one(session: &Session, options: &RunOptions) -> anyhow::Result<RunOutcome> {
-    if let Some(student) = crate::commands::teacher::student_with_teacher(session)? {
+    if let Some(teacher) = teacher::teacher_session(session)? {
+        // trained (or reused, or continued) without evaluation; a student waits while another
+        // process trains the same teacher
+        let teacher_options = RunOptions {
+            no_eval: true,
+            resume_interrupted: true,
+            wait_if_busy: true,
+            ..RunOptions::default()
+        };
+        let trained = run_one(&teacher, &teacher_options)?;
+        let student = teacher::student_of(session, trained.run_dir.path())?;
         return run_one(&student, options);
     }
     let asm = &session.assembly;

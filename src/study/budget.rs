@@ -108,7 +108,7 @@ fn calibrate(run: &PlannedRun, steps: usize, scratch: &Path) -> anyhow::Result<C
 /// in the scratch folder (the cost of a student's step does not depend on its teacher's
 /// weights; the study's own runs train the real teacher). The override naming it, if any.
 fn stand_in_teacher(student: &Session, scratch: &Path) -> anyhow::Result<Option<String>> {
-    let Some(mut sources) = teacher::teacher_sources(student) else {
+    let Some(mut sources) = teacher::teacher_sources(student)? else {
         return Ok(None);
     };
     sources.sets.extend([

@@ -30,14 +30,17 @@ pub fn run_task(dir: &StudyDir, index: usize) -> anyhow::Result<ExitCode> {
     let mut run_dir: Option<PathBuf> = None;
     let result = (|| -> anyhow::Result<()> {
         let session = build(ConfigSources::new(run.files.clone(), run.sets.clone()))?;
-        let folder = RunDir::for_config(&session.assembly.config)?;
-        run_dir = Some(folder.path().to_path_buf());
+        // a student of a teacher named as a configuration gets its folder once the teacher is
+        // trained (its configuration then names the teacher's folder)
+        if crate::commands::teacher::teacher_sources(&session)?.is_none() {
+            let folder = RunDir::for_config(&session.assembly.config)?;
+            run_dir = Some(folder.path().to_path_buf());
+        }
         let options = RunOptions {
             resume_interrupted: true,
             ..RunOptions::default()
         };
         let outcome = run_one(&session, &options)?;
-        // a student of a teacher named as a configuration has its own folder
         run_dir = Some(outcome.run_dir.path().to_path_buf());
         if let Some(c) = plan
             .budget

@@ -247,7 +247,7 @@ pub fn no_strength(name: Option<&str>) -> Error {
     });
     Error::Config(format!(
         "`train.anneal.view_strength_end`: {which} (`views.name`) has no augmentation strength to \
-         anneal; leave `view_strength_end` at 1, or choose a strategy that has one (`multi-crop`)"
+         anneal; leave `view_strength_end` at 1, or choose a strategy that has one (the built-in `multi-crop`, `pad-crop`, `patches` and `single` do)"
     ))
 }
 

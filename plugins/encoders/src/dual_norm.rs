@@ -5,11 +5,6 @@ use rossl_api::components::{BnBranch, Mode};
 use rossl_api::Result;
 use rossl_nn::{BatchNorm, Module};
 
-/// The suffix of the adversarial branch's module name: `backbone.bn1.adversarial.weight` beside
-/// the clean branch's `backbone.bn1.weight`, so that the clean branch keeps the names of a
-/// single-batch-norm model and loads into one.
-pub(crate) const ADVERSARIAL_SUFFIX: &str = "adversarial";
-
 /// One batch-norm site of the encoder: the clean branch, and the adversarial one when the encoder
 /// has dual batch norm.
 #[derive(Clone)]
@@ -20,11 +15,11 @@ pub(crate) struct DualNorm {
 
 impl DualNorm {
     /// A site named `name` over `channels` features; with `dual`, a second branch named
-    /// `name.adversarial`.
+    /// `name.adversarial` ([`BnBranch::ADVERSARIAL_SEGMENT`]).
     pub fn new(name: &str, channels: usize, dual: bool, device: &Device) -> Result<Self> {
         let adversarial = if dual {
             Some(BatchNorm::new(
-                &format!("{name}.{ADVERSARIAL_SUFFIX}"),
+                &format!("{name}.{}", BnBranch::ADVERSARIAL_SEGMENT),
                 channels,
                 device,
             )?)

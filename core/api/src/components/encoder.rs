@@ -42,6 +42,11 @@ pub enum BnBranch {
 }
 
 impl BnBranch {
+    /// The segment that marks the adversarial branch's tensors in their names:
+    /// `backbone.bn1.adversarial.weight` beside the clean branch's `backbone.bn1.weight`, so that
+    /// the clean branch keeps the names of a single-batch-norm model.
+    pub const ADVERSARIAL_SEGMENT: &'static str = "adversarial";
+
     /// The name used in configurations and reports.
     pub fn name(self) -> &'static str {
         match self {

@@ -12,7 +12,8 @@ pub struct TargetConfig {
     pub momentum: f64,
     /// A finished run folder whose encoder is a frozen teacher instead of the average (DeACL's
     /// second stage): built from the folder's `config.toml`, restored from its checkpoint, in
-    /// evaluation mode, never updated. Empty: the moving average. Not written when empty.
+    /// evaluation mode, never updated. Or an exported weights file (`rossl export`), built as
+    /// this run's encoder. Empty: the moving average. Not written when empty.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub from: String,
     /// The teacher named as a configuration instead (DeACL's first stage): config files, layered

@@ -106,29 +106,7 @@ fn check_training(figment: &Figment, run: &RunConfig) -> Result<()> {
              uses the running statistics and cannot update them; choose one",
         );
     }
-    let free = &run.train.free;
-    for (regime, [clean, adversarial]) in [
-        ("pgd", [pgd.clean_weight, pgd.adversarial_weight]),
-        ("free", [free.clean_weight, free.adversarial_weight]),
-    ] {
-        for (name, value) in [("clean_weight", clean), ("adversarial_weight", adversarial)] {
-            if !(value >= 0.0 && value.is_finite()) {
-                return fail(
-                    &format!("train.{regime}.{name}"),
-                    "must be a finite number >= 0",
-                );
-            }
-        }
-        if clean == 0.0 && adversarial == 0.0 {
-            return fail(
-                &format!("train.{regime}.adversarial_weight"),
-                &format!(
-                    "is 0, and so is `train.{regime}.clean_weight`: the update would have no \
-                     loss (set one of them above 0)"
-                ),
-            );
-        }
-    }
+    check_update_weights(figment, run)?;
     if !(run.optim.lr > 0.0 && run.optim.lr.is_finite()) {
         return fail("optim.lr", "must be a finite number > 0");
     }
@@ -149,6 +127,37 @@ fn check_training(figment: &Figment, run: &RunConfig) -> Result<()> {
             "loss.terms",
             &format!("the weight of `{}` is not finite", t.name),
         );
+    }
+    Ok(())
+}
+
+/// The clean and adversarial weights of the `pgd` and `free` regimes' updates: finite, not
+/// negative, not both 0.
+fn check_update_weights(figment: &Figment, run: &RunConfig) -> Result<()> {
+    let (pgd, free) = (&run.train.pgd, &run.train.free);
+    for (regime, [clean, adversarial]) in [
+        ("pgd", [pgd.clean_weight, pgd.adversarial_weight]),
+        ("free", [free.clean_weight, free.adversarial_weight]),
+    ] {
+        for (name, value) in [("clean_weight", clean), ("adversarial_weight", adversarial)] {
+            if !(value >= 0.0 && value.is_finite()) {
+                return fail(
+                    figment,
+                    &format!("train.{regime}.{name}"),
+                    "must be a finite number >= 0",
+                );
+            }
+        }
+        if clean == 0.0 && adversarial == 0.0 {
+            return fail(
+                figment,
+                &format!("train.{regime}.adversarial_weight"),
+                &format!(
+                    "is 0, and so is `train.{regime}.clean_weight`: the update would have no \
+                     loss (set one of them above 0)"
+                ),
+            );
+        }
     }
     Ok(())
 }

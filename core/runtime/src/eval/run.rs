@@ -7,11 +7,21 @@ use crate::assembly::Assembly;
 use crate::run_dir::RunDir;
 use crate::train::{load_split, TrainSummary};
 use crate::Result;
-use rossl_api::components::{Evaluator, Split};
+use rossl_api::components::{BnBranch, Evaluator, Split};
 
 /// Evaluates `asm.encoder` with every evaluator of the configuration, writes `results.json` into
 /// `run_dir` and returns the results. `train` describes the training that produced the encoder.
+/// An encoder with dual batch norm is evaluated on `eval.bn_branch`, and left on its clean
+/// branch after, whatever happened.
 pub fn evaluate_run(asm: &Assembly, run_dir: &RunDir, train: &TrainSummary) -> Result<Results> {
+    asm.encoder.select_branch(asm.config.run.eval.bn_branch);
+    let results = evaluate_selected(asm, run_dir, train);
+    asm.encoder.select_branch(BnBranch::Clean);
+    results
+}
+
+/// [`evaluate_run`] on the branch selected.
+fn evaluate_selected(asm: &Assembly, run_dir: &RunDir, train: &TrainSummary) -> Result<Results> {
     let run = &asm.config.run;
     let train_set = load_split(asm, Split::Train)?;
     let test_set = load_split(asm, Split::Test)?;
@@ -26,7 +36,6 @@ pub fn evaluate_run(asm: &Assembly, run_dir: &RunDir, train: &TrainSummary) -> R
         ctx: &ctx,
     };
     warn_on_small_l2_radii(&run.eval);
-    asm.encoder.select_branch(run.eval.bn_branch);
     let mut evaluations: Vec<EvaluationReport> = Vec::new();
     for (index, name) in run.eval.evaluators.iter().enumerate() {
         let evaluator: Box<dyn Evaluator> = asm.config.build("eval", name, &ctx)?;

@@ -18,6 +18,7 @@
 //! file or parses one.
 
 mod card;
+mod claim;
 mod fresh;
 mod metrics;
 mod probes;
@@ -26,6 +27,7 @@ pub(crate) mod results;
 mod summary;
 
 pub use card::{CardEntry, SslFields};
+pub use claim::TrainingClaim;
 pub use fresh::FreshRun;
 pub use metrics::{
     parse_metrics, read_metrics, EpochRecord, MetricsRecord, MetricsWriter, MonitorRecord,

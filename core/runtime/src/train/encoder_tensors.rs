@@ -4,7 +4,7 @@
 use crate::ssl_loss::WeightedSslLoss;
 use crate::{Error, Result};
 use candle_core::{Tensor, Var};
-use rossl_api::components::Encoder;
+use rossl_api::components::{BnBranch, Encoder};
 use std::collections::HashMap;
 
 /// Every parameter and buffer of `encoder` under its PyTorch name.
@@ -21,6 +21,23 @@ pub fn encoder_tensors(encoder: &dyn Encoder) -> Vec<(String, Tensor)> {
             .map(|b| (b.name, b.var.as_tensor().clone())),
     );
     out
+}
+
+/// Sets `encoder` from another model's tensors (a teacher's, an exported file's) as
+/// [`restore_encoder`] does, except that an adversarial batch-norm branch they lack
+/// (`X.adversarial.Y`) starts as a copy of its clean branch (`X.Y`): a dual-batch-norm student of
+/// a single-batch-norm teacher.
+pub fn init_encoder_from(encoder: &dyn Encoder, tensors: &HashMap<String, Tensor>) -> Result<()> {
+    let marker = format!(".{}.", BnBranch::ADVERSARIAL_SEGMENT);
+    let mut filled = tensors.clone();
+    for (name, _) in encoder_tensors(encoder) {
+        if name.contains(&marker) && !filled.contains_key(&name) {
+            if let Some(clean) = tensors.get(&name.replacen(&marker, ".", 1)) {
+                filled.insert(name, clean.clone());
+            }
+        }
+    }
+    restore_encoder(encoder, &filled)
 }
 
 /// The weights the loss terms own (heads), under their names.

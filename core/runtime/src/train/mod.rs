@@ -31,7 +31,9 @@ mod teacher;
 mod trainer;
 
 pub use crate::run_dir::{MetricsWriter, StepRecord, TrainPlan, TrainSummary};
-pub use encoder_tensors::{encoder_tensors, loss_tensors, restore_encoder, restore_loss};
+pub use encoder_tensors::{
+    encoder_tensors, init_encoder_from, loss_tensors, restore_encoder, restore_loss,
+};
 pub use options::{StepObserver, TrainOptions};
 pub use plan::plan;
 pub use splits::{load_split, TrainingData};

@@ -58,7 +58,7 @@ impl TargetNetwork {
         if from.is_empty() {
             return Self::new(asm, total_steps);
         }
-        let encoder = super::teacher::load(Path::new(from), &asm.device)?;
+        let encoder = super::teacher::load(Path::new(from), asm)?;
         Ok(TargetNetwork {
             encoder,
             base: 1.0,

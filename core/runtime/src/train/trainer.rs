@@ -1,7 +1,9 @@
 //! The training loop: a plan of passes over the data, each batch stepped as the regime says,
 //! metrics and a checkpoint after every pass, a clear stop on a NaN loss.
 
-use super::encoder_tensors::{encoder_tensors, loss_tensors, restore_encoder, restore_loss};
+use super::encoder_tensors::{
+    encoder_tensors, init_encoder_from, loss_tensors, restore_encoder, restore_loss,
+};
 use super::options::{StepObserver, TrainOptions};
 use super::regimes::{FreeState, Passes, StepOutcome};
 use super::splits::TrainingData;
@@ -98,7 +100,7 @@ impl<'a> Loop<'a> {
             if run.train.target.init_from_teacher && resume.is_none() {
                 let teacher: std::collections::HashMap<String, Tensor> =
                     encoder_tensors(target.encoder()).into_iter().collect();
-                restore_encoder(asm.encoder.as_ref(), &teacher).map_err(|e| {
+                init_encoder_from(asm.encoder.as_ref(), &teacher).map_err(|e| {
                     Error::Config(format!(
                         "`train.target.init_from_teacher`: the teacher's encoder does not fit this one: {e}"
                     ))
