@@ -40,6 +40,15 @@ pub fn teacher_sources(student: &Session) -> anyhow::Result<Option<ConfigSources
     Ok(Some(ConfigSources::new(files, sets)))
 }
 
+/// Config files as a command line lists them.
+fn listed(files: &[std::path::PathBuf]) -> String {
+    files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The override that names `folder` as the teacher: `train.target.from = "<folder>"`.
 pub fn from_override(folder: &std::path::Path) -> String {
     format!(
@@ -57,12 +66,7 @@ pub fn build_teacher(student: &Session, sources: ConfigSources) -> anyhow::Resul
     let named = format!(
         "the teacher named by `{key}` (in {}): {}",
         student.assembly.config.source_of(key),
-        sources
-            .files
-            .iter()
-            .map(|f| f.display().to_string())
-            .collect::<Vec<_>>()
-            .join(" ")
+        listed(&sources.files)
     );
     let teacher = build(sources).with_context(|| named.clone())?;
     if !teacher
@@ -140,12 +144,7 @@ pub fn teacher_session(student: &Session) -> anyhow::Result<Option<Session>> {
         "== teacher of {} (seed {}): {} ==",
         run.method.name,
         run.seed,
-        sources
-            .files
-            .iter()
-            .map(|f| f.display().to_string())
-            .collect::<Vec<_>>()
-            .join(" ")
+        listed(&sources.files)
     );
     Ok(Some(build_teacher(student, sources)?))
 }

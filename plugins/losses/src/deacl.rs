@@ -93,7 +93,7 @@ impl SslLoss for Deacl {
 rossl_api::register! {
     kind: loss,
     name: "deacl",
-    summary: "DeACL's student: -cos(S(x), T(x)) - k cos(S(x'), S(x)) with a frozen teacher (Zhang et al. 2022; pgd regime)",
+    summary: "DeACL's student: -cos(S(x), T(x)) - k cos(S(x'), S(x)) with a frozen teacher (Zhang et al. 2022; pgd or free regime)",
     params: DeaclParams,
     build: |p, _ctx| Ok(Box::new(Deacl::new(p))),
 }

@@ -95,7 +95,7 @@ impl SslLoss for Trades {
 rossl_api::register! {
     kind: loss,
     name: "trades",
-    summary: "TRADES: cross-entropy on clean views + beta x KL(clean || perturbed) of a linear head (Zhang et al. 2019; pgd regime)",
+    summary: "TRADES: cross-entropy on clean views + beta x KL(clean || perturbed) of a linear head (Zhang et al. 2019; pgd or free regime)",
     params: TradesParams,
     build: |p, ctx| Ok(Box::new(Trades::build(&p, ctx)?)),
 }
