@@ -60,7 +60,7 @@ pub fn from_override(folder: &std::path::Path) -> String {
 /// Builds the teacher's session, naming the student's key in errors; refuses a teacher that
 /// names a teacher config itself (with the student's overlays, a student config would train
 /// itself as its own teacher forever) and one whose encoder does not fit the student's
-/// ([`check_fits`]), before anything is trained.
+/// (`check_fits`), before anything is trained.
 pub fn build_teacher(student: &Session, sources: ConfigSources) -> anyhow::Result<Session> {
     let key = "train.target.teacher_config";
     let named = format!(

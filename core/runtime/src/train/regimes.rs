@@ -273,7 +273,7 @@ pub struct FreeState {
 /// gradient (the update) and the perturbation gradient (a signed ascent step, clipped to the ball
 /// and so that x + delta stays in [0, 1]). With a clean weight, or a loss that compares with the
 /// clean views, the replay also runs the clean views, and the update minimises the weighted sum
-/// as a PGD step's does ([`weighted_objective`]); the perturbation ascends that same objective.
+/// as a PGD step's does; the perturbation ascends that same objective.
 pub fn free_replay(
     ctx: &StepContext<'_>,
     optimizer: &mut SgdLars,
