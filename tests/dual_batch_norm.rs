@@ -9,7 +9,7 @@ use rossl::rossl_api::registry;
 use rossl::rossl_api::rng::Rng;
 use rossl::rossl_nn::optim::SgdLars;
 use rossl::rossl_runtime::assembly::Assembly;
-use rossl::rossl_runtime::train::regimes::{self, Passes, PgdStep, StepContext};
+use rossl::rossl_runtime::train::regimes::{self, Passes, PgdStep};
 
 /// TINY under the `pgd` regime with ACL's clean weight and dual batch norm.
 fn dual_acl(name: &str) -> Assembly {
@@ -28,13 +28,7 @@ fn dual_acl(name: &str) -> Assembly {
 fn pgd_step_on(asm: &Assembly, x: &Tensor, attack: &str, attack_mode: Mode) -> Tensor {
     let mut optimizer = SgdLars::new(asm.encoder.parameters(), &asm.config.run.optim);
     let attack = registry::build::<dyn Attack>("pgd-linf", attack, &BuildContext::cpu(0)).unwrap();
-    let ctx = StepContext {
-        encoder: asm.encoder.as_ref(),
-        objective: &asm.objective,
-        views: 4,
-        labels: None,
-        target: None,
-    };
+    let ctx = common::step_context(asm);
     let step = PgdStep {
         attack: attack.as_ref(),
         attack_mode,

@@ -6,20 +6,14 @@ use candle_core::{Device, Tensor};
 use common::{assemble, temp_dir};
 use rossl::rossl_api::rng::Rng;
 use rossl::rossl_nn::optim::SgdLars;
-use rossl::rossl_runtime::train::regimes::{self, FreeState, Passes, StepContext};
+use rossl::rossl_runtime::train::regimes::{self, FreeState, Passes};
 
 #[test]
 fn free_training_keeps_its_perturbation_in_the_ball_and_the_pixel_range() {
     let dir = temp_dir("free-ball");
     let asm = assemble(&dir, &["train.regime=\"free\""]);
     let mut optimizer = SgdLars::new(asm.encoder.parameters(), &asm.config.run.optim);
-    let ctx = StepContext {
-        encoder: asm.encoder.as_ref(),
-        objective: &asm.objective,
-        views: 4,
-        labels: None,
-        target: None,
-    };
+    let ctx = common::step_context(&asm);
     let eps = 8.0 / 255.0;
     let mut state = FreeState {
         delta: None,
@@ -95,13 +89,7 @@ fn a_free_replay_with_a_clean_weight_minimises_the_weighted_clean_and_perturbed_
     ];
     let asm = assemble(&dir, &sets);
     let mut optimizer = SgdLars::new(asm.encoder.parameters(), &asm.config.run.optim);
-    let ctx = StepContext {
-        encoder: asm.encoder.as_ref(),
-        objective: &asm.objective,
-        views: 4,
-        labels: None,
-        target: None,
-    };
+    let ctx = common::step_context(&asm);
     let x = Tensor::rand(0.1f32, 0.9f32, (32, 1, 12, 12), &Device::Cpu).unwrap();
     let delta = Tensor::rand(-0.03f32, 0.03f32, (32, 1, 12, 12), &Device::Cpu).unwrap();
     let mut state = FreeState {

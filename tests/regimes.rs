@@ -4,7 +4,7 @@
 
 mod common;
 use candle_core::{Device, Tensor};
-use common::{assemble, temp_dir};
+use common::{assemble, step_context, temp_dir};
 use rossl::rossl_api::components::{Attack, BuildContext};
 use rossl::rossl_api::registry;
 use rossl::rossl_api::rng::Rng;
@@ -13,17 +13,6 @@ use rossl::rossl_runtime::assembly::Assembly;
 use rossl::rossl_runtime::train::encoder_tensors;
 use rossl::rossl_runtime::train::regimes::{self, FreeState, Passes, PgdStep, StepContext};
 use rossl::rossl_runtime::train::target::TargetNetwork;
-
-/// A step context over `asm`'s encoder and objective (4 views per image, as TINY).
-fn step_context(asm: &Assembly) -> StepContext<'_> {
-    StepContext {
-        encoder: asm.encoder.as_ref(),
-        objective: &asm.objective,
-        views: 4,
-        labels: None,
-        target: None,
-    }
-}
 
 /// One step of the `pgd` regime with `attack` (update weights `clean` and `adversarial`) on `x`
 /// at learning rate `lr`, random starts from seed `seed`: the outcome and the passes it made.

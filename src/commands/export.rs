@@ -117,15 +117,13 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
 /// left out, so that the file loads strictly into a single-batch-norm model. Without dual batch
 /// norm, `tensors` unchanged.
 fn one_branch(tensors: Vec<(String, Tensor)>, branch: BnBranch) -> Vec<(String, Tensor)> {
-    let marker = format!(".{}.", BnBranch::ADVERSARIAL_SEGMENT);
     let adversarial: HashMap<String, Tensor> = tensors
         .iter()
-        .filter(|(name, _)| name.contains(&marker))
-        .map(|(name, t)| (name.replacen(&marker, ".", 1), t.clone()))
+        .filter_map(|(name, t)| BnBranch::clean_twin(name).map(|twin| (twin, t.clone())))
         .collect();
     tensors
         .into_iter()
-        .filter(|(name, _)| !name.contains(&marker))
+        .filter(|(name, _)| BnBranch::clean_twin(name).is_none())
         .map(|(name, t)| match (branch, adversarial.get(&name)) {
             (BnBranch::Adversarial, Some(other)) => (name, other.clone()),
             _ => (name, t),

@@ -115,11 +115,10 @@ fn check_fits(student: &Session, teacher: &Session) -> anyhow::Result<()> {
         .into_iter()
         .map(|(name, tensor)| (name, tensor.dims().to_vec()))
         .collect();
-    let marker = format!(".{}.", BnBranch::ADVERSARIAL_SEGMENT);
     for (name, tensor) in encoder_tensors(s.encoder.as_ref()) {
         let found = shapes
             .get(&name)
-            .or_else(|| shapes.get(&name.replacen(&marker, ".", 1)));
+            .or_else(|| BnBranch::clean_twin(&name).and_then(|twin| shapes.get(&twin)));
         if found.map(Vec::as_slice) != Some(tensor.dims()) {
             anyhow::bail!(
                 "`train.target.init_from_teacher`: the student's `{name}` ({:?}, {}) has no tensor of that shape in the teacher ({:?}, {}); give both the same encoder",

@@ -49,6 +49,18 @@ pub fn assemble(dir: &std::path::Path, extra: &[&str]) -> Assembly {
     Assembly::build(resolved, select_device(DeviceSpec::Cpu).unwrap()).unwrap()
 }
 
+/// A step context over `asm`'s encoder and objective (4 views per image, as TINY), without
+/// labels or a target network.
+pub fn step_context(asm: &Assembly) -> rossl::rossl_runtime::train::regimes::StepContext<'_> {
+    rossl::rossl_runtime::train::regimes::StepContext {
+        encoder: asm.encoder.as_ref(),
+        objective: &asm.objective,
+        views: 4,
+        labels: None,
+        target: None,
+    }
+}
+
 /// The error message of a result that must be an error.
 pub fn error_of<T: std::fmt::Debug>(result: rossl::rossl_api::Result<T>) -> String {
     match result {

@@ -47,6 +47,14 @@ impl BnBranch {
     /// the clean branch keeps the names of a single-batch-norm model.
     pub const ADVERSARIAL_SEGMENT: &'static str = "adversarial";
 
+    /// The clean branch's name of an adversarial branch's tensor (`bn1.adversarial.weight` ->
+    /// `bn1.weight`); `None` for any other name.
+    pub fn clean_twin(name: &str) -> Option<String> {
+        let marker = format!(".{}.", Self::ADVERSARIAL_SEGMENT);
+        name.contains(&marker)
+            .then(|| name.replacen(&marker, ".", 1))
+    }
+
     /// The name used in configurations and reports.
     pub fn name(self) -> &'static str {
         match self {

@@ -28,13 +28,13 @@ pub fn encoder_tensors(encoder: &dyn Encoder) -> Vec<(String, Tensor)> {
 /// (`X.adversarial.Y`) starts as a copy of its clean branch (`X.Y`): a dual-batch-norm student of
 /// a single-batch-norm teacher.
 pub fn init_encoder_from(encoder: &dyn Encoder, tensors: &HashMap<String, Tensor>) -> Result<()> {
-    let marker = format!(".{}.", BnBranch::ADVERSARIAL_SEGMENT);
     let mut filled = tensors.clone();
     for (name, _) in encoder_tensors(encoder) {
-        if name.contains(&marker) && !filled.contains_key(&name) {
-            if let Some(clean) = tensors.get(&name.replacen(&marker, ".", 1)) {
-                filled.insert(name, clean.clone());
-            }
+        if filled.contains_key(&name) {
+            continue;
+        }
+        if let Some(clean) = BnBranch::clean_twin(&name).and_then(|twin| tensors.get(&twin)) {
+            filled.insert(name, clean.clone());
         }
     }
     restore_encoder(encoder, &filled)
