@@ -137,6 +137,7 @@ fn flatten_fit(train: &ImageSet) -> FitContext<'_> {
         train,
         device: &Device::Cpu,
         seed: 0,
+        copy_encoder: None,
     }
 }
 
@@ -158,6 +159,7 @@ fn probes_and_knn_reach_near_100_percent_on_separable_data() {
         seed: 1,
         config: &config,
         ctx: &ctx,
+        copy_encoder: None,
     };
     for (name, params) in [
         ("linear-probe", "epochs = 30\nlr = 0.01\nbatch_size = 32"),

@@ -152,6 +152,7 @@ fn report_of(m: Measured<'_>) -> rossl::rossl_runtime::eval::EvaluationReport {
         seed: m.seed,
         config: m.config,
         ctx: &ctx,
+        copy_encoder: None,
     };
     let probe = evaluator(m.evaluator, m.params);
     fit_and_measure(m.evaluator, probe.as_ref(), 0, &inputs)
@@ -249,6 +250,7 @@ fn rows_of_a_batch_get_the_draws_of_their_rows_in_the_whole_batch() {
         train: &train,
         device: &Device::Cpu,
         seed: 0,
+        copy_encoder: None,
     };
     let probe = evaluator("multi-crop-probe", "views = 3\nepochs = 1")
         .fit(&fit)

@@ -300,6 +300,7 @@ fn run(
         seed: 1,
         config,
         ctx: &ctx,
+        copy_encoder: None,
     };
     fit_and_measure("probe", evaluator, 0, &inputs)
         .unwrap()

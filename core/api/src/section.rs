@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 pub struct ComponentConfig {
     root: Figment,
     path: String,
+    reserved: &'static [&'static str],
 }
 
 /// In-memory parameters, named "NAME" in error messages.
@@ -38,6 +39,7 @@ impl ComponentConfig {
         ComponentConfig {
             root: root.clone(),
             path: path.to_string(),
+            reserved: &[],
         }
     }
 
@@ -51,6 +53,7 @@ impl ComponentConfig {
         ComponentConfig {
             root,
             path: path.to_string(),
+            reserved: &[],
         }
     }
 
@@ -67,6 +70,13 @@ impl ComponentConfig {
         Self::from_table(path, toml::Table::new(), "defaults")
     }
 
+    /// The same section, with `keys` left out of [`ComponentConfig::params`]: keys that the
+    /// runtime reads itself (an evaluator's [`crate::components::RUNTIME_KEYS`]).
+    pub fn without(mut self, keys: &'static [&'static str]) -> Self {
+        self.reserved = keys;
+        self
+    }
+
     /// The dotted path of the section.
     pub fn path(&self) -> &str {
         &self.path
@@ -76,7 +86,16 @@ impl ComponentConfig {
     /// invalid values are errors naming `section.key` and the value's source.
     pub fn params<P: Params>(&self) -> Result<P> {
         let focused = self.root.focus(&self.path);
-        let mut params: P = focused.extract().map_err(|e| from_figment(e, &self.path))?;
+        let mut params: P = if self.reserved.is_empty() {
+            focused.extract().map_err(|e| from_figment(e, &self.path))?
+        } else {
+            let mut dict: figment::value::Dict =
+                focused.extract().map_err(|e| from_figment(e, &self.path))?;
+            dict.retain(|key, _| !self.reserved.contains(&key.as_str()));
+            figment::value::Value::from(dict)
+                .deserialize()
+                .map_err(|e| from_figment(e, &self.path))?
+        };
         if let Err(e) = params.validate() {
             return Err(Error::Config(format!(
                 "`{}.{}`: {} (in {})",

@@ -14,15 +14,17 @@
 /// 5: targeted attacks and `Norm` (AutoAttack, L2). 6: `SslLoss::loss_of`, `uses_labels`, `uses_clean`,
 /// `uses_target`, `needs_teacher` and `parameters`; `LossInput::attack` (losses with labels and weights of their own); `BuildContext::feature_dim` and `projection_dim`.
 /// 7: `ViewStrategy::at_strength` (augmentation-strength annealing), `Encoder::dual_batch_norm`
-/// and `Encoder::select_branch` (dual batch norm).
-pub const PLUGIN_API_VERSION: u32 = 7;
+/// and `Encoder::select_branch` (dual batch norm). 8: `FitContext::copy_encoder` (fine-tuning
+/// evaluators), `Classifier::fit_cost`, and the evaluator keys the runtime reserves
+/// (`RUNTIME_KEYS`).
+pub const PLUGIN_API_VERSION: u32 = 8;
 
 /// The name of the ELF section that holds a plugin's stamp.
 pub const STAMP_SECTION: &str = ".rossl_abi";
 
 /// This build's stamp: `field=value` pairs separated by `|`.
 pub const STAMP: &str = concat!(
-    "rossl-abi|api=7|version=",
+    "rossl-abi|api=8|version=",
     env!("CARGO_PKG_VERSION"),
     "|source=",
     env!("ROSSL_SOURCE_HASH"),

@@ -83,6 +83,7 @@ impl Assembly {
         }
         check_loss_needs(&terms, &run.train)?;
         check_batch_norm_branches(encoder.as_ref(), &terms, &config)?;
+        check_transfer_datasets(&config, &ctx, &info)?;
         let train_attack = if run.train.regime == Regime::Pgd {
             Some(config.build::<dyn Attack>("train.attack", &run.train.attack.name, &ctx)?)
         } else {
@@ -244,6 +245,25 @@ fn check_batch_norm_branches(
              (`{key} = true`); this encoder has one batch norm",
             config.source_of("eval.bn_branch")
         )));
+    }
+    Ok(())
+}
+
+/// Checks, before anything trains, that every evaluator's transfer dataset
+/// (`eval.<evaluator>.dataset`) is registered and its images can be adapted to the run's
+/// (`resize`, `channels`); nothing is loaded.
+fn check_transfer_datasets(
+    config: &ResolvedConfig,
+    ctx: &BuildContext,
+    run_info: &DatasetInfo,
+) -> Result<()> {
+    for name in &config.run.eval.evaluators {
+        let data = config.evaluator_data(name)?;
+        if data.dataset.is_empty() {
+            continue;
+        }
+        let dataset: Box<dyn Dataset> = config.build("data", &data.dataset, ctx)?;
+        data.adaptation(name, &dataset.info(), run_info, &config.run.data.name)?;
     }
     Ok(())
 }

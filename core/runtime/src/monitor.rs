@@ -122,6 +122,7 @@ impl Monitor {
             device: &device,
             seed: Rng::derive(self.seed, &[stream::MONITOR, substream::FIT, step as u64])
                 .next_u64(),
+            copy_encoder: None,
         };
         let classifier = self.probe.fit(&fit)?;
         let rows: Vec<usize> = (0..self.measure.len()).collect();

@@ -2,9 +2,12 @@
 //! the head's first-layer feature): `linear-probe` (standard linear fine-tuning), `robust-linear-probe`
 //! (the head trained on PGD examples made through the frozen encoder), `multi-crop-probe`
 //! (EMP-SSL's bag of features: features averaged over random crops; attacked with expectation over
-//! transformation) and `knn` (k nearest neighbours, cosine similarity, temperature-weighted votes).
+//! transformation), `knn` (k nearest neighbours, cosine similarity, temperature-weighted votes)
+//! and `finetune` (a copy of the encoder fine-tuned with a head: standard, PGD or TRADES; the
+//! adversarial full fine-tuning of the robust-SSL literature).
 #![warn(missing_docs)]
 
+pub mod finetune;
 pub mod knn;
 pub mod linear;
 pub mod multi_crop;

@@ -66,6 +66,14 @@ impl LinearHead {
         })
     }
 
+    /// A head of zeros (the robust-SSL benchmark's initialisation of the fine-tuned `fc`).
+    pub fn zeros(features: usize, classes: usize, device: &Device) -> Result<Self> {
+        Ok(LinearHead {
+            weight: Var::zeros((classes, features), candle_core::DType::F32, device)?,
+            bias: Var::zeros(classes, candle_core::DType::F32, device)?,
+        })
+    }
+
     /// `weight` and `bias`, as an `nn.Linear`'s `state_dict` names them.
     pub fn tensors(&self) -> Vec<(String, Tensor)> {
         vec![

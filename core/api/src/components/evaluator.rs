@@ -1,9 +1,20 @@
 //! Evaluators: classifiers fitted on a frozen encoder.
 
-use super::{FrozenEncoder, ImageSet};
+use super::{Encoder, FrozenEncoder, ImageSet};
 use crate::rng::Rng;
 use crate::Result;
 use candle_core::{Device, Tensor};
+
+/// Keys of an evaluator's section (`[eval.<evaluator>]`) that the runtime reads for every
+/// evaluator and never passes to the evaluator's own parameters: `label_fraction` (fit on a
+/// class-balanced, seeded share of the training labels), `dataset` (fit and test on another
+/// dataset: transfer), `resize` and `channels` (the adaptations a transfer dataset's images may
+/// need to reach the encoder's input shape). An evaluator's parameters cannot use these names.
+pub const RUNTIME_KEYS: [&str; 4] = ["label_fraction", "dataset", "resize", "channels"];
+
+/// Builds a trainable copy of the evaluated encoder: the same architecture, weights, buffers and
+/// batch-norm branch, sharing no storage with it.
+pub type EncoderCopier<'a> = dyn Fn() -> Result<Box<dyn Encoder>> + Sync + 'a;
 
 /// What an evaluator fits its classifier with.
 pub struct FitContext<'a> {
@@ -15,6 +26,24 @@ pub struct FitContext<'a> {
     pub device: &'a Device,
     /// A seed for the evaluator's own randomness.
     pub seed: u64,
+    /// Trainable copies of the encoder, for evaluators that fine-tune it (the frozen encoder
+    /// above, and its checkpoint, must stay as they are). `None` where no copy can be made (the
+    /// training monitor's probes).
+    pub copy_encoder: Option<&'a EncoderCopier<'a>>,
+}
+
+/// What fitting a classifier cost, for evaluators that train the encoder (reported as
+/// training's cost is).
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FitCost {
+    /// Passes over the training images.
+    pub epochs: usize,
+    /// Optimiser steps.
+    pub steps: usize,
+    /// Encoder forward passes (one per batch forwarded, attack iterations included).
+    pub forward_passes: u64,
+    /// Encoder backward passes.
+    pub backward_passes: u64,
 }
 
 /// A classifier on images, end to end through the frozen encoder and differentiable with respect to
@@ -67,6 +96,12 @@ pub trait Classifier: Send + Sync {
     /// strictly there. Evaluation saves them beside `results.json` and checks that attacks left
     /// them unchanged.
     fn tensors(&self) -> Vec<(String, Tensor)>;
+
+    /// What fitting it cost in encoder passes, for a classifier whose fitting trained the
+    /// encoder (a fine-tuned copy); `None` (the default) for heads fitted on frozen features.
+    fn fit_cost(&self) -> Option<FitCost> {
+        None
+    }
 }
 
 /// Fits a classifier on a frozen encoder (a linear probe, kNN, ...).

@@ -25,7 +25,7 @@ pub use dataset::{Dataset, DatasetInfo, ImageSet, Split};
 pub use encoder::{
     BnBranch, Buffer, Embedding, Encoder, FrozenEncoder, Mode, ParamRole, Parameter,
 };
-pub use evaluator::{Classifier, Evaluator, FitContext};
+pub use evaluator::{Classifier, EncoderCopier, Evaluator, FitContext, FitCost, RUNTIME_KEYS};
 pub use loss::{LossInput, SslLoss};
 pub use preset::{
     preset_definition, AttackLoss, Preset, PresetAttack, PresetFn, PresetRegistration,

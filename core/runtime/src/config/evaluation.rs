@@ -11,6 +11,11 @@ use serde::{Deserialize, Serialize};
 pub struct EvalConfig {
     /// The evaluators to run.
     pub evaluators: Vec<String>,
+    /// The robust-SSL protocol's modes to run (`slf`, `alf`, `aff`), in place of `evaluators`:
+    /// each mode is an evaluator ([`ProtocolMode::evaluator`]), and reports print the
+    /// protocol's table. Not written when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub protocol: Vec<ProtocolMode>,
     /// The attack preset: `strong` (default), `autoattack` (AutoAttack "standard"), `paper` (the
     /// reference protocol) or `none`.
     pub preset: Preset,
@@ -68,6 +73,75 @@ pub struct EvalConfig {
     pub large_eps_max_accuracy: f64,
 }
 
+/// The three ways robust-SSL papers evaluate a pre-trained encoder.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ProtocolMode {
+    /// Standard linear fine-tuning: `linear-probe`.
+    Slf,
+    /// Adversarial linear fine-tuning: `robust-linear-probe`.
+    Alf,
+    /// Adversarial full fine-tuning: `finetune` (TRADES by default).
+    Aff,
+}
+
+impl ProtocolMode {
+    /// The evaluator that runs this mode.
+    pub fn evaluator(self) -> &'static str {
+        match self {
+            ProtocolMode::Slf => "linear-probe",
+            ProtocolMode::Alf => "robust-linear-probe",
+            ProtocolMode::Aff => "finetune",
+        }
+    }
+
+    /// The mode's name in tables (`SLF`, `ALF`, `AFF`).
+    pub fn label(self) -> &'static str {
+        match self {
+            ProtocolMode::Slf => "SLF",
+            ProtocolMode::Alf => "ALF",
+            ProtocolMode::Aff => "AFF",
+        }
+    }
+
+    /// The mode an evaluator runs, if it runs one.
+    pub fn of_evaluator(name: &str) -> Option<Self> {
+        [ProtocolMode::Slf, ProtocolMode::Alf, ProtocolMode::Aff]
+            .into_iter()
+            .find(|m| m.evaluator() == name)
+    }
+}
+
+/// Replaces `eval.evaluators` with the evaluators of `eval.protocol` when it is set; an error
+/// when a layer also set `eval.evaluators` to something else.
+pub(super) fn apply_protocol(
+    figment: &figment::Figment,
+    eval: &mut EvalConfig,
+) -> crate::Result<()> {
+    if eval.protocol.is_empty() {
+        return Ok(());
+    }
+    let wanted: Vec<String> = eval
+        .protocol
+        .iter()
+        .map(|m| m.evaluator().to_string())
+        .collect();
+    let from_defaults = figment
+        .find_metadata("eval.evaluators")
+        .is_none_or(|m| m.name == "built-in defaults");
+    if !from_defaults && eval.evaluators != wanted {
+        return Err(crate::Error::Config(format!(
+            "`eval.protocol` = {:?} runs the evaluators {wanted:?}, and `eval.evaluators` = {:?} \
+             (in {}) asks for others: set one of them",
+            eval.protocol,
+            eval.evaluators,
+            rossl_api::provenance::source_of(figment, "eval.evaluators")
+        )));
+    }
+    eval.evaluators = wanted;
+    Ok(())
+}
+
 fn is_clean(branch: &BnBranch) -> bool {
     *branch == BnBranch::Clean
 }
@@ -76,6 +150,7 @@ impl Default for EvalConfig {
     fn default() -> Self {
         EvalConfig {
             evaluators: vec!["linear-probe".into()],
+            protocol: Vec::new(),
             preset: Preset::Strong,
             eps: vec![4.0 / 255.0, 8.0 / 255.0],
             norm: Norm::Linf,

@@ -12,6 +12,7 @@
 
 mod anneal;
 mod evaluation;
+mod evaluator_data;
 mod explain;
 mod fields;
 mod layers;
@@ -22,6 +23,7 @@ mod target;
 mod training;
 mod values;
 
+pub use evaluator_data::EvaluatorData;
 pub use explain::{inline as inline_value, inline_table};
 pub use fields::struct_fields;
 pub use layers::{ConfigSources, ENV_PREFIX};

@@ -1,12 +1,13 @@
 //! From stacked layers to a checked configuration with its chosen components.
 
+use super::evaluator_data::EvaluatorData;
 use super::explain;
 use super::fields::struct_fields;
 use super::layers::ConfigSources;
 use super::schema::{DataConfig, EvalConfig, LossConfig, Regime, RunConfig, SlotConfig};
 use crate::{Error, Result};
 use figment::Figment;
-use rossl_api::components::BuildContext;
+use rossl_api::components::{BuildContext, RUNTIME_KEYS};
 use rossl_api::provenance::{describe_source, from_figment, source_of};
 use rossl_api::registry::{self, ComponentKind, Kind, Registration};
 use rossl_api::section::ComponentConfig;
@@ -121,7 +122,8 @@ impl ResolvedConfig {
     /// Checks a stacked configuration: the typed keys, every slot's keys against the registry, the
     /// chosen names, each chosen component's parameters, and the run-level values.
     pub fn from_figment(figment: Figment, sources: ConfigSources) -> Result<Self> {
-        let run: RunConfig = figment.extract().map_err(|e| from_figment(e, ""))?;
+        let mut run: RunConfig = figment.extract().map_err(|e| from_figment(e, ""))?;
+        super::evaluation::apply_protocol(&figment, &mut run.eval)?;
         let slots = slots(&run);
         for slot in &slots {
             check_slot_keys(&figment, slot)?;
@@ -139,8 +141,14 @@ impl ResolvedConfig {
                         source_of(&figment, chosen_at)
                     )));
                 }
-                let config = ComponentConfig::new(&figment, &section);
-                let params = check_component(slot.kind, name, &config, &figment, chosen_at)?;
+                let mut config = ComponentConfig::new(&figment, &section);
+                if slot.kind == Kind::Evaluator {
+                    config = config.without(&RUNTIME_KEYS);
+                }
+                let mut params = check_component(slot.kind, name, &config, &figment, chosen_at)?;
+                if slot.kind == Kind::Evaluator {
+                    params.extend(EvaluatorData::read(&figment, name)?.to_table()?);
+                }
                 components.push(ChosenComponent {
                     kind: slot.kind,
                     name: name.clone(),
@@ -166,7 +174,17 @@ impl ResolvedConfig {
 
     /// The section of component `name` in slot `table`.
     pub fn section(&self, table: &str, name: &str) -> ComponentConfig {
-        ComponentConfig::new(&self.figment, &format!("{table}.{name}"))
+        let section = ComponentConfig::new(&self.figment, &format!("{table}.{name}"));
+        if table == "eval" {
+            section.without(&RUNTIME_KEYS)
+        } else {
+            section
+        }
+    }
+
+    /// Evaluator `name`'s label share and transfer dataset (`[eval.<name>]`'s runtime keys).
+    pub fn evaluator_data(&self, name: &str) -> Result<EvaluatorData> {
+        EvaluatorData::read(&self.figment, name)
     }
 
     /// Builds component `name` of kind `T` from its section in slot `table`.
@@ -366,7 +384,11 @@ fn check_slot_keys(figment: &Figment, slot: &Slot) -> Result<()> {
             }
             // a section of a component that is not chosen is checked too: a misspelt key in
             // it would otherwise lie in wait until a later layer switches to that component
-            let config = ComponentConfig::new(figment, &full);
+            let mut config = ComponentConfig::new(figment, &full);
+            if slot.kind == Kind::Evaluator {
+                config = config.without(&RUNTIME_KEYS);
+                EvaluatorData::read(figment, key)?;
+            }
             check_component(slot.kind, key, &config, figment, &full)?;
             continue;
         }

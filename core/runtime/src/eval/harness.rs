@@ -3,7 +3,7 @@
 use super::checks::{run_checks, CheckContext, Snapshot};
 use super::inputs::EvalInputs;
 use super::main_pass::{fraction, main_pass, MainPass};
-use super::report::{EvaluationReport, RobustResult, WorstCase};
+use super::report::{EvaluationReport, FitReport, RobustResult, WorstCase};
 use super::streams;
 use super::suite::{attack_suite, PlannedAttack};
 use crate::Result;
@@ -80,6 +80,7 @@ pub fn fit_and_measure(
         train: inputs.train,
         device: inputs.device,
         seed: Rng::derive(inputs.seed, &[stream::EVAL, index as u64, streams::FIT]).next_u64(),
+        copy_encoder: inputs.copy_encoder,
     };
     let classifier = evaluator.fit(&fit)?;
     let classifier = classifier.as_ref();
@@ -128,6 +129,14 @@ pub fn fit_and_measure(
             }
         ),
         seconds: total,
+        data: None,
+        fit: classifier.fit_cost().map(|cost| FitReport {
+            seconds: fitted,
+            epochs: cost.epochs,
+            steps: cost.steps,
+            forward_passes: cost.forward_passes,
+            backward_passes: cost.backward_passes,
+        }),
     };
     Ok(Evaluated {
         report,

@@ -3,7 +3,7 @@
 
 use crate::config::EvalConfig;
 use candle_core::Device;
-use rossl_api::components::{BuildContext, Encoder, ImageSet};
+use rossl_api::components::{BuildContext, Encoder, EncoderCopier, ImageSet};
 
 /// What an evaluation runs on.
 pub struct EvalInputs<'a> {
@@ -21,4 +21,6 @@ pub struct EvalInputs<'a> {
     pub config: &'a EvalConfig,
     /// How attacks are built.
     pub ctx: &'a BuildContext,
+    /// Trainable copies of the encoder, for evaluators that fine-tune it.
+    pub copy_encoder: Option<&'a EncoderCopier<'a>>,
 }

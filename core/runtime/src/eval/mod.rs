@@ -11,6 +11,7 @@ mod batch_rows;
 mod card;
 mod checks;
 mod classifier_objective;
+mod data;
 mod harness;
 mod inputs;
 mod main_pass;
@@ -23,9 +24,13 @@ mod suite;
 pub use attack_run::AttackRun;
 pub use checks::{all_checks, CheckContext, SanityCheck, Snapshot};
 pub use classifier_objective::{predict, ClassifierObjective};
+pub use data::{evaluator_sets, labelled_share, EvaluatorSets};
 pub use harness::{fit_and_measure, Evaluated};
 pub use inputs::EvalInputs;
 pub use main_pass::fraction;
-pub use report::{CheckResult, EvaluationReport, Results, RobustResult, TrainResults, WorstCase};
+pub use report::{
+    CheckResult, EvaluationData, EvaluationReport, FitReport, Results, RobustResult, TrainResults,
+    WorstCase,
+};
 pub use run::evaluate_run;
 pub use suite::{attack_suite, build_attack, preset_settings, PlannedAttack};

@@ -1,5 +1,6 @@
 //! Evaluating a run: every configured evaluator on the trained encoder, written to `results.json`.
 
+use super::data::evaluator_sets;
 use super::harness::fit_and_measure;
 use super::inputs::EvalInputs;
 use super::report::{EvaluationReport, Results, TrainResults};
@@ -26,23 +27,33 @@ fn evaluate_selected(asm: &Assembly, run_dir: &RunDir, train: &TrainSummary) -> 
     let train_set = load_split(asm, Split::Train)?;
     let test_set = load_split(asm, Split::Test)?;
     let ctx = Assembly::context(&asm.config, &asm.device);
-    let inputs = EvalInputs {
-        encoder: asm.encoder.as_ref(),
-        train: &train_set,
-        test: &test_set,
-        device: &asm.device.device,
-        seed: run.seed,
-        config: &run.eval,
-        ctx: &ctx,
-    };
+    let copy_encoder = || trainable_copy(asm);
     warn_on_small_l2_radii(&run.eval);
     let mut evaluations: Vec<EvaluationReport> = Vec::new();
     for (index, name) in run.eval.evaluators.iter().enumerate() {
         let evaluator: Box<dyn Evaluator> = asm.config.build("eval", name, &ctx)?;
-        tracing::info!(evaluator = %name, test_images = test_set.len(), "evaluating");
+        let sets = evaluator_sets(asm, name, &train_set, &test_set)?;
+        let inputs = EvalInputs {
+            encoder: asm.encoder.as_ref(),
+            train: &sets.train,
+            test: &sets.test,
+            device: &asm.device.device,
+            seed: run.seed,
+            config: &run.eval,
+            ctx: &ctx,
+            copy_encoder: Some(&copy_encoder),
+        };
+        tracing::info!(
+            evaluator = %name,
+            dataset = %sets.record.dataset,
+            train_images = sets.train.len(),
+            test_images = sets.test.len(),
+            "evaluating"
+        );
         let evaluated = fit_and_measure(name, evaluator.as_ref(), index, &inputs)?;
         run_dir.write_probe_head(name, &evaluated.head)?;
-        let report = evaluated.report;
+        let mut report = evaluated.report;
+        report.data = Some(sets.record);
         tracing::info!(
             "{name}: clean accuracy {:.4}{} ({:.1} s)",
             report.clean_accuracy,
@@ -82,6 +93,18 @@ fn evaluate_selected(asm: &Assembly, run_dir: &RunDir, train: &TrainSummary) -> 
     run_dir.write_results(&results)?;
     run_dir.write_card(&super::card::card(asm, run_dir, &results)?)?;
     Ok(results)
+}
+
+/// A trainable copy of `asm`'s encoder: built from the run's configuration, its weights and
+/// buffers copied in, on the batch-norm branch the evaluation uses.
+fn trainable_copy(asm: &Assembly) -> rossl_api::Result<Box<dyn rossl_api::components::Encoder>> {
+    let copy = asm.build_encoder()?;
+    let tensors = crate::train::encoder_tensors(asm.encoder.as_ref())
+        .into_iter()
+        .collect();
+    crate::train::restore_encoder(copy.as_ref(), &tensors)?;
+    copy.select_branch(asm.config.run.eval.bn_branch);
+    Ok(copy)
 }
 
 /// Warns when every radius of an L2 evaluation is of L-infinity size (the default radii are

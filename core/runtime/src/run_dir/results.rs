@@ -80,6 +80,43 @@ pub struct EvaluationReport {
     pub threat_model: String,
     /// Seconds spent (fitting and attacking).
     pub seconds: f64,
+    /// What the classifier was fitted and tested on (absent in files written before it was
+    /// recorded: the run's dataset, every training label).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<EvaluationData>,
+    /// What fitting cost, for evaluators that train the encoder (a fine-tuned copy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit: Option<FitReport>,
+}
+
+/// What an evaluator's classifier was fitted and tested on.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EvaluationData {
+    /// The dataset: the run's, or the transfer dataset of `eval.<evaluator>.dataset`.
+    pub dataset: String,
+    /// How a transfer dataset's images were adapted to the encoder's input, in words (empty:
+    /// not at all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adaptation: Vec<String>,
+    /// The share of the training labels fitted on (`eval.<evaluator>.label_fraction`).
+    pub label_fraction: f64,
+    /// The labelled training images fitted on.
+    pub train_images: usize,
+}
+
+/// What fitting a classifier that trains the encoder cost, as training's cost is reported.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct FitReport {
+    /// Wall-clock seconds of the fit.
+    pub seconds: f64,
+    /// Passes over the training images.
+    pub epochs: usize,
+    /// Optimiser steps.
+    pub steps: usize,
+    /// Encoder forward passes (attack iterations included).
+    pub forward_passes: u64,
+    /// Encoder backward passes.
+    pub backward_passes: u64,
 }
 
 impl EvaluationReport {

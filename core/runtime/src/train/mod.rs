@@ -36,5 +36,5 @@ pub use encoder_tensors::{
 };
 pub use options::{StepObserver, TrainOptions};
 pub use plan::plan;
-pub use splits::{load_split, TrainingData};
+pub use splits::{load_split, subset_of, TrainingData};
 pub use trainer::{train, train_loaded, train_observed, train_with};

@@ -16,11 +16,18 @@ pub fn load_split(asm: &Assembly, split: Split) -> Result<ImageSet> {
         Split::Train => (asm.config.run.data.train_subset, 0),
         Split::Test => (asm.config.run.data.test_subset, 1),
     };
+    Ok(subset_of(set, size, asm.config.run.seed, split_id))
+}
+
+/// The class-balanced subset of `size` images of `set` (all of it for 0) drawn from sub-stream
+/// `split_id` of [`stream::SUBSET`] under `seed`: 0 and 1 for the run's training and test
+/// splits, 2 and 3 for a transfer dataset's.
+pub fn subset_of(set: ImageSet, size: usize, seed: u64, split_id: u64) -> ImageSet {
     if size == 0 {
-        return Ok(set);
+        return set;
     }
-    let mut rng = Rng::derive(asm.config.run.seed, &[stream::SUBSET, split_id]);
-    Ok(set.balanced_subset(size, &mut rng))
+    let mut rng = Rng::derive(seed, &[stream::SUBSET, split_id]);
+    set.balanced_subset(size, &mut rng)
 }
 
 /// The background loader of the run's training views.
