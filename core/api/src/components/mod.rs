@@ -16,6 +16,7 @@ mod encoder;
 mod evaluator;
 mod loss;
 mod preset;
+mod resize;
 mod views;
 
 pub use attack::{Attack, AttackSpec, Objective};
