@@ -91,14 +91,19 @@ impl Stl10 {
     /// The dataset for `params`: its root, or the first standard location holding the files
     /// (directly or in `stl10_binary`); an error naming every folder searched when none does.
     pub fn from_params(params: Stl10Params) -> Result<Self> {
-        if let Some(root) = params.root {
-            return Ok(Stl10::new(root, params.fold));
+        match params.root {
+            Some(root) => Ok(Stl10::new(root, params.fold)),
+            None => Stl10::found_in(&standard_locations("stl10"), params.fold),
         }
-        let locations = standard_locations("stl10");
+    }
+
+    /// The dataset in the first of `locations` holding the files (directly or in
+    /// `stl10_binary`); an error naming every folder searched when none does.
+    fn found_in(locations: &[PathBuf], fold: Option<usize>) -> Result<Self> {
         locations
             .iter()
             .find(|dir| holds_files(dir) || holds_files(&dir.join(ARCHIVE_FOLDER)))
-            .map(|dir| Stl10::new(dir.clone(), params.fold))
+            .map(|dir| Stl10::new(dir.clone(), fold))
             .ok_or_else(|| {
                 Error::msg(format!(
                     "stl10: no train_X.bin or test_X.bin in any of {} (nor in their \

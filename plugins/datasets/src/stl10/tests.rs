@@ -114,6 +114,29 @@ fn finds_the_files_in_the_archive_s_folder_inside_root() {
 }
 
 #[test]
+fn without_a_root_the_first_location_holding_the_files_is_used() {
+    let dir = temp_dir("locations");
+    let (empty, direct, packed) = (dir.join("empty"), dir.join("direct"), dir.join("packed"));
+    std::fs::create_dir_all(&empty).unwrap();
+    write_files(&direct);
+    write_files(&packed.join("stl10_binary"));
+    let found = Stl10::found_in(&[empty.clone(), packed.clone(), direct.clone()], None).unwrap();
+    assert_eq!(found.dir(), packed.join("stl10_binary"));
+    let found = Stl10::found_in(&[empty.clone(), direct.clone()], None).unwrap();
+    assert_eq!(found.dir(), direct);
+    let err = Stl10::found_in(&[empty.clone(), dir.join("absent")], None)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&empty.display().to_string())
+            && err.contains(&dir.join("absent").display().to_string())
+            && err.contains("https://cs.stanford.edu/~acoates/stl10/"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_fold_trains_on_its_line_of_fold_indices() {
     let dir = temp_dir("fold");
     write_files(&dir);
