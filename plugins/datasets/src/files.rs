@@ -7,14 +7,19 @@ use std::path::Path;
 /// Reads `path` whole; gunzips it when it starts with the gzip magic bytes. A missing file is an
 /// error naming the path and `how_to_get` it.
 pub fn read_maybe_gzip(path: &Path, how_to_get: &str) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(path).map_err(|e| {
+    gunzip_if_needed(path, read_file(path, how_to_get)?)
+}
+
+/// Reads `path` whole, as it is (for raw files whose first bytes may look like gzip's magic). A
+/// missing file is an error naming the path and `how_to_get` it.
+pub fn read_file(path: &Path, how_to_get: &str) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::data(path, format!("file not found; {how_to_get}"))
         } else {
             Error::data(path, format!("cannot read: {e}"))
         }
-    })?;
-    gunzip_if_needed(path, bytes)
+    })
 }
 
 /// Gunzips `bytes` if they start with the gzip magic; errors name `path`.

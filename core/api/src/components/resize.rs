@@ -74,38 +74,48 @@ impl Coefficients {
     }
 }
 
-/// Resizes one `height` x `width` plane to `out_h` x `out_w`: the horizontal pass first, then the
-/// vertical one, each skipped when its size does not change (Pillow's order).
-fn resize_plane(
-    plane: &[f32],
-    (height, width): (usize, usize),
-    (out_h, out_w): (usize, usize),
-) -> Vec<f32> {
-    let rows = if out_w == width {
-        plane.to_vec()
-    } else {
-        let mut rows = vec![0.0; height * out_w];
-        Coefficients::bilinear(width, out_w).apply(
-            plane,
-            height,
-            |y, x| y * width + x,
-            &mut rows,
-            |y, x| y * out_w + x,
-        );
-        rows
-    };
-    if out_h == height {
-        return rows;
+/// Resizes `height` x `width` planes to `out_h` x `out_w`, with the coefficients computed once:
+/// the horizontal pass first, then the vertical one, each skipped when its size does not change
+/// (Pillow's order).
+struct PlaneResizer {
+    from: (usize, usize),
+    to: (usize, usize),
+    horizontal: Option<Coefficients>,
+    vertical: Option<Coefficients>,
+}
+
+impl PlaneResizer {
+    fn new((height, width): (usize, usize), (out_h, out_w): (usize, usize)) -> Self {
+        PlaneResizer {
+            from: (height, width),
+            to: (out_h, out_w),
+            horizontal: (out_w != width).then(|| Coefficients::bilinear(width, out_w)),
+            vertical: (out_h != height).then(|| Coefficients::bilinear(height, out_h)),
+        }
     }
-    let mut out = vec![0.0; out_h * out_w];
-    Coefficients::bilinear(height, out_h).apply(
-        &rows,
-        out_w,
-        |x, y| y * out_w + x,
-        &mut out,
-        |x, y| y * out_w + x,
-    );
-    out
+
+    /// Appends the resized `plane` to `out`.
+    fn resize_into(&self, plane: &[f32], out: &mut Vec<f32>) {
+        let ((height, width), (out_h, out_w)) = (self.from, self.to);
+        let rows = match &self.horizontal {
+            None => plane.to_vec(),
+            Some(coefficients) => {
+                let mut rows = vec![0.0; height * out_w];
+                let (src, dst) = (|y, x| y * width + x, |y, x| y * out_w + x);
+                coefficients.apply(plane, height, src, &mut rows, dst);
+                rows
+            }
+        };
+        match &self.vertical {
+            None => out.extend(rows),
+            Some(coefficients) => {
+                let start = out.len();
+                out.resize(start + out_h * out_w, 0.0);
+                let index = |x, y| y * out_w + x;
+                coefficients.apply(&rows, out_w, index, &mut out[start..], index);
+            }
+        }
+    }
 }
 
 impl ImageSet {
@@ -117,22 +127,16 @@ impl ImageSet {
     /// not). Each channel is resized on its own; labels and classes are kept. A zero size is an
     /// error.
     pub fn resized(&self, height: usize, width: usize) -> Result<ImageSet> {
-        if height == 0 || width == 0 {
+        if height == 0 || width == 0 || self.height == 0 || self.width == 0 {
             return Err(Error::msg(format!(
                 "resize: cannot resize {}x{} images to {height}x{width}: both sizes must be above 0",
                 self.height, self.width
             )));
         }
-        let planes = self.len() * self.channels;
-        let plane_len = self.height * self.width;
-        let mut pixels = Vec::with_capacity(planes * height * width);
-        for p in 0..planes {
-            let plane = &self.pixels[p * plane_len..(p + 1) * plane_len];
-            pixels.extend(resize_plane(
-                plane,
-                (self.height, self.width),
-                (height, width),
-            ));
+        let resizer = PlaneResizer::new((self.height, self.width), (height, width));
+        let mut pixels = Vec::with_capacity(self.len() * self.channels * height * width);
+        for plane in self.pixels.chunks_exact(self.height * self.width) {
+            resizer.resize_into(plane, &mut pixels);
         }
         Ok(ImageSet {
             pixels,
@@ -151,6 +155,13 @@ impl ImageSet {
         let plane = self.height * self.width;
         let pixels: Vec<f32> = match (self.channels, channels) {
             (from, to) if from == to => self.pixels.clone(),
+            (from, to) if plane == 0 => {
+                return Err(Error::msg(format!(
+                    "channels: cannot convert {from}-channel images of {}x{} to {to} channels: \
+                     the images hold no pixel",
+                    self.height, self.width
+                )))
+            }
             (1, 3) => self
                 .pixels
                 .chunks_exact(plane)
