@@ -47,6 +47,7 @@ pub fn print_results(results: &Results) {
             e.test_images,
             e.seconds
         );
+        print_fit(e, &results.dataset);
         if !e.robust.is_empty() {
             print_attack_rows(e);
         }
@@ -69,6 +70,33 @@ pub fn print_results(results: &Results) {
             };
             println!("    [{status}] {}: {}", c.name, c.detail);
         }
+    }
+}
+
+/// What the classifier was fitted on, when it is not every label of the run's dataset
+/// (`run_dataset`), and
+/// what fitting cost, when it trained the encoder.
+fn print_fit(e: &EvaluationReport, run_dataset: &str) {
+    if let Some(data) = &e.data {
+        if data.label_fraction < 1.0 || data.dataset != run_dataset {
+            println!(
+                "  fitted on {} labelled images of `{}` (label fraction {}){}",
+                data.train_images,
+                data.dataset,
+                data.label_fraction,
+                if data.adaptation.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", data.adaptation.join(", "))
+                }
+            );
+        }
+    }
+    if let Some(fit) = &e.fit {
+        println!(
+            "  fine-tuning: {} epoch(s), {} steps, {} forward / {} backward encoder passes, {:.1} s",
+            fit.epochs, fit.steps, fit.forward_passes, fit.backward_passes, fit.seconds
+        );
     }
 }
 

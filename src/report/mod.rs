@@ -6,12 +6,14 @@
 //! - [`table`]: the Markdown tables, run-level (a comparison) and aggregated over seeds (a
 //!   study), sharing their columns and radius labels;
 //! - [`stats`]: each run's metrics, intervals over seeds and paired differences;
+//! - [`protocol`]: the robust-SSL protocol's table (SLF, ALF, AFF, label shares, transfer);
 //! - [`plots`]: the SVG plots of both.
 //!
 //! A comparison's files are `comparison.md`, `comparison.json`, `robust_accuracy.svg`,
 //! `loss_curves.svg` and `accuracy_vs_time.svg` ([`write_comparison`]).
 
 pub mod plots;
+pub mod protocol;
 pub mod runs;
 pub mod stats;
 pub mod table;

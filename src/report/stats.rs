@@ -72,6 +72,7 @@ impl RunMetrics {
             (summary.forward_passes + summary.backward_passes) as f64,
         );
         values.insert("steps".into(), summary.steps as f64);
+        values.extend(super::protocol::metrics(row));
         RunMetrics {
             group: group.to_string(),
             arm: arm.to_string(),

@@ -81,6 +81,7 @@ pub fn markdown(rows: &[Row]) -> String {
                 .collect()
         })
         .unwrap_or_default();
+    out.push_str(&super::protocol::comparison_table(rows));
     for evaluator in evaluators {
         out.push_str(&evaluator_table(rows, &mixed, &evaluator));
     }
@@ -107,8 +108,22 @@ fn evaluator_table(rows: &[Row], mixed: &[bool], evaluator: &str) -> String {
     header.push_str(
         " training wall time (loader wait) | encoder passes (fwd / bwd) | failed checks |",
     );
+    // evaluators that train the encoder (`finetune`) cost passes of their own
+    let fits = rows.iter().any(|row| {
+        row.results
+            .evaluations
+            .iter()
+            .any(|e| e.evaluator == evaluator && e.fit.is_some())
+    });
+    if fits {
+        header.push_str(" fine-tuning wall time | fine-tuning passes (fwd / bwd) |");
+    }
     let _ = writeln!(out, "{header}");
-    let _ = writeln!(out, "|{}", "---|".repeat(8 + eps.len()));
+    let _ = writeln!(
+        out,
+        "|{}",
+        "---|".repeat(8 + eps.len() + if fits { 2 } else { 0 })
+    );
     for (row, mixed) in rows.iter().zip(mixed) {
         let Some(e) = row
             .results
@@ -139,6 +154,15 @@ fn evaluator_table(rows: &[Row], mixed: &[bool], evaluator: &str) -> String {
             row.summary.backward_passes,
             e.failed_checks().count()
         );
+        if let (true, Some(fit)) = (fits, &e.fit) {
+            let _ = write!(
+                line,
+                " {:.1} s | {} / {} |",
+                fit.seconds, fit.forward_passes, fit.backward_passes
+            );
+        } else if fits {
+            line.push_str(" - | - |");
+        }
         let _ = writeln!(out, "{line}");
     }
     let _ = writeln!(out);
@@ -173,11 +197,14 @@ pub fn study_columns(runs: &[RunMetrics]) -> Vec<String> {
 }
 
 fn is_accuracy(metric: &str) -> bool {
-    metric == "clean" || metric.starts_with("worst ")
+    metric == "clean"
+        || metric.starts_with("worst ")
+        || metric.ends_with(" clean")
+        || metric.contains(" worst ")
 }
 
 /// `70.20 ± 1.31` (accuracies in %), `±` left out for a single seed.
-fn cell(metric: &str, s: &Summary) -> String {
+pub fn cell(metric: &str, s: &Summary) -> String {
     let scale = if is_accuracy(metric) { 100.0 } else { 1.0 };
     let digits = if is_accuracy(metric) { 2 } else { 1 };
     if s.ci95.is_nan() {

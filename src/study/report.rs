@@ -5,7 +5,7 @@
 use super::plan::{Plan, StudyDir};
 use super::spec::BudgetMode;
 use crate::report::stats::{by_group, RunMetrics};
-use crate::report::table::{groups_table, paired_table, study_columns, study_runs_table};
+use crate::report::table::{cell, groups_table, paired_table, study_columns, study_runs_table};
 use serde_json::json;
 use std::fmt::Write as _;
 
@@ -37,6 +37,12 @@ fn header(plan: &Plan, runs: &[RunMetrics], failed: &[(usize, String)]) -> Strin
         failed.len()
     );
     md
+}
+
+/// Whether a run metric is one of the protocol table's (`<evaluation> clean` or `<evaluation>
+/// worst <eps>`), not the first evaluator's `clean` and `worst <eps>`.
+fn is_protocol_metric(key: &str) -> bool {
+    key.ends_with(" clean") || key.contains(" worst ")
 }
 
 /// Each group's calibration (empty for a budget in steps), and the failed tasks.
@@ -80,9 +86,17 @@ pub fn write_report(
     let groups = by_group(runs);
     let cols = study_columns(runs);
     let (paired_md, paired) = paired_table(runs, &groups, &cols);
+    let protocol_columns = crate::report::protocol::columns(runs.iter().map(|r| {
+        r.values
+            .iter()
+            .filter(|(k, _)| is_protocol_metric(k))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }));
     let md = [
         header(plan, runs, failed),
         groups_table(&groups, &cols),
+        crate::report::protocol::study_table(&groups, &protocol_columns, cell),
         paired_md,
         calibration_and_failures(plan, failed),
         study_runs_table(runs, &cols),

@@ -130,10 +130,15 @@ pub(super) fn apply_protocol(
         .find_metadata("eval.evaluators")
         .is_none_or(|m| m.name == "built-in defaults");
     if !from_defaults && eval.evaluators != wanted {
+        let modes: Vec<String> = eval
+            .protocol
+            .iter()
+            .map(|m| m.label().to_lowercase())
+            .collect();
         return Err(crate::Error::Config(format!(
-            "`eval.protocol` = {:?} runs the evaluators {wanted:?}, and `eval.evaluators` = {:?} \
-             (in {}) asks for others: set one of them",
-            eval.protocol,
+            "`eval.protocol` = {modes:?} runs the evaluators {wanted:?}, and `eval.evaluators` = \
+             {:?} (in {}) asks for others: set `eval.evaluators` to those, or leave one of the \
+             two keys out",
             eval.evaluators,
             rossl_api::provenance::source_of(figment, "eval.evaluators")
         )));

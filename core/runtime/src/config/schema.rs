@@ -5,7 +5,7 @@
 //! component's parameters. Those sections are checked against the registry, not here.
 
 pub use super::anneal::{AnnealConfig, Scheduled};
-pub use super::evaluation::{EvalConfig, ExtraAttack};
+pub use super::evaluation::{EvalConfig, ExtraAttack, ProtocolMode};
 pub use super::target::TargetConfig;
 pub use rossl_api::components::{AttackLoss, Preset};
 pub use rossl_nn::optim::{LarsConfig, OptimConfig, ScheduleHorizon, ScheduleKind};

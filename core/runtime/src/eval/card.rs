@@ -55,6 +55,8 @@ pub fn card(asm: &Assembly, run_dir: &RunDir, results: &Results) -> Result<Vec<C
         )
         .map(|r| r.summary.to_string())
         .unwrap_or_default();
+        let data = evaluation.data.as_ref();
+        let dataset = data.map_or(results.dataset.as_str(), |d| d.dataset.as_str());
         for worst in &evaluation.worst_case {
             entries.push(CardEntry {
                 name: format!("{} (rossl run {folder})", results.method),
@@ -64,7 +66,7 @@ pub fn card(asm: &Assembly, run_dir: &RunDir, results: &Results) -> Result<Vec<C
                 reported: String::new(),
                 additional_data: false,
                 number_forward_passes: forward_passes_per_prediction(asm, &evaluation.evaluator),
-                dataset: results.dataset.clone(),
+                dataset: dataset.to_string(),
                 architecture: encoder.clone(),
                 threat_model: match run.eval.norm {
                     Norm::Linf => "Linf".into(),
@@ -85,7 +87,13 @@ pub fn card(asm: &Assembly, run_dir: &RunDir, results: &Results) -> Result<Vec<C
                     train_seconds: results.train.seconds,
                     evaluator: evaluation.evaluator.clone(),
                     evaluator_summary: summary.clone(),
-                    label_fraction: 1.0,
+                    label_fraction: data.map_or(1.0, |d| d.label_fraction),
+                    pretraining_dataset: if dataset == results.dataset {
+                        String::new()
+                    } else {
+                        results.dataset.clone()
+                    },
+                    adaptation: data.map(|d| d.adaptation.clone()).unwrap_or_default(),
                     seed: results.seed,
                     config_digest: results.config_digest.clone(),
                 },

@@ -71,6 +71,12 @@ pub struct SslFields {
     pub evaluator_summary: String,
     /// The fraction of the training labels the evaluator fitted on (1: all of them).
     pub label_fraction: f64,
+    /// The dataset pre-trained on, when the evaluation's (`dataset`) is another: a transfer.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pretraining_dataset: String,
+    /// How a transfer dataset's images were adapted to the encoder (resize, channels).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adaptation: Vec<String>,
     /// The run's seed.
     pub seed: u64,
     /// The training configuration's digest.

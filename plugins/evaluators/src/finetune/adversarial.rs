@@ -93,7 +93,99 @@ fn ascend(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::training::LinearHead;
     use candle_core::Device;
+    use rossl_api::components::{Buffer, Embedding, Encoder, Parameter};
+
+    /// A fixed "encoder": features tanh(W x) of the flattened image (the nonlinearity makes
+    /// the attacks' objectives non-trivial).
+    struct Fixed(Tensor);
+    impl Encoder for Fixed {
+        fn forward(&self, images: &Tensor, mode: Mode) -> Result<Embedding> {
+            let feature = self.features(images, mode)?;
+            Ok(Embedding {
+                projection: feature.clone(),
+                feature,
+            })
+        }
+        fn features(&self, images: &Tensor, _mode: Mode) -> Result<Tensor> {
+            Ok(images.flatten_from(1)?.matmul(&self.0.t()?)?.tanh()?)
+        }
+        fn feature_dim(&self) -> usize {
+            self.0.dim(0).unwrap_or(0)
+        }
+        fn projection_dim(&self) -> usize {
+            self.feature_dim()
+        }
+        fn parameters(&self) -> Vec<Parameter> {
+            Vec::new()
+        }
+        fn buffers(&self) -> Vec<Buffer> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn training_attacks_stay_in_the_ball_and_raise_their_objectives() {
+        let mut rng = Rng::new(3);
+        let device = Device::Cpu;
+        let draw = |rng: &mut Rng, n: usize, scale: f64| -> Vec<f32> {
+            (0..n).map(|_| (scale * rng.normal()) as f32).collect()
+        };
+        let encoder =
+            Fixed(Tensor::from_vec(draw(&mut rng, 8 * 16, 1.0), (8, 16), &device).unwrap());
+        let head = LinearHead::new(8, 3, &mut rng, &device).unwrap();
+        let model = Model {
+            encoder: &encoder,
+            head: &head,
+        };
+        let pixels: Vec<f32> = (0..6 * 16).map(|_| rng.uniform() as f32).collect();
+        let x = Tensor::from_vec(pixels, (6, 1, 4, 4), &device).unwrap();
+        let y = Tensor::new(&[0u32, 1, 2, 0, 1, 2], &device).unwrap();
+        let settings = AscentSettings {
+            eps: 0.05,
+            step: 0.02,
+            steps: 5,
+        };
+        let in_ball = |adversarial: &Tensor| {
+            let excursion = (adversarial - &x)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            let low = adversarial.min_all().unwrap().to_scalar::<f32>().unwrap();
+            let high = adversarial.max_all().unwrap().to_scalar::<f32>().unwrap();
+            excursion <= 0.05 + 1e-6 && low >= 0.0 && high <= 1.0
+        };
+        let ce = |input: &Tensor| {
+            cross_entropy(&model.logits(input, Mode::Eval).unwrap(), &y)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
+        let adversarial = pgd_examples(&model, &x, &y, &settings, &mut rng).unwrap();
+        assert!(in_ball(&adversarial));
+        assert!(
+            ce(&adversarial) > ce(&x),
+            "{} vs {}",
+            ce(&adversarial),
+            ce(&x)
+        );
+        let clean = model.logits(&x, Mode::Eval).unwrap().detach();
+        let adversarial = kl_ascent(&model, &x, &clean, &settings, &mut rng).unwrap();
+        assert!(in_ball(&adversarial));
+        let kl = trades_kl(&clean, &model.logits(&adversarial, Mode::Eval).unwrap())
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        // from x + 0.001 N(0, 1) the KL is about 1e-6: the ascent must find far more
+        assert!(kl > 1e-3, "KL {kl}");
+    }
 
     #[test]
     fn trades_kl_matches_the_expression() {
