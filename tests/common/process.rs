@@ -51,6 +51,10 @@ pub const TEST_SIZE_ENV: &[(&str, &str)] = &[
     ("ROSSL_EVAL__SQUARE_QUERIES", "20"),
     ("ROSSL_EVAL__CHECK_IMAGES", "8"),
     ("ROSSL_EVAL__LINEAR-PROBE__EPOCHS", "2"),
+    ("ROSSL_EVAL__ROBUST-LINEAR-PROBE__CLEAN_EPOCHS", "1"),
+    ("ROSSL_EVAL__ROBUST-LINEAR-PROBE__ADVERSARIAL_EPOCHS", "1"),
+    ("ROSSL_EVAL__FINETUNE__EPOCHS", "1"),
+    ("ROSSL_EVAL__FINETUNE__STEPS", "1"),
 ];
 
 /// Drains `reader` on a thread; the text read comes back when the writer side closes.

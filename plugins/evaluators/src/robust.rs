@@ -111,7 +111,14 @@ impl Evaluator for RobustProbe {
             &head,
             p.adversarial_epochs,
         )?;
+        let started = std::time::Instant::now();
         for epoch in 0..p.adversarial_epochs {
+            tracing::info!(
+                "robust-linear-probe: adversarial epoch {}/{}, {:.1} s",
+                epoch + 1,
+                p.adversarial_epochs,
+                started.elapsed().as_secs_f64()
+            );
             let order = rng.permutation(ctx.train.len());
             for part in order.chunks(p.batch_size) {
                 let (x, labels) = image_batch(ctx.train, part, ctx.device)?;

@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 pub struct EvalConfig {
     /// The evaluators to run.
     pub evaluators: Vec<String>,
-    /// The robust-SSL protocol's modes to run (`slf`, `alf`, `aff`), in place of `evaluators`:
-    /// each mode is an evaluator ([`ProtocolMode::evaluator`]), and reports print the
-    /// protocol's table. Not written when empty.
+    /// The robust-SSL protocol's modes to run (`slf`, `alf`, `aff`): each mode is an evaluator
+    /// ([`ProtocolMode::evaluator`]), run first, before the other evaluators of `evaluators`
+    /// (the built-in default `linear-probe` aside). Not written when empty.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub protocol: Vec<ProtocolMode>,
     /// The attack preset: `strong` (default), `autoattack` (AutoAttack "standard"), `paper` (the
@@ -112,16 +112,14 @@ impl ProtocolMode {
     }
 }
 
-/// Replaces `eval.evaluators` with the evaluators of `eval.protocol` when it is set; an error
-/// when a layer also set `eval.evaluators` to something else.
-pub(super) fn apply_protocol(
-    figment: &figment::Figment,
-    eval: &mut EvalConfig,
-) -> crate::Result<()> {
+/// Puts the evaluators of `eval.protocol`, when it is set, first in `eval.evaluators`, followed
+/// by the other evaluators a configuration layer listed there (those of the built-in default
+/// are dropped: the protocol replaces them).
+pub(super) fn apply_protocol(figment: &figment::Figment, eval: &mut EvalConfig) {
     if eval.protocol.is_empty() {
-        return Ok(());
+        return;
     }
-    let wanted: Vec<String> = eval
+    let mut evaluators: Vec<String> = eval
         .protocol
         .iter()
         .map(|m| m.evaluator().to_string())
@@ -129,22 +127,14 @@ pub(super) fn apply_protocol(
     let from_defaults = figment
         .find_metadata("eval.evaluators")
         .is_none_or(|m| m.name == "built-in defaults");
-    if !from_defaults && eval.evaluators != wanted {
-        let modes: Vec<String> = eval
-            .protocol
-            .iter()
-            .map(|m| m.label().to_lowercase())
-            .collect();
-        return Err(crate::Error::Config(format!(
-            "`eval.protocol` = {modes:?} runs the evaluators {wanted:?}, and `eval.evaluators` = \
-             {:?} (in {}) asks for others: set `eval.evaluators` to those, or leave one of the \
-             two keys out",
-            eval.evaluators,
-            rossl_api::provenance::source_of(figment, "eval.evaluators")
-        )));
+    if !from_defaults {
+        for other in &eval.evaluators {
+            if !evaluators.contains(other) {
+                evaluators.push(other.clone());
+            }
+        }
     }
-    eval.evaluators = wanted;
-    Ok(())
+    eval.evaluators = evaluators;
 }
 
 fn is_clean(branch: &BnBranch) -> bool {

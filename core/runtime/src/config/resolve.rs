@@ -123,7 +123,7 @@ impl ResolvedConfig {
     /// chosen names, each chosen component's parameters, and the run-level values.
     pub fn from_figment(figment: Figment, sources: ConfigSources) -> Result<Self> {
         let mut run: RunConfig = figment.extract().map_err(|e| from_figment(e, ""))?;
-        super::evaluation::apply_protocol(&figment, &mut run.eval)?;
+        super::evaluation::apply_protocol(&figment, &mut run.eval);
         let slots = slots(&run);
         for slot in &slots {
             check_slot_keys(&figment, slot)?;
