@@ -296,3 +296,23 @@ fn the_training_attack_runs_in_the_mode_its_configuration_names() {
         assert_eq!(asm.config.run.train.pgd.attack_mode(), mode, "{sets:?}");
     }
 }
+
+#[test]
+fn the_protocol_runs_its_evaluators_first_then_the_others_listed() {
+    let evaluators = |sets: &[&str]| resolve(&[], sets).unwrap().run.eval.evaluators;
+    // the built-in default (`linear-probe` alone) is replaced
+    assert_eq!(
+        evaluators(&["eval.protocol=[\"alf\", \"aff\"]"]),
+        ["robust-linear-probe", "finetune"]
+    );
+    // evaluators a layer lists follow the protocol's, once each
+    assert_eq!(
+        evaluators(&[
+            "eval.evaluators=[\"knn\", \"linear-probe\"]",
+            "eval.protocol=[\"slf\", \"alf\", \"aff\"]"
+        ]),
+        ["linear-probe", "robust-linear-probe", "finetune", "knn"]
+    );
+    let message = error_of(resolve(&[], &["eval.protocol=[\"slf\", \"bff\"]"]));
+    assert!(message.contains("eval.protocol"), "{message}");
+}

@@ -4,7 +4,6 @@
 
 use super::eps_label;
 use super::runs::Row;
-use super::stats::Summary;
 use rossl_runtime::config::ProtocolMode;
 use rossl_runtime::eval::EvaluationReport;
 use std::collections::BTreeMap;
@@ -83,12 +82,12 @@ pub fn comparison_table(rows: &[Row]) -> String {
     md
 }
 
-/// The protocol table of a study: per group, each protocol metric's mean and 95% interval over
-/// seeds, rendered by `cell` (empty when no run wants it).
-pub fn study_table(
-    groups: &[(String, BTreeMap<String, Summary>)],
+/// The protocol table of a study: per group, each protocol metric's summary over seeds (its
+/// mean and 95% interval), rendered by `cell` (empty when no run wants it).
+pub fn study_table<S>(
+    groups: &[(String, BTreeMap<String, S>)],
     columns: &[String],
-    cell: impl Fn(&str, &Summary) -> String,
+    cell: impl Fn(&str, &S) -> String,
 ) -> String {
     if columns.is_empty() {
         return String::new();

@@ -418,4 +418,45 @@ mod tests {
         // no failure, no section
         assert!(!markdown(&[row("trained", 6, false)]).contains("Failed sanity checks"));
     }
+
+    #[test]
+    fn runs_with_several_evaluations_get_the_protocol_table_with_costs_and_shares() {
+        let mut r = row("acl", 6, false);
+        let mut aff = r.results.evaluations[0].clone();
+        aff.evaluator = "finetune".into();
+        aff.clean_accuracy = 0.75;
+        aff.fit = Some(rossl_runtime::eval::FitReport {
+            seconds: 2.5,
+            epochs: 1,
+            steps: 3,
+            forward_passes: 15,
+            backward_passes: 12,
+        });
+        let mut knn = r.results.evaluations[0].clone();
+        knn.evaluator = "knn".into();
+        knn.data = Some(rossl_runtime::eval::EvaluationData {
+            dataset: "synthetic".into(),
+            adaptation: Vec::new(),
+            label_fraction: 0.1,
+            train_images: 5,
+        });
+        r.results.evaluations.extend([aff, knn]);
+        let md = markdown(&[r]);
+        let protocol = md.find("## The protocol").expect(&md);
+        assert!(protocol < md.find("### linear-probe").expect(&md), "{md}");
+        assert!(
+            md.contains(
+                "| method | SLF clean | SLF worst 8/255 | AFF clean | AFF worst 8/255 | knn (10% labels) clean | knn (10% labels) worst 8/255 |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| acl | 50.00 | 25.00 | 75.00 | 25.00 | 50.00 | 25.00 |"),
+            "{md}"
+        );
+        // the fine-tuning's own cost beside pre-training's
+        assert!(md.contains("| 2.5 s | 15 / 12 |"), "{md}");
+        // one evaluation on every label: no protocol table
+        assert!(!markdown(&[row("acl", 6, false)]).contains("## The protocol"));
+    }
 }

@@ -91,6 +91,7 @@ fn evaluate_selected(asm: &Assembly, run_dir: &RunDir, train: &TrainSummary) -> 
         eval_protocol: asm.config.eval_protocol()?,
     };
     run_dir.write_results(&results)?;
+    run_dir.remove_other_probe_heads(&run.eval.evaluators)?;
     run_dir.write_card(&super::card::card(asm, run_dir, &results)?)?;
     Ok(results)
 }

@@ -34,4 +34,19 @@ impl RunDir {
         names.sort();
         Ok(names)
     }
+
+    /// Removes the probe heads of evaluators other than `evaluators`: those of an earlier
+    /// evaluation of the folder that the latest `results.json` no longer lists.
+    pub fn remove_other_probe_heads(&self, evaluators: &[String]) -> Result<()> {
+        let kept: Vec<String> = evaluators.iter().map(|e| files::probe(e)).collect();
+        for name in self.probe_heads()? {
+            if !kept.contains(&name) {
+                let path = self.file(&name);
+                std::fs::remove_file(&path)
+                    .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+                tracing::info!("removed {} (an earlier evaluation's)", path.display());
+            }
+        }
+        Ok(())
+    }
 }
