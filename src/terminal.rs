@@ -48,6 +48,7 @@ pub fn print_results(results: &Results) {
             e.seconds
         );
         print_fit(e, &results.dataset);
+        print_corruptions(e);
         if !e.robust.is_empty() {
             print_attack_rows(e);
         }
@@ -98,6 +99,32 @@ fn print_fit(e: &EvaluationReport, run_dataset: &str) {
             fit.epochs, fit.steps, fit.forward_passes, fit.backward_passes, fit.seconds
         );
     }
+}
+
+/// Accuracy under common corruptions: the mean, then each family's mean over its severities.
+fn print_corruptions(e: &EvaluationReport) {
+    let Some(c) = &e.corruptions else {
+        return;
+    };
+    let mut families: Vec<(&str, Vec<f64>)> = Vec::new();
+    for r in &c.results {
+        match families.iter_mut().find(|(f, _)| *f == r.family) {
+            Some((_, v)) => v.push(r.accuracy),
+            None => families.push((&r.family, vec![r.accuracy])),
+        }
+    }
+    println!(
+        "  common corruptions: mean accuracy {:.2}% over {} family x severity pairs of {} images ({})",
+        100.0 * c.mean,
+        c.results.len(),
+        c.images,
+        c.source
+    );
+    let per_family: Vec<String> = families
+        .iter()
+        .map(|(f, v)| format!("{f} {:.1}", 100.0 * v.iter().sum::<f64>() / v.len() as f64))
+        .collect();
+    println!("    per family (mean over severities, %): {}", per_family.join(", "));
 }
 
 /// The attack rows of one evaluation and its worst case per radius.

@@ -30,10 +30,11 @@ pub fn evaluation_label(e: &EvaluationReport, run_dataset: &str) -> String {
     label
 }
 
-/// Whether a run's evaluations call for the protocol table: more than one evaluation, or one
-/// on a share of the labels or another dataset.
+/// Whether a run's evaluations call for the protocol table: more than one evaluation, one with
+/// corruption accuracies, or one on a share of the labels or another dataset.
 pub fn wanted(evaluations: &[EvaluationReport], run_dataset: &str) -> bool {
     evaluations.len() > 1
+        || evaluations.iter().any(|e| e.corruptions.is_some())
         || evaluations.iter().any(|e| {
             e.data
                 .as_ref()
@@ -54,6 +55,9 @@ pub fn metrics(row: &Row) -> Vec<(String, f64)> {
         out.push((format!("{label} clean"), e.clean_accuracy));
         if let Some(w) = e.worst_case.iter().max_by(|a, b| a.eps.total_cmp(&b.eps)) {
             out.push((format!("{label} worst {}", eps_label(w.eps)), w.accuracy));
+        }
+        if let Some(c) = &e.corruptions {
+            out.push((format!("{label} corruptions clean"), c.mean));
         }
     }
     out
@@ -122,7 +126,8 @@ fn table_head(columns: &[String], first: &str) -> String {
                   each evaluation: SLF (standard linear fine-tuning, `linear-probe`), ALF \
                   (adversarial linear fine-tuning, `robust-linear-probe`), AFF (adversarial full \
                   fine-tuning, `finetune`), then any other evaluator; a label share or transfer \
-                  dataset is named in parentheses.\n\n"
+                  dataset is named in parentheses; `corruptions clean` is the mean accuracy under \
+                  common corruptions.\n\n"
         .to_string();
     let _ = writeln!(md, "| {first} | {} |", columns.join(" | "));
     let _ = writeln!(md, "|---|{}", "---|".repeat(columns.len()));

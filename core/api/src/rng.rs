@@ -158,6 +158,9 @@ pub mod stream {
     pub const MONITOR: u64 = 8;
     /// Initialisation of the weights a loss owns (a classifier or predictor head).
     pub const LOSS: u64 = 9;
+    /// Common corruptions of test images (per family, severity and image, the same for every
+    /// evaluator).
+    pub const CORRUPTIONS: u64 = 10;
 }
 
 #[cfg(test)]

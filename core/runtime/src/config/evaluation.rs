@@ -2,6 +2,7 @@
 //! attacks, the sanity checks' settings.
 
 use rossl_api::components::{AttackLoss, BnBranch, Preset};
+use super::corruptions::CorruptionsConfig;
 use rossl_api::norm::Norm;
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +25,10 @@ pub struct EvalConfig {
     /// The threat model: `linf` (default) or `l2`. Every attack of the preset, every sanity
     /// check and every report use it; `eps` is a radius in this norm.
     pub norm: Norm,
+    /// Accuracy under common corruptions, measured for every evaluator (`[eval.corruptions]`;
+    /// off by default, and then not written).
+    #[serde(skip_serializing_if = "CorruptionsConfig::is_off")]
+    pub corruptions: CorruptionsConfig,
     /// Also run every attack on every clean-correct image and report its standalone accuracy
     /// (by default each attack runs only on the points the earlier ones left correct, and
     /// reports give the robust accuracy after each attack of the sequence).
@@ -146,6 +151,7 @@ impl Default for EvalConfig {
         EvalConfig {
             evaluators: vec!["linear-probe".into()],
             protocol: Vec::new(),
+            corruptions: CorruptionsConfig::default(),
             preset: Preset::Strong,
             eps: vec![4.0 / 255.0, 8.0 / 255.0],
             norm: Norm::Linf,

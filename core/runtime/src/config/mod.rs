@@ -11,6 +11,7 @@
 //! variable or command-line argument its value came from.
 
 mod anneal;
+mod corruptions;
 mod evaluation;
 mod evaluator_data;
 mod explain;
@@ -23,6 +24,7 @@ mod target;
 mod training;
 mod values;
 
+pub use corruptions::CorruptionsConfig;
 pub use evaluator_data::EvaluatorData;
 pub use explain::{inline as inline_value, inline_table};
 pub use fields::struct_fields;

@@ -223,6 +223,7 @@ fn check_anneal(figment: &Figment, run: &RunConfig) -> Result<()> {
 /// Values of the `eval` table, extra attacks included.
 fn check_evaluation(figment: &Figment, run: &RunConfig) -> Result<()> {
     let fail = |key: &str, message: &str| fail(figment, key, message);
+    run.eval.corruptions.families()?;
     if let Some(e) = run.eval.eps.iter().find(|e| !(**e >= 0.0 && e.is_finite())) {
         return fail("eval.eps", &format!("{e} is not a finite radius >= 0"));
     }

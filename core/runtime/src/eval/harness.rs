@@ -92,6 +92,7 @@ pub fn fit_and_measure(
         .collect::<Result<Vec<_>>>()?;
     let fitted = started.elapsed().as_secs_f64();
     let pass = main_pass(classifier, &suites, name, index, inputs)?;
+    let corruptions = super::corruption::measure(classifier, index, inputs)?;
     let attacked = started.elapsed().as_secs_f64();
     let (robust, worst_case) = summarise(&suites, &pass, &config.eps, config.per_attack);
     let checks = run_checks(&CheckContext::new(
@@ -130,6 +131,7 @@ pub fn fit_and_measure(
         ),
         seconds: total,
         data: None,
+        corruptions,
         fit: classifier.fit_cost().map(|cost| FitReport {
             seconds: fitted,
             epochs: cost.epochs,

@@ -11,6 +11,7 @@ mod batch_rows;
 mod card;
 mod checks;
 mod classifier_objective;
+mod corruption;
 mod data;
 mod harness;
 mod inputs;
@@ -29,7 +30,7 @@ pub use harness::{fit_and_measure, Evaluated};
 pub use inputs::EvalInputs;
 pub use main_pass::fraction;
 pub use report::{
-    CheckResult, EvaluationData, EvaluationReport, FitReport, Results, RobustResult, TrainResults,
+    CheckResult, CorruptionAccuracy, CorruptionReport, EvaluationData, EvaluationReport, FitReport, Results, RobustResult, TrainResults,
     WorstCase,
 };
 pub use run::evaluate_run;

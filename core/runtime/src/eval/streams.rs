@@ -20,6 +20,10 @@ pub const CHECK_DRAWS: u64 = 4;
 pub const GRADIENT_DRAWS: u64 = 6;
 /// The gradient check's prediction draw (`[EVAL, evaluator, GRADIENT_PREDICTION, batch]`).
 pub const GRADIENT_PREDICTION: u64 = 7;
+/// The corruption measurement's prediction draw per batch
+/// (`[EVAL, evaluator, CORRUPTION_PREDICTION, batch]`; the corruptions themselves draw from
+/// `stream::CORRUPTIONS`, the same for every evaluator).
+pub const CORRUPTION_PREDICTION: u64 = 8;
 /// The sanity checks' attack randomness, under `stream::ATTACK` where the main pass has the
 /// radius index (`[ATTACK, evaluator, CHECK_ATTACKS, tag, batch]`; the main pass's is
 /// `[ATTACK, evaluator, radius, attack, batch]`).

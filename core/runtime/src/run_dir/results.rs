@@ -87,6 +87,34 @@ pub struct EvaluationReport {
     /// What fitting cost, for evaluators that train the encoder (a fine-tuned copy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fit: Option<FitReport>,
+    /// Accuracy under common corruptions (`eval.corruptions`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corruptions: Option<CorruptionReport>,
+}
+
+/// Accuracy under common corruptions, per family and severity, and their mean (RobustBench's
+/// corruption accuracy: the plain mean over every family and severity measured).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CorruptionReport {
+    /// Where the corrupted images came from.
+    pub source: String,
+    /// Images per family and severity.
+    pub images: usize,
+    /// Accuracy per family and severity, in [0, 1].
+    pub results: Vec<CorruptionAccuracy>,
+    /// The mean of `results`' accuracies.
+    pub mean: f64,
+}
+
+/// The accuracy under one corruption family at one severity.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CorruptionAccuracy {
+    /// The family's file stem (`gaussian_noise`, ...).
+    pub family: String,
+    /// The severity, 1 to 5.
+    pub severity: u8,
+    /// Clean accuracy of the classifier on the corrupted images.
+    pub accuracy: f64,
 }
 
 /// What an evaluator's classifier was fitted and tested on.
