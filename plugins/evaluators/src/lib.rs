@@ -5,6 +5,7 @@
 //! transformation) and `knn` (k nearest neighbours, cosine similarity, temperature-weighted votes).
 #![warn(missing_docs)]
 
+pub mod corruptions;
 pub mod knn;
 pub mod linear;
 pub mod multi_crop;
