@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod cifar;
+pub mod cifar_c;
 pub mod embedded;
 pub mod idx;
 pub mod mnist;
