@@ -2,15 +2,17 @@
 
 A NumPy/SciPy/PIL port of make_cifar_c.py (hendrycks/robustness, ImageNet-C/create_c), written
 independently of the Rust code. Each corruption is applied, at every severity, to two small fixed
-images (3x32x32 and 1x28x28); the random draws come from a Python port of rossl's Rng
-(xoshiro256++, core/api/src/rng.rs), in the order each Rust family documents, so that each
-output is a deterministic function of (image, severity, seed).
+images (3x32x32 and 1x28x28), and pixelate, JPEG and contrast also to a 3x28x20 one. The random
+draws come from a Python port of rossl's Rng (xoshiro256++, core/api/src/rng.rs), in the order
+each Rust family documents, so that each output is a deterministic function of (image, severity,
+seed).
 
 Regenerate (from the repository root):
 
     /work/venv-ref/bin/python tests/reference/corruptions/make_reference.py
 
-which rewrites cases.json (inputs, seeds, offsets) and expected.bin.gz (uint8 outputs, CHW).
+which rewrites cases.json (inputs, seeds, offsets) and expected.bin.gz (per case, the uint8 output
+minus the uint8 input, modulo 256, CHW: it compresses better than the outputs).
 
 Replacements of the reference's libraries, each said where it happens: cv2 (GaussianBlur,
 filter2D, warpAffine, getAffineTransform, cvtColor) by SciPy/NumPy equivalents with the same
@@ -469,11 +471,16 @@ FAMILIES = [gaussian_noise, shot_noise, impulse_noise, defocus_blur, glass_blur,
             jpeg_compression, speckle_noise, gaussian_blur, saturate]
 
 
+# The third image (28 rows, 20 columns: JPEG's edge padding of odd block and MCU counts) gets
+# only the families that do not assume a square image.
+FAMILIES_NON_SQUARE = [pixelate, jpeg_compression, contrast]
+
+
 def make_images():
-    """Two fixed uint8 images (HWC): RGB 32x32 with edges and texture, grey 28x28."""
+    """Fixed uint8 images (HWC): RGB 32x32 with edges and texture, grey 28x28, RGB 28x20."""
     out = []
-    for c, s in [(3, 32), (1, 28)]:
-        y, x, ch = np.meshgrid(np.arange(s), np.arange(s), np.arange(c), indexing="ij")
+    for c, h, w in [(3, 32, 32), (1, 28, 28), (3, 28, 20)]:
+        y, x, ch = np.meshgrid(np.arange(h), np.arange(w), np.arange(c), indexing="ij")
         v = (37 * x + 53 * y + 91 * ch + ((x * y * 7) % 23) * 5 + ((x // 8 + y // 8) % 2) * 60) % 256
         out.append(v.astype(np.uint8))
     return out
@@ -483,11 +490,12 @@ def main():
     images = make_images()
     cases, blobs, offset = [], [], 0
     for i, img in enumerate(images):
-        for f, fam in enumerate(FAMILIES):
+        for f, fam in enumerate(FAMILIES if img.shape[0] == img.shape[1] else FAMILIES_NON_SQUARE):
             for severity in range(1, 6):
                 seed = 1000 * (i + 1) + 10 * f + severity
                 out = np.uint8(fam(img.copy(), severity, Rng(seed)))
-                chw = np.ascontiguousarray(out.transpose(2, 0, 1)).tobytes()
+                delta = out.astype(np.int16) - img.astype(np.int16)
+                chw = np.ascontiguousarray(delta.astype(np.uint8).transpose(2, 0, 1)).tobytes()
                 cases.append({"image": i, "corruption": fam.__name__, "severity": severity,
                               "seed": seed, "offset": offset})
                 blobs.append(chw)

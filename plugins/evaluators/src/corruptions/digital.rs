@@ -5,7 +5,6 @@ use super::resample::{affine_from_points, box_resize, map_reflect, warp_affine};
 use super::weather::map_hsv;
 use super::Img;
 use rossl_api::rng::Rng;
-use rossl_api::{Error, Result};
 
 /// Per-severity factor of `contrast`.
 const CONTRAST: [f64; 5] = [0.75, 0.5, 0.4, 0.3, 0.15];
@@ -107,66 +106,31 @@ pub(crate) fn pixelate(img: &Img, s: usize) -> Img {
     out
 }
 
-/// JPEG encoding and decoding of the 8-bit image at the reference's quality (deterministic).
-/// The codec is the pure-Rust `jpeg-encoder` (libjpeg's quality scaling and tables, 4:2:0
-/// chroma averaged as libjpeg does) and `jpeg-decoder`, not PIL's libjpeg, so a few pixel values
-/// differ by a few levels; three-channel images are coded as RGB, others channel by channel as
-/// grey.
-pub(crate) fn jpeg(img: &Img, s: usize) -> Result<Img> {
+/// JPEG compression of the 8-bit image at the reference's quality (deterministic): the lossy
+/// path of libjpeg's baseline codec with PIL's defaults, in integer arithmetic ([`super::jpeg`]);
+/// three-channel images as RGB with 4:2:0 chroma, others channel by channel as grey.
+pub(crate) fn jpeg(img: &Img, s: usize) -> Img {
     let (h, w, n) = (img.h, img.w, img.h * img.w);
     let bytes = img.to_u8();
+    let quality = u32::from(JPEG[s]);
+    let planes: Vec<Vec<u8>> = if img.c == 3 {
+        let [r, g, b] = super::jpeg::rgb(
+            [&bytes[..n], &bytes[n..2 * n], &bytes[2 * n..]],
+            h,
+            w,
+            quality,
+        );
+        vec![r, g, b]
+    } else {
+        (0..img.c)
+            .map(|ch| super::jpeg::grey(&bytes[ch * n..(ch + 1) * n], h, w, quality))
+            .collect()
+    };
     let mut out = Img::new(img.c, h, w);
-    if img.c == 3 {
-        let rgb: Vec<u8> = (0..n)
-            .flat_map(|i| [bytes[i], bytes[n + i], bytes[2 * n + i]])
-            .collect();
-        let decoded = jpeg_round_trip(&rgb, h, w, jpeg_encoder::ColorType::Rgb, JPEG[s])?;
-        for (i, px) in decoded.chunks_exact(3).enumerate() {
-            for (ch, v) in px.iter().enumerate() {
-                out.data[ch * n + i] = f64::from(*v) / 255.0;
-            }
-        }
-        return Ok(out);
-    }
-    for ch in 0..img.c {
-        let plane = &bytes[ch * n..(ch + 1) * n];
-        let decoded = jpeg_round_trip(plane, h, w, jpeg_encoder::ColorType::Luma, JPEG[s])?;
-        for (o, v) in out.plane_mut(ch).iter_mut().zip(decoded) {
+    for (ch, plane) in planes.into_iter().enumerate() {
+        for (o, v) in out.plane_mut(ch).iter_mut().zip(plane) {
             *o = f64::from(v) / 255.0;
         }
     }
-    Ok(out)
-}
-
-fn jpeg_round_trip(
-    data: &[u8],
-    h: usize,
-    w: usize,
-    color: jpeg_encoder::ColorType,
-    quality: u8,
-) -> Result<Vec<u8>> {
-    let err = |e: String| Error::msg(format!("jpeg_compression of a {h}x{w} image: {e}"));
-    let (hh, ww) = (u16::try_from(h), u16::try_from(w));
-    let (Ok(hh), Ok(ww)) = (hh, ww) else {
-        return Err(err(
-            "the image is larger than JPEG's 65535 pixels a side".into()
-        ));
-    };
-    let mut encoded = Vec::new();
-    let mut encoder = jpeg_encoder::Encoder::new(&mut encoded, quality);
-    encoder.set_chroma_subsampling_method(jpeg_encoder::ChromaSubsamplingMethod::Average);
-    encoder
-        .encode(data, ww, hh, color)
-        .map_err(|e| err(e.to_string()))?;
-    let mut decoder = jpeg_decoder::Decoder::new(encoded.as_slice());
-    let decoded = decoder.decode().map_err(|e| err(e.to_string()))?;
-    let channels = if matches!(color, jpeg_encoder::ColorType::Rgb) {
-        3
-    } else {
-        1
-    };
-    if decoded.len() != h * w * channels {
-        return Err(err(format!("the decoder returned {} bytes", decoded.len())));
-    }
-    Ok(decoded)
+    out
 }
