@@ -207,22 +207,29 @@ pub(crate) fn load_block(
             format!("{c} channels, expected 3 (RGB) or 1"),
         ));
     }
-    let labels_path = root.join("labels.npy");
-    let (lh, first_block) = read_npy_rows(&labels_path, 0..block.min(read_len(&labels_path)?))?;
-    if lh.shape.len() != 1 {
+    let (labels, classes) = read_labels(&root.join("labels.npy"), start, count, block)?;
+    let pixels = hwc_to_chw(&bytes, (c, h, w));
+    ImageSet::new(pixels, labels, (c, h, w), classes)
+}
+
+/// The labels of rows `start..start + count` of `labels.npy` (or of its first block when it holds
+/// only one), and the class count, 10 or 100, from the largest label in the first block.
+fn read_labels(path: &Path, start: usize, count: usize, block: usize) -> Result<(Vec<u32>, usize)> {
+    let (header, first_block) = read_npy_rows(path, 0..block.min(read_len(path)?))?;
+    if header.shape.len() != 1 {
         return Err(Error::data(
-            &labels_path,
-            format!("shape {:?}, expected (images,)", lh.shape),
+            path,
+            format!("shape {:?}, expected (images,)", header.shape),
         ));
     }
-    let labels_all = if lh.shape[0] >= start + count {
-        read_npy_rows(&labels_path, start..start + count)?.1
+    let labels = if header.shape[0] >= start + count {
+        read_npy_rows(path, start..start + count)?.1
     } else if first_block.len() >= count {
         first_block[..count].to_vec()
     } else {
         return Err(Error::data(
-            &labels_path,
-            format!("{} labels, {count} images asked for", lh.shape[0]),
+            path,
+            format!("{} labels, {count} images asked for", header.shape[0]),
         ));
     };
     let max = first_block.iter().copied().max().unwrap_or(0);
@@ -231,21 +238,24 @@ pub(crate) fn load_block(
         10..=99 => 100,
         _ => {
             return Err(Error::data(
-                &labels_path,
+                path,
                 format!("label {max}: CIFAR-C labels are below 100"),
             ))
         }
     };
-    let mut pixels = vec![0f32; count * c * h * w];
+    Ok((labels.into_iter().map(u32::from).collect(), classes))
+}
+
+/// HWC uint8 images to channel-major f32 in [0, 1].
+fn hwc_to_chw(bytes: &[u8], (c, h, w): (usize, usize, usize)) -> Vec<f32> {
+    let mut pixels = vec![0f32; bytes.len()];
     for (img, chunk) in bytes.chunks_exact(h * w * c).enumerate() {
         let out = &mut pixels[img * c * h * w..(img + 1) * c * h * w];
         for (i, &v) in chunk.iter().enumerate() {
-            let (pixel, ch) = (i / c, i % c);
-            out[ch * h * w + pixel] = f32::from(v) / 255.0;
+            out[(i % c) * h * w + i / c] = f32::from(v) / 255.0;
         }
     }
-    let labels = labels_all.into_iter().map(u32::from).collect();
-    ImageSet::new(pixels, labels, (c, h, w), classes)
+    pixels
 }
 
 /// The first-axis length of a `.npy` file.

@@ -149,7 +149,14 @@ fn corruptions_match_the_reference_port() {
 
 #[test]
 fn outputs_keep_the_shape_and_are_uint8_levels_in_the_unit_range() {
-    for shape in [(3, 32, 32), (1, 28, 28), (3, 96, 96)] {
+    for shape in [
+        (3, 32, 32),
+        (1, 28, 28),
+        (3, 96, 96),
+        (3, 5, 7),
+        (1, 4, 4),
+        (2, 20, 12),
+    ] {
         let image = test_image(shape);
         for c in Corruption::ALL {
             for severity in [1, 5] {

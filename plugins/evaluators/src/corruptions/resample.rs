@@ -38,7 +38,7 @@ pub(crate) fn clipped_zoom(plane: &[f64], h: usize, w: usize, zoom: f64) -> Vec<
         .flat_map(|y| (0..cw).map(move |x| (y, x)))
         .map(|(y, x)| plane[(top + y) * w + left + x])
         .collect();
-    let (trim_top, trim_left) = ((oh - h) / 2, (ow - w) / 2);
+    let (trim_top, trim_left) = (oh.saturating_sub(h) / 2, ow.saturating_sub(w) / 2);
     let mut out = vec![0.0; h * w];
     for y in 0..h {
         for x in 0..w {
