@@ -148,7 +148,7 @@ fn corruptions_match_the_reference_port() {
 }
 
 #[test]
-fn outputs_keep_the_shape_and_are_uint8_levels_in_the_unit_range() {
+fn corrupt_keeps_the_shape_and_gives_uint8_levels_in_the_unit_range() {
     for shape in [
         (3, 32, 32),
         (1, 28, 28),
@@ -176,7 +176,7 @@ fn outputs_keep_the_shape_and_are_uint8_levels_in_the_unit_range() {
 }
 
 #[test]
-fn the_same_seed_gives_the_same_image_and_another_seed_another() {
+fn corrupt_gives_the_same_image_for_the_same_seed_and_another_for_another() {
     let shape = (3, 32, 32);
     let image = test_image(shape);
     let random = [
@@ -200,7 +200,7 @@ fn the_same_seed_gives_the_same_image_and_another_seed_another() {
 }
 
 #[test]
-fn damage_grows_with_severity_on_average() {
+fn corrupt_damage_grows_with_severity_on_average() {
     let shape = (3, 32, 32);
     let image = test_image(shape);
     for c in [
@@ -229,7 +229,7 @@ fn damage_grows_with_severity_on_average() {
 }
 
 #[test]
-fn bad_severities_names_and_shapes_are_clear_errors() {
+fn corrupt_rejects_bad_severities_names_and_shapes_clearly() {
     let shape = (3, 32, 32);
     let image = test_image(shape);
     for s in [0u8, 6] {
@@ -253,7 +253,7 @@ fn bad_severities_names_and_shapes_are_clear_errors() {
 }
 
 #[test]
-fn the_benchmark_is_robustbench_order_without_frost() {
+fn corruption_benchmark_is_robustbench_order_without_frost() {
     let names: Vec<&str> = Corruption::benchmark().iter().map(|c| c.name()).collect();
     assert_eq!(
         names,
