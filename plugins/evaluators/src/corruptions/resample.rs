@@ -176,7 +176,8 @@ fn invert_affine(m: &[f64; 6]) -> [f64; 6] {
 
 /// OpenCV's `warpAffine` (bilinear, `BORDER_REFLECT_101`) of one plane with the forward matrix
 /// `m`: source coordinates are computed in 10-bit fixed point and rounded to 1/32 pixel, as
-/// OpenCV does, and the four neighbours are mirrored at the border.
+/// OpenCV up to 4.10 does (4.11 and later use floating-point coordinates; make_cifar_c.py ran on
+/// the fixed-point versions), and the four neighbours are mirrored at the border.
 pub(crate) fn warp_affine(plane: &[f64], h: usize, w: usize, m: &[f64; 6]) -> Vec<f64> {
     let im = invert_affine(m);
     let scale = 1024.0;
