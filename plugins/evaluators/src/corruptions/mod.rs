@@ -14,8 +14,17 @@
 //!   upsampling; no JPEG file is written, entropy coding being lossless) and ImageMagick 6 Q16's
 //!   motion blur: byte-exact against PIL on the reference images, and the motion blur matched
 //!   `convert -motion-blur` of ImageMagick 6.9.11-60 Q16 byte for byte in a one-off check.
-//! * **Randomness** comes from the given [`Rng`] only, in a documented order per family (see each
-//!   family's function), so the same seed gives the same image.
+//! * **Randomness** comes from the given [`Rng`] only, so the same seed gives the same image.
+//!   Draws, in order: Gaussian and speckle noise one [`Rng::normal`] per value (channel, row,
+//!   column order); shot noise one [`Rng::uniform`] per value (Poisson by CDF inversion); impulse
+//!   noise two uniforms per value (flip with probability c, then salt or pepper); glass blur, per
+//!   interior pixel from the bottom right, `dx` then `dy` by [`Rng::below`]; motion blur one
+//!   angle; snow `height × width` normals then one angle; fog one uniform per plasma point, fill by
+//!   fill; elastic 6 affine jitters then two `height × width` fields of uniforms.
+//! * **Reference quirks kept.** Glass blur's "swap" on NumPy views copies the displaced pixel
+//!   instead of swapping; zoom blur averages 7, 12, 16, 21 and 26 zooms (NumPy's `arange` with the
+//!   reference's stops, whose last element is past the step the paper suggests); defocus and
+//!   glass use OpenCV and scikit-image border rules as the reference does.
 //! * **Image sizes.** Parameters that the reference writes in pixels of a 32×32 image scale with
 //!   `s = min(height, width)`: elastic's displacement scale, smoothing σ and affine jitter are
 //!   `s × (the reference's fractions of 32)`, and its affine anchor points are placed as the
@@ -26,7 +35,8 @@
 //! * **Grey images** (one channel) get each family per channel. For the HSV families, grey has
 //!   saturation 0: brightness adds to the value (the grey level), and saturate leaves the image
 //!   unchanged (its hue is undefined, so the reference's colour shift has no grey meaning).
-//!   Snow's greyscale blend uses the grey level itself.
+//!   Snow's greyscale blend uses the grey level itself. Images of other channel counts are treated
+//!   channel by channel as grey where colour matters (HSV families, JPEG, snow).
 
 mod blur;
 mod digital;

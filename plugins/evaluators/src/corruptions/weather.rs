@@ -50,7 +50,8 @@ pub(crate) fn brightness(img: &Img, s: usize) -> Img {
 /// Draws `height × width` normals (row-major, [`Rng::normal`]) for the snow layer, then the
 /// motion angle uniform in [-135°, -45°). The layer is zoomed, thresholded, truncated to 8 bits,
 /// motion-blurred (ImageMagick), and added with its 180° rotation to the image blended towards
-/// `max(x, 1.5 grey + 0.5)` (grey = 0.299 R + 0.587 G + 0.114 B, or the channel itself).
+/// `max(x, 1.5 grey + 0.5)` (grey = 0.299 R + 0.587 G + 0.114 B on three channels, otherwise
+/// each channel itself).
 pub(crate) fn snow(img: &Img, s: usize, rng: &mut Rng) -> Img {
     let [mean, std, zoom, threshold, radius, sigma, blend] = SNOW[s];
     let (h, w, n) = (img.h, img.w, img.h * img.w);
@@ -66,17 +67,16 @@ pub(crate) fn snow(img: &Img, s: usize, rng: &mut Rng) -> Img {
         .into_iter()
         .map(|b| f64::from(b) / 255.0)
         .collect();
-    let grey: Vec<f64> = (0..n)
-        .map(|i| match img.c {
-            3 => 0.299 * img.data[i] + 0.587 * img.data[n + i] + 0.114 * img.data[2 * n + i],
-            _ => img.data[i],
-        })
-        .collect();
+    let d = &img.data;
+    let grey = |ch: usize, i: usize| match img.c {
+        3 => 0.299 * d[i] + 0.587 * d[n + i] + 0.114 * d[2 * n + i],
+        _ => d[ch * n + i],
+    };
     let mut out = img.clone();
     for ch in 0..img.c {
         for i in 0..n {
-            let x = img.data[ch * n + i];
-            let blended = blend * x + (1.0 - blend) * x.max(grey[i] * 1.5 + 0.5);
+            let x = d[ch * n + i];
+            let blended = blend * x + (1.0 - blend) * x.max(grey(ch, i) * 1.5 + 0.5);
             out.data[ch * n + i] = blended + flakes[i] + flakes[n - 1 - i];
         }
     }
