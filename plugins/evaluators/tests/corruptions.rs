@@ -189,6 +189,7 @@ fn corrupt_gives_the_same_image_for_the_same_seed_and_another_for_another() {
         Corruption::Snow,
         Corruption::Fog,
         Corruption::ElasticTransform,
+        Corruption::Spatter,
     ];
     for c in Corruption::ALL {
         let a = corrupt(c, 3, &image, shape, &mut Rng::new(11)).unwrap();

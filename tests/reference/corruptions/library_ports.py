@@ -114,3 +114,121 @@ def cv_warp_affine(img, M):
             bottom = img[y1, x0] * (1 - fx) + img[y1, x1] * fx
             out[y, x] = top * (1 - fy) + bottom * fy
     return out
+
+
+# ---------------------------------------------------------------- spatter's OpenCV calls
+def _mirror101(i, n):
+    period = 2 * n - 2
+    m = np.mod(i, period)
+    return np.where(m < n, m, period - m)
+
+
+def cv_box_blur3(img):
+    """cv2.blur(img, (3, 3)): 3x3 mean, BORDER_REFLECT_101; uint8 input rounds (half to even)."""
+    h, w = img.shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    acc = np.zeros((h, w))
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            acc += img[_mirror101(ys + dy, h), _mirror101(xs + dx, w)]
+    if img.dtype == np.uint8:
+        return np.clip(np.rint(acc * (1.0 / 9.0)), 0, 255).astype(np.uint8)
+    return (acc / 9.0).astype(img.dtype)
+
+
+def cv_filter2d_u8(img, ker):
+    """cv2.filter2D(img, cv2.CV_8U, ker): correlation, BORDER_REFLECT_101, rounded and saturated."""
+    h, w = img.shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    acc = np.zeros((h, w))
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            acc += ker[dy + 1, dx + 1] * img[_mirror101(ys + dy, h), _mirror101(xs + dx, w)].astype(np.float64)
+    return np.clip(np.rint(acc), 0, 255).astype(np.uint8)
+
+
+def cv_canny_l1(img, low, high):
+    """cv2.Canny(img, low, high): 3x3 Sobel (BORDER_REPLICATE), L1 magnitude, non-maximum
+    suppression in four directions with tan(22.5°) in 15-bit fixed point, hysteresis over the
+    8-neighbourhood from magnitudes above `high` through those above `low`."""
+    h, w = img.shape
+    p = np.pad(img.astype(np.int64), 1, mode="edge")
+    dx = (p[:-2, 2:] + 2 * p[1:-1, 2:] + p[2:, 2:]) - (p[:-2, :-2] + 2 * p[1:-1, :-2] + p[2:, :-2])
+    dy = (p[2:, :-2] + 2 * p[2:, 1:-1] + p[2:, 2:]) - (p[:-2, :-2] + 2 * p[:-2, 1:-1] + p[:-2, 2:])
+    mag = np.zeros((h + 2, w + 2), dtype=np.int64)
+    mag[1:-1, 1:-1] = np.abs(dx) + np.abs(dy)
+    low, high = math.floor(low), math.floor(high)
+    state = np.ones((h, w), dtype=np.int64)  # 1 not an edge, 0 candidate, 2 edge
+    stack = []
+    for y in range(h):
+        for x in range(w):
+            m = mag[y + 1, x + 1]
+            if m <= low:
+                continue
+            xs, ys = int(dx[y, x]), int(dy[y, x])
+            ax, ay = abs(xs), abs(ys) << 15
+            tg22x = ax * 13573
+            if ay < tg22x:
+                keep = m > mag[y + 1, x] and m >= mag[y + 1, x + 2]
+            elif ay > tg22x + (ax << 16):
+                keep = m > mag[y, x + 1] and m >= mag[y + 2, x + 1]
+            else:
+                s = -1 if (xs ^ ys) < 0 else 1
+                keep = m > mag[y, x + 1 - s] and m > mag[y + 2, x + 1 + s]
+            if keep:
+                if m > high:
+                    state[y, x] = 2
+                    stack.append((y, x))
+                else:
+                    state[y, x] = 0
+    while stack:
+        y, x = stack.pop()
+        for ny in (y - 1, y, y + 1):
+            for nx in (x - 1, x, x + 1):
+                if 0 <= ny < h and 0 <= nx < w and state[ny, nx] == 0:
+                    state[ny, nx] = 2
+                    stack.append((ny, nx))
+    return np.where(state == 2, 255, 0).astype(np.uint8)
+
+
+def cv_distance_l2_5(img):
+    """cv2.distanceTransform(img, cv2.DIST_L2, 5): distance to the nearest zero pixel by OpenCV's
+    two-pass 5x5 chamfer (1, 1.4, 2.1969 in 16-bit fixed point), float32."""
+    h, w = img.shape
+    hv, diag, long_ = round(1.0 * 65536), round(1.4 * 65536), round(2.1969 * 65536)
+    big = 2 ** 31 - 1
+    t = np.full((h + 4, w + 4), big, dtype=np.int64)
+    fwd = [(-2, -1, long_), (-2, 1, long_), (-1, -2, long_), (-1, -1, diag), (-1, 0, hv), (-1, 1, diag),
+           (-1, 2, long_), (0, -1, hv)]
+    for y in range(h):
+        for x in range(w):
+            if img[y, x] == 0:
+                t[y + 2, x + 2] = 0
+            else:
+                t[y + 2, x + 2] = min(t[y + 2 + dy, x + 2 + dx] + d for dy, dx, d in fwd)
+    out = np.zeros((h, w), dtype=np.float32)
+    for y in range(h - 1, -1, -1):
+        for x in range(w - 1, -1, -1):
+            t0 = t[y + 2, x + 2]
+            if t0 > hv:
+                t0 = min([t0] + [t[y + 2 - dy, x + 2 - dx] + d for dy, dx, d in fwd])
+                t[y + 2, x + 2] = t0
+            out[y, x] = np.float32(t0 * np.float32(1.0 / 65536))
+    return out
+
+
+def cv_equalize_hist(img):
+    """cv2.equalizeHist: the cumulative histogram from the first used level, scaled by 255 /
+    (pixels - count of that level) in float32 and rounded."""
+    hist = np.bincount(img.ravel(), minlength=256)
+    total = img.size
+    i = int(np.nonzero(hist)[0][0])
+    if hist[i] == total:
+        return np.full_like(img, i)
+    scale = np.float32(255.0) / np.float32(total - hist[i])
+    lut = np.zeros(256, dtype=np.uint8)
+    s = 0
+    for j in range(i + 1, 256):
+        s += int(hist[j])
+        lut[j] = np.clip(np.rint(np.float32(s) * scale), 0, 255)
+    return lut[img]

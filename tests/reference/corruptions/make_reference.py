@@ -17,15 +17,19 @@ minus the uint8 input, modulo 256, CHW: it compresses better than the outputs).
 Replacements of the reference's libraries, each said where it happens: cv2 (GaussianBlur,
 filter2D, warpAffine, getAffineTransform, cvtColor) by SciPy/NumPy equivalents with the same
 border rules; scikit-image (gaussian, random_noise, rgb2hsv, hsv2rgb) by SciPy and ports of its
-code; Wand/ImageMagick's motion blur by a port of MagickCore's MotionBlurImage kernel. PIL
-(BOX resize, JPEG) and SciPy (zoom, map_coordinates) are used as the reference uses them.
+code (library_ports.py); Wand/ImageMagick's motion blur by a port of MagickCore's
+MotionBlurImage kernel. PIL (BOX resize, JPEG) and SciPy (zoom, map_coordinates) are used as the
+reference uses them.
 
 The replacements were checked once against the real libraries (not needed to regenerate):
 disk + filter2D, getAffineTransform and warpAffine against OpenCV 4.10 (equal to 1e-7; OpenCV
 4.11 and later compute warpAffine's source coordinates in floating point instead of 1/32 pixel,
 up to 0.021 apart on these images, while make_cifar_c.py ran on the fixed-point OpenCV of 2018),
 cvtColor RGB2GRAY, skimage.filters.gaussian and rgb2hsv/hsv2rgb against scikit-image 0.26
-(exactly equal), and the motion blur against ImageMagick 6.9.11-60 Q16 (byte for byte).
+(exactly equal), the motion blur against ImageMagick 6.9.11-60 Q16 (byte for byte), and
+spatter's Canny, distanceTransform, blur, equalizeHist and filter2D against OpenCV 4.10 (equal;
+the distances to 3e-5), the whole spatter port against make_cifar_c.py's spatter run with
+OpenCV 4.10 and scikit-image 0.26 on the same draws (within one level).
 """
 import gzip
 import json
@@ -40,7 +44,8 @@ from scipy.ndimage import correlate, gaussian_filter, map_coordinates
 from scipy.ndimage import zoom as scizoom
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from library_ports import cv_warp_affine, disk, hsv2rgb, motion_blur_u8, rgb2hsv  # noqa: E402
+from library_ports import (cv_box_blur3, cv_canny_l1, cv_distance_l2_5, cv_equalize_hist,  # noqa: E402
+                           cv_filter2d_u8, cv_warp_affine, disk, hsv2rgb, motion_blur_u8, rgb2hsv)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 M64 = (1 << 64) - 1
@@ -344,6 +349,44 @@ def elastic_transform(image, severity, rng):
     return np.clip(map_coordinates(image, indices, order=1, mode='reflect').reshape(shape), 0, 1) * 255
 
 
+def spatter(x, severity, rng):
+    c = [(0.62, 0.1, 0.7, 0.7, 0.5, 0), (0.65, 0.1, 0.8, 0.7, 0.5, 0), (0.65, 0.3, 1, 0.69, 0.5, 0),
+         (0.65, 0.1, 0.7, 0.69, 0.6, 1), (0.65, 0.1, 0.5, 0.68, 0.6, 1)][severity - 1]
+    x = np.array(x, dtype=np.float32) / 255.
+    liquid_layer = c[0] + c[1] * rng.normals(x.shape[:2])
+    liquid_layer = sk_gaussian(liquid_layer, c[2])
+    liquid_layer[liquid_layer < c[3]] = 0
+    # rossl's rule for other than three channels: the colour's mean over its components
+    grey = x.shape[2] != 3
+    if c[5] == 0:
+        # (x * 255).astype(np.uint8), with the wrap-around of values past 255 made explicit
+        liquid_layer = np.mod(np.floor(liquid_layer * 255), 256).astype(np.uint8)
+        dist = 255 - cv_canny_l1(liquid_layer, 50, 150)
+        dist = np.minimum(cv_distance_l2_5(dist), np.float32(20))  # THRESH_TRUNC at 20
+        dist = cv_box_blur3(dist).astype(np.uint8)
+        dist = cv_equalize_hist(dist)
+        ker = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
+        dist = cv_filter2d_u8(dist, ker)
+        dist = cv_box_blur3(dist).astype(np.float32)
+        m = liquid_layer * dist  # GRAY2BGRA: the same in the three colour channels
+        peak = np.max(m)
+        m = m / peak if peak > 0 else m  # rossl: no water when the layer is empty (NaN there)
+        m = (m * c[4])[..., np.newaxis]
+        # water is pale turquoise, added to the channels in the order written (BGR on RGB data)
+        color = np.array([175 / 255., 238 / 255., 238 / 255.])
+        color = color.mean(keepdims=True) if grey else color
+        return np.clip(x + m * color, 0, 1) * 255
+    m = np.where(liquid_layer > c[3], 1, 0)
+    m = sk_gaussian(m.astype(np.float32), c[4])
+    m[m < 0.8] = 0
+    # mud brown
+    color = np.array([63 / 255., 42 / 255., 20 / 255.])
+    color = color.mean(keepdims=True) if grey else color
+    color = color * m[..., np.newaxis]
+    x *= (1 - m[..., np.newaxis])
+    return np.clip(x + color, 0, 1) * 255
+
+
 def to_pil(x):
     return Image.fromarray(x[:, :, 0], mode="L") if x.shape[2] == 1 else Image.fromarray(x)
 
@@ -369,7 +412,7 @@ def jpeg_compression(x, severity, rng):
 
 FAMILIES = [gaussian_noise, shot_noise, impulse_noise, defocus_blur, glass_blur, motion_blur,
             zoom_blur, snow, fog, brightness, contrast, elastic_transform, pixelate,
-            jpeg_compression, speckle_noise, gaussian_blur, saturate]
+            jpeg_compression, speckle_noise, gaussian_blur, saturate, spatter]
 
 
 # The third image (28 rows, 20 columns: JPEG's edge padding of odd block and MCU counts) gets

@@ -3,7 +3,7 @@
 //! [`corrupt`] applies one [`Corruption`] at a severity 1..=5 to one channel-major image with
 //! values in [0, 1], with the per-severity parameters of the reference generator
 //! (`make_cifar_c.py` of hendrycks/robustness). Every family except frost (which needs photo
-//! files) and spatter is here.
+//! files) is here.
 //!
 //! * **Quantisation.** The reference stores `np.uint8(x)` of values in [0, 255], which truncates:
 //!   every output here is `floor(clip(v, 0, 1) * 255) / 255` (values within 1e-6 of a whole
@@ -20,7 +20,8 @@
 //!   noise two uniforms per value (flip with probability c, then salt or pepper); glass blur, per
 //!   interior pixel from the bottom right, `dx` then `dy` by [`Rng::below`]; motion blur one
 //!   angle; snow `height × width` normals then one angle; fog one uniform per plasma point, fill by
-//!   fill; elastic 6 affine jitters then two `height × width` fields of uniforms.
+//!   fill; elastic 6 affine jitters then two `height × width` fields of uniforms; spatter
+//!   `height × width` normals.
 //! * **Reference quirks kept.** Glass blur's "swap" on NumPy views copies the displaced pixel
 //!   instead of swapping; zoom blur averages 7, 12, 16, 21 and 26 zooms (NumPy's `arange` with the
 //!   reference's stops, whose last element is past the step the paper suggests); defocus and
@@ -44,6 +45,7 @@ mod filters;
 mod jpeg;
 mod noise;
 mod resample;
+mod spatter;
 mod weather;
 
 use std::fmt;
@@ -89,11 +91,13 @@ pub enum Corruption {
     Pixelate,
     /// JPEG encoding and decoding.
     JpegCompression,
+    /// Water drops or mud.
+    Spatter,
 }
 
 impl Corruption {
     /// Every family implemented here, in the reference generator's order.
-    pub const ALL: [Corruption; 17] = [
+    pub const ALL: [Corruption; 18] = [
         Corruption::GaussianNoise,
         Corruption::ShotNoise,
         Corruption::ImpulseNoise,
@@ -110,6 +114,7 @@ impl Corruption {
         Corruption::JpegCompression,
         Corruption::SpeckleNoise,
         Corruption::GaussianBlur,
+        Corruption::Spatter,
         Corruption::Saturate,
     ];
 
@@ -153,6 +158,7 @@ impl Corruption {
             Corruption::ElasticTransform => "elastic_transform",
             Corruption::Pixelate => "pixelate",
             Corruption::JpegCompression => "jpeg_compression",
+            Corruption::Spatter => "spatter",
         }
     }
 }
@@ -172,7 +178,7 @@ impl FromStr for Corruption {
         }
         let names: Vec<&str> = Corruption::ALL.iter().map(|c| c.name()).collect();
         let hint = match s {
-            "frost" | "spatter" => " (it needs files or code rossl does not ship)",
+            "frost" => " (it needs photo files rossl does not ship)",
             _ => "",
         };
         Err(Error::msg(format!(
@@ -303,6 +309,7 @@ pub fn corrupt(
         Corruption::ElasticTransform => digital::elastic(&img, s, rng),
         Corruption::Pixelate => digital::pixelate(&img, s),
         Corruption::JpegCompression => digital::jpeg(&img, s),
+        Corruption::Spatter => spatter::spatter(&img, s, rng),
     };
     Ok(out.data.iter().map(|&v| quantise(v)).collect())
 }
