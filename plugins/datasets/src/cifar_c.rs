@@ -343,6 +343,8 @@ mod tests {
                 (set.pixels[img * 36 + ch * 12 + i] * 255.0).round() as u8
             };
             assert_eq!((px(0, 0, 0), px(0, 2, 11), px(1, 1, 5)), (40, 42, 51));
+            let (shape, labels) = read_npy_u8(&d.join("labels.npy")).unwrap();
+            assert_eq!((shape, &labels[..4]), (vec![10], &[3u8, 7, 3, 7][..]));
             let one = load_block(&d, "fog", 5, Some(1), 2).unwrap();
             assert_eq!(
                 (one.labels.as_slice(), (one.pixels[0] * 255.0).round()),
