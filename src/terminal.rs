@@ -124,7 +124,10 @@ fn print_corruptions(e: &EvaluationReport) {
         .iter()
         .map(|(f, v)| format!("{f} {:.1}", 100.0 * v.iter().sum::<f64>() / v.len() as f64))
         .collect();
-    println!("    per family (mean over severities, %): {}", per_family.join(", "));
+    println!(
+        "    per family (mean over severities, %): {}",
+        per_family.join(", ")
+    );
 }
 
 /// The attack rows of one evaluation and its worst case per radius.

@@ -9,9 +9,12 @@
 //! - [`optim`]: SGD with momentum and Nesterov in LARS, Adam, the learning-rate schedule, and
 //!   their settings;
 //! - [`classify`]: per-example losses of logits (cross-entropy, CW margin, DLR), predictions and
-//!   features of a frozen encoder.
+//!   features of a frozen encoder;
+//! - [`corruptions`]: the common corruptions of Hendrycks and Dietterich (CIFAR-10-C), computed
+//!   on the fly.
 
 pub mod classify;
+pub mod corruptions;
 pub mod layers;
 pub mod ops;
 pub mod optim;

@@ -1,8 +1,8 @@
 //! The evaluation's settings (`[eval]`): evaluators, the attack preset and its budgets, extra
 //! attacks, the sanity checks' settings.
 
-use rossl_api::components::{AttackLoss, BnBranch, Preset};
 use super::corruptions::CorruptionsConfig;
+use rossl_api::components::{AttackLoss, BnBranch, Preset};
 use rossl_api::norm::Norm;
 use serde::{Deserialize, Serialize};
 

@@ -143,10 +143,19 @@ fn accuracy(
         let (x, labels) = image_batch(set, part, inputs.device)?;
         let draw = Rng::derive(
             inputs.seed,
-            &[stream::EVAL, index as u64, streams::CORRUPTION_PREDICTION, b as u64],
+            &[
+                stream::EVAL,
+                index as u64,
+                streams::CORRUPTION_PREDICTION,
+                b as u64,
+            ],
         );
         let predicted = rossl_nn::on_pool(|| predict(classifier, &x, &draw))?;
-        correct += predicted.iter().zip(&labels).filter(|(p, l)| p == l).count();
+        correct += predicted
+            .iter()
+            .zip(&labels)
+            .filter(|(p, l)| p == l)
+            .count();
     }
     Ok(correct as f64 / set.len().max(1) as f64)
 }

@@ -30,8 +30,8 @@ pub use harness::{fit_and_measure, Evaluated};
 pub use inputs::EvalInputs;
 pub use main_pass::fraction;
 pub use report::{
-    CheckResult, CorruptionAccuracy, CorruptionReport, EvaluationData, EvaluationReport, FitReport, Results, RobustResult, TrainResults,
-    WorstCase,
+    CheckResult, CorruptionAccuracy, CorruptionReport, EvaluationData, EvaluationReport, FitReport,
+    Results, RobustResult, TrainResults, WorstCase,
 };
 pub use run::evaluate_run;
 pub use suite::{attack_suite, build_attack, preset_settings, PlannedAttack};
