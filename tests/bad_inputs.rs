@@ -48,6 +48,7 @@ const CASES: &[Case] = &[
     case("value", &["run", "tiny.toml", "--set", "eval.linear-probe.resize=true"], "eval.linear-probe.resize"),
     case("value", &["run", "tiny.toml", "--set", "eval.linear-probe.dataset=\"cifar10\""], "eval.linear-probe.channels"),
     case("value", &["run", "tiny.toml", "--set", "eval.finetune.mode=\"fast\""], "eval.finetune.mode"),
+    case("value", &["run", "tiny.toml", "--set", "eval.corruptions.families=[\"frost\"]"], "eval.corruptions.families"),
     case("value", &["run", "tiny.toml", "--set", "train.anneal.view_strength_end=1.5"], "train.anneal.view_strength_end"),
     case("value", &["run", "tiny.toml", "--set", "train.anneal.view_strength_end=0"], "train.anneal.stages"),
     case("value", &["run", "tiny.toml", "--set", "train.anneal.stages=4"], "train.anneal.stages"),

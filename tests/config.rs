@@ -313,6 +313,43 @@ fn the_protocol_runs_its_evaluators_first_then_the_others_listed() {
         ]),
         ["linear-probe", "robust-linear-probe", "finetune", "knn"]
     );
-    let message = error_of(resolve(&[], &["eval.protocol=[\"slf\", \"bff\"]"]));
-    assert!(message.contains("eval.protocol"), "{message}");
+    // an evaluator of a mode the protocol leaves out does not run, wherever it was listed (a
+    // run folder's config.toml lists every evaluator it ran: `rossl eval` narrows the same way)
+    assert_eq!(
+        evaluators(&[
+            "eval.evaluators=[\"linear-probe\", \"finetune\", \"knn\"]",
+            "eval.protocol=[\"aff\"]"
+        ]),
+        ["finetune", "knn"]
+    );
+    for bad in ["[\"slf\", \"bff\"]", "[\"aff\", \"aff\"]"] {
+        let message = error_of(resolve(&[], &[&format!("eval.protocol={bad}")]));
+        assert!(message.contains("eval.protocol"), "{message}");
+    }
+}
+
+#[test]
+fn evaluation_digests_keep_their_value_and_follow_the_runtime_keys() {
+    let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/quickstart.toml");
+    let digest = |sets: &[&str]| {
+        resolve(std::slice::from_ref(&quickstart), sets)
+            .unwrap()
+            .eval_digest()
+            .unwrap()
+    };
+    // the quickstart's evaluation digest before evaluators had runtime keys: finished runs are
+    // not re-evaluated for keys they never set
+    assert_eq!(digest(&[]), "457cf78c9a4695a2");
+    let share = digest(&["eval.linear-probe.label_fraction=0.1"]);
+    let transfer = digest(&["eval.linear-probe.dataset=\"mnist\""]);
+    let transfer_elsewhere = digest(&[
+        "eval.linear-probe.dataset=\"mnist\"",
+        "data.mnist.root=\"/elsewhere\"",
+    ]);
+    let all = [digest(&[]), share, transfer, transfer_elsewhere];
+    for (i, a) in all.iter().enumerate() {
+        for b in &all[i + 1..] {
+            assert_ne!(a, b);
+        }
+    }
 }

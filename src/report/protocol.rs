@@ -21,13 +21,19 @@ pub fn evaluation_label(e: &EvaluationReport, run_dataset: &str) -> String {
             notes.push(format!("on {}", data.dataset));
         }
         if data.label_fraction < 1.0 {
-            notes.push(format!("{}% labels", 100.0 * data.label_fraction));
+            notes.push(format!("{}% labels", share_percent(data.label_fraction)));
         }
         if !notes.is_empty() {
             let _ = write!(label, " ({})", notes.join(", "));
         }
     }
     label
+}
+
+/// A share as a percentage with at most four decimals and no trailing zeros (0.07: `7`).
+fn share_percent(share: f64) -> String {
+    let text = format!("{:.4}", 100.0 * share);
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// Whether a run's evaluations call for the protocol table: more than one evaluation, one with
@@ -42,13 +48,11 @@ pub fn wanted(evaluations: &[EvaluationReport], run_dataset: &str) -> bool {
         })
 }
 
-/// The protocol metrics of a run: `<label> clean` and `<label> worst <eps>` (at the largest
-/// radius) of every evaluation, as fractions; empty when the protocol table is not wanted.
+/// The protocol metrics of a run, in the order of its evaluations: `<label> clean`,
+/// `<label> worst <eps>` (at the largest radius) and `<label> corruptions clean` of every
+/// evaluation, as fractions.
 pub fn metrics(row: &Row) -> Vec<(String, f64)> {
     let results = &row.results;
-    if !wanted(&results.evaluations, &results.dataset) {
-        return Vec::new();
-    }
     let mut out = Vec::new();
     for e in &results.evaluations {
         let label = evaluation_label(e, &results.dataset);
@@ -63,12 +67,17 @@ pub fn metrics(row: &Row) -> Vec<(String, f64)> {
     out
 }
 
-/// The run-level protocol table of a comparison (empty when no row wants it).
+/// Whether a run wants the protocol table ([`wanted`] of its evaluations).
+pub fn row_wants(row: &Row) -> bool {
+    wanted(&row.results.evaluations, &row.results.dataset)
+}
+
+/// The run-level protocol table of a comparison (empty when no row wants it), every row filled.
 pub fn comparison_table(rows: &[Row]) -> String {
-    let columns = columns(rows.iter().map(metrics));
-    if columns.is_empty() {
+    if !rows.iter().any(row_wants) {
         return String::new();
     }
+    let columns = columns(rows.iter().map(|r| metrics(r).into_iter().map(|(k, _)| k)));
     let mut md = table_head(&columns, "method");
     for row in rows {
         let values: BTreeMap<String, f64> = metrics(row).into_iter().collect();
@@ -86,8 +95,9 @@ pub fn comparison_table(rows: &[Row]) -> String {
     md
 }
 
-/// The protocol table of a study: per group, each protocol metric's summary over seeds (its
-/// mean and 95% interval), rendered by `cell` (empty when no run wants it).
+/// The protocol table of a study: per group, each of `columns` (the protocol metrics in their
+/// evaluations' order; empty when no run wants the table) summarised over seeds (its mean and
+/// 95% interval), rendered by `cell`.
 pub fn study_table<S>(
     groups: &[(String, BTreeMap<String, S>)],
     columns: &[String],
@@ -108,11 +118,11 @@ pub fn study_table<S>(
     md
 }
 
-/// The protocol columns of a set of runs' metrics, in the order they first appear.
-pub fn columns(metrics: impl IntoIterator<Item = Vec<(String, f64)>>) -> Vec<String> {
+/// The protocol columns of a set of runs' metric names, in the order they first appear.
+pub fn columns<K: IntoIterator<Item = String>>(runs: impl IntoIterator<Item = K>) -> Vec<String> {
     let mut columns: Vec<String> = Vec::new();
-    for run in metrics {
-        for (key, _) in run {
+    for run in runs {
+        for key in run {
             if !columns.contains(&key) {
                 columns.push(key);
             }

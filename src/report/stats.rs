@@ -24,6 +24,10 @@ pub struct RunMetrics {
     pub values: BTreeMap<String, f64>,
     /// Monitor reports: (step, clean, PGD accuracy).
     pub monitor: Vec<(usize, f64, f64)>,
+    /// The protocol table's metrics of the run, in its evaluations' order (also in `values`),
+    /// when the run wants the table (several evaluations, a label share, a transfer or
+    /// corruption accuracies); empty otherwise.
+    pub protocol: Vec<String>,
 }
 
 /// The radius of a worst-case metric's name (`worst 8/255` -> 8/255), `None` for other metrics.
@@ -72,7 +76,13 @@ impl RunMetrics {
             (summary.forward_passes + summary.backward_passes) as f64,
         );
         values.insert("steps".into(), summary.steps as f64);
-        values.extend(super::protocol::metrics(row));
+        let protocol_metrics = super::protocol::metrics(row);
+        let protocol = if super::protocol::row_wants(row) {
+            protocol_metrics.iter().map(|(k, _)| k.clone()).collect()
+        } else {
+            Vec::new()
+        };
+        values.extend(protocol_metrics);
         RunMetrics {
             group: group.to_string(),
             arm: arm.to_string(),
@@ -81,6 +91,7 @@ impl RunMetrics {
             run_dir: row.run_dir.clone(),
             values,
             monitor: row.monitor(),
+            protocol,
         }
     }
 }

@@ -39,12 +39,6 @@ fn header(plan: &Plan, runs: &[RunMetrics], failed: &[(usize, String)]) -> Strin
     md
 }
 
-/// Whether a run metric is one of the protocol table's (`<evaluation> clean` or `<evaluation>
-/// worst <eps>`), not the first evaluator's `clean` and `worst <eps>`.
-fn is_protocol_metric(key: &str) -> bool {
-    key.ends_with(" clean") || key.contains(" worst ")
-}
-
 /// Each group's calibration (empty for a budget in steps), and the failed tasks.
 fn calibration_and_failures(plan: &Plan, failed: &[(usize, String)]) -> String {
     let mut md = String::new();
@@ -86,13 +80,8 @@ pub fn write_report(
     let groups = by_group(runs);
     let cols = study_columns(runs);
     let (paired_md, paired) = paired_table(runs, &groups, &cols);
-    let protocol_columns = crate::report::protocol::columns(runs.iter().map(|r| {
-        r.values
-            .iter()
-            .filter(|(k, _)| is_protocol_metric(k))
-            .map(|(k, v)| (k.clone(), *v))
-            .collect()
-    }));
+    let protocol_columns =
+        crate::report::protocol::columns(runs.iter().map(|r| r.protocol.iter().cloned()));
     let md = [
         header(plan, runs, failed),
         groups_table(&groups, &cols),

@@ -94,7 +94,7 @@ impl ComponentConfig {
             dict.retain(|key, _| !self.reserved.contains(&key.as_str()));
             figment::value::Value::from(dict)
                 .deserialize()
-                .map_err(|e| from_figment(e, &self.path))?
+                .map_err(|e| self.reserved_error(e))?
         };
         if let Err(e) = params.validate() {
             return Err(Error::Config(format!(
@@ -116,6 +116,46 @@ impl ComponentConfig {
             }
         }
         Ok(params)
+    }
+
+    /// An error of the parameters read without the reserved keys: with the source of the value
+    /// (which that path loses) and, for an unknown key, the reserved keys named too.
+    fn reserved_error(&self, error: figment::Error) -> Error {
+        let unknown = error
+            .clone()
+            .into_iter()
+            .any(|e| matches!(e.kind, figment::error::Kind::UnknownField(..)));
+        let with_sources: Vec<figment::Error> = error
+            .into_iter()
+            .map(|mut e| {
+                if e.metadata.is_none() {
+                    let key = match (&e.kind, e.path.first()) {
+                        (figment::error::Kind::UnknownField(field, _), _) => Some(field.clone()),
+                        (_, Some(first)) => Some(first.clone()),
+                        _ => None,
+                    };
+                    let full = key.map_or(self.path.clone(), |k| format!("{}.{k}", self.path));
+                    e.metadata = self.root.find_metadata(&full).cloned();
+                }
+                e
+            })
+            .collect();
+        let mut errors = with_sources.into_iter();
+        let Some(mut first) = errors.next() else {
+            return Error::Config(format!("`{}`: invalid parameters", self.path));
+        };
+        for e in errors {
+            first = first.chain(e);
+        }
+        let message = from_figment(first, &self.path).to_string();
+        if unknown {
+            Error::Config(format!(
+                "{message} (and the keys every evaluator takes: {})",
+                self.reserved.join(", ")
+            ))
+        } else {
+            Error::Config(message)
+        }
     }
 
     /// Where the value of `key` in this section came from, or "the component's defaults".

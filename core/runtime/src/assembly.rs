@@ -262,6 +262,22 @@ fn check_transfer_datasets(
         if data.dataset.is_empty() {
             continue;
         }
+        let key = format!("eval.{name}.dataset");
+        if data.dataset == config.run.data.name {
+            return Err(Error::Config(format!(
+                "`{key}` = \"{}\" is the run's own dataset: leave `{key}` out (a transfer \
+                 dataset is another one)",
+                data.dataset
+            )));
+        }
+        if !config.run.eval.corruptions.files.as_os_str().is_empty() {
+            return Err(Error::Config(format!(
+                "`{key}` transfers `{name}` to \"{}\" and `eval.corruptions.files` reads the \
+                 published CIFAR-C arrays, whose labels are CIFAR's: measure the transfer's \
+                 corruptions computed (leave `eval.corruptions.files` empty)",
+                data.dataset
+            )));
+        }
         let dataset: Box<dyn Dataset> = config.build("data", &data.dataset, ctx)?;
         data.adaptation(name, &dataset.info(), run_info, &config.run.data.name)?;
     }

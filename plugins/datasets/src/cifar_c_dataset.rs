@@ -20,6 +20,8 @@ rossl_api::params! {
         pub severity: u8 = 1,
         /// 10 (CIFAR-10-C) or 100 (CIFAR-100-C).
         pub classes: usize = 10,
+        /// The first images of the severity's block to read (0: all 10,000).
+        pub images: usize = 0,
     }
 }
 
@@ -64,7 +66,8 @@ impl Dataset for CifarC {
             ));
         }
         let p = &self.params;
-        let set = load_corrupted(&p.root, &p.corruption, p.severity, None)?;
+        let limit = (p.images > 0).then_some(p.images);
+        let set = load_corrupted(&p.root, &p.corruption, p.severity, limit)?;
         if set.classes != p.classes {
             return Err(Error::msg(format!(
                 "{}: its labels have {} classes, `data.cifar10-c.classes` says {}",

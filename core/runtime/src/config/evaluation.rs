@@ -13,8 +13,9 @@ pub struct EvalConfig {
     /// The evaluators to run.
     pub evaluators: Vec<String>,
     /// The robust-SSL protocol's modes to run (`slf`, `alf`, `aff`): each mode is an evaluator
-    /// ([`ProtocolMode::evaluator`]), run first, before the other evaluators of `evaluators`
-    /// (the built-in default `linear-probe` aside). Not written when empty.
+    /// ([`ProtocolMode::evaluator`]), run first, before the evaluators of `evaluators` that run
+    /// no mode (an evaluator of a mode runs only when the protocol names it). Not written when
+    /// empty.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub protocol: Vec<ProtocolMode>,
     /// The attack preset: `strong` (default), `autoattack` (AutoAttack "standard"), `paper` (the
@@ -118,28 +119,31 @@ impl ProtocolMode {
 }
 
 /// Puts the evaluators of `eval.protocol`, when it is set, first in `eval.evaluators`, followed
-/// by the other evaluators a configuration layer listed there (those of the built-in default
-/// are dropped: the protocol replaces them).
-pub(super) fn apply_protocol(figment: &figment::Figment, eval: &mut EvalConfig) {
+/// by the evaluators listed there that run no mode of the protocol (`linear-probe`,
+/// `robust-linear-probe` and `finetune` run only when the protocol names their mode); a mode
+/// named twice is an error naming `eval.protocol`.
+pub(super) fn apply_protocol(eval: &mut EvalConfig) -> crate::Result<()> {
     if eval.protocol.is_empty() {
-        return;
+        return Ok(());
     }
-    let mut evaluators: Vec<String> = eval
-        .protocol
-        .iter()
-        .map(|m| m.evaluator().to_string())
-        .collect();
-    let from_defaults = figment
-        .find_metadata("eval.evaluators")
-        .is_none_or(|m| m.name == "built-in defaults");
-    if !from_defaults {
-        for other in &eval.evaluators {
-            if !evaluators.contains(other) {
-                evaluators.push(other.clone());
-            }
+    let mut evaluators: Vec<String> = Vec::new();
+    for mode in &eval.protocol {
+        let name = mode.evaluator().to_string();
+        if evaluators.contains(&name) {
+            return Err(crate::Error::Config(format!(
+                "`eval.protocol` names `{}` twice",
+                mode.label().to_lowercase()
+            )));
+        }
+        evaluators.push(name);
+    }
+    for other in &eval.evaluators {
+        if ProtocolMode::of_evaluator(other).is_none() && !evaluators.contains(other) {
+            evaluators.push(other.clone());
         }
     }
     eval.evaluators = evaluators;
+    Ok(())
 }
 
 fn is_clean(branch: &BnBranch) -> bool {

@@ -105,6 +105,9 @@ pub struct ResolvedConfig {
     /// The plugin library (file name) each trained component comes from, by section, for the
     /// trained components that come from one (filled by `rossl_runtime::plugins::resolve`).
     pub trained_from: std::collections::BTreeMap<String, String>,
+    /// The checked parameters of every evaluator's transfer dataset (`eval.<e>.dataset`), by
+    /// dataset name: part of the evaluation's digest and protocol.
+    pub transfer_datasets: toml::Table,
 }
 
 impl ResolvedConfig {
@@ -123,12 +126,13 @@ impl ResolvedConfig {
     /// chosen names, each chosen component's parameters, and the run-level values.
     pub fn from_figment(figment: Figment, sources: ConfigSources) -> Result<Self> {
         let mut run: RunConfig = figment.extract().map_err(|e| from_figment(e, ""))?;
-        super::evaluation::apply_protocol(&figment, &mut run.eval);
+        super::evaluation::apply_protocol(&mut run.eval)?;
         let slots = slots(&run);
         for slot in &slots {
             check_slot_keys(&figment, slot)?;
         }
         let mut components = Vec::new();
+        let mut transfer_datasets = toml::Table::new();
         for slot in &slots {
             for (name, chosen_at) in &slot.choices {
                 let section = format!("{}.{}", slot.table, name);
@@ -147,7 +151,22 @@ impl ResolvedConfig {
                 }
                 let mut params = check_component(slot.kind, name, &config, &figment, chosen_at)?;
                 if slot.kind == Kind::Evaluator {
-                    params.extend(EvaluatorData::read(&figment, name)?.to_table()?);
+                    let data = EvaluatorData::read(&figment, name)?;
+                    params.extend(data.to_table()?);
+                    if !data.dataset.is_empty() {
+                        let section = format!("data.{}", data.dataset);
+                        let config = ComponentConfig::new(&figment, &section);
+                        let chosen_at = format!("eval.{name}.dataset");
+                        let dataset_params = check_component(
+                            Kind::Dataset,
+                            &data.dataset,
+                            &config,
+                            &figment,
+                            &chosen_at,
+                        )?;
+                        transfer_datasets
+                            .insert(data.dataset.clone(), toml::Value::Table(dataset_params));
+                    }
                 }
                 components.push(ChosenComponent {
                     kind: slot.kind,
@@ -164,6 +183,7 @@ impl ResolvedConfig {
             components,
             sources,
             trained_from: Default::default(),
+            transfer_datasets,
         })
     }
 
@@ -295,7 +315,8 @@ impl ResolvedConfig {
         self.components.iter().filter(|c| c.kind != Kind::Evaluator)
     }
 
-    /// A digest of the evaluation settings (the `eval` table and the test subset).
+    /// A digest of the evaluation settings (the `eval` table, the test subset and the parameters
+    /// of the evaluators' transfer datasets).
     pub fn eval_digest(&self) -> Result<String> {
         let table = self.resolved_table()?;
         let mut kept = toml::Table::new();
@@ -308,13 +329,21 @@ impl ResolvedConfig {
             "test_subset".into(),
             toml::Value::Integer(self.run.data.test_subset as i64),
         );
+        // written only when an evaluator transfers, so that other digests stay as they were
+        if !self.transfer_datasets.is_empty() {
+            kept.insert(
+                "transfer".into(),
+                toml::Value::Table(self.transfer_datasets.clone()),
+            );
+        }
         let text = explain::render(&kept, &|_| None);
         Ok(format!("{:016x}", fnv1a(text.as_bytes())))
     }
 
     /// The evaluation protocol, flattened to `key = value` lines: every `eval` setting that
     /// changes what the numbers mean (attacks, radii, checks, evaluator parameters; not `strict`
-    /// or `after_training`), the dataset and the test subset. Rows of a comparison must share it.
+    /// or `after_training`), the dataset, the test subset and the parameters of the evaluators'
+    /// transfer datasets (`transfer.<dataset>.<key>`). Rows of a comparison must share it.
     pub fn eval_protocol(&self) -> Result<std::collections::BTreeMap<String, String>> {
         let table = self.resolved_table()?;
         let mut flat = std::collections::BTreeMap::new();
@@ -323,6 +352,7 @@ impl ResolvedConfig {
         }
         flat.remove("eval.strict");
         flat.remove("eval.after_training");
+        super::training::flatten_into("transfer", &self.transfer_datasets, &mut flat);
         flat.insert("data.name".into(), self.run.data.name.clone());
         flat.insert(
             "data.test_subset".into(),
@@ -440,6 +470,17 @@ fn check_component(
         Kind::Views => check::<dyn ViewStrategy>(name, config, &source),
         Kind::Loss => check::<dyn SslLoss>(name, config, &source),
         Kind::Attack => check::<dyn Attack>(name, config, &source),
-        Kind::Evaluator => check::<dyn Evaluator>(name, config, &source),
+        Kind::Evaluator => {
+            let registration = registry::find::<dyn Evaluator>(name, &source)?;
+            let defaults = (registration.defaults)()?;
+            if let Some(key) = RUNTIME_KEYS.iter().find(|k| defaults.contains_key(**k)) {
+                return Err(Error::Config(format!(
+                    "the evaluator `{name}` ({}:{}) has a parameter `{key}`, a key the runtime \
+                     reads for every evaluator (`RUNTIME_KEYS`): rename the parameter",
+                    registration.location.file, registration.location.line
+                )));
+            }
+            check::<dyn Evaluator>(name, config, &source)
+        }
     }
 }

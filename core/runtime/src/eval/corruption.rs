@@ -44,7 +44,7 @@ pub fn measure(
     let mean = results.iter().map(|r| r.accuracy).sum::<f64>() / results.len().max(1) as f64;
     Ok(Some(CorruptionReport {
         source: if config.files.as_os_str().is_empty() {
-            "computed on the fly (make_cifar_c.py's definitions, rossl_nn::corruptions)".into()
+            "computed on the fly from make_cifar_c.py's definitions".into()
         } else {
             format!("the published arrays in {}", config.files.display())
         },
@@ -100,6 +100,14 @@ fn published_block(
     limit: usize,
 ) -> Result<ImageSet> {
     use toml::Value::{Integer, String as Text};
+    let test = inputs.test;
+    if !matches!(test.classes, 10 | 100) {
+        return Err(Error::Config(format!(
+            "`eval.corruptions.files`: the published arrays are CIFAR-10's or CIFAR-100's (10 or \
+             100 classes), the evaluation's test set has {} classes",
+            test.classes
+        )));
+    }
     let params: toml::Table = [
         (
             "root".to_string(),
@@ -107,6 +115,11 @@ fn published_block(
         ),
         ("corruption".to_string(), Text(family.name().to_string())),
         ("severity".to_string(), Integer(i64::from(severity))),
+        ("classes".to_string(), Integer(test.classes as i64)),
+        (
+            "images".to_string(),
+            Integer(if limit == usize::MAX { 0 } else { limit as i64 }),
+        ),
     ]
     .into_iter()
     .collect();
@@ -117,7 +130,6 @@ fn published_block(
         inputs.ctx,
     )?;
     let set = dataset.load(Split::Test)?;
-    let test = inputs.test;
     if (set.channels, set.height, set.width) != (test.channels, test.height, test.width) {
         return Err(Error::Config(format!(
             "`eval.corruptions.files`: the published images are {}x{}x{}, the evaluation's test \

@@ -82,8 +82,22 @@ impl Params for FinetuneParams {
         if self.batch_size == 0 {
             return Err(ParamError::new("batch_size", "must be at least 1"));
         }
-        if !(self.eps >= 0.0 && self.step >= 0.0) {
-            return Err(ParamError::new("eps", "radius and step must be >= 0"));
+        if self.epochs == 0 {
+            return Err(ParamError::new(
+                "epochs",
+                "must be at least 1 (0 would attack an untrained head)",
+            ));
+        }
+        for (key, value) in [("eps", self.eps), ("step", self.step)] {
+            if !(value >= 0.0 && value.is_finite()) {
+                return Err(ParamError::new(key, "must be >= 0 and finite"));
+            }
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return Err(ParamError::new("weight_decay", "must be >= 0 and finite"));
+        }
+        if !(self.gamma > 0.0 && self.gamma <= 1.0) {
+            return Err(ParamError::new("gamma", "must be in (0, 1]"));
         }
         if !(self.beta >= 0.0 && self.beta.is_finite()) {
             return Err(ParamError::new("beta", "must be >= 0 and finite"));

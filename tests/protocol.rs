@@ -244,3 +244,102 @@ fn an_evaluator_transfers_to_another_dataset_resized_or_is_refused_before_traini
     );
     assert_eq!((data.train_images, e.test_images), (20, 10));
 }
+
+/// A uint8 `.npy` file (format 1.0) of `shape` holding `data`.
+fn npy_u8(shape: &[usize], data: &[u8]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    let mut header = format!("{{'descr': '|u1', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+#[test]
+fn corruption_accuracies_are_computed_per_family_and_severity_or_read_from_published_arrays() {
+    let dir = temp_dir("corruptions");
+    let (evaluations, _, _) = trained_and_evaluated(
+        &dir,
+        &[
+            "eval.preset=\"none\"",
+            "eval.corruptions.families=[\"gaussian_noise\", \"contrast\"]",
+            "eval.corruptions.severities=[1, 5]",
+            "eval.corruptions.images=10",
+        ],
+    );
+    let c = evaluations[0].corruptions.as_ref().expect("measured");
+    let pairs: Vec<(&str, u8)> = c
+        .results
+        .iter()
+        .map(|r| (r.family.as_str(), r.severity))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("gaussian_noise", 1),
+            ("gaussian_noise", 5),
+            ("contrast", 1),
+            ("contrast", 5)
+        ]
+    );
+    assert_eq!(c.images, 10);
+    let mean = c.results.iter().map(|r| r.accuracy).sum::<f64>() / 4.0;
+    assert!((c.mean - mean).abs() < 1e-12);
+    // the published arrays: the first 4 images of severity 1's block of a (4, 32, 32, 3) file
+    let published = dir.join("CIFAR-10-C");
+    std::fs::create_dir_all(&published).unwrap();
+    let pixels: Vec<u8> = (0..4 * 32 * 32 * 3).map(|i| (i % 256) as u8).collect();
+    std::fs::write(published.join("fog.npy"), npy_u8(&[4, 32, 32, 3], &pixels)).unwrap();
+    std::fs::write(published.join("labels.npy"), npy_u8(&[4], &[0, 1, 2, 3])).unwrap();
+    let files = format!(
+        "eval.corruptions.files={:?}",
+        published.display().to_string()
+    );
+    let colour = [
+        "data.synthetic.classes=10",
+        "data.synthetic.channels=3",
+        "data.synthetic.height=32",
+        "data.synthetic.width=32",
+    ];
+    let mut settings = vec![
+        "eval.preset=\"none\"",
+        "eval.corruptions.families=[\"fog\"]",
+        "eval.corruptions.severities=[1]",
+        "eval.corruptions.images=4",
+        &files,
+    ];
+    settings.extend(colour);
+    let (evaluations, _, _) = trained_and_evaluated(&temp_dir("corruptions-files"), &settings);
+    let c = evaluations[0].corruptions.as_ref().expect("measured");
+    assert_eq!((c.images, c.results.len()), (4, 1));
+    assert!(c.source.contains("CIFAR-10-C"), "{}", c.source);
+    assert_eq!((c.results[0].accuracy * 4.0).fract(), 0.0);
+    // TINY's grey 12x12 images are not the arrays' shape: a clear error, naming the key
+    let asm = assemble(
+        &temp_dir("corruptions-shape"),
+        &[
+            "eval.preset=\"none\"",
+            "eval.corruptions.families=[\"fog\"]",
+            "eval.corruptions.severities=[1]",
+            &files,
+        ],
+    );
+    let run_dir = RunDir::for_config(&asm.config).unwrap();
+    run_dir.create().unwrap();
+    let summary = train(&asm, &run_dir, None).unwrap();
+    let message = evaluate_run(&asm, &run_dir, &summary)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(message.contains("eval.corruptions.files"), "{message}");
+}
