@@ -118,17 +118,7 @@ pub fn fit_and_measure(
         worst_case,
         checks,
         test_images: n,
-        threat_model: format!(
-            "{}, eps in {:?}, inputs in [0, 1] with no normalisation outside the model, white box end to end through encoder and classifier (and the score-based Square attack where the preset has it), {n} test images, preset `{}`; each attack runs on the points the earlier ones (and smaller radii) left correct{}",
-            config.norm.prose(),
-            config.eps,
-            config.preset,
-            if config.per_attack {
-                ", and alone on every point correct clean (`eval.per_attack`)"
-            } else {
-                ""
-            }
-        ),
+        threat_model: threat_model(config, n),
         seconds: total,
         data: None,
         corruptions,
@@ -148,6 +138,21 @@ pub fn fit_and_measure(
             .map(|(n, t)| Ok((n, t.detach().copy()?)))
             .collect::<Result<Vec<_>>>()?,
     })
+}
+
+/// The threat model of an evaluation under `config` on `n` test images, stated.
+fn threat_model(config: &crate::config::EvalConfig, n: usize) -> String {
+    format!(
+        "{}, eps in {:?}, inputs in [0, 1] with no normalisation outside the model, white box end to end through encoder and classifier (and the score-based Square attack where the preset has it), {n} test images, preset `{}`; each attack runs on the points the earlier ones (and smaller radii) left correct{}",
+        config.norm.prose(),
+        config.eps,
+        config.preset,
+        if config.per_attack {
+            ", and alone on every point correct clean (`eval.per_attack`)"
+        } else {
+            ""
+        }
+    )
 }
 
 /// An evaluation's report and the classifier tensors it attacked.
