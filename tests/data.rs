@@ -2,7 +2,7 @@
 //! default, crop statistics, and the loader's layout and determinism.
 
 mod common;
-use common::{temp_dir, write};
+use common::{idx, temp_dir, write};
 use rossl::rossl_api::components::{
     BuildContext, Dataset, ImageRef, ImageSet, Split, ViewStrategy,
 };
@@ -115,15 +115,6 @@ fn cifar100_has_fine_and_coarse_labels() {
         Split::Test,
     );
     assert!(message.contains("coarse label 25"), "{message}");
-}
-
-fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0, 0, 8, dims.len() as u8];
-    for d in dims {
-        out.extend_from_slice(&d.to_be_bytes());
-    }
-    out.extend_from_slice(data);
-    out
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {

@@ -197,33 +197,6 @@ fn write_cifar10(folder: &Path) {
     file("test_batch.bin", 100);
 }
 
-/// MNIST in its IDX files: 40 training and 20 test images (28x28), four and two of each class.
-fn write_mnist(folder: &Path) {
-    std::fs::create_dir_all(folder).unwrap();
-    let idx = |dims: &[u32], data: &[u8]| -> Vec<u8> {
-        let mut out = vec![0, 0, 8, dims.len() as u8];
-        for d in dims {
-            out.extend_from_slice(&d.to_be_bytes());
-        }
-        out.extend_from_slice(data);
-        out
-    };
-    let images = |n: usize| -> Vec<u8> {
-        (0..n * 784)
-            .map(|p| ((p * 7 + (p / 784) * 31) % 256) as u8)
-            .collect()
-    };
-    let labels = |n: usize| -> Vec<u8> { (0..n).map(|i| (i % 10) as u8).collect() };
-    for (name, bytes) in [
-        ("train-images-idx3-ubyte", idx(&[40, 28, 28], &images(40))),
-        ("train-labels-idx1-ubyte", idx(&[40], &labels(40))),
-        ("t10k-images-idx3-ubyte", idx(&[20, 28, 28], &images(20))),
-        ("t10k-labels-idx1-ubyte", idx(&[20], &labels(20))),
-    ] {
-        std::fs::write(folder.join(name), bytes).unwrap();
-    }
-}
-
 /// A fresh working folder for `page`, with links to the repository's folders, a `bin/rossl`
 /// link to the binary under test, and the substituted data.
 fn workdir(page: &Path) -> PathBuf {
@@ -240,7 +213,8 @@ fn workdir(page: &Path) -> PathBuf {
     std::fs::create_dir_all(dir.join("bin")).unwrap();
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_rossl"), dir.join("bin/rossl")).unwrap();
     write_cifar10(&dir.join("cifar-10-batches-bin"));
-    write_mnist(&dir.join("mnist"));
+    std::fs::create_dir_all(dir.join("mnist")).unwrap();
+    common::write_mnist_files(&dir.join("mnist"), 40, 20);
     dir
 }
 

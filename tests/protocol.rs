@@ -174,39 +174,12 @@ fn label_shares_are_class_balanced_seeded_and_recorded() {
     );
 }
 
-fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0, 0, 8, dims.len() as u8];
-    for d in dims {
-        out.extend_from_slice(&d.to_be_bytes());
-    }
-    out.extend_from_slice(data);
-    out
-}
-
-/// MNIST-format files in `dir`: 20 training and 10 test images (28x28), two and one per class.
-fn write_mnist(dir: &Path) {
-    let image =
-        |i: usize| -> Vec<u8> { (0..784).map(|p| ((p * 7 + i * 31) % 256) as u8).collect() };
-    let train: Vec<u8> = (0..20).flat_map(image).collect();
-    let test: Vec<u8> = (0..10).flat_map(image).collect();
-    let train_labels: Vec<u8> = (0..20).map(|i| (i % 10) as u8).collect();
-    let test_labels: Vec<u8> = (0..10).map(|i| i as u8).collect();
-    for (name, bytes) in [
-        ("train-images-idx3-ubyte", idx(&[20, 28, 28], &train)),
-        ("train-labels-idx1-ubyte", idx(&[20], &train_labels)),
-        ("t10k-images-idx3-ubyte", idx(&[10, 28, 28], &test)),
-        ("t10k-labels-idx1-ubyte", idx(&[10], &test_labels)),
-    ] {
-        std::fs::write(dir.join(name), bytes).unwrap();
-    }
-}
-
 #[test]
 fn an_evaluator_transfers_to_another_dataset_resized_or_is_refused_before_training() {
     let dir = temp_dir("transfer");
     let mnist = dir.join("mnist");
     std::fs::create_dir_all(&mnist).unwrap();
-    write_mnist(&mnist);
+    common::write_mnist_files(&mnist, 20, 10);
     let root = format!("data.mnist.root={:?}", mnist.display().to_string());
     // TINY's images are 1x12x12: MNIST's 28x28 need resizing, and without `resize` the
     // configuration is refused before anything trains

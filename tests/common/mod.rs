@@ -137,3 +137,41 @@ pub fn sample_z(a: f64, b: f64, c: f64) -> Vec<f64> {
     }
     z
 }
+
+/// An IDX file (MNIST's format) of unsigned bytes with dimensions `dims` holding `data`.
+pub fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0, 0, 8, dims.len() as u8];
+    for d in dims {
+        out.extend_from_slice(&d.to_be_bytes());
+    }
+    out.extend_from_slice(data);
+    out
+}
+
+/// MNIST's four IDX files in `dir`: `train` training and `test` test images (28x28, pixel
+/// patterns that differ per image), labels cycling through the 10 classes.
+pub fn write_mnist_files(dir: &Path, train: usize, test: usize) {
+    let images = |n: usize| -> Vec<u8> {
+        (0..n * 784)
+            .map(|p| ((p * 7 + (p / 784) * 31) % 256) as u8)
+            .collect()
+    };
+    let labels = |n: usize| -> Vec<u8> { (0..n).map(|i| (i % 10) as u8).collect() };
+    for (name, bytes) in [
+        (
+            "train-images-idx3-ubyte",
+            idx(&[train as u32, 28, 28], &images(train)),
+        ),
+        (
+            "train-labels-idx1-ubyte",
+            idx(&[train as u32], &labels(train)),
+        ),
+        (
+            "t10k-images-idx3-ubyte",
+            idx(&[test as u32, 28, 28], &images(test)),
+        ),
+        ("t10k-labels-idx1-ubyte", idx(&[test as u32], &labels(test))),
+    ] {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
