@@ -4,6 +4,7 @@
 mod eval;
 mod step;
 mod views;
+mod wakeup;
 
 use clap::{Args, ValueEnum};
 use std::process::ExitCode;
@@ -22,6 +23,9 @@ pub enum Workload {
     /// An evaluation attack step (input gradient through the frozen small ResNet and a linear
     /// head) against a training step, on the `small` workload's batch of 256 images.
     Eval,
+    /// The time of a two-thread parallel region on rossl's pool after idle gaps of 0 to 20 ms
+    /// (`--steps` x 100 regions per gap): how long parked workers take to wake.
+    Wakeup,
 }
 
 impl std::fmt::Display for Workload {
@@ -97,6 +101,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     match args.workload {
         Workload::Views => views::bench_views(args)?,
         Workload::Eval => eval::bench_eval(args)?,
+        Workload::Wakeup => wakeup::bench_wakeup(args)?,
         workload => step::bench_step(workload, args)?,
     }
     Ok(ExitCode::SUCCESS)

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// CPU seconds (user + system) this process has used so far.
-fn cpu_seconds() -> f64 {
+pub(super) fn cpu_seconds() -> f64 {
     // SAFETY: getrusage writes into the zeroed struct it is given.
     let usage = unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();
@@ -53,7 +53,7 @@ pub(super) fn shapes(workload: Workload) -> Shapes {
     match workload {
         Workload::Resnet18 => resnet18(4),
         Workload::Resnet18Paper => resnet18(100),
-        Workload::Small | Workload::Views | Workload::Eval => Shapes {
+        Workload::Small | Workload::Views | Workload::Eval | Workload::Wakeup => Shapes {
             in_ch: 1,
             hw: 28,
             widths: vec![16, 32, 64, 128],
