@@ -346,6 +346,23 @@ fn evaluation_digests_keep_their_value_and_follow_the_runtime_keys() {
         "eval.linear-probe.dataset=\"mnist\"",
         "data.mnist.root=\"/elsewhere\"",
     ]);
+    // a transfer dataset is recorded with the run (config.toml re-evaluates as it ran) and is
+    // no part of the training digest: the run folder stays the same
+    let with_transfer = resolve(
+        std::slice::from_ref(&quickstart),
+        &[
+            "eval.linear-probe.dataset=\"mnist\"",
+            "data.mnist.root=\"/elsewhere\"",
+        ],
+    )
+    .unwrap();
+    let plain = resolve(std::slice::from_ref(&quickstart), &[]).unwrap();
+    assert_eq!(with_transfer.digest().unwrap(), plain.digest().unwrap());
+    let text = with_transfer.to_toml(false).unwrap();
+    assert!(
+        text.contains("[data.mnist]") && text.contains("/elsewhere"),
+        "{text}"
+    );
     let all = [digest(&[]), share, transfer, transfer_elsewhere];
     for (i, a) in all.iter().enumerate() {
         for b in &all[i + 1..] {

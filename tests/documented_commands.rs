@@ -86,6 +86,7 @@ const ONCE: &[&str] = &["rossl bench ", "rossl study "];
 const SUBSTITUTIONS: &[(&str, &str)] = &[
     ("/data/cifar-10-batches-bin", "cifar-10-batches-bin"),
     ("/data/mnist", "mnist"),
+    ("/data/CIFAR-10-C", "CIFAR-10-C"),
 ];
 
 /// The limit of one documented command: a hang, not a slow command, trips it.
@@ -197,6 +198,22 @@ fn write_cifar10(folder: &Path) {
     file("test_batch.bin", 100);
 }
 
+/// CIFAR-10-C's arrays cut to the first 100 images of severity 1 (`fog.npy`, `contrast.npy`,
+/// `labels.npy`; uint8 `.npy` files as published, HWC).
+fn write_cifar10_c(folder: &Path) {
+    std::fs::create_dir_all(folder).unwrap();
+    for (family, step) in [("fog", 3usize), ("contrast", 5)] {
+        let pixels: Vec<u8> = (0..100 * 3072).map(|p| ((p * step) % 256) as u8).collect();
+        std::fs::write(
+            folder.join(format!("{family}.npy")),
+            common::npy_u8(&[100, 32, 32, 3], &pixels),
+        )
+        .unwrap();
+    }
+    let labels: Vec<u8> = (0..100).map(|i| (i % 10) as u8).collect();
+    std::fs::write(folder.join("labels.npy"), common::npy_u8(&[100], &labels)).unwrap();
+}
+
 /// A fresh working folder for `page`, with links to the repository's folders, a `bin/rossl`
 /// link to the binary under test, and the substituted data.
 fn workdir(page: &Path) -> PathBuf {
@@ -215,6 +232,7 @@ fn workdir(page: &Path) -> PathBuf {
     write_cifar10(&dir.join("cifar-10-batches-bin"));
     std::fs::create_dir_all(dir.join("mnist")).unwrap();
     common::write_mnist_files(&dir.join("mnist"), 40, 20);
+    write_cifar10_c(&dir.join("CIFAR-10-C"));
     dir
 }
 

@@ -218,26 +218,6 @@ fn an_evaluator_transfers_to_another_dataset_resized_or_is_refused_before_traini
     assert_eq!((data.train_images, e.test_images), (20, 10));
 }
 
-/// A uint8 `.npy` file (format 1.0) of `shape` holding `data`.
-fn npy_u8(shape: &[usize], data: &[u8]) -> Vec<u8> {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape = if dims.len() == 1 {
-        format!("({},)", dims[0])
-    } else {
-        format!("({})", dims.join(", "))
-    };
-    let mut header = format!("{{'descr': '|u1', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(data);
-    out
-}
-
 #[test]
 fn corruption_accuracies_are_computed_per_family_and_severity_or_read_from_published_arrays() {
     let dir = temp_dir("corruptions");
@@ -272,8 +252,16 @@ fn corruption_accuracies_are_computed_per_family_and_severity_or_read_from_publi
     let published = dir.join("CIFAR-10-C");
     std::fs::create_dir_all(&published).unwrap();
     let pixels: Vec<u8> = (0..4 * 32 * 32 * 3).map(|i| (i % 256) as u8).collect();
-    std::fs::write(published.join("fog.npy"), npy_u8(&[4, 32, 32, 3], &pixels)).unwrap();
-    std::fs::write(published.join("labels.npy"), npy_u8(&[4], &[0, 1, 2, 3])).unwrap();
+    std::fs::write(
+        published.join("fog.npy"),
+        common::npy_u8(&[4, 32, 32, 3], &pixels),
+    )
+    .unwrap();
+    std::fs::write(
+        published.join("labels.npy"),
+        common::npy_u8(&[4], &[0, 1, 2, 3]),
+    )
+    .unwrap();
     let files = format!(
         "eval.corruptions.files={:?}",
         published.display().to_string()

@@ -15,8 +15,8 @@ pub struct CorruptionsConfig {
     pub families: Vec<String>,
     /// The severities, each in 1..=5.
     pub severities: Vec<u8>,
-    /// Test images per family and severity (the first ones of the evaluation's test set; 0:
-    /// all).
+    /// Images per family and severity: the first ones of the evaluation's test set, or of each
+    /// severity's block of the published arrays (0: as many as the evaluation's test set).
     pub images: usize,
     /// A folder holding the published CIFAR-10-C or CIFAR-100-C arrays (`<family>.npy` and
     /// `labels.npy`): its images are read instead of corrupting the test set (empty: computed).

@@ -227,12 +227,20 @@ impl ResolvedConfig {
         source_of(&self.figment, key)
     }
 
-    /// The full configuration: the run's keys and the parameters of every chosen component, with
-    /// defaults filled in. Sections of components that are not chosen are left out.
+    /// The full configuration: the run's keys and the parameters of every chosen component (and
+    /// of the evaluators' transfer datasets), with defaults filled in. Sections of components
+    /// that are not chosen are left out.
     pub fn resolved_table(&self) -> Result<toml::Table> {
         let mut table = registry::to_table(&self.run)?;
         for c in &self.components {
             insert(&mut table, &c.section, toml::Value::Table(c.params.clone()));
+        }
+        // the evaluators' transfer datasets, so that the file re-evaluates as it ran (they do not
+        // take part in the training digest: `keep_training_keys` drops them)
+        for (name, params) in &self.transfer_datasets {
+            if *name != self.run.data.name {
+                insert(&mut table, &format!("data.{name}"), params.clone());
+            }
         }
         Ok(table)
     }

@@ -16,7 +16,8 @@ pub const NOT_TRAINING: &[&str] = &["out", "threads", "cpu_isa", "eval", "compar
 pub const NOT_TRAINING_NESTED: &[(&str, &str)] = &[("data", "test_subset")];
 
 /// Removes from a resolved configuration table every key that does not shape the trained
-/// encoder ([`NOT_TRAINING`], [`NOT_TRAINING_NESTED`]).
+/// encoder ([`NOT_TRAINING`], [`NOT_TRAINING_NESTED`], and the sections of datasets other than
+/// the one trained on: an evaluator's transfer dataset, `data.<name>`).
 pub fn keep_training_keys(table: &mut toml::Table) {
     for key in NOT_TRAINING {
         table.remove(*key);
@@ -25,6 +26,13 @@ pub fn keep_training_keys(table: &mut toml::Table) {
         if let Some(toml::Value::Table(t)) = table.get_mut(*outer) {
             t.remove(*inner);
         }
+    }
+    if let Some(toml::Value::Table(data)) = table.get_mut("data") {
+        let chosen = data
+            .get("name")
+            .and_then(toml::Value::as_str)
+            .map(str::to_string);
+        data.retain(|key, value| !value.is_table() || chosen.as_deref().is_some_and(|c| c == key));
     }
 }
 

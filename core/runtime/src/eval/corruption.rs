@@ -63,9 +63,10 @@ fn corrupted_set(
     severity: u8,
 ) -> Result<ImageSet> {
     let config = &inputs.config.corruptions;
+    // as many images as the evaluation's test set, unless fewer are asked for
     let limit = match config.images {
-        0 => usize::MAX,
-        n => n,
+        0 => inputs.test.len(),
+        n => n.min(inputs.test.len()),
     };
     if !config.files.as_os_str().is_empty() {
         return published_block(inputs, family, severity, limit);
@@ -116,10 +117,7 @@ fn published_block(
         ("corruption".to_string(), Text(family.name().to_string())),
         ("severity".to_string(), Integer(i64::from(severity))),
         ("classes".to_string(), Integer(test.classes as i64)),
-        (
-            "images".to_string(),
-            Integer(if limit == usize::MAX { 0 } else { limit as i64 }),
-        ),
+        ("images".to_string(), Integer(limit as i64)),
     ]
     .into_iter()
     .collect();
