@@ -314,8 +314,10 @@ pub(super) fn bench_step(workload: Workload, args: &BenchArgs) -> anyhow::Result
     }
     profile::enable(false);
     let med = median(&mut times.clone());
+    let cpu_per_wall = timed_cpu / timed_wall.max(1e-9);
+    let spread = Spread::of(&times);
     println!(
-        "RESULT workload={workload} device={} isa={} (host: {}) threads={} steps={} median_step_s={med:.4} images_per_s={:.1} regime={} cpu_per_wall={:.2}",
+        "RESULT workload={workload} device={} isa={} (host: {}) threads={} steps={} median_step_s={med:.4} images_per_s={:.1} regime={} cpu_per_wall={cpu_per_wall:.2} min_step_s={:.4} q1_step_s={:.4} q3_step_s={:.4} max_step_s={:.4}",
         device.description,
         rossl_kernels::isa::active(),
         rossl_kernels::isa::detected(),
@@ -323,8 +325,61 @@ pub(super) fn bench_step(workload: Workload, args: &BenchArgs) -> anyhow::Result
         times.len(),
         (s.images * s.crops) as f64 / med,
         args.regime,
-        timed_cpu / timed_wall.max(1e-9)
+        spread.min,
+        spread.q1,
+        spread.q3,
+        spread.max
     );
+    warn_on_a_busy_host(&device.device, cpu_per_wall, &spread);
     print_breakdown(&phases, times.len().max(1) as f64);
     Ok(())
+}
+
+/// The spread of step times: the smallest, the quartiles and the largest.
+struct Spread {
+    min: f64,
+    q1: f64,
+    q3: f64,
+    max: f64,
+}
+
+impl Spread {
+    fn of(times: &[f64]) -> Self {
+        let mut sorted = times.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            let i = ((sorted.len().max(1) - 1) as f64 * q).round() as usize;
+            sorted.get(i).copied().unwrap_or(0.0)
+        };
+        Spread {
+            min: at(0.0),
+            q1: at(0.25),
+            q3: at(0.75),
+            max: at(1.0),
+        }
+    }
+}
+
+/// Warns (on standard error) when the host gave the steps less than the threads asked for (CPU
+/// time under 3/4 of threads x wall time) or the steps' times spread wide (the slowest quarter
+/// 1.5 times the fastest): figures of a busy or bimodal host, not rossl's.
+fn warn_on_a_busy_host(device: &candle_core::Device, cpu_per_wall: f64, spread: &Spread) {
+    if !device.is_cpu() {
+        return;
+    }
+    let threads = rayon::current_num_threads() as f64;
+    if cpu_per_wall < 0.75 * threads {
+        eprintln!(
+            "warning: the steps kept {cpu_per_wall:.2} of the {threads} cores asked for busy: \
+             the host gave this run less than it asked (another process, or workers waiting to \
+             be woken); time again on an idle host, or report the figures with their cpu_per_wall"
+        );
+    }
+    if spread.q3 > 1.5 * spread.q1 {
+        eprintln!(
+            "warning: step times spread from {:.4} s (first quartile) to {:.4} s (third): the \
+             host switched speed during the run; a median of this run is not a stable figure",
+            spread.q1, spread.q3
+        );
+    }
 }
