@@ -41,7 +41,21 @@ impl BatchNorm {
     /// Normalises `x` over its last dimension, then applies ReLU if `relu`. Batch statistics in
     /// [`Mode::Train`] and [`Mode::Attack`]; running statistics (updated only in [`Mode::Train`])
     /// in [`Mode::Eval`].
+    ///
+    /// A half-precision `x` (bf16) is normalised in the precision of the layer's own variables
+    /// (f32: statistics, normalisation and running statistics) and the output cast back to the
+    /// precision of `x`, as mixed-precision training keeps batch norm.
     pub fn forward(&self, x: &Tensor, mode: Mode, relu: bool) -> Result<Tensor> {
+        let own = self.gamma.dtype();
+        if matches!(x.dtype(), DType::BF16 | DType::F16) && x.dtype() != own {
+            let y = self.forward_same(&x.to_dtype(own)?, mode, relu)?;
+            return Ok(y.to_dtype(x.dtype())?);
+        }
+        self.forward_same(x, mode, relu)
+    }
+
+    /// [`Self::forward`] of an input in the precision of the layer's variables.
+    fn forward_same(&self, x: &Tensor, mode: Mode, relu: bool) -> Result<Tensor> {
         let gamma = weight(&self.gamma, mode);
         let beta = weight(&self.beta, mode);
         if !mode.batch_statistics() {
