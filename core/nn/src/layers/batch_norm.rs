@@ -54,15 +54,15 @@ impl BatchNorm {
         self.forward_same(x, mode, relu)
     }
 
-    /// [`Self::forward`] of an input in the precision of the layer's variables.
+    /// [`Self::forward`] in the precision of `x` (f32 or f64), the variables cast to it.
     fn forward_same(&self, x: &Tensor, mode: Mode, relu: bool) -> Result<Tensor> {
-        let gamma = weight(&self.gamma, mode);
-        let beta = weight(&self.beta, mode);
+        let gamma = weight(&self.gamma, mode).to_dtype(x.dtype())?;
+        let beta = weight(&self.beta, mode).to_dtype(x.dtype())?;
         if !mode.batch_statistics() {
             return batch_norm_eval(
                 x,
-                self.running_mean.as_tensor(),
-                self.running_var.as_tensor(),
+                &self.running_mean.as_tensor().to_dtype(x.dtype())?,
+                &self.running_var.as_tensor().to_dtype(x.dtype())?,
                 &gamma,
                 &beta,
                 self.eps,
