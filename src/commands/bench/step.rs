@@ -11,6 +11,7 @@ use rossl_encoders::resnet::{ResNetEncoder, ResNetSpec};
 use rossl_kernels::profile;
 use rossl_nn::ops::signed_step;
 use rossl_nn::optim::{LarsConfig, OptimConfig, SgdLars};
+use rossl_nn::precision::Precision;
 use rossl_runtime::ssl_loss::{Term, WeightedSslLoss};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -79,7 +80,7 @@ fn stamp(sync: &Tensor) -> anyhow::Result<Stamp> {
 
 /// Everything a step runs on.
 pub(super) struct Bench {
-    encoder: ResNetEncoder,
+    encoder: Box<dyn Encoder>,
     objective: WeightedSslLoss,
     optimizer: SgdLars,
     x: Tensor,
@@ -103,13 +104,15 @@ impl Bench {
     }
 
     /// Its encoder.
-    pub(super) fn encoder(&self) -> &ResNetEncoder {
-        &self.encoder
+    pub(super) fn encoder(&self) -> &dyn Encoder {
+        self.encoder.as_ref()
     }
 
+    /// The workload `s` on `dev`, its encoder's training passes in `precision`.
     pub(super) fn new(
         s: &Shapes,
         kind: StepKind,
+        precision: Precision,
         dev: &candle_core::Device,
     ) -> anyhow::Result<Self> {
         let spec = ResNetSpec {
@@ -119,7 +122,7 @@ impl Bench {
             hidden: s.hidden,
             z_dim: s.z_dim,
         };
-        let encoder = ResNetEncoder::new(spec, 0, dev)?;
+        let encoder = precision.wrap(Box::new(ResNetEncoder::new(spec, 0, dev)?));
         let objective = WeightedSslLoss::new(vec![
             Term {
                 name: "invariance".into(),
@@ -294,7 +297,7 @@ pub(super) fn bench_step(workload: Workload, args: &BenchArgs) -> anyhow::Result
     let s = shapes(workload);
     let device =
         rossl_runtime::device::select_device(args.device.parse().map_err(anyhow::Error::msg)?)?;
-    let mut bench = Bench::new(&s, args.regime, &device.device)?;
+    let mut bench = Bench::new(&s, args.regime, args.precision, &device.device)?;
     let mut times = Vec::new();
     let mut phases = Phases::new();
     profile::enable(true);
@@ -315,7 +318,7 @@ pub(super) fn bench_step(workload: Workload, args: &BenchArgs) -> anyhow::Result
     profile::enable(false);
     let med = median(&mut times.clone());
     println!(
-        "RESULT workload={workload} device={} isa={} (host: {}) threads={} steps={} median_step_s={med:.4} images_per_s={:.1} regime={} cpu_per_wall={:.2}",
+        "RESULT workload={workload} device={} isa={} (host: {}) threads={} steps={} median_step_s={med:.4} images_per_s={:.1} regime={} cpu_per_wall={:.2} precision={}",
         device.description,
         rossl_kernels::isa::active(),
         rossl_kernels::isa::detected(),
@@ -323,7 +326,8 @@ pub(super) fn bench_step(workload: Workload, args: &BenchArgs) -> anyhow::Result
         times.len(),
         (s.images * s.crops) as f64 / med,
         args.regime,
-        timed_cpu / timed_wall.max(1e-9)
+        timed_cpu / timed_wall.max(1e-9),
+        args.precision
     );
     print_breakdown(&phases, times.len().max(1) as f64);
     Ok(())
