@@ -86,6 +86,7 @@ impl Assembly {
         }
         check_loss_needs(&terms, &run.train)?;
         check_batch_norm_branches(encoder.as_ref(), &terms, &config)?;
+        warn_on_cpu_bf16(&config, &device);
         check_transfer_datasets(&config, &ctx, &info)?;
         let train_attack = if run.train.regime == Regime::Pgd {
             Some(config.build::<dyn Attack>("train.attack", &run.train.attack.name, &ctx)?)
@@ -129,6 +130,21 @@ impl Assembly {
             width,
             classes: self.info.classes,
         }
+    }
+}
+
+/// Warns that `precision = "bf16"` on the CPU takes candle's layered operations instead of the
+/// fused f32 kernels: correct, and many times slower (15 times on `rossl bench`'s small
+/// workload); bf16 is meant for GPUs.
+fn warn_on_cpu_bf16(config: &ResolvedConfig, device: &SelectedDevice) {
+    if config.run.precision != Precision::F32 && device.device.is_cpu() {
+        tracing::warn!(
+            "`precision = \"{}\"` (in {}) on the CPU computes through candle's layered \
+             operations, not rossl's fused f32 kernels: many times slower than f32; bf16 is meant \
+             for GPUs",
+            config.run.precision,
+            config.source_of("precision")
+        );
     }
 }
 
