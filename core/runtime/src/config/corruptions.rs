@@ -24,7 +24,7 @@ pub struct CorruptionsConfig {
     pub files: PathBuf,
 }
 
-fn is_empty_path(path: &PathBuf) -> bool {
+fn is_empty_path(path: &std::path::Path) -> bool {
     path.as_os_str().is_empty()
 }
 
