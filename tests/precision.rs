@@ -47,6 +47,10 @@ const GRADIENT_COSINE: f64 = 0.95;
 /// gradients', since the steps are the gradients scaled).
 const WEIGHT_TOLERANCE: f64 = 0.3;
 
+/// One value per parameter (a gradient, weights, a change of weights): its name, its dtype and
+/// its values as f64.
+type Values = Vec<(String, DType, Vec<f64>)>;
+
 /// A fixed batch of 32 views (8 images x 4 views) of 1 x 12 x 12 in [0, 1].
 fn batch() -> Tensor {
     let mut rng = Rng::new(7);
@@ -70,7 +74,7 @@ fn train(asm: &Assembly) -> Vec<f64> {
 
 /// The gradient of the objective of one training pass on the fixed batch, per parameter, as
 /// f64 values (and the gradients' dtype, the master weights').
-fn gradient(asm: &Assembly) -> Vec<(String, DType, Vec<f64>)> {
+fn gradient(asm: &Assembly) -> Values {
     let embedding = asm.encoder.forward(&batch(), Mode::Train).unwrap();
     let value = asm
         .objective
@@ -92,7 +96,7 @@ fn gradient(asm: &Assembly) -> Vec<(String, DType, Vec<f64>)> {
 }
 
 /// |a - b| / |a| over all parameters together (L2 norms).
-fn relative_gap(a: &[(String, DType, Vec<f64>)], b: &[(String, DType, Vec<f64>)]) -> f64 {
+fn relative_gap(a: &Values, b: &Values) -> f64 {
     let (mut diff, mut norm) = (0.0, 0.0);
     for ((name, _, a), (other, _, b)) in a.iter().zip(b) {
         assert_eq!(name, other);
@@ -103,10 +107,9 @@ fn relative_gap(a: &[(String, DType, Vec<f64>)], b: &[(String, DType, Vec<f64>)]
 }
 
 /// The cosine between two gradients, all parameters together.
-fn cosine(a: &[(String, DType, Vec<f64>)], b: &[(String, DType, Vec<f64>)]) -> f64 {
-    let flat = |g: &[(String, DType, Vec<f64>)]| -> Vec<f64> {
-        g.iter().flat_map(|(_, _, v)| v.iter().copied()).collect()
-    };
+fn cosine(a: &Values, b: &Values) -> f64 {
+    let flat =
+        |g: &Values| -> Vec<f64> { g.iter().flat_map(|(_, _, v)| v.iter().copied()).collect() };
     let (a, b) = (flat(a), flat(b));
     let dot: f64 = a.iter().zip(&b).map(|(a, b)| a * b).sum();
     let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
@@ -137,6 +140,23 @@ fn one_bf16_pass_gives_the_f32_gradients_within_tolerance_in_f32() {
     assert!(cos > GRADIENT_COSINE, "bf16 gradient cosine {cos}");
 }
 
+/// The parameters of `asm`'s encoder as [`Values`], less `from`'s.
+fn changes(asm: &Assembly, from: Option<&Values>) -> Values {
+    let params = asm.encoder.parameters();
+    params
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let t = p.var.as_tensor().flatten_all().unwrap();
+            let mut v = t.to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap();
+            if let Some(from) = from {
+                v.iter_mut().zip(&from[i].2).for_each(|(v, z)| *v -= z);
+            }
+            (p.name, p.var.dtype(), v)
+        })
+        .collect()
+}
+
 #[test]
 fn a_short_bf16_run_stays_within_tolerance_of_f32_with_f32_master_weights() {
     let dir = temp_dir("precision-run");
@@ -153,33 +173,8 @@ fn a_short_bf16_run_stays_within_tolerance_of_f32_with_f32_master_weights() {
         .zip(&b)
         .map(|(a, b)| (a - b).abs() / a.abs().max(1e-6))
         .fold(0.0, f64::max);
-    let init = assemble(&dir, &GENTLE);
-    let values = |asm: &Assembly| -> Vec<(String, DType, Vec<f64>)> {
-        asm.encoder
-            .parameters()
-            .into_iter()
-            .map(|p| {
-                let t = p.var.as_tensor().flatten_all().unwrap();
-                let v = t.to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap();
-                (p.name, p.var.dtype(), v)
-            })
-            .collect()
-    };
-    let (w0, wa, wb) = (values(&init), values(&full), values(&half));
-    let moved: Vec<_> = wa
-        .iter()
-        .zip(&w0)
-        .map(|((n, d, a), (_, _, z))| {
-            (n.clone(), *d, a.iter().zip(z).map(|(a, z)| a - z).collect())
-        })
-        .collect();
-    let apart: Vec<_> = wb
-        .iter()
-        .zip(&w0)
-        .map(|((n, d, b), (_, _, z))| {
-            (n.clone(), *d, b.iter().zip(z).map(|(b, z)| b - z).collect())
-        })
-        .collect();
+    let w0 = changes(&assemble(&dir, &GENTLE), None);
+    let (moved, apart) = (changes(&full, Some(&w0)), changes(&half, Some(&w0)));
     let weight_gap = relative_gap(&moved, &apart);
     println!(
         "f32 losses {a:?}\nbf16 losses {b:?}\nlargest relative loss gap {loss_gap:.2e}, weight gap {weight_gap:.2e}"
