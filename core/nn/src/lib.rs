@@ -11,13 +11,15 @@
 //! - [`classify`]: per-example losses of logits (cross-entropy, CW margin, DLR), predictions and
 //!   features of a frozen encoder;
 //! - [`corruptions`]: the common corruptions of Hendrycks and Dietterich (CIFAR-10-C), computed
-//!   on the fly.
+//!   on the fly;
+//! - [`precision`]: mixed precision (bf16 training passes over f32 master weights).
 
 pub mod classify;
 pub mod corruptions;
 pub mod layers;
 pub mod ops;
 pub mod optim;
+pub mod precision;
 
 pub use layers::*;
 pub use rossl_kernels::on_pool;

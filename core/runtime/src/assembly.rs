@@ -1,6 +1,6 @@
 //! Turning a checked configuration into components.
 
-use crate::config::{Regime, ResolvedConfig, TrainConfig};
+use crate::config::{Precision, Regime, ResolvedConfig, TrainConfig};
 use crate::device::SelectedDevice;
 use crate::ssl_loss::{Term, WeightedSslLoss};
 use crate::{Error, Result};
@@ -66,8 +66,11 @@ impl Assembly {
             width,
             classes: info.classes,
         };
-        let encoder: Box<dyn Encoder> =
-            config.build("encoder", &run.encoder.name, &ctx.clone().with_input(input))?;
+        let encoder: Box<dyn Encoder> = run.precision.wrap(config.build(
+            "encoder",
+            &run.encoder.name,
+            &ctx.clone().with_input(input),
+        )?);
         let loss_ctx = ctx
             .clone()
             .with_input(input)
@@ -83,6 +86,7 @@ impl Assembly {
         }
         check_loss_needs(&terms, &run.train)?;
         check_batch_norm_branches(encoder.as_ref(), &terms, &config)?;
+        warn_on_cpu_bf16(&config, &device);
         check_transfer_datasets(&config, &ctx, &info)?;
         let train_attack = if run.train.regime == Regime::Pgd {
             Some(config.build::<dyn Attack>("train.attack", &run.train.attack.name, &ctx)?)
@@ -102,11 +106,19 @@ impl Assembly {
     }
 
     /// Another encoder built from this run's configuration (a target network), initialised as
-    /// the run's encoder was.
+    /// the run's encoder was, computing its training passes in the run's `precision`.
     pub fn build_encoder(&self) -> Result<Box<dyn Encoder>> {
+        self.build_encoder_in(self.config.run.precision)
+    }
+
+    /// [`Self::build_encoder`] computing its training passes in `precision` (the evaluation's
+    /// trainable copies compute in f32, as the whole evaluation does).
+    pub fn build_encoder_in(&self, precision: Precision) -> Result<Box<dyn Encoder>> {
         let ctx = Self::context(&self.config, &self.device).with_input(self.input_shape());
-        self.config
-            .build("encoder", &self.config.run.encoder.name, &ctx)
+        let encoder = self
+            .config
+            .build("encoder", &self.config.run.encoder.name, &ctx)?;
+        Ok(precision.wrap(encoder))
     }
 
     /// The shape of the views the encoder sees.
@@ -118,6 +130,21 @@ impl Assembly {
             width,
             classes: self.info.classes,
         }
+    }
+}
+
+/// Warns that `precision = "bf16"` on the CPU takes candle's layered operations instead of the
+/// fused f32 kernels: correct, and many times slower (15 times on `rossl bench`'s small
+/// workload); bf16 is meant for GPUs.
+fn warn_on_cpu_bf16(config: &ResolvedConfig, device: &SelectedDevice) {
+    if config.run.precision != Precision::F32 && device.device.is_cpu() {
+        tracing::warn!(
+            "`precision = \"{}\"` (in {}) on the CPU computes through candle's layered \
+             operations, not rossl's fused f32 kernels: many times slower than f32; bf16 is meant \
+             for GPUs",
+            config.run.precision,
+            config.source_of("precision")
+        );
     }
 }
 

@@ -8,7 +8,7 @@ use super::step::{shapes, Bench};
 use super::{median, BenchArgs, StepKind, Workload};
 use candle_core::{DType, Tensor};
 use rossl_api::adversarial::input_gradient;
-use rossl_api::components::{Encoder, Mode};
+use rossl_api::components::Mode;
 use rossl_api::rng::Rng;
 use rossl_nn::classify::{cross_entropy, labels_tensor};
 use std::time::Instant;
@@ -21,7 +21,7 @@ pub(super) fn bench_eval(args: &BenchArgs) -> anyhow::Result<()> {
     let device =
         rossl_runtime::device::select_device(args.device.parse().map_err(anyhow::Error::msg)?)?;
     let dev = &device.device;
-    let mut train = Bench::new(&s, StepKind::Standard, dev)?;
+    let mut train = Bench::new(&s, StepKind::Standard, args.precision, dev)?;
     let images = s.images * s.crops;
     let classes = 10;
     let mut rng = Rng::new(7);
@@ -33,7 +33,7 @@ pub(super) fn bench_eval(args: &BenchArgs) -> anyhow::Result<()> {
     let labels = labels_tensor(&labels, dev)?;
     // the attacked encoder is its own (same weights at the start): the training step changes
     // `train`'s
-    let frozen = Bench::new(&s, StepKind::Standard, dev)?;
+    let frozen = Bench::new(&s, StepKind::Standard, args.precision, dev)?;
     let x = frozen.input().clone();
     let encoder = frozen.encoder();
     let mut objective = |input: &Tensor| -> rossl_api::Result<Tensor> {

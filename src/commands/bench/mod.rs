@@ -79,6 +79,15 @@ pub struct BenchArgs {
     /// host's widest); to measure a lower path on one host.
     #[arg(long, value_name = "ISA")]
     pub isa: Option<rossl_kernels::isa::Isa>,
+    /// The precision of the encoder's training passes: f32, or bf16 (forward and backward in
+    /// bf16 over f32 master weights; the loss and the optimiser in f32), as the `precision` key.
+    #[arg(long, default_value = "f32", value_parser = parse_precision)]
+    pub precision: rossl_nn::precision::Precision,
+}
+
+/// `--precision`'s value.
+fn parse_precision(text: &str) -> Result<rossl_nn::precision::Precision, String> {
+    text.parse()
 }
 
 /// The median of `values` (0 when empty).

@@ -11,6 +11,7 @@ use rossl_encoders::resnet::{ResNetEncoder, ResNetSpec};
 use rossl_kernels::profile;
 use rossl_nn::ops::signed_step;
 use rossl_nn::optim::{LarsConfig, OptimConfig, SgdLars};
+use rossl_nn::precision::Precision;
 use rossl_runtime::ssl_loss::{Term, WeightedSslLoss};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -79,7 +80,7 @@ fn stamp(sync: &Tensor) -> anyhow::Result<Stamp> {
 
 /// Everything a step runs on.
 pub(super) struct Bench {
-    encoder: ResNetEncoder,
+    encoder: Box<dyn Encoder>,
     objective: WeightedSslLoss,
     optimizer: SgdLars,
     x: Tensor,
@@ -103,13 +104,15 @@ impl Bench {
     }
 
     /// Its encoder.
-    pub(super) fn encoder(&self) -> &ResNetEncoder {
-        &self.encoder
+    pub(super) fn encoder(&self) -> &dyn Encoder {
+        self.encoder.as_ref()
     }
 
+    /// The workload `s` on `dev`, its encoder's training passes in `precision`.
     pub(super) fn new(
         s: &Shapes,
         kind: StepKind,
+        precision: Precision,
         dev: &candle_core::Device,
     ) -> anyhow::Result<Self> {
         let spec = ResNetSpec {
@@ -119,7 +122,7 @@ impl Bench {
             hidden: s.hidden,
             z_dim: s.z_dim,
         };
-        let encoder = ResNetEncoder::new(spec, 0, dev)?;
+        let encoder = precision.wrap(Box::new(ResNetEncoder::new(spec, 0, dev)?));
         let objective = WeightedSslLoss::new(vec![
             Term {
                 name: "invariance".into(),
@@ -294,7 +297,7 @@ pub(super) fn bench_step(workload: Workload, args: &BenchArgs) -> anyhow::Result
     let s = shapes(workload);
     let device =
         rossl_runtime::device::select_device(args.device.parse().map_err(anyhow::Error::msg)?)?;
-    let mut bench = Bench::new(&s, args.regime, &device.device)?;
+    let mut bench = Bench::new(&s, args.regime, args.precision, &device.device)?;
     let mut times = Vec::new();
     let mut phases = Phases::new();
     profile::enable(true);
@@ -317,7 +320,7 @@ pub(super) fn bench_step(workload: Workload, args: &BenchArgs) -> anyhow::Result
     let cpu_per_wall = timed_cpu / timed_wall.max(1e-9);
     let spread = Spread::of(&times);
     println!(
-        "RESULT workload={workload} device={} isa={} (host: {}) threads={} steps={} median_step_s={med:.4} images_per_s={:.1} regime={} cpu_per_wall={cpu_per_wall:.2} min_step_s={:.4} q1_step_s={:.4} q3_step_s={:.4} max_step_s={:.4}",
+        "RESULT workload={workload} device={} isa={} (host: {}) threads={} steps={} median_step_s={med:.4} images_per_s={:.1} regime={} cpu_per_wall={cpu_per_wall:.2} precision={} min_step_s={:.4} q1_step_s={:.4} q3_step_s={:.4} max_step_s={:.4}",
         device.description,
         rossl_kernels::isa::active(),
         rossl_kernels::isa::detected(),
@@ -325,6 +328,7 @@ pub(super) fn bench_step(workload: Workload, args: &BenchArgs) -> anyhow::Result
         times.len(),
         (s.images * s.crops) as f64 / med,
         args.regime,
+        args.precision,
         spread.min,
         spread.q1,
         spread.q3,

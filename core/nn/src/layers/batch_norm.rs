@@ -41,14 +41,28 @@ impl BatchNorm {
     /// Normalises `x` over its last dimension, then applies ReLU if `relu`. Batch statistics in
     /// [`Mode::Train`] and [`Mode::Attack`]; running statistics (updated only in [`Mode::Train`])
     /// in [`Mode::Eval`].
+    ///
+    /// A half-precision `x` (bf16) is normalised in the precision of the layer's own variables
+    /// (f32: statistics, normalisation and running statistics) and the output cast back to the
+    /// precision of `x`, as mixed-precision training keeps batch norm.
     pub fn forward(&self, x: &Tensor, mode: Mode, relu: bool) -> Result<Tensor> {
-        let gamma = weight(&self.gamma, mode);
-        let beta = weight(&self.beta, mode);
+        let own = self.gamma.dtype();
+        if matches!(x.dtype(), DType::BF16 | DType::F16) && x.dtype() != own {
+            let y = self.forward_same(&x.to_dtype(own)?, mode, relu)?;
+            return Ok(y.to_dtype(x.dtype())?);
+        }
+        self.forward_same(x, mode, relu)
+    }
+
+    /// [`Self::forward`] in the precision of `x` (f32 or f64), the variables cast to it.
+    fn forward_same(&self, x: &Tensor, mode: Mode, relu: bool) -> Result<Tensor> {
+        let gamma = weight(&self.gamma, mode).to_dtype(x.dtype())?;
+        let beta = weight(&self.beta, mode).to_dtype(x.dtype())?;
         if !mode.batch_statistics() {
             return batch_norm_eval(
                 x,
-                self.running_mean.as_tensor(),
-                self.running_var.as_tensor(),
+                &self.running_mean.as_tensor().to_dtype(x.dtype())?,
+                &self.running_var.as_tensor().to_dtype(x.dtype())?,
                 &gamma,
                 &beta,
                 self.eps,

@@ -48,9 +48,11 @@ impl Conv2d {
         (self.stride, self.padding)
     }
 
-    /// Channels-last (B, H, W, in) -> (B, H', W', out).
+    /// Channels-last (B, H, W, in) -> (B, H', W', out), in the precision of `x`: the weight is
+    /// cast to it (a bf16 input computes in bf16; the gradient reaches the weight in its own
+    /// precision through the cast).
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        let w = weight(&self.weight, mode);
+        let w = weight(&self.weight, mode).to_dtype(x.dtype())?;
         crate::ops::conv2d_nhwc(x, &w, self.stride, self.padding)
     }
 }

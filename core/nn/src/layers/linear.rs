@@ -34,10 +34,11 @@ impl Linear {
         })
     }
 
-    /// (B, in) -> (B, out).
+    /// (B, in) -> (B, out), in the precision of `x`: weight and bias are cast to it (a bf16
+    /// input computes in bf16; the gradients reach them in their own precision through the cast).
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        let w = weight(&self.weight, mode);
-        let b = weight(&self.bias, mode);
+        let w = weight(&self.weight, mode).to_dtype(x.dtype())?;
+        let b = weight(&self.bias, mode).to_dtype(x.dtype())?;
         crate::ops::dense(x, &w, &b)
     }
 

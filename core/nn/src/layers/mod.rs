@@ -43,9 +43,21 @@ pub(crate) fn parameter(name: &str, var: &Var, role: ParamRole) -> Parameter {
     }
 }
 
-/// `x / max(|x|_2, 1e-12)` along the last dimension (PyTorch's `F.normalize`).
+/// `x / max(|x|_2, 1e-12)` along the last dimension (PyTorch's `F.normalize`). A half-precision
+/// `x` (bf16) is widened to f32 first, and the result is f32: the norm's sum is a reduction.
 pub fn l2_normalize(x: &Tensor) -> rossl_api::Result<Tensor> {
+    let x = &widen(x)?;
     let norm = x.sqr()?.sum_keepdim(candle_core::D::Minus1)?.sqrt()?;
     let norm = norm.clamp(1e-12, f64::INFINITY)?;
     Ok(x.broadcast_div(&norm)?)
+}
+
+/// `x` in f32 when it is in a half precision (bf16, f16); otherwise `x` itself.
+pub fn widen(x: &Tensor) -> rossl_api::Result<Tensor> {
+    Ok(match x.dtype() {
+        candle_core::DType::BF16 | candle_core::DType::F16 => {
+            x.to_dtype(candle_core::DType::F32)?
+        }
+        _ => x.clone(),
+    })
 }

@@ -235,7 +235,7 @@ pub fn batch_norm_train(
     eps: f64,
     relu: bool,
 ) -> Result<(Tensor, Moments)> {
-    if !x.device().is_cpu() {
+    if !super::storage::fast_cpu(x) {
         return batch_norm_train_reference(x, gamma, beta, eps, relu);
     }
     let moments = Arc::new(Mutex::new(None));
@@ -271,7 +271,7 @@ pub fn batch_norm_eval(
         .recip()?
         .mul(&gamma.detach())?;
     let shift = (beta.detach() - mean.detach().mul(&scale)?)?;
-    if !x.device().is_cpu() {
+    if !super::storage::fast_cpu(x) {
         let y = x.broadcast_mul(&scale)?.broadcast_add(&shift)?;
         return Ok(if relu { y.relu()? } else { y });
     }

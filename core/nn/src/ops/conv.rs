@@ -186,11 +186,12 @@ impl CustomOp2 for ConvWeightGrad {
 }
 
 /// `x` (N, H, W, C) convolved with `w` (O, C, K, K), stride and zero padding on both sides:
-/// (N, OH, OW, O). Fast kernels on the CPU; elsewhere windows and one matrix product
-/// ([`super::conv2d_nhwc_gemm`]), whose gradients are matrix products too (candle's own
-/// convolution would take the input gradient through its naive CUDA transposed convolution).
+/// (N, OH, OW, O). Fast kernels on the CPU in f32 and f64; elsewhere, and in other precisions
+/// (bf16), windows and one matrix product ([`super::conv2d_nhwc_gemm`]), whose gradients are
+/// matrix products too (candle's own convolution would take the input gradient through its naive
+/// CUDA transposed convolution).
 pub fn conv2d_nhwc(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
-    if x.device().is_cpu() {
+    if super::storage::fast_cpu(x) {
         Ok(x.contiguous()?.apply_op2(
             &w.contiguous()?,
             Conv2dNhwc {

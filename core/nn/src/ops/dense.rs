@@ -191,9 +191,9 @@ impl CustomOp2 for DenseGrad {
 /// The fully connected layer `x W^T + b`: `x` (rows, in), `W` (out, in), `b` (out).
 ///
 /// On the CPU (f32 or f64) one parallel product per pass, with the gradients of tracked inputs
-/// only; elsewhere [`dense_reference`].
+/// only; elsewhere, and in other precisions (bf16), [`dense_reference`].
 pub fn dense(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
-    if !x.device().is_cpu() {
+    if !super::storage::fast_cpu(x) {
         return dense_reference(x, w, b);
     }
     Ok(x.contiguous()?

@@ -1,6 +1,12 @@
 //! Reading and writing CPU storage for the custom operations.
 
-use candle_core::{CpuStorage, Layout};
+use candle_core::{CpuStorage, DType, Layout, Tensor};
+
+/// Whether `x` can take the fast CPU kernels: on the CPU, in f32 or f64. Other precisions (bf16)
+/// and other devices take candle's operations.
+pub(crate) fn fast_cpu(x: &Tensor) -> bool {
+    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
+}
 
 /// The contiguous f32 or f64 data of a storage, or an error naming the operation.
 pub(crate) enum Data<'a> {

@@ -36,7 +36,7 @@ pub use rossl_api::section::ComponentConfig;
 pub use schema::{
     AnnealConfig, AttackLoss, Baseline, CompareConfig, CpuIsa, DataConfig, DeviceSpec, EvalConfig,
     ExtraAttack, FreeConfig, LarsConfig, LossConfig, LossTerm, MethodInfo, MonitorConfig,
-    OptimConfig, PgdConfig, PluginsConfig, Preset, ProtocolMode, Regime, RunConfig,
+    OptimConfig, PgdConfig, PluginsConfig, Precision, Preset, ProtocolMode, Regime, RunConfig,
     ScheduleHorizon, ScheduleKind, Scheduled, SlotConfig, TargetConfig, TrainConfig,
 };
 pub use training::{

@@ -9,6 +9,7 @@ pub use super::evaluation::{EvalConfig, ExtraAttack, ProtocolMode};
 pub use super::target::TargetConfig;
 pub use rossl_api::components::{AttackLoss, Preset};
 pub use rossl_nn::optim::{LarsConfig, OptimConfig, ScheduleHorizon, ScheduleKind};
+pub use rossl_nn::precision::Precision;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::PathBuf;
@@ -27,6 +28,12 @@ pub struct RunConfig {
     /// `avx512`, `avx2` or `portable` (to measure a lower path on one host; results are
     /// identical).
     pub cpu_isa: CpuIsa,
+    /// The precision of the encoder's training passes: `f32`, or `bf16` (forward and backward in
+    /// bf16 over f32 master weights; losses, the log-determinant and the optimiser in f32 or
+    /// f64; evaluation in f32). A training key. Not written at its default (f32), so that the
+    /// digests of earlier runs stay as they were.
+    #[serde(skip_serializing_if = "Precision::is_default")]
+    pub precision: Precision,
     /// Root folder of run folders.
     pub out: PathBuf,
     /// What this configuration is (its name, the paper row it reproduces).
@@ -58,6 +65,7 @@ impl Default for RunConfig {
             device: DeviceSpec::Auto,
             threads: 0,
             cpu_isa: CpuIsa::Auto,
+            precision: Precision::F32,
             out: PathBuf::from("runs"),
             method: MethodInfo::default(),
             data: DataConfig::default(),

@@ -97,9 +97,10 @@ fn evaluate_selected(asm: &Assembly, run_dir: &RunDir, train: &TrainSummary) -> 
 }
 
 /// A trainable copy of `asm`'s encoder: built from the run's configuration, its weights and
-/// buffers copied in, on the batch-norm branch the evaluation uses.
+/// buffers copied in, on the batch-norm branch the evaluation uses; in f32, as the whole
+/// evaluation computes.
 fn trainable_copy(asm: &Assembly) -> rossl_api::Result<Box<dyn rossl_api::components::Encoder>> {
-    let copy = asm.build_encoder()?;
+    let copy = asm.build_encoder_in(crate::config::Precision::F32)?;
     let tensors = crate::train::encoder_tensors(asm.encoder.as_ref())
         .into_iter()
         .collect();
