@@ -132,7 +132,7 @@ pub fn columns<K: IntoIterator<Item = String>>(runs: impl IntoIterator<Item = K>
 }
 
 fn table_head(columns: &[String], first: &str) -> String {
-    let mut md = "## The protocol\n\nClean and worst-case (largest radius) accuracy in % under \
+    let mut md = "\n## The protocol\n\nClean and worst-case (largest radius) accuracy in % under \
                   each evaluation: SLF (standard linear fine-tuning, `linear-probe`), ALF \
                   (adversarial linear fine-tuning, `robust-linear-probe`), AFF (adversarial full \
                   fine-tuning, `finetune`), then any other evaluator; a label share or transfer \
