@@ -87,6 +87,7 @@ const SUBSTITUTIONS: &[(&str, &str)] = &[
     ("/data/cifar-10-batches-bin", "cifar-10-batches-bin"),
     ("/data/mnist", "mnist"),
     ("/data/CIFAR-10-C", "CIFAR-10-C"),
+    ("/data/stl10_binary", "stl10_binary"),
 ];
 
 /// The limit of one documented command: a hang, not a slow command, trips it.
@@ -214,6 +215,18 @@ fn write_cifar10_c(folder: &Path) {
     std::fs::write(folder.join("labels.npy"), common::npy_u8(&[100], &labels)).unwrap();
 }
 
+/// STL-10's binary files: 20 training and 10 test images (3x96x96, column-major planes, as
+/// published), labels 1 to 10.
+fn write_stl10(folder: &Path) {
+    std::fs::create_dir_all(folder).unwrap();
+    let images = |n: usize| -> Vec<u8> { (0..n * 27648).map(|p| ((p * 11) % 256) as u8).collect() };
+    let labels = |n: usize| -> Vec<u8> { (0..n).map(|i| (i % 10 + 1) as u8).collect() };
+    for (split, n) in [("train", 20), ("test", 10)] {
+        std::fs::write(folder.join(format!("{split}_X.bin")), images(n)).unwrap();
+        std::fs::write(folder.join(format!("{split}_y.bin")), labels(n)).unwrap();
+    }
+}
+
 /// A fresh working folder for `page`, with links to the repository's folders, a `bin/rossl`
 /// link to the binary under test, and the substituted data.
 fn workdir(page: &Path) -> PathBuf {
@@ -233,6 +246,7 @@ fn workdir(page: &Path) -> PathBuf {
     std::fs::create_dir_all(dir.join("mnist")).unwrap();
     common::write_mnist_files(&dir.join("mnist"), 40, 20);
     write_cifar10_c(&dir.join("CIFAR-10-C"));
+    write_stl10(&dir.join("stl10_binary"));
     dir
 }
 
