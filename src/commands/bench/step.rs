@@ -302,6 +302,7 @@ pub(super) fn bench_step(workload: Workload, args: &BenchArgs) -> anyhow::Result
     let mut phases = Phases::new();
     profile::enable(true);
     let (mut timed_cpu, mut timed_wall) = (0.0f64, 0.0f64);
+    let mut gaps: Vec<Vec<f64>> = Vec::new();
     for step in 0..args.warmup + args.steps {
         let cpu0 = cpu_seconds();
         profile::reset();
@@ -313,6 +314,7 @@ pub(super) fn bench_step(workload: Workload, args: &BenchArgs) -> anyhow::Result
             timed_cpu += cpu_seconds() - cpu0;
             timed_wall += dt;
             add_phases(&mut phases, &t);
+            gaps.push(profile::gaps());
         }
     }
     profile::enable(false);
@@ -336,7 +338,31 @@ pub(super) fn bench_step(workload: Workload, args: &BenchArgs) -> anyhow::Result
     );
     warn_on_a_busy_host(&device.device, cpu_per_wall, &spread);
     print_breakdown(&phases, times.len().max(1) as f64);
+    print_gaps(&gaps);
     Ok(())
+}
+
+/// The idle gaps between rossl's profiled kernels in each timed step (time in which none ran,
+/// and the pool's workers may park): how many, how long, and how many last over 1 ms.
+fn print_gaps(steps: &[Vec<f64>]) {
+    let all: Vec<f64> = steps.iter().flatten().copied().collect();
+    if all.is_empty() {
+        return;
+    }
+    let n = steps.len().max(1) as f64;
+    let mut sorted = all.clone();
+    sorted.sort_by(f64::total_cmp);
+    let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+    let long: Vec<f64> = all.iter().copied().filter(|g| *g > 1e-3).collect();
+    println!(
+        "idle gaps between rossl's kernels, per step: {:.0} gaps, median {:.1} us, p90 {:.1} us, max {:.1} us; {:.1} over 1 ms per step ({:.1} ms of the step)",
+        all.len() as f64 / n,
+        at(0.5) * 1e6,
+        at(0.9) * 1e6,
+        at(1.0) * 1e6,
+        long.len() as f64 / n,
+        long.iter().sum::<f64>() / n * 1e3
+    );
 }
 
 /// The spread of step times: the smallest, the quartiles and the largest.
