@@ -3,10 +3,11 @@
 //! mode, projected to the eps-ball and to [0, 1] after every step.
 
 use super::Model;
-use candle_core::{Tensor, Var, D};
+use candle_core::{Tensor, D};
+use rossl_api::adversarial::input_gradient;
 use rossl_api::components::Mode;
 use rossl_api::rng::Rng;
-use rossl_api::{Error, Result};
+use rossl_api::Result;
 use rossl_nn::classify::{cross_entropy, log_softmax};
 
 /// Radius, step and steps of an attack.
@@ -68,7 +69,10 @@ fn noise(x: &Tensor, rng: &mut Rng, mut draw: impl FnMut(&mut Rng) -> f64) -> Re
     Ok(Tensor::from_vec(values, x.dims(), x.device())?)
 }
 
-/// Sign-gradient ascent of `objective` from `start`, in the eps-ball around `x` and in [0, 1].
+/// Sign-gradient ascent of `objective` from `start`, in the eps-ball around `x` and in [0, 1]
+/// (the step clamped between `clamp(x - eps, 0, 1)` and `clamp(x + eps, 0, 1)`: the set
+/// `rossl_api::adversarial::project` projects onto, computed without its rounding of
+/// `x + (candidate - x)`, as the published CPU-scale study measured it).
 fn ascend(
     x: &Tensor,
     start: &Tensor,
@@ -79,11 +83,7 @@ fn ascend(
     let high = (x + settings.eps)?.clamp(0f32, 1f32)?;
     let mut current = start.clamp(0f32, 1f32)?.detach();
     for _ in 0..settings.steps {
-        let input = Var::from_tensor(&current)?;
-        let grads = objective(input.as_tensor())?.backward()?;
-        let gradient = grads.get(input.as_tensor()).ok_or_else(|| {
-            Error::msg("the fine-tuning attack's objective has no gradient to its input")
-        })?;
+        let (_, gradient) = input_gradient(&mut objective, &current)?;
         let stepped = (&current + (gradient.sign()? * settings.step)?)?;
         current = stepped.maximum(&low)?.minimum(&high)?.detach();
     }

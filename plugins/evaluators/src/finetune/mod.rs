@@ -131,6 +131,16 @@ impl FinetuneMode {
 /// The fine-tuning evaluator.
 pub struct Finetune {
     params: FinetuneParams,
+    mode: FinetuneMode,
+}
+
+impl Finetune {
+    /// The evaluator of checked parameters `params`.
+    pub fn new(params: FinetuneParams) -> Result<Self> {
+        let mode = FinetuneMode::parse(&params.mode)
+            .ok_or_else(|| Error::msg(format!("unknown fine-tuning mode `{}`", params.mode)))?;
+        Ok(Finetune { params, mode })
+    }
 }
 
 /// The fine-tuned copy of the encoder and its head.
@@ -222,13 +232,11 @@ impl Finetune {
             step: p.step,
             steps: p.steps,
         };
-        let mode =
-            FinetuneMode::parse(&p.mode).ok_or_else(|| Error::msg("unknown fine-tuning mode"))?;
         let count = |cost: &mut FitCost, forward: u64, backward: u64| {
             cost.forward_passes += forward;
             cost.backward_passes += backward;
         };
-        match mode {
+        match self.mode {
             FinetuneMode::Standard => {
                 count(cost, 1, 1);
                 Ok(cross_entropy(&model.logits(x, Mode::Train)?, y)?.mean_all()?)
@@ -284,17 +292,19 @@ impl Evaluator for Finetune {
         };
         let mut rng = Rng::new(ctx.seed);
         let mut cost = FitCost::default();
+        let views = augment::pad_crop(p.crop_padding, ctx.seed)?;
         let started = std::time::Instant::now();
         for epoch in 0..p.epochs {
             let lr = self.lr_at(epoch);
             let order = rng.permutation(ctx.train.len());
-            let mut loss_sum = 0.0;
+            // summed on the device, read once per epoch: no host round trip per step
+            let mut loss_sum = Tensor::zeros((), candle_core::DType::F32, ctx.device)?;
             for part in order.chunks(p.batch_size) {
                 let (x, labels) =
-                    augment::batch(ctx.train, part, p.crop_padding, &mut rng, ctx.device)?;
+                    augment::batch(ctx.train, part, views.as_deref(), &mut rng, ctx.device)?;
                 let y = labels_tensor(&labels, ctx.device)?;
                 let loss = self.batch_loss(&model, &x, &y, &mut rng, &mut cost)?;
-                loss_sum += f64::from(loss.to_scalar::<f32>()?) * part.len() as f64;
+                loss_sum = (loss_sum + (loss.detach() * part.len() as f64)?)?;
                 let mut grads = loss.backward()?;
                 encoder.route_gradients(&mut grads)?;
                 optimizer.step(&grads, lr)?;
@@ -306,7 +316,7 @@ impl Evaluator for Finetune {
                 p.mode,
                 epoch + 1,
                 p.epochs,
-                loss_sum / ctx.train.len().max(1) as f64,
+                f64::from(loss_sum.to_scalar::<f32>()?) / ctx.train.len().max(1) as f64,
                 started.elapsed().as_secs_f64()
             );
         }
@@ -323,5 +333,5 @@ rossl_api::register! {
     name: "finetune",
     summary: "fine-tunes a copy of the encoder and a linear head: standard, pgd or trades (adversarial full fine-tuning, the default)",
     params: FinetuneParams,
-    build: |p, _ctx| Ok(Box::new(Finetune { params: p })),
+    build: |p, _ctx| Ok(Box::new(Finetune::new(p)?)),
 }
