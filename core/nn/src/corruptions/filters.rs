@@ -61,26 +61,34 @@ pub(crate) fn separable(
     kernel: &[f64],
     border: Border,
 ) -> Vec<f64> {
-    let r = (kernel.len() / 2) as isize;
     // Axis 0 (down the columns) first, as SciPy filters axis by axis.
-    let mut tmp = vec![0.0; h * w];
-    for y in 0..h {
-        for x in 0..w {
-            let mut acc = 0.0;
-            for (j, k) in kernel.iter().enumerate() {
-                let yy = border_index(y as isize + j as isize - r, h, border);
-                acc += k * plane[yy * w + x];
-            }
-            tmp[y * w + x] = acc;
-        }
-    }
+    let down = along_axis(plane, h, w, kernel, border, true);
+    along_axis(&down, h, w, kernel, border, false)
+}
+
+/// Correlates a `h × w` plane with `kernel` (odd length, centred) down its columns (`vertical`)
+/// or along its rows.
+fn along_axis(
+    plane: &[f64],
+    h: usize,
+    w: usize,
+    kernel: &[f64],
+    border: Border,
+    vertical: bool,
+) -> Vec<f64> {
+    let r = (kernel.len() / 2) as isize;
     let mut out = vec![0.0; h * w];
     for y in 0..h {
         for x in 0..w {
             let mut acc = 0.0;
             for (j, k) in kernel.iter().enumerate() {
-                let xx = border_index(x as isize + j as isize - r, w, border);
-                acc += k * tmp[y * w + xx];
+                let offset = j as isize - r;
+                let index = if vertical {
+                    border_index(y as isize + offset, h, border) * w + x
+                } else {
+                    y * w + border_index(x as isize + offset, w, border)
+                };
+                acc += k * plane[index];
             }
             out[y * w + x] = acc;
         }
