@@ -6,17 +6,23 @@ use common::{assemble, temp_dir};
 use rossl::rossl_runtime::assembly::Assembly;
 use rossl::rossl_runtime::eval::{evaluate_run, EvaluationReport};
 use rossl::rossl_runtime::run_dir::{files, RunDir};
-use rossl::rossl_runtime::train::{encoder_tensors, train};
+use rossl::rossl_runtime::train::{encoder_tensors, train, TrainSummary};
 use std::collections::HashMap;
 use std::path::Path;
 
-/// Trains TINY (with `extra` settings) in `dir` and evaluates it; the evaluation reports, and
-/// the encoder's tensors before and after evaluating (as vectors).
-fn trained_and_evaluated(dir: &Path, extra: &[&str]) -> (Vec<EvaluationReport>, Assembly, RunDir) {
+/// TINY (with `extra` settings) trained in `dir`, not yet evaluated.
+fn trained(dir: &Path, extra: &[&str]) -> (Assembly, RunDir, TrainSummary) {
     let asm = assemble(dir, extra);
     let run_dir = RunDir::for_config(&asm.config).unwrap();
     run_dir.create().unwrap();
     let summary = train(&asm, &run_dir, None).unwrap();
+    (asm, run_dir, summary)
+}
+
+/// TINY (with `extra` settings) trained in `dir` and evaluated: the evaluation reports, the
+/// assembly and the run folder.
+fn trained_and_evaluated(dir: &Path, extra: &[&str]) -> (Vec<EvaluationReport>, Assembly, RunDir) {
+    let (asm, run_dir, summary) = trained(dir, extra);
     let results = evaluate_run(&asm, &run_dir, &summary).unwrap();
     (results.evaluations, asm, run_dir)
 }
@@ -54,10 +60,7 @@ fn finetune_trains_a_copy_in_each_mode_and_reports_its_cost() {
             "eval.finetune.lr=0.05".into(),
         ];
         let sets: Vec<&str> = settings.iter().map(String::as_str).collect();
-        let asm = assemble(&dir, &sets);
-        let run_dir = RunDir::for_config(&asm.config).unwrap();
-        run_dir.create().unwrap();
-        let summary = train(&asm, &run_dir, None).unwrap();
+        let (asm, run_dir, summary) = trained(&dir, &sets);
         let before = values(encoder_tensors(asm.encoder.as_ref()));
         let checkpoint = std::fs::read(run_dir.file(files::CHECKPOINT)).unwrap();
         let results = evaluate_run(&asm, &run_dir, &summary).unwrap();
@@ -286,7 +289,7 @@ fn corruption_accuracies_are_computed_per_family_and_severity_or_read_from_publi
     assert!(c.source.contains("CIFAR-10-C"), "{}", c.source);
     assert_eq!((c.results[0].accuracy * 4.0).fract(), 0.0);
     // TINY's grey 12x12 images are not the arrays' shape: a clear error, naming the key
-    let asm = assemble(
+    let (asm, run_dir, summary) = trained(
         &temp_dir("corruptions-shape"),
         &[
             "eval.preset=\"none\"",
@@ -295,9 +298,6 @@ fn corruption_accuracies_are_computed_per_family_and_severity_or_read_from_publi
             &files,
         ],
     );
-    let run_dir = RunDir::for_config(&asm.config).unwrap();
-    run_dir.create().unwrap();
-    let summary = train(&asm, &run_dir, None).unwrap();
     let Err(error) = evaluate_run(&asm, &run_dir, &summary) else {
         panic!("published arrays of another shape were accepted");
     };
