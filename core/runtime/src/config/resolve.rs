@@ -145,10 +145,7 @@ impl ResolvedConfig {
                         source_of(&figment, chosen_at)
                     )));
                 }
-                let mut config = ComponentConfig::new(&figment, &section);
-                if slot.kind == Kind::Evaluator {
-                    config = config.without(&RUNTIME_KEYS);
-                }
+                let config = component_section(&figment, slot.table, name);
                 let mut params = check_component(slot.kind, name, &config, &figment, chosen_at)?;
                 if slot.kind == Kind::Evaluator {
                     let data = EvaluatorData::read(&figment, name)?;
@@ -194,12 +191,7 @@ impl ResolvedConfig {
 
     /// The section of component `name` in slot `table`.
     pub fn section(&self, table: &str, name: &str) -> ComponentConfig {
-        let section = ComponentConfig::new(&self.figment, &format!("{table}.{name}"));
-        if table == "eval" {
-            section.without(&RUNTIME_KEYS)
-        } else {
-            section
-        }
+        component_section(&self.figment, table, name)
     }
 
     /// Evaluator `name`'s label share and transfer dataset (`[eval.<name>]`'s runtime keys).
@@ -395,6 +387,17 @@ fn insert(table: &mut toml::Table, dotted: &str, value: toml::Value) {
     current.insert(last.to_string(), value);
 }
 
+/// The section of component `name` in slot `table`; an evaluator's (`eval`) without the keys
+/// the runtime reads itself ([`RUNTIME_KEYS`]).
+fn component_section(figment: &Figment, table: &str, name: &str) -> ComponentConfig {
+    let section = ComponentConfig::new(figment, &format!("{table}.{name}"));
+    if table == "eval" {
+        section.without(&RUNTIME_KEYS)
+    } else {
+        section
+    }
+}
+
 fn check_slot_keys(figment: &Figment, slot: &Slot) -> Result<()> {
     let Ok(value) = figment.find_value(slot.table) else {
         return Ok(());
@@ -422,9 +425,8 @@ fn check_slot_keys(figment: &Figment, slot: &Slot) -> Result<()> {
             }
             // a section of a component that is not chosen is checked too: a misspelt key in
             // it would otherwise lie in wait until a later layer switches to that component
-            let mut config = ComponentConfig::new(figment, &full);
+            let config = component_section(figment, slot.table, key);
             if slot.kind == Kind::Evaluator {
-                config = config.without(&RUNTIME_KEYS);
                 EvaluatorData::read(figment, key)?;
             }
             check_component(slot.kind, key, &config, figment, &full)?;
