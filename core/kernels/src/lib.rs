@@ -19,6 +19,7 @@ mod gemm;
 pub mod isa;
 pub mod narrow;
 pub mod perturbation;
+pub mod pool;
 pub mod profile;
 pub mod shape;
 mod simd;
@@ -26,16 +27,7 @@ pub mod winograd;
 
 pub use self::gemm::Element;
 
-/// Runs `f` on a worker thread of the rayon pool (at once, if this is one) and returns its result.
-///
-/// A training or attack step is a chain of parallel kernels. Started from a thread outside the
-/// pool, each kernel is handed to the pool while the caller sleeps until it is done, and its
-/// first task waits for a worker to wake up; started on a worker, the caller begins its own share
-/// at once while the other workers steal the rest. In alternated `rossl bench --workload small`
-/// runs a step took 2-6% less time this way.
-pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    rayon::scope(|_| f())
-}
+pub use self::pool::on_pool;
 
 use rayon::prelude::*;
 use std::mem::MaybeUninit;

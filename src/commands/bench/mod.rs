@@ -83,6 +83,15 @@ pub struct BenchArgs {
     /// bf16 over f32 master weights; the loss and the optimiser in f32), as the `precision` key.
     #[arg(long, default_value = "f32", value_parser = parse_precision)]
     pub precision: rossl_nn::precision::Precision,
+    /// What the pool's other threads do while a step runs: spin (poll for work through the
+    /// step, the default) or park (rayon's own waiting: they sleep after a few microseconds).
+    #[arg(long, default_value = "spin", value_parser = parse_pool_wait)]
+    pub pool_wait: rossl_kernels::pool::PoolWait,
+}
+
+/// `--pool-wait`'s value.
+fn parse_pool_wait(text: &str) -> Result<rossl_kernels::pool::PoolWait, String> {
+    text.parse()
 }
 
 /// `--precision`'s value.
@@ -107,6 +116,7 @@ fn median(values: &mut [f64]) -> f64 {
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     rossl_runtime::device::configure_threads(args.threads);
     rossl_kernels::isa::limit(args.isa);
+    rossl_kernels::pool::set_wait(args.pool_wait);
     match args.workload {
         Workload::Views => views::bench_views(args)?,
         Workload::Eval => eval::bench_eval(args)?,

@@ -16,16 +16,90 @@ use rossl_runtime::ssl_loss::{Term, WeightedSslLoss};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-/// CPU seconds (user + system) this process has used so far.
-pub(super) fn cpu_seconds() -> f64 {
+/// This process's resource usage so far.
+fn usage() -> libc::rusage {
     // SAFETY: getrusage writes into the zeroed struct it is given.
-    let usage = unsafe {
+    unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();
         libc::getrusage(libc::RUSAGE_SELF, &mut usage);
         usage
-    };
+    }
+}
+
+/// CPU seconds (user + system) this process has used so far.
+pub(super) fn cpu_seconds() -> f64 {
+    let usage = usage();
     let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 * 1e-6;
     t(usage.ru_utime) + t(usage.ru_stime)
+}
+
+/// What the host did to this process over the timed steps: how often its threads blocked
+/// (voluntary context switches: a worker parking, or waiting for one) and how much CPU time the
+/// hypervisor gave other guests while this machine's vCPUs wanted to run (`steal` in
+/// `/proc/stat`, summed over the vCPUs; absent off Linux).
+#[derive(Clone, Copy)]
+pub(super) struct HostCounters {
+    voluntary_switches: f64,
+    steal_seconds: Option<f64>,
+}
+
+impl HostCounters {
+    /// The counters now.
+    pub(super) fn now() -> Self {
+        HostCounters {
+            voluntary_switches: usage().ru_nvcsw as f64,
+            steal_seconds: steal_seconds(),
+        }
+    }
+
+    /// No counts (a steal of 0 seconds, where the host reports it).
+    pub(super) fn zero() -> Self {
+        HostCounters {
+            voluntary_switches: 0.0,
+            steal_seconds: steal_seconds().map(|_| 0.0),
+        }
+    }
+
+    /// The sum of two counts.
+    pub(super) fn plus(&self, other: &Self) -> Self {
+        HostCounters {
+            voluntary_switches: self.voluntary_switches + other.voluntary_switches,
+            steal_seconds: self
+                .steal_seconds
+                .zip(other.steal_seconds)
+                .map(|(a, b)| a + b),
+        }
+    }
+
+    /// The counts between `earlier` and `self`.
+    pub(super) fn since(&self, earlier: &Self) -> Self {
+        HostCounters {
+            voluntary_switches: self.voluntary_switches - earlier.voluntary_switches,
+            steal_seconds: self
+                .steal_seconds
+                .zip(earlier.steal_seconds)
+                .map(|(a, b)| a - b),
+        }
+    }
+
+    /// ` voluntary_switches_per_step=... steal_per_wall=...` for a `RESULT` line.
+    pub(super) fn fields(&self, steps: usize, wall: f64) -> String {
+        let steal = self
+            .steal_seconds
+            .map_or("n/a".to_string(), |s| format!("{:.3}", s / wall.max(1e-9)));
+        format!(
+            " voluntary_switches_per_step={:.0} steal_per_wall={steal}",
+            self.voluntary_switches / steps.max(1) as f64
+        )
+    }
+}
+
+/// The `steal` column of `/proc/stat`'s first line in seconds (clock ticks of 1/100 s).
+fn steal_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu = stat.lines().next()?;
+    let ticks: f64 = cpu.split_whitespace().nth(8)?.parse().ok()?;
+    Some(ticks / 100.0)
 }
 
 /// The shapes of a training-step workload (as the reference's `WORKLOADS`).
@@ -303,8 +377,10 @@ pub(super) fn bench_step(workload: Workload, args: &BenchArgs) -> anyhow::Result
     profile::enable(true);
     let (mut timed_cpu, mut timed_wall) = (0.0f64, 0.0f64);
     let mut gaps: Vec<Vec<f64>> = Vec::new();
+    let mut host = HostCounters::zero();
     for step in 0..args.warmup + args.steps {
         let cpu0 = cpu_seconds();
+        let host0 = HostCounters::now();
         profile::reset();
         let (loss, t) = bench.step()?;
         let dt = (t[5].0 - t[0].0).as_secs_f64();
@@ -313,6 +389,7 @@ pub(super) fn bench_step(workload: Workload, args: &BenchArgs) -> anyhow::Result
             times.push(dt);
             timed_cpu += cpu_seconds() - cpu0;
             timed_wall += dt;
+            host = host.plus(&HostCounters::now().since(&host0));
             add_phases(&mut phases, &t);
             gaps.push(profile::gaps());
         }
@@ -322,7 +399,7 @@ pub(super) fn bench_step(workload: Workload, args: &BenchArgs) -> anyhow::Result
     let cpu_per_wall = timed_cpu / timed_wall.max(1e-9);
     let spread = Spread::of(&times);
     println!(
-        "RESULT workload={workload} device={} isa={} (host: {}) threads={} steps={} median_step_s={med:.4} images_per_s={:.1} regime={} cpu_per_wall={cpu_per_wall:.2} precision={} min_step_s={:.4} q1_step_s={:.4} q3_step_s={:.4} max_step_s={:.4}",
+        "RESULT workload={workload} device={} isa={} (host: {}) threads={} steps={} median_step_s={med:.4} images_per_s={:.1} regime={} cpu_per_wall={cpu_per_wall:.2} precision={} min_step_s={:.4} q1_step_s={:.4} q3_step_s={:.4} max_step_s={:.4} pool_wait={}{}",
         device.description,
         rossl_kernels::isa::active(),
         rossl_kernels::isa::detected(),
@@ -334,7 +411,9 @@ pub(super) fn bench_step(workload: Workload, args: &BenchArgs) -> anyhow::Result
         spread.min,
         spread.q1,
         spread.q3,
-        spread.max
+        spread.max,
+        args.pool_wait,
+        host.fields(times.len(), timed_wall)
     );
     warn_on_a_busy_host(&device.device, cpu_per_wall, &spread);
     print_breakdown(&phases, times.len().max(1) as f64);

@@ -3,19 +3,23 @@
 //! shared host (its workers park between regions, and a parked worker on a busy host may wake
 //! late).
 //!
-//! For each idle gap (0, 20 us, 200 us, 2 ms, 20 ms) it runs `--steps` x 100 regions, each after
-//! that gap: a fixed amount of arithmetic split in two halves, one per thread, started from a
-//! pool worker as rossl's kernels are (`rossl_kernels::on_pool`). It prints the median and 90th
-//! percentile time of a region per gap, the time of the same work on one thread, and the CPU
-//! time over wall time of the regions: a region that waited for a sleeping worker takes about
-//! the single-thread time or more, with CPU per wall near 1.
+//! For each idle gap (0, 20 us, 200 us, 2 ms, 10 ms, 50 ms) it runs `--steps` x 100 regions
+//! (at most 100 for the gaps of 10 ms and more), each after that gap: a fixed amount of
+//! arithmetic split in two halves, one per thread, started from a pool worker as rossl's kernels
+//! are (`rossl_kernels::on_pool`); once with the other worker left to rayon, which parks it
+//! (`park`), once with it kept polling for work (`spin`, rossl's default; a keeper leaves after
+//! 20 ms without work, so the 50 ms gap shows a parked worker in both). It prints the median and
+//! 90th percentile time of a region per gap and wait, the time of the same work on one thread,
+//! and the CPU time over wall time of the regions: a region that waited for a sleeping worker
+//! takes about the single-thread time or more, with CPU per wall near 1.
 
 use super::{median, BenchArgs};
+use rossl_kernels::pool::PoolWait;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 /// The idle gaps before a region, in microseconds.
-const GAPS_US: [u64; 5] = [0, 20, 200, 2_000, 20_000];
+const GAPS_US: [u64; 6] = [0, 20, 200, 2_000, 10_000, 50_000];
 
 /// Work of about 50 us on one core of the reference machine: a dependent chain of `n`
 /// multiply-adds.
@@ -33,16 +37,12 @@ fn region(n: usize) -> f64 {
     a + b
 }
 
-/// Waits `gap` without giving the core away when short (a spin below 100 us, a sleep above), as
-/// the host of a training step waits between kernels.
+/// Waits `gap` busy on the calling thread, as the serial work between two kernels of a step
+/// keeps it (candle's element-wise operations, the loss, bookkeeping).
 fn idle(gap: Duration) {
-    if gap < Duration::from_micros(100) {
-        let start = Instant::now();
-        while start.elapsed() < gap {
-            std::hint::spin_loop();
-        }
-    } else {
-        std::thread::sleep(gap);
+    let start = Instant::now();
+    while start.elapsed() < gap {
+        std::hint::spin_loop();
     }
 }
 
@@ -50,6 +50,30 @@ fn quantile(values: &mut [f64], q: f64) -> f64 {
     values.sort_by(f64::total_cmp);
     let index = ((values.len() as f64 - 1.0) * q).round() as usize;
     values.get(index).copied().unwrap_or(0.0)
+}
+
+/// Times `regions` regions of `n` multiply-adds, each after `gap`, in one call of `on_pool`;
+/// returns their times, their CPU time over wall time, and the same over the whole loop, gaps
+/// included (what keeping a worker awake costs).
+fn time_regions(n: usize, regions: usize, gap: Duration) -> (Vec<f64>, f64, f64) {
+    rossl_kernels::on_pool(|| {
+        let (loop_cpu, loop_wall) = (super::step::cpu_seconds(), Instant::now());
+        let mut times = Vec::with_capacity(regions);
+        let (mut cpu, mut wall) = (0.0, 0.0);
+        for _ in 0..regions {
+            idle(gap);
+            let cpu0 = super::step::cpu_seconds();
+            let t = Instant::now();
+            black_box(region(n));
+            let dt = t.elapsed().as_secs_f64();
+            cpu += super::step::cpu_seconds() - cpu0;
+            wall += dt;
+            times.push(dt);
+        }
+        let whole =
+            (super::step::cpu_seconds() - loop_cpu) / loop_wall.elapsed().as_secs_f64().max(1e-12);
+        (times, cpu / wall.max(1e-12), whole)
+    })
 }
 
 /// Times the regions after each gap and prints one line per gap and a `RESULT` line.
@@ -71,37 +95,33 @@ pub(super) fn bench_wakeup(args: &BenchArgs) -> anyhow::Result<()> {
         single * 1e6,
         rayon::current_num_threads()
     );
+    // wakes the pool's threads and faults in their stacks before anything is timed
+    time_regions(n, 50, Duration::ZERO);
     let mut summary = Vec::new();
     for gap_us in GAPS_US {
-        let gap = Duration::from_micros(gap_us);
-        let (times, cpu_per_wall) = rossl_kernels::on_pool(|| {
-            let mut times = Vec::with_capacity(regions);
-            let (mut cpu, mut wall) = (0.0, 0.0);
-            for _ in 0..regions {
-                idle(gap);
-                let cpu0 = super::step::cpu_seconds();
-                let t = Instant::now();
-                black_box(region(n));
-                let dt = t.elapsed().as_secs_f64();
-                cpu += super::step::cpu_seconds() - cpu0;
-                wall += dt;
-                times.push(dt);
-            }
-            (times, cpu / wall.max(1e-12))
-        });
-        let (mut a, mut b) = (times.clone(), times);
-        let (med, p90) = (median(&mut a), quantile(&mut b, 0.9));
-        println!(
-            "gap {gap_us:>6} us: region median {:>7.1} us, p90 {:>7.1} us ({:.2}x one thread), cpu/wall {cpu_per_wall:.2}",
-            med * 1e6,
-            p90 * 1e6,
-            med / single.max(1e-12)
-        );
-        summary.push(format!(
-            "gap{gap_us}us_median_over_single={:.2}",
-            med / single.max(1e-12)
-        ));
+        let regions = if gap_us >= 10_000 {
+            regions.min(100)
+        } else {
+            regions
+        };
+        for wait in [PoolWait::Park, PoolWait::Spin] {
+            rossl_kernels::pool::set_wait(wait);
+            let (mut times, cpu_per_wall, whole) =
+                time_regions(n, regions, Duration::from_micros(gap_us));
+            let (med, p90) = (median(&mut times.clone()), quantile(&mut times, 0.9));
+            println!(
+                "gap {gap_us:>6} us, {wait}: region median {:>7.1} us, p90 {:>7.1} us ({:.2}x one thread), cpu/wall {cpu_per_wall:.2} ({whole:.2} with the gaps)",
+                med * 1e6,
+                p90 * 1e6,
+                med / single.max(1e-12)
+            );
+            summary.push(format!(
+                "gap{gap_us}us_{wait}_median_over_single={:.2}",
+                med / single.max(1e-12)
+            ));
+        }
     }
+    rossl_kernels::pool::set_wait(args.pool_wait);
     println!(
         "RESULT workload=wakeup regions_per_gap={regions} {}",
         summary.join(" ")

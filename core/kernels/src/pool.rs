@@ -1,0 +1,236 @@
+//! Where a step runs: on a worker of the rayon pool, with the other workers kept awake.
+//!
+//! A training or attack step is a chain of short parallel kernels separated by serial work
+//! (candle's element-wise operations, the loss, bookkeeping). Between two kernels rayon's idle
+//! workers search for work for a few microseconds and then park (a futex wait; on a virtual
+//! machine the vCPU halts). The next kernel then pushes its tasks and wakes a parked worker,
+//! which on a busy host may be scheduled back only much later: the calling thread does the
+//! kernel alone. OpenMP (and so PyTorch on CPU) spins before it sleeps for the same reason.
+//!
+//! [`on_pool`] therefore runs a step on a worker and sends every other worker of the pool into a
+//! *keeper* loop: it takes and runs any task of the pool (`rayon::yield_now`), spins briefly
+//! when there is none, and then gives the core to the operating system
+//! (`std::thread::yield_now`) between polls. A keeper leaves after 20 ms without work
+//! ([`KEEP_IDLE`]), so it spans consecutive steps and costs at most 20 ms of one core after the
+//! last; and it leaves as soon as the operating system has given its core to another task for
+//! a while (an involuntary context switch of over 200 us while it waited), because then the
+//! core is wanted elsewhere and spinning would only take time from that task and from the
+//! step's own threads.
+//! [`set_wait`] switches back to rayon's own parking ([`PoolWait::Park`]) for comparison
+//! (`rossl bench --pool-wait park`).
+//!
+//! Scheduling changes no result: every kernel splits its work into the same tasks whichever
+//! thread runs them.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+/// What the pool's other workers do while a step runs on one of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolWait {
+    /// Keep them polling for work through the whole step (the default).
+    Spin,
+    /// Leave them to rayon, which parks an idle worker after a few microseconds.
+    Park,
+}
+
+impl std::str::FromStr for PoolWait {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "spin" => Ok(PoolWait::Spin),
+            "park" => Ok(PoolWait::Park),
+            other => Err(format!(
+                "unknown pool wait {other:?}: expected \"spin\" or \"park\""
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for PoolWait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PoolWait::Spin => "spin",
+            PoolWait::Park => "park",
+        })
+    }
+}
+
+/// 0: spin, 1: park.
+static WAIT: AtomicU8 = AtomicU8::new(0);
+
+/// Sets what the other workers do during [`on_pool`] from now on, for the whole process.
+pub fn set_wait(wait: PoolWait) {
+    WAIT.store(
+        match wait {
+            PoolWait::Spin => 0,
+            PoolWait::Park => 1,
+        },
+        Ordering::Relaxed,
+    );
+}
+
+/// What the other workers do during [`on_pool`] (see [`set_wait`]).
+pub fn wait() -> PoolWait {
+    match WAIT.load(Ordering::Relaxed) {
+        0 => PoolWait::Spin,
+        _ => PoolWait::Park,
+    }
+}
+
+thread_local! {
+    /// Whether this thread is running a step under [`on_pool`]: it never starts a keeper, which
+    /// would stall the step below it on the same stack.
+    static STEPPING: Cell<bool> = const { Cell::new(false) };
+    /// Whether this thread is a keeper already: it ignores the keepers of later steps.
+    static KEEPING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Sets a thread-local flag until dropped, then restores its previous value.
+struct Mark(&'static std::thread::LocalKey<Cell<bool>>, bool);
+
+impl Mark {
+    fn set(flag: &'static std::thread::LocalKey<Cell<bool>>) -> Self {
+        Mark(flag, flag.with(|f| f.replace(true)))
+    }
+}
+
+impl Drop for Mark {
+    fn drop(&mut self) {
+        let previous = self.1;
+        self.0.with(|f| f.set(previous));
+    }
+}
+
+/// Polls of an idle keeper spent in a spin-wait hint before it starts to give its core to the
+/// operating system between polls (about 10-50 us).
+const SPIN_POLLS: u32 = 256;
+
+/// How long a keeper goes without work before it leaves its worker to rayon (which parks it),
+/// as OpenMP's threads spin for a while before they sleep. It outlasts the serial stretches of
+/// a step (under 2 ms on `small`; `rossl bench` prints them) and the host's work between two
+/// steps; a longer pause (loading a batch, writing a checkpoint) is spent parked. It also
+/// guarantees progress: a keeper that started on top of an unfinished task of the pool (two
+/// steps at once, as in tests) leaves once nothing is left for it to run.
+const KEEP_IDLE: Duration = Duration::from_millis(20);
+
+/// How many times the operating system has taken the core from this thread while it could
+/// still run (involuntary context switches: another task was given the core), where the system
+/// says.
+fn preemptions() -> Option<i64> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: getrusage writes into the zeroed struct it is given.
+        let usage = unsafe {
+            let mut usage: libc::rusage = std::mem::zeroed();
+            (libc::getrusage(libc::RUSAGE_THREAD, &mut usage) == 0).then_some(usage)
+        };
+        usage.map(|u| u.ru_nivcsw)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+}
+
+/// How long a keeper's yield of its core to the operating system may last before the keeper
+/// takes it as a sign that another task wants the core: a competing process gets a time slice
+/// of milliseconds, a kernel thread's work a few microseconds.
+const CONTENDED: Duration = Duration::from_micros(200);
+
+/// The keeper loop of one worker: runs the pool's tasks as they come, until none came for
+/// [`KEEP_IDLE`], another task held its core for over [`CONTENDED`] while it waited idle (the
+/// operating system switched to that task: a keeper only helps a step when the core would
+/// otherwise sit idle), or the wait is set to [`PoolWait::Park`].
+fn keep() {
+    if STEPPING.with(Cell::get) || KEEPING.with(Cell::get) {
+        return;
+    }
+    let _keeping = Mark::set(&KEEPING);
+    let mut idle_polls = 0u32;
+    let mut idle_since: Option<Instant> = None;
+    loop {
+        match rayon::yield_now() {
+            Some(rayon::Yield::Executed) => {
+                idle_polls = 0;
+                idle_since = None;
+            }
+            Some(rayon::Yield::Idle) if idle_polls < SPIN_POLLS => {
+                idle_polls += 1;
+                std::hint::spin_loop();
+            }
+            Some(rayon::Yield::Idle) => {
+                if idle_since.get_or_insert_with(Instant::now).elapsed() > KEEP_IDLE
+                    || wait() == PoolWait::Park
+                {
+                    return;
+                }
+                let (preempted_before, yielded) = (preemptions(), Instant::now());
+                std::thread::yield_now();
+                if yielded.elapsed() > CONTENDED && preemptions() != preempted_before {
+                    return;
+                }
+            }
+            None => return,
+        }
+    }
+}
+
+/// Runs `f` on a worker thread of the rayon pool (at once, if this is one) and returns its result.
+///
+/// A training or attack step is a chain of parallel kernels. Started from a thread outside the
+/// pool, each kernel is handed to the pool while the caller sleeps until it is done, and its
+/// first task waits for a worker to wake up; started on a worker, the caller begins its own share
+/// at once while the other workers steal the rest. In alternated `rossl bench --workload small`
+/// runs a step took 2-6% less time this way. With [`PoolWait::Spin`] (the default) the other
+/// workers become keepers (see the module's documentation).
+pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| {
+        if STEPPING.with(Cell::get) {
+            return f();
+        }
+        let _stepping = Mark::set(&STEPPING);
+        if wait() == PoolWait::Spin && rayon::current_num_threads() > 1 {
+            rayon::spawn_broadcast(|_| keep());
+        }
+        f()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rayon::prelude::*;
+
+    #[test]
+    fn steps_finish_with_keepers_nested_and_concurrent_and_after_a_panic() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .expect("a pool");
+        pool.install(|| {
+            let sum = |n: u64| (0..n).into_par_iter().map(|i| i * i).sum::<u64>();
+            // a step with a nested step, two steps from two threads at once, and a step that
+            // panics: each returns (a keeper stacked on a step, or one that never left, would hang it)
+            assert_eq!(
+                on_pool(|| sum(1000) + on_pool(|| sum(10))),
+                332_833_500 + 285
+            );
+            let (a, b) = rayon::join(|| on_pool(|| sum(2000)), || on_pool(|| sum(3000)));
+            assert_eq!((a, b), (2_664_667_000, 8_995_500_500));
+            let panicked = std::panic::catch_unwind(|| on_pool(|| panic!("step failed")));
+            assert!(panicked.is_err());
+            assert_eq!(on_pool(|| sum(4)), 14);
+        });
+    }
+
+    #[test]
+    fn pool_wait_parses_its_two_values_and_names_a_bad_one() {
+        assert_eq!("spin".parse::<PoolWait>(), Ok(PoolWait::Spin));
+        assert_eq!("park".parse::<PoolWait>(), Ok(PoolWait::Park));
+        let err = "sleep".parse::<PoolWait>().unwrap_err();
+        assert!(err.contains("\"sleep\"") && err.contains("spin"), "{err}");
+    }
+}
