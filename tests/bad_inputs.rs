@@ -61,6 +61,7 @@ const CASES: &[Case] = &[
     case("value", &["run", "tiny.toml", "--set", "optim.lr=0"], "optim.lr"),
     case("value", &["run", "tiny.toml", "--set", "optim.lr=nan"], "optim.lr"),
     case("value", &["run", "tiny.toml", "--set", "optim.lr=\"fast\""], "optim.lr"),
+    case("value", &["run", "tiny.toml", "--set", "pool_wait=\"sleep\""], "pool_wait"),
     case("value", &["run", "tiny.toml", "--set", "optim.momentum=1.5"], "optim.momentum"),
     case("value", &["run", "tiny.toml", "--set", "optim.weight_decay=-1"], "optim.weight_decay"),
     case("value", &["run", "tiny.toml", "--set", "optim.min_lr=10"], "optim.min_lr"),

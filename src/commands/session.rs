@@ -49,6 +49,7 @@ pub fn build(sources: ConfigSources) -> anyhow::Result<Session> {
     let resolved = rossl_runtime::plugins::resolve(&sources)?;
     let threads = configure_threads(resolved.run.threads);
     rossl_kernels::isa::limit(resolved.run.cpu_isa.limit());
+    rossl_kernels::pool::set_wait(resolved.run.pool_wait.kernels());
     let device = select_device(resolved.run.device)?;
     tracing::info!(
         threads,

@@ -10,12 +10,12 @@ use rossl_runtime::train::encoder_tensors;
 use std::collections::HashMap;
 
 /// The student's settings of the machine that the teacher takes too.
-const MACHINE_KEYS: [&str; 4] = ["device", "threads", "cpu_isa", "plugins"];
+const MACHINE_KEYS: [&str; 5] = ["device", "threads", "cpu_isa", "pool_wait", "plugins"];
 
 /// The configuration sources of the teacher that `student` names in
 /// `train.target.teacher_config`: its files, then the student's own files after its first (scale
 /// overlays), with the student's `seed`, `out` and machine settings (`device`, `threads`,
-/// `cpu_isa`, `plugins`), so that a study's seeds train one teacher each and a CPU-scale student
+/// `cpu_isa`, `pool_wait`, `plugins`), so that a study's seeds train one teacher each and a CPU-scale student
 /// gets a CPU-scale teacher. The student's other overrides do not reach the teacher. `None` when
 /// the student names no teacher config, or already a teacher (`train.target.from`).
 pub fn teacher_sources(student: &Session) -> anyhow::Result<Option<ConfigSources>> {

@@ -2,25 +2,30 @@
 //!
 //! A training or attack step is a chain of short parallel kernels separated by serial work
 //! (candle's element-wise operations, the loss, bookkeeping). Between two kernels rayon's idle
-//! workers search for work for a few microseconds and then park (a futex wait; on a virtual
-//! machine the vCPU halts). The next kernel then pushes its tasks and wakes a parked worker,
-//! which on a busy host may be scheduled back only much later: the calling thread does the
-//! kernel alone. OpenMP (and so PyTorch on CPU) spins before it sleeps for the same reason.
+//! workers look for work for 32 rounds, yielding their core between rounds, and then park (a
+//! futex wait; on a virtual machine the vCPU halts). The next kernel then pushes its tasks and
+//! wakes a parked worker, which on a busy host may be scheduled back only much later: the
+//! calling thread does the kernel alone. OpenMP (and so PyTorch on CPU) spins before it sleeps
+//! for the same reason.
 //!
 //! [`on_pool`] therefore runs a step on a worker and sends every other worker of the pool into a
 //! *keeper* loop: it takes and runs any task of the pool (`rayon::yield_now`), spins briefly
 //! when there is none, and then gives the core to the operating system
 //! (`std::thread::yield_now`) between polls. A keeper leaves after 20 ms without work
 //! ([`KEEP_IDLE`]), so it spans consecutive steps and costs at most 20 ms of one core after the
-//! last; and it leaves as soon as the operating system has given its core to another task for
-//! a while (an involuntary context switch of over 200 us while it waited), because then the
-//! core is wanted elsewhere and spinning would only take time from that task and from the
-//! step's own threads.
+//! last; and it leaves when the operating system has given its core to other tasks for a while
+//! (involuntary context switches of over 200 us at three of its yields within 20 ms), because
+//! then the core is wanted elsewhere and spinning would only take time from those tasks and from
+//! the step's own threads.
 //! [`set_wait`] switches back to rayon's own parking ([`PoolWait::Park`]) for comparison
 //! (`rossl bench --pool-wait park`).
 //!
-//! Scheduling changes no result: every kernel splits its work into the same tasks whichever
-//! thread runs them.
+//! Which thread runs a task does not change what it computes: the kernels split their work into
+//! fixed tasks. Two reductions combine per-chunk partial sums in f64 along rayon's splits, whose
+//! shape follows which tasks were stolen (the LARS norm, `rossl_nn::optim::inplace::norm`, and
+//! batch norm's backward sums, `batch_norm`); they did so with parked workers too, and
+//! `tests/same_numbers.rs` matches bit for bit with keepers (docs/performance.md, "Numerics
+//! across hosts").
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -31,7 +36,7 @@ use std::time::{Duration, Instant};
 pub enum PoolWait {
     /// Keep them polling for work through the whole step (the default).
     Spin,
-    /// Leave them to rayon, which parks an idle worker after a few microseconds.
+    /// Leave them to rayon, which parks an idle worker after 32 rounds of looking for work.
     Park,
 }
 
@@ -82,7 +87,8 @@ pub fn wait() -> PoolWait {
 
 thread_local! {
     /// Whether this thread is running a step under [`on_pool`]: it never starts a keeper, which
-    /// would stall the step below it on the same stack.
+    /// would stall the step below it on the same stack. (A worker running a stolen task of a
+    /// step is not marked: see [`KEEP_IDLE`] for what bounds a keeper started there.)
     static STEPPING: Cell<bool> = const { Cell::new(false) };
     /// Whether this thread is a keeper already: it ignores the keepers of later steps.
     static KEEPING: Cell<bool> = const { Cell::new(false) };
@@ -111,9 +117,11 @@ const SPIN_POLLS: u32 = 256;
 /// How long a keeper goes without work before it leaves its worker to rayon (which parks it),
 /// as OpenMP's threads spin for a while before they sleep. It outlasts the serial stretches of
 /// a step (under 2 ms on `small`; `rossl bench` prints them) and the host's work between two
-/// steps; a longer pause (loading a batch, writing a checkpoint) is spent parked. It also
-/// guarantees progress: a keeper that started on top of an unfinished task of the pool (two
-/// steps at once, as in tests) leaves once nothing is left for it to run.
+/// steps; a longer pause (loading a batch, writing a checkpoint) is spent parked. It also bounds
+/// the one stall keepers can cause: with two steps at once on one pool (only tests do that), a
+/// keeper of one may start on a worker that waits, inside a task of the other, for a stolen
+/// half; that task resumes once the keeper leaves, at the latest 20 ms after the pool last had
+/// work for it.
 const KEEP_IDLE: Duration = Duration::from_millis(20);
 
 /// How many times the operating system has taken the core from this thread while it could
@@ -135,15 +143,21 @@ fn preemptions() -> Option<i64> {
     }
 }
 
-/// How long a keeper's yield of its core to the operating system may last before the keeper
-/// takes it as a sign that another task wants the core: a competing process gets a time slice
-/// of milliseconds, a kernel thread's work a few microseconds.
+/// How long a keeper's yield of its core to the operating system must last for the keeper to
+/// count it as taken by another task: a competing process gets time slices of milliseconds, a
+/// kernel thread's work a few microseconds.
 const CONTENDED: Duration = Duration::from_micros(200);
 
+/// How many yields within [`KEEP_IDLE`] must find the core taken for a keeper to leave. One is
+/// not enough: candle's own thread pool (`candle-bp`) takes the core for about 0.7 ms once a
+/// `small` step; a process competing for the core takes it at every yield.
+const CONTENDED_TIMES: u32 = 3;
+
 /// The keeper loop of one worker: runs the pool's tasks as they come, until none came for
-/// [`KEEP_IDLE`], another task held its core for over [`CONTENDED`] while it waited idle (the
-/// operating system switched to that task: a keeper only helps a step when the core would
-/// otherwise sit idle), or the wait is set to [`PoolWait::Park`].
+/// [`KEEP_IDLE`], other tasks held its core for over [`CONTENDED`] at [`CONTENDED_TIMES`]
+/// yields within [`KEEP_IDLE`] while it waited idle (the operating system switched to them: a
+/// keeper only helps a step when the core would otherwise sit idle), or the wait is set to
+/// [`PoolWait::Park`].
 fn keep() {
     if STEPPING.with(Cell::get) || KEEPING.with(Cell::get) {
         return;
@@ -151,7 +165,9 @@ fn keep() {
     let _keeping = Mark::set(&KEEPING);
     let mut idle_polls = 0u32;
     let mut idle_since: Option<Instant> = None;
-    loop {
+    // (how many yields found the core taken, the first of them) within the last KEEP_IDLE
+    let mut contended: Option<(u32, Instant)> = None;
+    while wait() == PoolWait::Spin {
         match rayon::yield_now() {
             Some(rayon::Yield::Executed) => {
                 idle_polls = 0;
@@ -162,15 +178,20 @@ fn keep() {
                 std::hint::spin_loop();
             }
             Some(rayon::Yield::Idle) => {
-                if idle_since.get_or_insert_with(Instant::now).elapsed() > KEEP_IDLE
-                    || wait() == PoolWait::Park
-                {
+                if idle_since.get_or_insert_with(Instant::now).elapsed() > KEEP_IDLE {
                     return;
                 }
                 let (preempted_before, yielded) = (preemptions(), Instant::now());
                 std::thread::yield_now();
                 if yielded.elapsed() > CONTENDED && preemptions() != preempted_before {
-                    return;
+                    let now = Instant::now();
+                    contended = match contended {
+                        Some((count, first)) if now - first < KEEP_IDLE => Some((count + 1, first)),
+                        _ => Some((1, now)),
+                    };
+                    if contended.is_some_and(|(count, _)| count >= CONTENDED_TIMES) {
+                        return;
+                    }
                 }
             }
             None => return,
@@ -193,7 +214,13 @@ pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
         }
         let _stepping = Mark::set(&STEPPING);
         if wait() == PoolWait::Spin && rayon::current_num_threads() > 1 {
-            rayon::spawn_broadcast(|_| keep());
+            // the step's own thread skips its copy, even when it only finds it after the step
+            let stepper = rayon::current_thread_index();
+            rayon::spawn_broadcast(move |worker| {
+                if Some(worker.index()) != stepper {
+                    keep();
+                }
+            });
         }
         f()
     })
@@ -206,6 +233,22 @@ mod tests {
 
     #[test]
     fn steps_finish_with_keepers_nested_and_concurrent_and_after_a_panic() {
+        // run on a watchdog: a keeper that never left would hang the test, not fail it
+        let (done, finished) = std::sync::mpsc::channel();
+        let steps = std::thread::spawn(move || {
+            steps_with_keepers();
+            let _ = done.send(());
+        });
+        let waited = finished.recv_timeout(std::time::Duration::from_secs(60));
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = waited {
+            panic!("the steps did not finish within 60 s: a keeper never left");
+        }
+        if let Err(panic) = steps.join() {
+            std::panic::resume_unwind(panic);
+        }
+    }
+
+    fn steps_with_keepers() {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(3)
             .build()

@@ -2,6 +2,7 @@
 //! (`tests/reference/torch_reference.py`) does, and the view pipeline.
 
 mod eval;
+mod host;
 mod step;
 mod views;
 mod wakeup;

@@ -2,6 +2,7 @@
 //! x + delta, the EMP loss (200 x invariance + total coding rate), backward, a plain SGD update,
 //! and the sign step on delta; with a breakdown by phase and the cores each phase kept busy.
 
+use super::host::{self, cpu_seconds, HostCounters};
 use super::{median, BenchArgs, StepKind, Workload};
 use candle_core::{Tensor, Var};
 use rossl_api::components::{BuildContext, Encoder, LossInput, Mode, ParamRole, SslLoss};
@@ -15,92 +16,6 @@ use rossl_nn::precision::Precision;
 use rossl_runtime::ssl_loss::{Term, WeightedSslLoss};
 use std::collections::BTreeMap;
 use std::time::Instant;
-
-/// This process's resource usage so far.
-fn usage() -> libc::rusage {
-    // SAFETY: getrusage writes into the zeroed struct it is given.
-    unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    }
-}
-
-/// CPU seconds (user + system) this process has used so far.
-pub(super) fn cpu_seconds() -> f64 {
-    let usage = usage();
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 * 1e-6;
-    t(usage.ru_utime) + t(usage.ru_stime)
-}
-
-/// What the host did to this process over the timed steps: how often its threads blocked
-/// (voluntary context switches: a worker parking, or waiting for one) and how much CPU time the
-/// hypervisor gave other guests while this machine's vCPUs wanted to run (`steal` in
-/// `/proc/stat`, summed over the vCPUs; absent off Linux).
-#[derive(Clone, Copy)]
-pub(super) struct HostCounters {
-    voluntary_switches: f64,
-    steal_seconds: Option<f64>,
-}
-
-impl HostCounters {
-    /// The counters now.
-    pub(super) fn now() -> Self {
-        HostCounters {
-            voluntary_switches: usage().ru_nvcsw as f64,
-            steal_seconds: steal_seconds(),
-        }
-    }
-
-    /// No counts (a steal of 0 seconds, where the host reports it).
-    pub(super) fn zero() -> Self {
-        HostCounters {
-            voluntary_switches: 0.0,
-            steal_seconds: steal_seconds().map(|_| 0.0),
-        }
-    }
-
-    /// The sum of two counts.
-    pub(super) fn plus(&self, other: &Self) -> Self {
-        HostCounters {
-            voluntary_switches: self.voluntary_switches + other.voluntary_switches,
-            steal_seconds: self
-                .steal_seconds
-                .zip(other.steal_seconds)
-                .map(|(a, b)| a + b),
-        }
-    }
-
-    /// The counts between `earlier` and `self`.
-    pub(super) fn since(&self, earlier: &Self) -> Self {
-        HostCounters {
-            voluntary_switches: self.voluntary_switches - earlier.voluntary_switches,
-            steal_seconds: self
-                .steal_seconds
-                .zip(earlier.steal_seconds)
-                .map(|(a, b)| a - b),
-        }
-    }
-
-    /// ` voluntary_switches_per_step=... steal_per_wall=...` for a `RESULT` line.
-    pub(super) fn fields(&self, steps: usize, wall: f64) -> String {
-        let steal = self
-            .steal_seconds
-            .map_or("n/a".to_string(), |s| format!("{:.3}", s / wall.max(1e-9)));
-        format!(
-            " voluntary_switches_per_step={:.0} steal_per_wall={steal}",
-            self.voluntary_switches / steps.max(1) as f64
-        )
-    }
-}
-
-/// The `steal` column of `/proc/stat`'s first line in seconds (clock ticks of 1/100 s).
-fn steal_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let cpu = stat.lines().next()?;
-    let ticks: f64 = cpu.split_whitespace().nth(8)?.parse().ok()?;
-    Some(ticks / 100.0)
-}
 
 /// The shapes of a training-step workload (as the reference's `WORKLOADS`).
 pub(super) struct Shapes {
@@ -378,9 +293,13 @@ pub(super) fn bench_step(workload: Workload, args: &BenchArgs) -> anyhow::Result
     let (mut timed_cpu, mut timed_wall) = (0.0f64, 0.0f64);
     let mut gaps: Vec<Vec<f64>> = Vec::new();
     let mut host = HostCounters::zero();
+    let mut switches_before = BTreeMap::new();
     for step in 0..args.warmup + args.steps {
-        let cpu0 = cpu_seconds();
+        if step == args.warmup {
+            switches_before = host::thread_switches();
+        }
         let host0 = HostCounters::now();
+        let cpu0 = cpu_seconds();
         profile::reset();
         let (loss, t) = bench.step()?;
         let dt = (t[5].0 - t[0].0).as_secs_f64();
@@ -415,8 +334,14 @@ pub(super) fn bench_step(workload: Workload, args: &BenchArgs) -> anyhow::Result
         args.pool_wait,
         host.fields(times.len(), timed_wall)
     );
-    warn_on_a_busy_host(&device.device, cpu_per_wall, &spread);
+    host::warn_on_a_busy_host(
+        &device.device,
+        cpu_per_wall,
+        host.steal_per_wall(timed_wall),
+        (spread.q1, spread.q3),
+    );
     print_breakdown(&phases, times.len().max(1) as f64);
+    host::print_thread_switches(&switches_before, &host::thread_switches(), times.len());
     print_gaps(&gaps);
     Ok(())
 }
@@ -466,29 +391,5 @@ impl Spread {
             q3: at(0.75),
             max: at(1.0),
         }
-    }
-}
-
-/// Warns (on standard error) when the host gave the steps less than the threads asked for (CPU
-/// time under 3/4 of threads x wall time) or the steps' times spread wide (the slowest quarter
-/// 1.5 times the fastest): figures of a busy or bimodal host, not rossl's.
-fn warn_on_a_busy_host(device: &candle_core::Device, cpu_per_wall: f64, spread: &Spread) {
-    if !device.is_cpu() {
-        return;
-    }
-    let threads = rayon::current_num_threads() as f64;
-    if cpu_per_wall < 0.75 * threads {
-        eprintln!(
-            "warning: the steps kept {cpu_per_wall:.2} of the {threads} cores asked for busy: \
-             the host gave this run less than it asked (another process, or workers waiting to \
-             be woken); time again on an idle host, or report the figures with their cpu_per_wall"
-        );
-    }
-    if spread.q3 > 1.5 * spread.q1 {
-        eprintln!(
-            "warning: step times spread from {:.4} s (first quartile) to {:.4} s (third): the \
-             host switched speed during the run; a median of this run is not a stable figure",
-            spread.q1, spread.q3
-        );
     }
 }

@@ -36,8 +36,8 @@ pub use rossl_api::section::ComponentConfig;
 pub use schema::{
     AnnealConfig, AttackLoss, Baseline, CompareConfig, CpuIsa, DataConfig, DeviceSpec, EvalConfig,
     ExtraAttack, FreeConfig, LarsConfig, LossConfig, LossTerm, MethodInfo, MonitorConfig,
-    OptimConfig, PgdConfig, PluginsConfig, Precision, Preset, ProtocolMode, Regime, RunConfig,
-    ScheduleHorizon, ScheduleKind, Scheduled, SlotConfig, TargetConfig, TrainConfig,
+    OptimConfig, PgdConfig, PluginsConfig, PoolWait, Precision, Preset, ProtocolMode, Regime,
+    RunConfig, ScheduleHorizon, ScheduleKind, Scheduled, SlotConfig, TargetConfig, TrainConfig,
 };
 pub use training::{
     first_difference, training_keys_of_text, KeyDifference, NOT_TRAINING, NOT_TRAINING_NESTED,

@@ -28,6 +28,11 @@ pub struct RunConfig {
     /// `avx512`, `avx2` or `portable` (to measure a lower path on one host; results are
     /// identical).
     pub cpu_isa: CpuIsa,
+    /// What the CPU pool's other threads do while a step runs on one of them: `spin` (poll for
+    /// its tasks, as OpenMP's threads do, leaving when another process wants the core) or `park`
+    /// (rayon's own waiting). Results are identical. Not written at its default (`spin`).
+    #[serde(skip_serializing_if = "PoolWait::is_default")]
+    pub pool_wait: PoolWait,
     /// The precision of the encoder's training passes: `f32`, or `bf16` (forward and backward in
     /// bf16 over f32 master weights; losses, the log-determinant and the optimiser in f32 or
     /// f64; evaluation in f32). A training key. Not written at its default (f32), so that the
@@ -65,6 +70,7 @@ impl Default for RunConfig {
             device: DeviceSpec::Auto,
             threads: 0,
             cpu_isa: CpuIsa::Auto,
+            pool_wait: PoolWait::Spin,
             precision: Precision::F32,
             out: PathBuf::from("runs"),
             method: MethodInfo::default(),
@@ -77,6 +83,32 @@ impl Default for RunConfig {
             eval: EvalConfig::default(),
             plugins: PluginsConfig::default(),
             compare: CompareConfig::default(),
+        }
+    }
+}
+
+/// What the CPU pool's other threads do during a step (`pool_wait`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PoolWait {
+    /// Poll for the step's tasks (`rossl_kernels::pool`).
+    #[default]
+    Spin,
+    /// Park after rayon's rounds of looking for work.
+    Park,
+}
+
+impl PoolWait {
+    /// Whether this is the default (`spin`), which is not written into a run's `config.toml`.
+    pub fn is_default(&self) -> bool {
+        *self == PoolWait::Spin
+    }
+
+    /// The kernels' setting.
+    pub fn kernels(self) -> rossl_kernels::pool::PoolWait {
+        match self {
+            PoolWait::Spin => rossl_kernels::pool::PoolWait::Spin,
+            PoolWait::Park => rossl_kernels::pool::PoolWait::Park,
         }
     }
 }

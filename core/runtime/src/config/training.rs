@@ -9,7 +9,15 @@ use std::collections::BTreeMap;
 /// Top-level keys that do not change the trained encoder: where runs go, how many threads and
 /// which instruction set compute it (the numbers are the same up to the last bits), the
 /// evaluation, the baselines of a comparison and the plugin libraries loaded.
-pub const NOT_TRAINING: &[&str] = &["out", "threads", "cpu_isa", "eval", "compare", "plugins"];
+pub const NOT_TRAINING: &[&str] = &[
+    "out",
+    "threads",
+    "cpu_isa",
+    "pool_wait",
+    "eval",
+    "compare",
+    "plugins",
+];
 
 /// Nested keys that do not change the trained encoder: the test subset only chooses which test
 /// images the evaluation uses.
