@@ -18,6 +18,7 @@ mod explain;
 mod fields;
 mod layers;
 mod libraries;
+mod machine;
 mod resolve;
 mod schema;
 mod target;
