@@ -12,7 +12,7 @@
 //! *keeper* loop: it takes and runs any task of the pool (`rayon::yield_now`), spins briefly
 //! when there is none, and then gives the core to the operating system
 //! (`std::thread::yield_now`) between polls. A keeper leaves after 20 ms without work
-//! ([`KEEP_IDLE`]), so it spans consecutive steps and costs at most 20 ms of one core after the
+//! (`KEEP_IDLE`), so it spans consecutive steps and costs at most 20 ms of one core after the
 //! last; and it leaves when the operating system has given its core to other tasks for a while
 //! (involuntary context switches of over 200 us at three of its yields within 20 ms), because
 //! then the core is wanted elsewhere and spinning would only take time from those tasks and from
