@@ -15,8 +15,8 @@ const MACHINE_KEYS: [&str; 5] = ["device", "threads", "cpu_isa", "pool_wait", "p
 /// The configuration sources of the teacher that `student` names in
 /// `train.target.teacher_config`: its files, then the student's own files after its first (scale
 /// overlays), with the student's `seed`, `out` and machine settings (`device`, `threads`,
-/// `cpu_isa`, `pool_wait`, `plugins`), so that a study's seeds train one teacher each and a CPU-scale student
-/// gets a CPU-scale teacher. The student's other overrides do not reach the teacher. `None` when
+/// `cpu_isa`, `pool_wait`, `plugins`), so that a study's seeds train one teacher each and a
+/// CPU-scale student gets a CPU-scale teacher. The student's other overrides do not reach the teacher. `None` when
 /// the student names no teacher config, or already a teacher (`train.target.from`).
 pub fn teacher_sources(student: &Session) -> anyhow::Result<Option<ConfigSources>> {
     let config = &student.assembly.config;
@@ -36,6 +36,10 @@ pub fn teacher_sources(student: &Session) -> anyhow::Result<Option<ConfigSources
         if let Some(value) = resolved.get(key) {
             sets.push(format!("{key}={value}"));
         }
+    }
+    // not in the table at its default, so that the student's default reaches the teacher too
+    if resolved.get("pool_wait").is_none() {
+        sets.push(format!("pool_wait=\"{}\"", run.pool_wait.kernels()));
     }
     Ok(Some(ConfigSources::new(files, sets)))
 }

@@ -78,7 +78,7 @@ pub fn set_wait(wait: PoolWait) {
 }
 
 /// What the other workers do during [`on_pool`] (see [`set_wait`]).
-pub fn wait() -> PoolWait {
+pub fn wait_mode() -> PoolWait {
     match WAIT.load(Ordering::Relaxed) {
         0 => PoolWait::Spin,
         _ => PoolWait::Park,
@@ -118,10 +118,10 @@ const SPIN_POLLS: u32 = 256;
 /// as OpenMP's threads spin for a while before they sleep. It outlasts the serial stretches of
 /// a step (under 2 ms on `small`; `rossl bench` prints them) and the host's work between two
 /// steps; a longer pause (loading a batch, writing a checkpoint) is spent parked. It also bounds
-/// the one stall keepers can cause: with two steps at once on one pool (only tests do that), a
-/// keeper of one may start on a worker that waits, inside a task of the other, for a stolen
-/// half; that task resumes once the keeper leaves, at the latest 20 ms after the pool last had
-/// work for it.
+/// the one stall keepers can cause: a keeper may start on a worker that waits, inside a task of
+/// a step, for a stolen half (with two steps at once on one pool, as in tests, or in a rare race
+/// when a worker steals a task of a step before it takes its keeper); that task resumes once the
+/// keeper leaves, at the latest 20 ms after the pool last had work for it.
 const KEEP_IDLE: Duration = Duration::from_millis(20);
 
 /// How many times the operating system has taken the core from this thread while it could
@@ -151,7 +151,7 @@ const CONTENDED: Duration = Duration::from_micros(200);
 /// How many yields within [`KEEP_IDLE`] must find the core taken for a keeper to leave. One is
 /// not enough: candle's own thread pool (`candle-bp`) takes the core for about 0.7 ms once a
 /// `small` step; a process competing for the core takes it at every yield.
-const CONTENDED_TIMES: u32 = 3;
+const CONTENDED_TIMES: usize = 3;
 
 /// The keeper loop of one worker: runs the pool's tasks as they come, until none came for
 /// [`KEEP_IDLE`], other tasks held its core for over [`CONTENDED`] at [`CONTENDED_TIMES`]
@@ -165,9 +165,9 @@ fn keep() {
     let _keeping = Mark::set(&KEEPING);
     let mut idle_polls = 0u32;
     let mut idle_since: Option<Instant> = None;
-    // (how many yields found the core taken, the first of them) within the last KEEP_IDLE
-    let mut contended: Option<(u32, Instant)> = None;
-    while wait() == PoolWait::Spin {
+    // when the last CONTENDED_TIMES yields that found the core taken ended, oldest first
+    let mut contended: [Option<Instant>; CONTENDED_TIMES] = [None; CONTENDED_TIMES];
+    while wait_mode() == PoolWait::Spin {
         match rayon::yield_now() {
             Some(rayon::Yield::Executed) => {
                 idle_polls = 0;
@@ -185,11 +185,9 @@ fn keep() {
                 std::thread::yield_now();
                 if yielded.elapsed() > CONTENDED && preemptions() != preempted_before {
                     let now = Instant::now();
-                    contended = match contended {
-                        Some((count, first)) if now - first < KEEP_IDLE => Some((count + 1, first)),
-                        _ => Some((1, now)),
-                    };
-                    if contended.is_some_and(|(count, _)| count >= CONTENDED_TIMES) {
+                    contended.rotate_left(1);
+                    contended[CONTENDED_TIMES - 1] = Some(now);
+                    if contended[0].is_some_and(|oldest| now - oldest < KEEP_IDLE) {
                         return;
                     }
                 }
@@ -213,7 +211,7 @@ pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
             return f();
         }
         let _stepping = Mark::set(&STEPPING);
-        if wait() == PoolWait::Spin && rayon::current_num_threads() > 1 {
+        if wait_mode() == PoolWait::Spin && rayon::current_num_threads() > 1 {
             // the step's own thread skips its copy, even when it only finds it after the step
             let stepper = rayon::current_thread_index();
             rayon::spawn_broadcast(move |worker| {

@@ -101,7 +101,8 @@ fn steal_seconds() -> Option<f64> {
 /// Warns (on standard error) when the host gave the steps less than the threads asked for (CPU
 /// time under 3/4 of threads x wall time; with `--pool-wait spin` the keepers' polling counts as
 /// CPU time, so then only a host that took the cores away trips it), when the hypervisor ran
-/// other guests on this machine's vCPUs for over a tenth of the time, or when the steps' times
+/// other guests on this machine's vCPUs for over 0.1 vCPU-seconds per second (summed over the
+/// machine's vCPUs: a tenth of one vCPU's time), or when the steps' times
 /// spread wide (the slowest quarter 1.5 times the fastest): figures of a busy or bimodal host,
 /// not rossl's.
 pub(super) fn warn_on_a_busy_host(

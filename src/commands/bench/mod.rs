@@ -85,7 +85,7 @@ pub struct BenchArgs {
     #[arg(long, default_value = "f32", value_parser = parse_precision)]
     pub precision: rossl_nn::precision::Precision,
     /// What the pool's other threads do while a step runs: spin (poll for work through the
-    /// step, the default) or park (rayon's own waiting: they sleep after a few microseconds).
+    /// step, the default) or park (rayon's own waiting: they sleep after 32 rounds of looking for work).
     #[arg(long, default_value = "spin", value_parser = parse_pool_wait)]
     pub pool_wait: rossl_kernels::pool::PoolWait,
 }

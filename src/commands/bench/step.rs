@@ -281,7 +281,8 @@ fn print_breakdown(phases: &Phases, steps: f64) {
 }
 
 /// Times `args.steps` training steps of `workload` after `args.warmup` untimed ones; prints a
-/// `RESULT` line and the phase breakdown.
+/// `RESULT` line, warnings about the host, the phase breakdown, the context switches of each
+/// thread per step and the idle gaps between rossl's kernels.
 pub(super) fn bench_step(workload: Workload, args: &BenchArgs) -> anyhow::Result<()> {
     let s = shapes(workload);
     let device =
@@ -302,17 +303,19 @@ pub(super) fn bench_step(workload: Workload, args: &BenchArgs) -> anyhow::Result
         let cpu0 = cpu_seconds();
         profile::reset();
         let (loss, t) = bench.step()?;
+        let (cpu1, host1) = (cpu_seconds(), HostCounters::now());
         let dt = (t[5].0 - t[0].0).as_secs_f64();
         eprintln!("step {step} loss {loss:.4} {dt:.3}s");
         if step >= args.warmup {
             times.push(dt);
-            timed_cpu += cpu_seconds() - cpu0;
+            timed_cpu += cpu1 - cpu0;
             timed_wall += dt;
-            host = host.plus(&HostCounters::now().since(&host0));
+            host = host.plus(&host1.since(&host0));
             add_phases(&mut phases, &t);
             gaps.push(profile::gaps());
         }
     }
+    let switches_after = host::thread_switches();
     profile::enable(false);
     let med = median(&mut times.clone());
     let cpu_per_wall = timed_cpu / timed_wall.max(1e-9);
@@ -341,7 +344,7 @@ pub(super) fn bench_step(workload: Workload, args: &BenchArgs) -> anyhow::Result
         (spread.q1, spread.q3),
     );
     print_breakdown(&phases, times.len().max(1) as f64);
-    host::print_thread_switches(&switches_before, &host::thread_switches(), times.len());
+    host::print_thread_switches(&switches_before, &switches_after, times.len());
     print_gaps(&gaps);
     Ok(())
 }

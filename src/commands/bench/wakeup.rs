@@ -19,7 +19,7 @@ use rossl_kernels::pool::PoolWait;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-/// The idle gaps before a region, in microseconds.
+/// The gaps of busy serial work before a region, in microseconds.
 const GAPS_US: [u64; 6] = [0, 20, 200, 2_000, 10_000, 50_000];
 
 /// Work of about 50 us on one core of the reference machine: a dependent chain of `n`
@@ -40,7 +40,7 @@ fn region(n: usize) -> f64 {
 
 /// Waits `gap` busy on the calling thread, as the serial work between two kernels of a step
 /// keeps it (candle's element-wise operations, the loss, bookkeeping).
-fn idle(gap: Duration) {
+fn serial_work(gap: Duration) {
     let start = Instant::now();
     while start.elapsed() < gap {
         std::hint::spin_loop();
@@ -62,7 +62,7 @@ fn time_regions(n: usize, regions: usize, gap: Duration) -> (Vec<f64>, f64) {
         let (loop_cpu, loop_wall) = (super::host::cpu_seconds(), Instant::now());
         let mut times = Vec::with_capacity(regions);
         for _ in 0..regions {
-            idle(gap);
+            serial_work(gap);
             let t = Instant::now();
             black_box(region(n));
             times.push(t.elapsed().as_secs_f64());

@@ -7,8 +7,9 @@ use crate::{Error, Result};
 use std::collections::BTreeMap;
 
 /// Top-level keys that do not change the trained encoder: where runs go, how many threads and
-/// which instruction set compute it (the numbers are the same up to the last bits), the
-/// evaluation, the baselines of a comparison and the plugin libraries loaded.
+/// which instruction set compute it (the numbers are the same up to the last bits), what the
+/// pool's idle threads do during a step, the evaluation, the baselines of a comparison and the
+/// plugin libraries loaded.
 pub const NOT_TRAINING: &[&str] = &[
     "out",
     "threads",
