@@ -10,7 +10,8 @@ use rossl_runtime::train::encoder_tensors;
 use std::collections::HashMap;
 
 /// The student's settings of the machine that the teacher takes too.
-const MACHINE_KEYS: [&str; 5] = ["device", "threads", "cpu_isa", "pool_wait", "plugins"];
+/// (`pool_wait` too, set from the student's typed value: the table leaves it out at its default.)
+const MACHINE_KEYS: [&str; 4] = ["device", "threads", "cpu_isa", "plugins"];
 
 /// The configuration sources of the teacher that `student` names in
 /// `train.target.teacher_config`: its files, then the student's own files after its first (scale
@@ -37,10 +38,7 @@ pub fn teacher_sources(student: &Session) -> anyhow::Result<Option<ConfigSources
             sets.push(format!("{key}={value}"));
         }
     }
-    // not in the table at its default, so that the student's default reaches the teacher too
-    if resolved.get("pool_wait").is_none() {
-        sets.push(format!("pool_wait=\"{}\"", run.pool_wait.kernels()));
-    }
+    sets.push(format!("pool_wait=\"{}\"", run.pool_wait.kernels()));
     Ok(Some(ConfigSources::new(files, sets)))
 }
 

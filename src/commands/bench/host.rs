@@ -1,5 +1,5 @@
-//! What the host gave a benchmark: the process's CPU time, how often its threads blocked, the
-//! time the hypervisor took, and warnings when that was less than the benchmark asked for.
+//! What the host gave a benchmark: how often its threads blocked, the time the hypervisor took,
+//! the context switches of each thread, and warnings when the host gave less than was asked for.
 
 use std::collections::BTreeMap;
 
@@ -11,13 +11,6 @@ fn usage() -> libc::rusage {
         libc::getrusage(libc::RUSAGE_SELF, &mut usage);
         usage
     }
-}
-
-/// CPU seconds (user + system) this process has used so far.
-pub(super) fn cpu_seconds() -> f64 {
-    let usage = usage();
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 * 1e-6;
-    t(usage.ru_utime) + t(usage.ru_stime)
 }
 
 /// What the host did over the timed steps: how often this process's threads blocked (voluntary

@@ -2,7 +2,7 @@
 //! x + delta, the EMP loss (200 x invariance + total coding rate), backward, a plain SGD update,
 //! and the sign step on delta; with a breakdown by phase and the cores each phase kept busy.
 
-use super::host::{self, cpu_seconds, HostCounters};
+use super::host::{self, HostCounters};
 use super::{median, BenchArgs, StepKind, Workload};
 use candle_core::{Tensor, Var};
 use rossl_api::components::{BuildContext, Encoder, LossInput, Mode, ParamRole, SslLoss};
@@ -300,10 +300,10 @@ pub(super) fn bench_step(workload: Workload, args: &BenchArgs) -> anyhow::Result
             switches_before = host::thread_switches();
         }
         let host0 = HostCounters::now();
-        let cpu0 = cpu_seconds();
+        let cpu0 = profile::process_cpu_seconds();
         profile::reset();
         let (loss, t) = bench.step()?;
-        let (cpu1, host1) = (cpu_seconds(), HostCounters::now());
+        let (cpu1, host1) = (profile::process_cpu_seconds(), HostCounters::now());
         let dt = (t[5].0 - t[0].0).as_secs_f64();
         eprintln!("step {step} loss {loss:.4} {dt:.3}s");
         if step >= args.warmup {

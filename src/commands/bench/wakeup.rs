@@ -59,7 +59,10 @@ fn quantile(values: &mut [f64], q: f64) -> f64 {
 /// system's accounting of the other thread is too coarse to read).
 fn time_regions(n: usize, regions: usize, gap: Duration) -> (Vec<f64>, f64) {
     rossl_kernels::on_pool(|| {
-        let (loop_cpu, loop_wall) = (super::host::cpu_seconds(), Instant::now());
+        let (loop_cpu, loop_wall) = (
+            rossl_kernels::profile::process_cpu_seconds(),
+            Instant::now(),
+        );
         let mut times = Vec::with_capacity(regions);
         for _ in 0..regions {
             serial_work(gap);
@@ -67,8 +70,8 @@ fn time_regions(n: usize, regions: usize, gap: Duration) -> (Vec<f64>, f64) {
             black_box(region(n));
             times.push(t.elapsed().as_secs_f64());
         }
-        let whole =
-            (super::host::cpu_seconds() - loop_cpu) / loop_wall.elapsed().as_secs_f64().max(1e-12);
+        let whole = (rossl_kernels::profile::process_cpu_seconds() - loop_cpu)
+            / loop_wall.elapsed().as_secs_f64().max(1e-12);
         (times, whole)
     })
 }
