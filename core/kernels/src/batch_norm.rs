@@ -2,8 +2,8 @@
 
 use super::gemm::Element;
 use super::par_build;
+use crate::share::map_tasks;
 use crate::simd::vectorised;
-use rayon::prelude::*;
 
 fn chunk_rows(c: usize) -> usize {
     ((1 << 16) / c.max(1)).max(16)
@@ -15,42 +15,41 @@ fn chunk_rows(c: usize) -> usize {
 /// accurate when the mean is large against the spread.
 pub fn moments<T: Element>(x: &[T], c: usize) -> (Vec<f64>, Vec<f64>) {
     let rows = x.len() / c.max(1);
-    let partials: Vec<(f64, Vec<f64>, Vec<f64>)> = x
-        .par_chunks(chunk_rows(c) * c)
-        .map(|part| {
-            let n = part.len() / c;
-            let mut sum = vec![T::zero(); c];
-            vectorised(
-                #[inline(always)]
-                || {
-                    for row in part.chunks_exact(c) {
-                        for (s, v) in sum.iter_mut().zip(row) {
-                            *s += *v;
-                        }
+    let step = chunk_rows(c) * c;
+    let partials: Vec<(f64, Vec<f64>, Vec<f64>)> = map_tasks(x.len().div_ceil(step), |i| {
+        let part = &x[i * step..((i + 1) * step).min(x.len())];
+        let n = part.len() / c;
+        let mut sum = vec![T::zero(); c];
+        vectorised(
+            #[inline(always)]
+            || {
+                for row in part.chunks_exact(c) {
+                    for (s, v) in sum.iter_mut().zip(row) {
+                        *s += *v;
                     }
-                },
-            );
-            let inv = T::one() / T::of(n as f64);
-            let mean: Vec<T> = sum.iter().map(|s| *s * inv).collect();
-            let mut m2 = vec![T::zero(); c];
-            vectorised(
-                #[inline(always)]
-                || {
-                    for row in part.chunks_exact(c) {
-                        for ((q, v), m) in m2.iter_mut().zip(row).zip(&mean) {
-                            let d = *v - *m;
-                            *q += d * d;
-                        }
+                }
+            },
+        );
+        let inv = T::one() / T::of(n as f64);
+        let mean: Vec<T> = sum.iter().map(|s| *s * inv).collect();
+        let mut m2 = vec![T::zero(); c];
+        vectorised(
+            #[inline(always)]
+            || {
+                for row in part.chunks_exact(c) {
+                    for ((q, v), m) in m2.iter_mut().zip(row).zip(&mean) {
+                        let d = *v - *m;
+                        *q += d * d;
                     }
-                },
-            );
-            (
-                n as f64,
-                mean.into_iter().map(T::as_f64).collect(),
-                m2.into_iter().map(T::as_f64).collect(),
-            )
-        })
-        .collect();
+                }
+            },
+        );
+        (
+            n as f64,
+            mean.into_iter().map(T::as_f64).collect(),
+            m2.into_iter().map(T::as_f64).collect(),
+        )
+    });
     let mut count = 0.0f64;
     let mut mean = vec![0.0f64; c];
     let mut m2 = vec![0.0f64; c];
@@ -120,48 +119,47 @@ pub fn backward_train<T: Element>(
     let step = chunk_rows(c) * c;
     let m: Vec<T> = mean.iter().map(|v| T::of(*v)).collect();
     // per chunk, sums in the element type (a few thousand rows); across chunks, in f64
-    let (sum_dy, sum_dy_centred) = x
-        .par_chunks(step)
-        .zip(y.par_chunks(step))
-        .zip(dy.par_chunks(step))
-        .map(|((xp, yp), dp)| {
-            let mut s = vec![T::zero(); c];
-            let mut sx = vec![T::zero(); c];
-            vectorised(
-                #[inline(always)]
-                || {
-                    for ((xr, yr), dr) in xp
-                        .chunks_exact(c)
-                        .zip(yp.chunks_exact(c))
-                        .zip(dp.chunks_exact(c))
+    // the chunks' sums are added in chunk order, whichever thread computed each
+    let partials = map_tasks(x.len().div_ceil(step), |i| {
+        let range = i * step..((i + 1) * step).min(x.len());
+        let (xp, yp, dp) = (&x[range.clone()], &y[range.clone()], &dy[range]);
+        let mut s = vec![T::zero(); c];
+        let mut sx = vec![T::zero(); c];
+        vectorised(
+            #[inline(always)]
+            || {
+                for ((xr, yr), dr) in xp
+                    .chunks_exact(c)
+                    .zip(yp.chunks_exact(c))
+                    .zip(dp.chunks_exact(c))
+                {
+                    for ((((s, sx), x), y), (d, m)) in s
+                        .iter_mut()
+                        .zip(sx.iter_mut())
+                        .zip(xr)
+                        .zip(yr)
+                        .zip(dr.iter().zip(&m))
                     {
-                        for ((((s, sx), x), y), (d, m)) in s
-                            .iter_mut()
-                            .zip(sx.iter_mut())
-                            .zip(xr)
-                            .zip(yr)
-                            .zip(dr.iter().zip(&m))
-                        {
-                            let g = masked(*d, *y, relu);
-                            *s += g;
-                            *sx += g * (*x - *m);
-                        }
+                        let g = masked(*d, *y, relu);
+                        *s += g;
+                        *sx += g * (*x - *m);
                     }
-                },
-            );
-            (
-                s.into_iter().map(T::as_f64).collect::<Vec<f64>>(),
-                sx.into_iter().map(T::as_f64).collect::<Vec<f64>>(),
-            )
-        })
-        .reduce(
-            || (vec![0.0; c], vec![0.0; c]),
-            |(mut a, mut b), (c1, d1)| {
-                a.iter_mut().zip(c1).for_each(|(p, q)| *p += q);
-                b.iter_mut().zip(d1).for_each(|(p, q)| *p += q);
-                (a, b)
+                }
             },
         );
+        (
+            s.into_iter().map(T::as_f64).collect::<Vec<f64>>(),
+            sx.into_iter().map(T::as_f64).collect::<Vec<f64>>(),
+        )
+    });
+    let (mut sum_dy, mut sum_dy_centred) = (vec![0.0f64; c], vec![0.0f64; c]);
+    for (part_dy, part_centred) in partials {
+        sum_dy.iter_mut().zip(part_dy).for_each(|(p, q)| *p += q);
+        sum_dy_centred
+            .iter_mut()
+            .zip(part_centred)
+            .for_each(|(p, q)| *p += q);
+    }
     // sum of g xhat = invstd * sum of g (x - mean)
     let sum_dy_xhat: Vec<f64> = sum_dy_centred
         .iter()

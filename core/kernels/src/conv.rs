@@ -11,7 +11,6 @@ use super::par_build;
 pub use super::shape::ConvShape;
 use crate::simd::vectorised;
 pub use layout::{weights_from_kkco, weights_from_kkco_into, weights_to_kkco};
-use rayon::prelude::*;
 
 /// `v` as an f32 slice when `T` is f32.
 fn as_f32<T: Element>(v: &[T]) -> Option<&[f32]> {
@@ -318,52 +317,46 @@ pub fn weight_grad<T: Element>(x: &[T], dy: &[T], s: &ConvShape) -> Vec<T> {
     let direct = super::direct::path(s)
         .filter(|_| !s.pointwise())
         .and_then(|isa| Some((isa, as_f32(x)?, as_f32(dy)?)));
-    let partials: Vec<Vec<T>> = (0..tasks)
-        .into_par_iter()
-        .map(|t| {
-            let mut acc = vec![T::zero(); kkc * o];
-            if let Some((isa, xf, dyf)) = direct {
-                let accf = as_f32_mut(&mut acc).expect("same element type");
-                let (r0, r1) = (t * rows / tasks, (t + 1) * rows / tasks);
-                super::direct_grad::add_rows(isa, xf, dyf, s, r0, r1, accf);
-                return acc;
-            }
-            let chunks = t * chunks / tasks..(t + 1) * chunks / tasks;
-            let mut col = vec![T::zero(); chunk * kkc];
-            for c in chunks {
-                let r0 = c * chunk;
-                let r1 = (r0 + chunk).min(rows);
-                let m = r1 - r0;
-                let cols: &[T] = if s.pointwise() {
-                    &x[r0 * kkc..r1 * kkc]
-                } else {
-                    im2col(x, s, r0, r1, &mut col[..m * kkc]);
-                    &col[..m * kkc]
-                };
-                matmul(
-                    cols,
-                    Mat::row_major(m, kkc).t(),
-                    &dy[r0 * o..r1 * o],
-                    Mat::row_major(m, o),
-                    &mut acc,
-                    Mat::row_major(kkc, o),
-                    true,
-                );
-            }
-            acc
-        })
-        .collect();
+    let partials: Vec<Vec<T>> = super::share::map_tasks(tasks, |t| {
+        let mut acc = vec![T::zero(); kkc * o];
+        if let Some((isa, xf, dyf)) = direct {
+            let accf = as_f32_mut(&mut acc).expect("same element type");
+            let (r0, r1) = (t * rows / tasks, (t + 1) * rows / tasks);
+            super::direct_grad::add_rows(isa, xf, dyf, s, r0, r1, accf);
+            return acc;
+        }
+        let chunks = t * chunks / tasks..(t + 1) * chunks / tasks;
+        let mut col = vec![T::zero(); chunk * kkc];
+        for c in chunks {
+            let r0 = c * chunk;
+            let r1 = (r0 + chunk).min(rows);
+            let m = r1 - r0;
+            let cols: &[T] = if s.pointwise() {
+                &x[r0 * kkc..r1 * kkc]
+            } else {
+                im2col(x, s, r0, r1, &mut col[..m * kkc]);
+                &col[..m * kkc]
+            };
+            matmul(
+                cols,
+                Mat::row_major(m, kkc).t(),
+                &dy[r0 * o..r1 * o],
+                Mat::row_major(m, o),
+                &mut acc,
+                Mat::row_major(kkc, o),
+                true,
+            );
+        }
+        acc
+    });
     let mut partials = partials.into_iter();
     let mut total = partials.next().unwrap_or_else(|| vec![T::zero(); kkc * o]);
     for p in partials {
-        total
-            .par_chunks_mut(1 << 14)
-            .zip(p.par_chunks(1 << 14))
-            .for_each(|(t, p)| {
-                for (t, v) in t.iter_mut().zip(p) {
-                    *t += *v;
-                }
-            });
+        super::share::for_each_chunk_mut(&mut total, 1 << 14, |i, t| {
+            for (t, v) in t.iter_mut().zip(&p[i << 14..]) {
+                *t += *v;
+            }
+        });
     }
     total
 }

@@ -3,7 +3,6 @@
 
 use super::par_build;
 use crate::simd::vectorised;
-use rayon::prelude::*;
 
 const CHUNK: usize = 1 << 15;
 
@@ -65,24 +64,24 @@ pub fn relu_mask(dy: &[f32], y: &[f32]) -> Vec<f32> {
 
 /// `acc += x`.
 pub fn add_into(acc: &mut [f32], x: &[f32]) {
-    acc.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
-        .for_each(|(a, x)| {
-            vectorised(
-                #[inline(always)]
-                || {
-                    for (a, x) in a.iter_mut().zip(x) {
-                        *a += x;
-                    }
-                },
-            )
-        });
+    crate::share::for_each_chunk_mut(acc, CHUNK, |i, a| {
+        // (as a zip: a shorter `x` leaves the rest of `acc` as it is)
+        let x = x.get(i * CHUNK..).unwrap_or_default();
+        vectorised(
+            #[inline(always)]
+            || {
+                for (a, x) in a.iter_mut().zip(x) {
+                    *a += x;
+                }
+            },
+        )
+    });
 }
 
 /// Mean over the H W positions of (N, H W, C): (N, C).
 pub fn global_average_pool(x: &[f32], n: usize, positions: usize, c: usize) -> Vec<f32> {
     let mut out = vec![0.0f32; n * c];
-    out.par_chunks_mut(c).enumerate().for_each(|(i, o)| {
+    crate::share::for_each_chunk_mut(&mut out, c, |i, o| {
         vectorised(
             #[inline(always)]
             || {

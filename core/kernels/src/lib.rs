@@ -22,6 +22,7 @@ pub mod perturbation;
 pub mod pool;
 pub mod profile;
 pub mod shape;
+pub mod share;
 mod simd;
 pub mod winograd;
 
@@ -29,7 +30,6 @@ pub use self::gemm::Element;
 
 pub use self::pool::on_pool;
 
-use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
 /// A new vector of `len` elements, built in parallel: chunk `i` (elements `i * chunk ..`) is
@@ -43,23 +43,20 @@ where
     F: Fn(usize, &mut [T]) + Sync + Send,
 {
     let mut out: Vec<T> = Vec::with_capacity(len);
-    out.spare_capacity_mut()[..len]
-        .par_chunks_mut(chunk.max(1))
-        .enumerate()
-        .for_each(|(i, part)| {
-            simd::vectorised(
-                #[inline(always)]
-                || {
-                    for slot in part.iter_mut() {
-                        slot.write(zero);
-                    }
-                },
-            );
-            // SAFETY: every element of `part` was initialised just above, and
-            // `MaybeUninit<T>` has the same layout as `T`.
-            let part = unsafe { &mut *(part as *mut [MaybeUninit<T>] as *mut [T]) };
-            fill(i, part);
-        });
+    share::for_each_chunk_mut(&mut out.spare_capacity_mut()[..len], chunk, |i, part| {
+        simd::vectorised(
+            #[inline(always)]
+            || {
+                for slot in part.iter_mut() {
+                    slot.write(zero);
+                }
+            },
+        );
+        // SAFETY: every element of `part` was initialised just above, and
+        // `MaybeUninit<T>` has the same layout as `T`.
+        let part = unsafe { &mut *(part as *mut [MaybeUninit<T>] as *mut [T]) };
+        fill(i, part);
+    });
     // SAFETY: the chunks cover `0..len` and each was initialised above; if a fill panicked, the
     // panic propagated before this line and the vector (length 0) only frees its buffer.
     unsafe { out.set_len(len) };

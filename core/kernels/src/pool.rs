@@ -21,14 +21,14 @@
 //! (`rossl bench --pool-wait park`).
 //!
 //! Which thread runs a task does not change what it computes: the kernels split their work into
-//! fixed tasks. Two reductions combine per-chunk partial sums in f64 along rayon's splits, whose
-//! shape follows which tasks were stolen (the LARS norm, `rossl_nn::optim::inplace::norm`, and
-//! batch norm's backward sums, `batch_norm`); they did so with parked workers too, and
-//! `tests/same_numbers.rs` matches bit for bit with keepers (docs/performance.md, "Numerics
-//! across hosts").
+//! fixed tasks, and the reductions over tasks add their partial sums in task order
+//! ([`crate::share`]). Within a step the kernels' loops wait for their last task by polling
+//! rather than in rayon's `join`, and `rearm_keepers` sends keepers back when a long serial
+//! stretch or contention made them leave.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// What the pool's other workers do while a step runs on one of them.
@@ -92,6 +92,23 @@ thread_local! {
     static STEPPING: Cell<bool> = const { Cell::new(false) };
     /// Whether this thread is a keeper already: it ignores the keepers of later steps.
     static KEEPING: Cell<bool> = const { Cell::new(false) };
+    /// Whether this thread is taking the tasks of a shared loop or waiting for its end
+    /// ([`crate::share`]): a keeper started there would sit on top of that loop and stall it.
+    static IN_LOOP: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks this thread as inside a shared loop ([`crate::share`]) until dropped.
+pub(crate) struct InLoop {
+    _mark: Mark,
+}
+
+impl InLoop {
+    /// Marks this thread until the value is dropped.
+    pub(crate) fn enter() -> Self {
+        InLoop {
+            _mark: Mark::set(&IN_LOOP),
+        }
+    }
 }
 
 /// Sets a thread-local flag until dropped, then restores its previous value.
@@ -119,9 +136,10 @@ const SPIN_POLLS: u32 = 256;
 /// a step (under 2 ms on `small`; `rossl bench` prints them) and the host's work between two
 /// steps; a longer pause (loading a batch, writing a checkpoint) is spent parked. It also bounds
 /// the one stall keepers can cause: a keeper may start on a worker that waits, inside a task of
-/// a step, for a stolen half (with two steps at once on one pool, as in tests, or in a rare race
-/// when a worker steals a task of a step before it takes its keeper); that task resumes once the
-/// keeper leaves, at the latest 20 ms after the pool last had work for it.
+/// a step, for a stolen half of a rayon `join` (with two steps at once on one pool, as in tests,
+/// or in a rare race when a worker steals a task of a step before it takes its keeper); that task
+/// resumes once the keeper leaves, at the latest 20 ms after the pool last had work for it. A
+/// worker inside a shared loop ([`crate::share`]) never starts a keeper.
 const KEEP_IDLE: Duration = Duration::from_millis(20);
 
 /// How many times the operating system has taken the core from this thread while it could
@@ -159,10 +177,11 @@ const CONTENDED_TIMES: usize = 3;
 /// keeper only helps a step when the core would otherwise sit idle), or the wait is set to
 /// [`PoolWait::Park`].
 fn keep() {
-    if STEPPING.with(Cell::get) || KEEPING.with(Cell::get) {
+    if STEPPING.with(Cell::get) || KEEPING.with(Cell::get) || IN_LOOP.with(Cell::get) {
         return;
     }
     let _keeping = Mark::set(&KEEPING);
+    let _counted = Keeper::count();
     let mut idle_polls = 0u32;
     let mut idle_since: Option<Instant> = None;
     // when the last CONTENDED_TIMES yields that found the core taken ended, oldest first
@@ -188,6 +207,7 @@ fn keep() {
                     contended.rotate_left(1);
                     contended[CONTENDED_TIMES - 1] = Some(now);
                     if contended[0].is_some_and(|oldest| now - oldest < KEEP_IDLE) {
+                        LEFT_CONTENDED.store(true, Ordering::Relaxed);
                         return;
                     }
                 }
@@ -195,6 +215,93 @@ fn keep() {
             None => return,
         }
     }
+}
+
+/// Keepers running now, in every pool.
+static KEEPERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether a keeper left because other tasks held its core since the last step began: keepers
+/// then come back only with the next step.
+static LEFT_CONTENDED: AtomicBool = AtomicBool::new(false);
+
+/// When keepers were last sent back during a step, in microseconds since [`epoch`].
+static REARMED_AT_US: AtomicU64 = AtomicU64::new(0);
+
+/// How often at most a step sends its keepers back.
+const REARM_EVERY: Duration = Duration::from_millis(1);
+
+/// The instant that [`REARMED_AT_US`] counts from.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Counts a keeper in [`KEEPERS`] while it lives.
+struct Keeper;
+
+impl Keeper {
+    fn count() -> Self {
+        KEEPERS.fetch_add(1, Ordering::Relaxed);
+        Keeper
+    }
+}
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        KEEPERS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Sends every other worker of the pool into a keeper loop (the calling worker, and a worker that
+/// is a keeper already, skip it).
+fn send_keepers() {
+    // the step's own thread skips its copy, even when it only finds it after the step
+    let stepper = rayon::current_thread_index();
+    rayon::spawn_broadcast(move |worker| {
+        if Some(worker.index()) != stepper {
+            keep();
+        }
+    });
+}
+
+/// Microseconds since [`epoch`].
+fn micros_since_epoch() -> u64 {
+    u64::try_from(epoch().elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Called by a parallel loop ([`crate::share`]) on the thread that runs a step: when the keepers
+/// left for want of work during a long serial stretch of the step (over [`KEEP_IDLE`]: a
+/// `resnet18` step has one of 30 ms), sends them back, at most once per [`REARM_EVERY`], so that
+/// the rest of the step does not wake parked workers at every loop. Keepers that left because
+/// other tasks held their cores stay away until the next step, as they did before this existed:
+/// those tasks can be the step's own (candle's pool thread, `candle-bp`, spins for a while after
+/// each of candle's operations, many of which run in the head and the optimiser of a `resnet18`
+/// step), which a keeper would then compete with.
+pub(crate) fn rearm_keepers() {
+    let threads = rayon::current_num_threads();
+    if threads < 2
+        || wait_mode() != PoolWait::Spin
+        || !STEPPING.with(Cell::get)
+        || KEEPERS.load(Ordering::Relaxed) >= threads - 1
+        || LEFT_CONTENDED.load(Ordering::Relaxed)
+    {
+        return;
+    }
+    let now = micros_since_epoch();
+    let last = REARMED_AT_US.load(Ordering::Relaxed);
+    if now.saturating_sub(last) < micros(REARM_EVERY)
+        || REARMED_AT_US
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    send_keepers();
+}
+
+/// `d` in whole microseconds.
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Runs `f` on a worker thread of the rayon pool (at once, if this is one) and returns its result.
@@ -212,13 +319,8 @@ pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
         }
         let _stepping = Mark::set(&STEPPING);
         if wait_mode() == PoolWait::Spin && rayon::current_num_threads() > 1 {
-            // the step's own thread skips its copy, even when it only finds it after the step
-            let stepper = rayon::current_thread_index();
-            rayon::spawn_broadcast(move |worker| {
-                if Some(worker.index()) != stepper {
-                    keep();
-                }
-            });
+            LEFT_CONTENDED.store(false, Ordering::Relaxed);
+            send_keepers();
         }
         f()
     })

@@ -19,7 +19,6 @@
 
 use super::isa::{self, Isa};
 use super::shape::ConvShape;
-use rayon::prelude::*;
 
 pub(crate) mod grad;
 mod kernel;
@@ -84,22 +83,19 @@ pub fn transform_weights(wt: &[f32], s: &ConvShape) -> Vec<f32> {
     // channels per task: about 64 KiB of output rows
     let per_task = ((1usize << 14) / (16 * o).max(1)).max(1);
     let mut u = zeroed(16 * plane);
-    by_channels(&mut u, plane, per_task * o)
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(t, mut planes)| {
-            let mut scratch = vec![0.0f32; 16 * o];
-            for local in 0..planes[0].len() / o {
-                let ch = t * per_task + local;
-                crate::simd::vectorised(
-                    #[inline(always)]
-                    || transform_kernel(wt, ch, c, o, &mut scratch),
-                );
-                for (xi, p) in planes.iter_mut().enumerate() {
-                    p[local * o..(local + 1) * o].copy_from_slice(&scratch[xi * o..(xi + 1) * o]);
-                }
+    crate::share::for_each_part(by_channels(&mut u, plane, per_task * o), |t, mut planes| {
+        let mut scratch = vec![0.0f32; 16 * o];
+        for local in 0..planes[0].len() / o {
+            let ch = t * per_task + local;
+            crate::simd::vectorised(
+                #[inline(always)]
+                || transform_kernel(wt, ch, c, o, &mut scratch),
+            );
+            for (xi, p) in planes.iter_mut().enumerate() {
+                p[local * o..(local + 1) * o].copy_from_slice(&scratch[xi * o..(xi + 1) * o]);
             }
-        });
+        }
+    });
     u
 }
 

@@ -8,7 +8,6 @@
 use crate::gemm::Element;
 use crate::par_build;
 use crate::shape::ConvShape;
-use rayon::prelude::*;
 
 /// Output rows per tile.
 const TILE: usize = 16;
@@ -61,9 +60,7 @@ pub fn weights_from_kkco_into<T: Element>(wt: &[T], s: &ConvShape, out: &mut [T]
         "weights_from_kkco_into: lengths differ"
     );
     let task = rows_per_task(s.c * s.k * s.k) * s.c * s.k * s.k;
-    out.par_chunks_mut(task.max(1))
-        .enumerate()
-        .for_each(|(i, part)| from_kkco_task(wt, s, i, part));
+    crate::share::for_each_chunk_mut(out, task, |i, part| from_kkco_task(wt, s, i, part));
 }
 
 /// Task `i` of [`weights_from_kkco`]: output channels `i * rows_per_task ..`, in `part`.

@@ -3,7 +3,6 @@
 //! parallel loop (the dense layers of a projection head).
 
 use super::{products, Element, Mat};
-use rayon::prelude::*;
 
 /// The destination's base pointer, shared by tasks that write disjoint blocks of it.
 #[derive(Clone, Copy)]
@@ -50,7 +49,7 @@ pub fn par_matmul<T: Element>(
     let block = len.div_ceil(tasks);
     let isa = crate::isa::active();
     let dst = Shared(c.as_mut_ptr());
-    (0..tasks).into_par_iter().for_each(|t| {
+    crate::share::for_each_task(tasks, |t| {
         let start = t * block;
         if start >= len {
             return;

@@ -22,7 +22,6 @@ use super::{
 };
 use crate::isa::{self, Isa};
 use crate::shape::ConvShape;
-use rayon::prelude::*;
 
 /// Tiles in one block of the narrow schedule: more than a forward block, because each block
 /// reads and writes its task's whole accumulator once.
@@ -70,32 +69,29 @@ pub(crate) fn narrow(isa: Isa, x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<Vec<
     let most_rows = (GRAD_BLOCK_TILES / tw).max(1);
     let blocks_per_task = tile_rows.div_ceil(tasks * most_rows);
     let blocks = tasks * blocks_per_task;
-    (0..tasks)
-        .into_par_iter()
-        .map(|t| {
-            let mut du = vec![0.0f32; 16 * c * o];
-            for i in t * blocks_per_task..(t + 1) * blocks_per_task {
-                let first_row = i * tile_rows / blocks;
-                let rows = (i + 1) * tile_rows / blocks - first_row;
-                // (with one tile row a block and fewer rows than blocks, some blocks are empty)
-                if rows == 0 {
-                    continue;
-                }
-                let b = Block {
-                    first_row,
-                    tiles: rows * tw,
-                };
-                let (v_len, m_len) = (16 * b.tiles * c, 16 * b.tiles * o);
-                with_scratch(v_len + m_len + c.max(o), |scratch| {
-                    let (v, rest) = scratch.split_at_mut(v_len);
-                    let (dm, zeros) = rest.split_at_mut(m_len);
-                    zeros.fill(0.0);
-                    run_grad_block(isa, x, dy, s, b, v, dm, zeros, &mut du);
-                });
+    crate::share::map_tasks(tasks, |t| {
+        let mut du = vec![0.0f32; 16 * c * o];
+        for i in t * blocks_per_task..(t + 1) * blocks_per_task {
+            let first_row = i * tile_rows / blocks;
+            let rows = (i + 1) * tile_rows / blocks - first_row;
+            // (with one tile row a block and fewer rows than blocks, some blocks are empty)
+            if rows == 0 {
+                continue;
             }
-            du
-        })
-        .collect()
+            let b = Block {
+                first_row,
+                tiles: rows * tw,
+            };
+            let (v_len, m_len) = (16 * b.tiles * c, 16 * b.tiles * o);
+            with_scratch(v_len + m_len + c.max(o), |scratch| {
+                let (v, rest) = scratch.split_at_mut(v_len);
+                let (dm, zeros) = rest.split_at_mut(m_len);
+                zeros.fill(0.0);
+                run_grad_block(isa, x, dy, s, b, v, dm, zeros, &mut du);
+            });
+        }
+        du
+    })
 }
 
 /// A pointer that parallel tasks share, each writing a part that no other task touches.
@@ -146,7 +142,7 @@ pub(crate) fn wide(isa: Isa, x: &[f32], dy: &[f32], s: &ConvShape, block_bytes: 
         let rows = rows_per_block.min(tile_rows - first_row);
         let tiles = rows * tw;
         // the transforms, by tile row: row r writes tiles r tw.. of every plane
-        (0..rows).into_par_iter().for_each(|r| {
+        crate::share::for_each_task(rows, |r| {
             let b = Block {
                 first_row: first_row + r,
                 tiles: tw,
@@ -169,7 +165,7 @@ pub(crate) fn wide(isa: Isa, x: &[f32], dy: &[f32], s: &ConvShape, block_bytes: 
             }
         });
         // the products, by plane and column block of the accumulator
-        (0..16 * columns).into_par_iter().for_each(|k| {
+        crate::share::for_each_task(16 * columns, |k| {
             let (xi, first) = (k / columns, (k % columns) * column);
             let end = (first + column).min(o);
             // SAFETY: as above for the path; this task reads plane ξ of `v` and `dm` (written
@@ -274,10 +270,9 @@ pub(crate) fn from_winograd_domain(partials: &[Vec<f32>], s: &ConvShape) -> Vec<
     let plane = c * o;
     let per_task = ((1usize << 14) / (16 * o).max(1)).max(1);
     let mut out = zeroed(9 * plane);
-    by_channels(&mut out, plane, per_task * o)
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(t, mut planes)| {
+    crate::share::for_each_part(
+        by_channels(&mut out, plane, per_task * o),
+        |t, mut planes| {
             let mut sum = vec![0.0f32; 16 * o];
             let mut taps = vec![0.0f32; 9 * o];
             for local in 0..planes[0].len() / o {
@@ -304,7 +299,8 @@ pub(crate) fn from_winograd_domain(partials: &[Vec<f32>], s: &ConvShape) -> Vec<
                     p[local * o..(local + 1) * o].copy_from_slice(&taps[k * o..(k + 1) * o]);
                 }
             }
-        });
+        },
+    );
     out
 }
 

@@ -3,7 +3,7 @@
 //! each allocate.
 
 use candle_core::{CpuStorage, DType, InplaceOp2, InplaceOp3, Layout, Storage, Tensor};
-use rayon::prelude::*;
+use rossl_kernels::share::{for_each_chunk_mut, map_tasks};
 
 const CHUNK: usize = 1 << 14;
 
@@ -36,13 +36,19 @@ fn update_in_place(
     b: &[f32],
     update: impl Fn(&mut f32, f32, f32) + Sync + Send,
 ) {
-    dst.par_chunks_mut(CHUNK)
-        .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
-        .for_each(|(d, (a, b))| {
-            for ((d, a), b) in d.iter_mut().zip(a).zip(b) {
-                update(d, *a, *b);
-            }
-        });
+    // (as a zip: shorter `a` or `b` leave the rest of `dst` as it is)
+    for_each_chunk_mut(dst, CHUNK, |i, d| {
+        let (a, b) = (chunk_of(a, i), chunk_of(b, i));
+        for ((d, a), b) in d.iter_mut().zip(a).zip(b) {
+            update(d, *a, *b);
+        }
+    });
+}
+
+/// Chunk `i` of `v` (elements `i * CHUNK ..`, at most [`CHUNK`]; empty past its end).
+fn chunk_of(v: &[f32], i: usize) -> &[f32] {
+    let start = (i * CHUNK).min(v.len());
+    &v[start..(start + CHUNK).min(v.len())]
 }
 
 /// `true` when the in-place path applies: CPU, f32, contiguous.
@@ -61,10 +67,16 @@ pub fn norm(t: &Tensor) -> candle_core::Result<f64> {
         ));
     };
     let v = slice(cpu, layout)?;
-    let sum: f64 = v
-        .par_chunks(CHUNK)
-        .map(|c| c.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>())
-        .sum();
+    // per chunk in parallel; the chunks' sums added in chunk order, whichever thread computed
+    // each, so that the norm does not depend on the schedule
+    let sum: f64 = map_tasks(v.len().div_ceil(CHUNK), |i| {
+        chunk_of(v, i)
+            .iter()
+            .map(|x| f64::from(*x) * f64::from(*x))
+            .sum::<f64>()
+    })
+    .into_iter()
+    .sum();
     Ok(sum.sqrt())
 }
 
@@ -181,13 +193,11 @@ impl InplaceOp2 for PlainUpdate {
         let g = slice(s2, l2)?;
         let (wd, rate) = self.direction.f32();
         let lr = self.lr;
-        p.par_chunks_mut(CHUNK)
-            .zip(g.par_chunks(CHUNK))
-            .for_each(|(p, g)| {
-                for (p, g) in p.iter_mut().zip(g) {
-                    *p -= lr * (g + wd * *p) * rate;
-                }
-            });
+        for_each_chunk_mut(p, CHUNK, |i, p| {
+            for (p, g) in p.iter_mut().zip(chunk_of(g, i)) {
+                *p -= lr * (g + wd * *p) * rate;
+            }
+        });
         Ok(())
     }
 }
