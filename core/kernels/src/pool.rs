@@ -269,14 +269,15 @@ fn micros_since_epoch() -> u64 {
     u64::try_from(epoch().elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
-/// Called by a parallel loop ([`crate::share`]) on the thread that runs a step: when the keepers
-/// left for want of work during a long serial stretch of the step (over [`KEEP_IDLE`]: a
-/// `resnet18` step has one of 30 ms), sends them back, at most once per [`REARM_EVERY`], so that
-/// the rest of the step does not wake parked workers at every loop. Keepers that left because
-/// other tasks held their cores stay away until the next step, as they did before this existed:
-/// those tasks can be the step's own (candle's pool thread, `candle-bp`, spins for a while after
-/// each of candle's operations, many of which run in the head and the optimiser of a `resnet18`
-/// step), which a keeper would then compete with.
+/// Called by a parallel loop ([`crate::share`]) on the thread that runs a step: when fewer
+/// keepers run than the pool has other workers, sends them again, at most once per
+/// [`REARM_EVERY`], so that the rest of the step does not wake parked workers at every loop.
+/// Keepers leave for want of work during a long serial stretch of the step (over [`KEEP_IDLE`]: a
+/// `resnet18` step has one of 30 ms). Once a keeper has left because other tasks held its core,
+/// none is sent again until the next step, as before this existed: those tasks can be the step's
+/// own (candle's pool thread, `candle-bp`, spins for a while after each of candle's operations,
+/// many of which run in the head and the optimiser of a `resnet18` step), which a keeper would
+/// then compete with.
 pub(crate) fn rearm_keepers() {
     let threads = rayon::current_num_threads();
     if threads < 2
@@ -320,6 +321,9 @@ pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
         let _stepping = Mark::set(&STEPPING);
         if wait_mode() == PoolWait::Spin && rayon::current_num_threads() > 1 {
             LEFT_CONTENDED.store(false, Ordering::Relaxed);
+            // (the keepers count themselves only once they start: the step's first loop must not
+            // take their absence for a departure and send them a second time)
+            REARMED_AT_US.store(micros_since_epoch(), Ordering::Relaxed);
             send_keepers();
         }
         f()

@@ -9,14 +9,15 @@
 //! step with keepers ([`crate::pool`]) in those waits.
 //!
 //! [`for_each_task`] and [`map_tasks`] cut tasks `0..tasks` into one contiguous share per thread
-//! and run them on the calling worker and on one helper job per other worker of the pool (which
-//! a keeper, when there is one, picks up at once). Each thread takes the tasks of its own share in
-//! order, from that share's counter, and then what is left of the others'; the calling thread
-//! then waits for the last running tasks by polling (it runs any task of the pool meanwhile, as
-//! the keepers do, so a loop nested in a task on another thread gets its help) instead of
-//! parking. A loop has one such wait, at its end, which normally lasts at most one task. This
-//! applies while the pool waits by spinning ([`PoolWait::Spin`], the default) and the caller is a
-//! worker of the pool; otherwise the loop is rayon's own parallel iterator, as before.
+//! and run them on the calling worker and on one helper job per other worker of the pool (fewer
+//! when there are fewer tasks than threads), which a keeper, when there is one, picks up at once.
+//! Each thread takes the tasks of its own share in order, from that share's counter, and then
+//! what is left of the others'; the calling thread then waits for the last running tasks by
+//! polling (it runs any task of the pool meanwhile, as the keepers do, so a loop nested in a task
+//! on another thread gets its help) instead of parking. A loop has one such wait, at its end,
+//! which normally lasts at most one task. This applies while the pool waits by spinning
+//! ([`PoolWait::Spin`], the default) and the caller is a worker of the pool (as every step is,
+//! through [`crate::on_pool`]); otherwise the loop is rayon's own parallel iterator, as before.
 //!
 //! Which thread runs a task does not change what it computes: every task does the same work on
 //! the same data in either path, so the results are the same bits.
@@ -76,6 +77,9 @@ pub fn for_each_task(tasks: usize, run: impl Fn(usize) + Sync) {
             run(t);
         }
     };
+    // marked for the whole scope, its end included: a keeper started while this thread waits
+    // there would sit on top of the loop
+    let _in_loop = crate::pool::InLoop::enter();
     rayon::in_place_scope(|scope| {
         for _ in 1..threads {
             // a helper's share follows its worker's index from the caller's, so that each
