@@ -266,7 +266,7 @@ fn send_keepers() {
 
 /// Microseconds since [`epoch`].
 fn micros_since_epoch() -> u64 {
-    u64::try_from(epoch().elapsed().as_micros()).unwrap_or(u64::MAX)
+    micros(epoch().elapsed())
 }
 
 /// Called by a parallel loop ([`crate::share`]) on the thread that runs a step: when fewer

@@ -60,15 +60,19 @@ pub fn for_each_task(tasks: usize, run: impl Fn(usize) + Sync) {
     if tasks == 0 {
         return;
     }
-    if tasks == 1 || !shares_by_polling() {
+    if tasks == 1 {
+        run(0);
+        return;
+    }
+    if !shares_by_polling() {
         (0..tasks).into_par_iter().for_each(&run);
         return;
     }
     crate::pool::rearm_keepers();
-    let threads = rayon::current_num_threads().min(tasks);
+    let pool = rayon::current_num_threads();
+    let threads = pool.min(tasks);
     let shares = Shares::new(tasks, threads);
     let finished = AtomicUsize::new(0);
-    let pool = rayon::current_num_threads();
     let caller = rayon::current_thread_index().unwrap_or(0);
     let take_tasks = |home: usize| {
         let _in_loop = crate::pool::InLoop::enter();
@@ -102,26 +106,32 @@ pub fn for_each_task(tasks: usize, run: impl Fn(usize) + Sync) {
 struct Shares {
     /// The next task of each share (past its end once the share is exhausted).
     next: Vec<AtomicUsize>,
-    /// The end of each share.
-    ends: Vec<usize>,
+    /// The number of tasks.
+    tasks: usize,
 }
 
 impl Shares {
     fn new(tasks: usize, threads: usize) -> Self {
-        let bound = |k: usize| k * tasks / threads;
         Shares {
-            next: (0..threads).map(|k| AtomicUsize::new(bound(k))).collect(),
-            ends: (1..=threads).map(bound).collect(),
+            next: (0..threads)
+                .map(|k| AtomicUsize::new(k * tasks / threads))
+                .collect(),
+            tasks,
         }
+    }
+
+    /// The end of share `k`: the start of the next.
+    fn end(&self, k: usize) -> usize {
+        (k + 1) * self.tasks / self.next.len()
     }
 
     /// The next task for the thread whose share is `home`, if any is left.
     fn take(&self, home: usize) -> Option<usize> {
-        let shares = self.ends.len();
+        let shares = self.next.len();
         (0..shares).find_map(|k| {
             let share = (home + k) % shares;
             let t = self.next[share].fetch_add(1, Ordering::Relaxed);
-            (t < self.ends[share]).then_some(t)
+            (t < self.end(share)).then_some(t)
         })
     }
 }
@@ -129,23 +139,11 @@ impl Shares {
 /// `map(t)` for each `t` in `0..tasks`, run as [`for_each_task`] runs its tasks, in the order
 /// of `t`.
 pub fn map_tasks<R: Send>(tasks: usize, map: impl Fn(usize) -> R + Sync) -> Vec<R> {
-    let slots: Vec<std::sync::Mutex<Option<R>>> =
-        (0..tasks).map(|_| std::sync::Mutex::new(None)).collect();
-    for_each_task(tasks, |t| {
-        let value = map(t);
-        // each slot is written once, by the task of its index: the lock is never contended
-        if let Ok(mut slot) = slots[t].lock() {
-            *slot = Some(value);
-        }
-    });
+    let mut slots: Vec<Option<R>> = (0..tasks).map(|_| None).collect();
+    for_each_chunk_mut(&mut slots, 1, |t, slot| slot[0] = Some(map(t)));
     slots
         .into_iter()
-        .map(|slot| {
-            slot.into_inner()
-                .ok()
-                .flatten()
-                .expect("every task stored its value")
-        })
+        .map(|slot| slot.expect("every task stored its value"))
         .collect()
 }
 
@@ -172,13 +170,9 @@ pub fn for_each_chunk_mut<T: Send>(
 /// `run(t, part)` for each part `t` of `parts`, run as [`for_each_task`] runs its tasks (each
 /// part moves into the one task that takes it).
 pub fn for_each_part<P: Send>(parts: Vec<P>, run: impl Fn(usize, P) + Sync) {
-    let slots: Vec<std::sync::Mutex<Option<P>>> = parts
-        .into_iter()
-        .map(|p| std::sync::Mutex::new(Some(p)))
-        .collect();
-    for_each_task(slots.len(), |t| {
-        // each slot is taken once, by the task of its index: the lock is never contended
-        if let Some(part) = slots[t].lock().ok().and_then(|mut slot| slot.take()) {
+    let mut slots: Vec<Option<P>> = parts.into_iter().map(Some).collect();
+    for_each_chunk_mut(&mut slots, 1, |t, slot| {
+        if let Some(part) = slot[0].take() {
             run(t, part);
         }
     });
