@@ -54,14 +54,16 @@ pub fn print_results(results: &Results) {
         }
         let passed = e.checks.iter().filter(|c| c.passed && !c.skipped).count();
         let skipped = e.checks.iter().filter(|c| c.skipped).count();
+        let seconds: Option<f64> = e.checks.iter().map(|c| c.seconds).sum();
         println!(
-            "  sanity checks: {passed}/{} passed{}",
+            "  sanity checks: {passed}/{} passed{}{}",
             e.checks.len(),
             if skipped > 0 {
                 format!(", {skipped} not applicable")
             } else {
                 String::new()
-            }
+            },
+            seconds.map(|s| format!(" ({s:.1} s)")).unwrap_or_default()
         );
         for c in &e.checks {
             let status = match (c.passed, c.skipped) {
@@ -69,7 +71,11 @@ pub fn print_results(results: &Results) {
                 (true, false) => "ok",
                 (false, false) => "FAILED",
             };
-            println!("    [{status}] {}: {}", c.name, c.detail);
+            let took = c
+                .seconds
+                .map(|s| format!(" ({s:.1} s)"))
+                .unwrap_or_default();
+            println!("    [{status}] {}{took}: {}", c.name, c.detail);
         }
     }
 }
@@ -140,8 +146,11 @@ fn print_attack_rows(e: &EvaluationReport) {
         );
     }
     let standalone = e.robust.iter().any(|r| r.standalone.is_some());
+    let timed = e.robust.iter().all(|r| r.seconds.is_some());
+    // the images column is padded only when a column follows it
+    let width = if timed || standalone { 14 } else { 0 };
     println!(
-        "  {:<22} {:>8} {:>6} {:>9}  {}{}",
+        "  {:<22} {:>8} {:>6} {:>9}  {:<width$}{}{}",
         "attack",
         "eps",
         "steps",
@@ -151,6 +160,7 @@ fn print_attack_rows(e: &EvaluationReport) {
         } else {
             "images"
         },
+        if timed { "    time" } else { "" },
         if standalone { "   alone" } else { "" }
     );
     for r in &e.robust {
@@ -163,13 +173,17 @@ fn print_attack_rows(e: &EvaluationReport) {
             .standalone
             .map(|a| format!("   {:.2}%", 100.0 * a))
             .unwrap_or_default();
+        let time = match (timed, r.seconds) {
+            (true, Some(s)) => format!("{:>8}", format!("{s:.1} s")),
+            _ => String::new(),
+        };
         let note = if r.stage == Stage::Survivors && !cumulative {
             " (the points every other attack left correct)"
         } else {
             ""
         };
         println!(
-            "  {:<22} {:>8.4} {:>6} {:>8.2}%  {images}{alone}{note}",
+            "  {:<22} {:>8.4} {:>6} {:>8.2}%  {images:<width$}{time}{alone}{note}",
             r.attack,
             r.eps,
             r.steps,

@@ -1,6 +1,6 @@
 //! Attacks on non-linear objectives whose answers are known: APGD must halve its step to reach an
 //! interior maximum, and PGD's restarts must be chosen per example; APGD reads success from the
-//! forward pass of its gradients.
+//! forward pass of its gradients, and stops once every example succeeded.
 
 mod common;
 use candle_core::{Device, Tensor, D};
@@ -161,7 +161,12 @@ fn apgd_reads_success_from_the_forward_pass_of_each_gradient() {
     let adv = attack("apgd", &format!("eps = 0.1\nsteps = {steps}"))
         .perturb(&x, &mut objective, &mut Rng::new(7))
         .unwrap();
-    assert_eq!(objective.combined_calls, steps + 1);
+    // every example succeeded before the last step, so APGD stopped early
+    assert!(
+        objective.combined_calls < steps + 1,
+        "{} calls",
+        objective.combined_calls
+    );
     assert_eq!(objective.succeeded_calls, 0);
     assert_eq!(objective.loss_calls, 0);
     let sums = adv.flatten_from(1).unwrap().sum(D::Minus1).unwrap();
@@ -170,6 +175,50 @@ fn apgd_reads_success_from_the_forward_pass_of_each_gradient() {
         Some(vec![true; 4]),
         "sums {sums}"
     );
+}
+
+#[test]
+fn apgd_stops_once_every_example_succeeded_with_the_result_of_the_whole_run() {
+    // the 4 examples of the test above reach success; a fifth, at 0, cannot (its sum stays below
+    // 1.6), so the run with it goes through every step. Rows are independent: the first four rows
+    // of the whole run are what the run that stopped early returned, bit for bit.
+    let dev = Device::Cpu;
+    let counting = || CountingObjective {
+        threshold: 9.0,
+        loss_calls: 0,
+        succeeded_calls: 0,
+        combined_calls: 0,
+    };
+    let steps = 10;
+    let apgd = attack("apgd", &format!("eps = 0.1\nsteps = {steps}"));
+    let four = Tensor::full(0.5f32, (4, 1, 4, 4), &dev).unwrap();
+    let five = Tensor::cat(
+        &[
+            &four,
+            &Tensor::zeros((1, 1, 4, 4), candle_core::DType::F32, &dev).unwrap(),
+        ],
+        0,
+    )
+    .unwrap();
+    let (mut early, mut whole) = (counting(), counting());
+    let stopped = apgd.perturb(&four, &mut early, &mut Rng::new(7)).unwrap();
+    let full = apgd.perturb(&five, &mut whole, &mut Rng::new(7)).unwrap();
+    assert!(
+        early.combined_calls < steps + 1,
+        "{} calls",
+        early.combined_calls
+    );
+    assert_eq!(whole.combined_calls, steps + 1);
+    let bits = |t: &Tensor| -> Vec<u32> {
+        t.flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect()
+    };
+    assert_eq!(bits(&stopped), bits(&full.narrow(0, 0, 4).unwrap()));
 }
 
 #[test]

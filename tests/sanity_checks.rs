@@ -342,6 +342,15 @@ fn a_sound_evaluation_passes_every_check() {
         assert!(c.passed && !c.skipped, "{}: {}", c.name, c.detail);
     }
     assert_eq!(report.checks.len(), 9);
+    // every row and check is timed, and their times fit inside the evaluation's
+    let rows: Option<f64> = report.robust.iter().map(|r| r.seconds).sum();
+    let checks: Option<f64> = report.checks.iter().map(|c| c.seconds).sum();
+    let (rows, checks) = (rows.expect("rows timed"), checks.expect("checks timed"));
+    assert!(
+        rows > 0.0 && checks > 0.0 && rows + checks <= report.seconds,
+        "rows {rows} s + checks {checks} s against {} s in all",
+        report.seconds
+    );
 }
 
 #[test]

@@ -88,6 +88,45 @@ pub fn affine<T: Element>(x: &[T], c: usize, scale: &[T], shift: &[T], relu: boo
     })
 }
 
+/// [`affine`] in place on whole rows of `c` values, on the calling thread (an epilogue of
+/// [`crate::conv::forward_then`]): the same values [`affine`] returns.
+pub fn affine_in_place<T: Element>(x: &mut [T], c: usize, scale: &[T], shift: &[T], relu: bool) {
+    vectorised(
+        #[inline(always)]
+        || {
+            for row in x.chunks_exact_mut(c) {
+                for (o, (a, b)) in row.iter_mut().zip(scale.iter().zip(shift)) {
+                    let v = *o * *a + *b;
+                    *o = if relu && v < T::zero() { T::zero() } else { v };
+                }
+            }
+        },
+    )
+}
+
+/// [`affine`] without ReLU, then [`crate::elementwise::add_relu`] with `residual`, in place on
+/// whole rows of `c` values in one pass, on the calling thread: the same values as the two
+/// passes.
+pub fn affine_add_relu_in_place(
+    x: &mut [f32],
+    c: usize,
+    scale: &[f32],
+    shift: &[f32],
+    residual: &[f32],
+) {
+    vectorised(
+        #[inline(always)]
+        || {
+            for (row, res) in x.chunks_exact_mut(c).zip(residual.chunks_exact(c)) {
+                for ((o, r), (a, b)) in row.iter_mut().zip(res).zip(scale.iter().zip(shift)) {
+                    let v = *o * *a + *b;
+                    *o = (v + r).max(0.0);
+                }
+            }
+        },
+    )
+}
+
 /// The output gradient with the ReLU's mask applied (`y` is the op's output).
 #[inline(always)]
 fn masked<T: Element>(dy: T, y: T, relu: bool) -> T {
@@ -228,6 +267,28 @@ pub fn backward_affine<T: Element>(y: &[T], dy: &[T], c: usize, scale: &[T], rel
             },
         )
     })
+}
+
+/// [`backward_affine`] in place: `dy` (whole rows of `c` values) becomes the gradient of the
+/// batch norm's input, `y` being the same rows of its output; on the calling thread (an epilogue
+/// of [`crate::conv::input_grad_then`]), with the values [`backward_affine`] returns.
+pub fn backward_affine_in_place<T: Element>(
+    dy: &mut [T],
+    y: &[T],
+    c: usize,
+    scale: &[T],
+    relu: bool,
+) {
+    vectorised(
+        #[inline(always)]
+        || {
+            for (dr, yr) in dy.chunks_exact_mut(c).zip(y.chunks_exact(c)) {
+                for ((d, y), a) in dr.iter_mut().zip(yr).zip(scale) {
+                    *d = masked(*d, *y, relu) * *a;
+                }
+            }
+        },
+    )
 }
 
 #[cfg(test)]

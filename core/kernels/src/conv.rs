@@ -123,6 +123,18 @@ fn whole_rows_chunk(s: &ConvShape) -> usize {
 
 /// Output (rows x O) of the convolution of `x` with `wt`.
 pub fn forward<T: Element>(x: &[T], wt: &[T], s: &ConvShape) -> Vec<T> {
+    forward_then(x, wt, s, |_, _| {})
+}
+
+/// [`forward`], with `then(first_row, part)` applied to each part of the output (whole rows,
+/// `part.len() / O` of them from row `first_row`) right after the kernel wrote it, on the same
+/// thread while it is in cache: an element-wise epilogue (a frozen batch norm, a ReLU, a residual
+/// addition) without a pass of its own over the output. The output values `then` receives are
+/// those [`forward`] returns.
+pub fn forward_then<T: Element, F>(x: &[T], wt: &[T], s: &ConvShape, then: F) -> Vec<T>
+where
+    F: Fn(usize, &mut [T]) + Sync,
+{
     let (rows, kkc, o) = (s.rows(), s.kkc(), s.o);
     let chunk = s.rows_per_task(min_tasks());
     if let (Some(xf), Some(wf)) = (as_f32(x), as_f32(wt)) {
@@ -130,17 +142,17 @@ pub fn forward<T: Element>(x: &[T], wt: &[T], s: &ConvShape) -> Vec<T> {
             let u = super::winograd::transform_weights(wf, s);
             let block = super::winograd::block_len(s);
             return par_build(rows * o, block, T::zero(), |i, dst| {
-                let dst = as_f32_mut(dst).expect("same element type");
-                super::winograd::block(isa, xf, &u, s, i, dst);
+                super::winograd::block(isa, xf, &u, s, i, as_f32_mut(dst).expect("same type"));
+                then(i * block / o, dst);
             });
         }
         if let Some(isa) = super::direct::path(s).filter(|_| !s.pointwise()) {
             let chunk = whole_rows_chunk(s);
             return par_build(rows * o, chunk * o, T::zero(), |i, dst| {
-                let dst = as_f32_mut(dst).expect("same element type");
                 let r0 = i * chunk;
                 let r1 = (r0 + chunk).min(rows);
-                super::direct::rows(isa, xf, wf, s, r0, r1, dst);
+                super::direct::rows(isa, xf, wf, s, r0, r1, as_f32_mut(dst).expect("same type"));
+                then(r0, dst);
             });
         }
     }
@@ -167,6 +179,7 @@ pub fn forward<T: Element>(x: &[T], wt: &[T], s: &ConvShape) -> Vec<T> {
             Mat::row_major(m, o),
             false,
         );
+        then(r0, dst);
     })
 }
 
@@ -244,13 +257,28 @@ fn narrow_input_grad<T: Element>(dy: &[T], wt: &[T], s: &ConvShape) -> Option<Ve
 
 /// Gradient with respect to the input (N, H, W, C) from the output gradient `dy` (rows x O).
 pub fn input_grad<T: Element>(dy: &[T], wt: &[T], s: &ConvShape) -> Vec<T> {
+    input_grad_then(dy, wt, s, |_, _| {})
+}
+
+/// [`input_grad`], with `then(first_position, part)` applied to each part of the gradient
+/// (whole input positions of C values, `part.len() / C` of them from `first_position`, counted
+/// over the batch) right after it was written, on the same thread, as [`forward_then`] does.
+pub fn input_grad_then<T: Element, F>(dy: &[T], wt: &[T], s: &ConvShape, then: F) -> Vec<T>
+where
+    F: Fn(usize, &mut [T]) + Sync,
+{
     if s.stride == 1 && s.k > 1 && s.pad < s.k {
         if s.c >= 8 {
             let (flipped, shape) = transposed_as_forward(wt, s);
             if shape.oh() == s.h && shape.ow() == s.w {
-                return forward(dy, &flipped, &shape);
+                return forward_then(dy, &flipped, &shape, then);
             }
-        } else if let Some(dx) = narrow_input_grad(dy, wt, s) {
+        } else if let Some(mut dx) = narrow_input_grad(dy, wt, s) {
+            // a first layer's gradient: a pass of its own after the kernel's
+            let positions = 1024;
+            crate::share::for_each_chunk_mut(&mut dx, positions * s.c, |i, part| {
+                then(i * positions, part)
+            });
             return dx;
         }
     }
@@ -263,6 +291,7 @@ pub fn input_grad<T: Element>(dy: &[T], wt: &[T], s: &ConvShape) -> Vec<T> {
             let r0 = i * chunk;
             let r1 = (r0 + chunk).min(rows);
             output_grad_times_weights(dy, wt, s, r0, r1, dst);
+            then(r0, dst);
         });
     }
     // Tasks own whole images (so that no two write the same part of dx); within a task, the
@@ -289,6 +318,7 @@ pub fn input_grad<T: Element>(dy: &[T], wt: &[T], s: &ConvShape) -> Vec<T> {
             );
             r0 = r1;
         }
+        then(first_image * s.h * s.w, dst);
     })
 }
 

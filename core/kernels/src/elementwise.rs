@@ -78,6 +78,19 @@ pub fn add_into(acc: &mut [f32], x: &[f32]) {
     });
 }
 
+/// `acc += x` on the calling thread (an epilogue of [`crate::conv::input_grad_then`]): the
+/// values of [`add_into`] with its operands swapped, the same since addition commutes exactly.
+pub fn add_in_place(acc: &mut [f32], x: &[f32]) {
+    vectorised(
+        #[inline(always)]
+        || {
+            for (a, x) in acc.iter_mut().zip(x) {
+                *a += x;
+            }
+        },
+    )
+}
+
 /// Mean over the H W positions of (N, H W, C): (N, C).
 pub fn global_average_pool(x: &[f32], n: usize, positions: usize, c: usize) -> Vec<f32> {
     let mut out = vec![0.0f32; n * c];

@@ -7,8 +7,10 @@
 //! with momentum 0.75, projection to the ball and [0, 1]; at checkpoints (first after 22% of the
 //! iterations, then shrinking by 3% down to 6%), an example whose loss rose in at most 75% of the
 //! steps since the last checkpoint, or that did not improve since a checkpoint without a step-size
-//! cut, halves its step and restarts from its best point. Returns, per example, a misclassifying
-//! point when one was found (if the objective reports success), else the highest-loss point.
+//! cut, halves its step and restarts from its best point. Returns, per example, the first
+//! misclassifying point when one was found (if the objective reports success), else the
+//! highest-loss point; it stops once every example has one, since no later iterate can change
+//! the result (on a large radius that is after a few iterations).
 //!
 //! The ball is L-infinity (`norm = "linf"`, the default: steps along the gradient's sign) or L2
 //! (`norm = "l2"`, AutoAttack's L2 form: steps `x + step * grad / ||grad||_2`, projection onto the
@@ -135,6 +137,10 @@ impl Attack for Apgd {
         let mut since_check = 0usize;
         let mut window = first_check;
         for i in 0..n_iter {
+            // every example holds its first successful point, which is then its result
+            if search.every_example_succeeded() {
+                break;
+            }
             let a = if i > 0 { p.momentum } else { 1.0 };
             search.step(a, objective)?;
             since_check += 1;
@@ -301,6 +307,12 @@ impl Search {
             self.grad = select(&reduce, &self.grad_best, &self.grad)?;
         }
         Ok(())
+    }
+
+    /// Whether the objective reported success for every example: no later iterate can change
+    /// the result then.
+    fn every_example_succeeded(&self) -> bool {
+        self.success.as_ref().is_some_and(|s| s.iter().all(|&b| b))
     }
 
     /// Per example, the first successful point when one was found, else the highest-loss point.

@@ -297,3 +297,124 @@ fn forward_and_gradients_match_the_definition() {
         }
     }
 }
+
+#[test]
+fn an_epilogue_sees_the_output_of_forward_and_fuses_batch_norm_bit_for_bit() {
+    use crate::batch_norm::{affine, affine_add_relu_in_place, affine_in_place};
+    use crate::elementwise::add_relu;
+    // a Winograd layer, a narrow strided one (direct kernels) and a strided 1x1 (im2col + GEMM),
+    // on enough images for several parts
+    let shapes = [
+        (3, 1, 1, 16, 16, 12),
+        (3, 2, 1, 16, 32, 10),
+        (1, 2, 0, 8, 24, 9),
+    ];
+    for (k, stride, pad, c, o, side) in shapes {
+        let s = ConvShape {
+            n: 9,
+            h: side,
+            w: side,
+            c,
+            o,
+            k,
+            stride,
+            pad,
+        };
+        let x: Vec<f32> = values(s.n * s.h * s.w * c, 21)
+            .iter()
+            .map(|v| *v as f32)
+            .collect();
+        let w: Vec<f64> = values(o * c * k * k, 22);
+        let wt: Vec<f32> = weights_to_kkco(&w, &s).iter().map(|v| *v as f32).collect();
+        let scale: Vec<f32> = values(o, 23).iter().map(|v| *v as f32).collect();
+        let shift: Vec<f32> = values(o, 24).iter().map(|v| *v as f32).collect();
+        let residual: Vec<f32> = values(s.rows() * o, 25).iter().map(|v| *v as f32).collect();
+        let z = forward(&x, &wt, &s);
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        // the parts cover the output once, in whole rows, and hold forward's values
+        let seen = std::sync::Mutex::new(vec![0u8; s.rows()]);
+        let same = forward_then(&x, &wt, &s, |row, part| {
+            assert_eq!(part.len() % o, 0, "{s:?}: a part of whole rows");
+            assert_eq!(bits(part), bits(&z[row * o..][..part.len()]), "{s:?}");
+            let mut seen = seen.lock().unwrap();
+            seen[row..row + part.len() / o]
+                .iter_mut()
+                .for_each(|n| *n += 1);
+        });
+        assert_eq!(bits(&same), bits(&z), "{s:?}");
+        assert!(seen.into_inner().unwrap().iter().all(|&n| n == 1), "{s:?}");
+        for relu in [false, true] {
+            let fused = forward_then(&x, &wt, &s, |_, part| {
+                affine_in_place(part, o, &scale, &shift, relu)
+            });
+            let apart = affine(&z, o, &scale, &shift, relu);
+            assert_eq!(bits(&fused), bits(&apart), "{s:?} relu {relu}");
+        }
+        let fused = forward_then(&x, &wt, &s, |row, part| {
+            let r = &residual[row * o..][..part.len()];
+            affine_add_relu_in_place(part, o, &scale, &shift, r)
+        });
+        let apart = add_relu(&affine(&z, o, &scale, &shift, false), &residual);
+        assert_eq!(bits(&fused), bits(&apart), "{s:?} with a residual");
+    }
+}
+
+#[test]
+fn an_input_gradient_epilogue_fuses_batch_norm_backward_and_additions_bit_for_bit() {
+    use crate::batch_norm::{backward_affine, backward_affine_in_place};
+    use crate::elementwise::{add_in_place, add_into};
+    // stride 1 with 8 or more channels (as a forward pass), a first layer's 3 channels (the
+    // narrow kernel), a 1x1 stride-1 layer (rows as they are) and a strided one (im2col)
+    let shapes = [
+        (3, 1, 1, 16, 16),
+        (3, 1, 1, 3, 16),
+        (1, 1, 0, 16, 8),
+        (3, 2, 1, 16, 32),
+    ];
+    for (k, stride, pad, c, o) in shapes {
+        let s = ConvShape {
+            n: 9,
+            h: 10,
+            w: 10,
+            c,
+            o,
+            k,
+            stride,
+            pad,
+        };
+        let dy: Vec<f32> = values(s.rows() * o, 31).iter().map(|v| *v as f32).collect();
+        let w: Vec<f64> = values(o * c * k * k, 32);
+        let wt: Vec<f32> = weights_to_kkco(&w, &s).iter().map(|v| *v as f32).collect();
+        let len = s.n * s.h * s.w * c;
+        let y: Vec<f32> = values(len, 33).iter().map(|v| *v as f32).collect();
+        let other: Vec<f32> = values(len, 34).iter().map(|v| *v as f32).collect();
+        let scale: Vec<f32> = values(c, 35).iter().map(|v| *v as f32).collect();
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        let dx = input_grad(&dy, &wt, &s);
+        let seen = std::sync::Mutex::new(vec![0u8; s.n * s.h * s.w]);
+        let same = input_grad_then(&dy, &wt, &s, |at, part| {
+            assert_eq!(part.len() % c, 0, "{s:?}: whole positions");
+            assert_eq!(bits(part), bits(&dx[at * c..][..part.len()]), "{s:?}");
+            let mut seen = seen.lock().unwrap();
+            seen[at..at + part.len() / c]
+                .iter_mut()
+                .for_each(|n| *n += 1);
+        });
+        assert_eq!(bits(&same), bits(&dx), "{s:?}");
+        assert!(seen.into_inner().unwrap().iter().all(|&n| n == 1), "{s:?}");
+        let fused = input_grad_then(&dy, &wt, &s, |at, part| {
+            backward_affine_in_place(part, &y[at * c..][..part.len()], c, &scale, true)
+        });
+        assert_eq!(
+            bits(&fused),
+            bits(&backward_affine(&y, &dx, c, &scale, true)),
+            "{s:?}"
+        );
+        let fused = input_grad_then(&dy, &wt, &s, |at, part| {
+            add_in_place(part, &other[at * c..][..part.len()])
+        });
+        let mut apart = other.clone();
+        add_into(&mut apart, &dx);
+        assert_eq!(bits(&fused), bits(&apart), "{s:?} added");
+    }
+}

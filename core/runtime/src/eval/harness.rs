@@ -50,6 +50,7 @@ fn summarise(
                 cumulative: true,
                 broken,
                 standalone,
+                seconds: Some(pass.seconds[e][a]),
             });
         }
         if !suite.is_empty() {

@@ -38,6 +38,7 @@ pub(super) fn main_pass(
             .collect(),
         carried: vec![Vec::with_capacity(n); suites.len()],
         order: suites.iter().map(|s| run_order(s)).collect(),
+        seconds: suites.iter().map(|s| vec![0.0; s.len()]).collect(),
         violation: 0.0,
     };
     let eps = &inputs.config.eps;
@@ -71,6 +72,9 @@ pub(super) fn main_pass(
             for (a, outcome) in run.outcomes.into_iter().enumerate() {
                 pass.attacked[e][a].extend(outcome);
             }
+            for (total, s) in pass.seconds[e].iter_mut().zip(&run.seconds) {
+                *total += s;
+            }
             for (r, still) in run.still.iter().enumerate() {
                 broken_below[r] |= batch.clean[r] && !still;
             }
@@ -94,6 +98,8 @@ struct SuiteRun {
     outcomes: Vec<Vec<Option<bool>>>,
     /// Per image: correct clean and under every attack (and not broken at a smaller radius).
     still: Vec<bool>,
+    /// Per attack of the suite: the wall-clock seconds it ran.
+    seconds: Vec<f64>,
     /// The largest excursion of the suite's attacks.
     violation: f64,
 }
@@ -161,6 +167,7 @@ impl Attacker<'_> {
         let mut run = SuiteRun {
             outcomes: vec![vec![None; len]; suite.len()],
             still: Vec::new(),
+            seconds: vec![0.0; suite.len()],
             violation: 0.0,
         };
         for &a in order {
@@ -175,11 +182,12 @@ impl Attacker<'_> {
             if !rows.is_empty() {
                 let started = std::time::Instant::now();
                 let (correct, excursion) = self.attack_rows(plan, [e, a as u64], batch, &rows)?;
+                run.seconds[a] = started.elapsed().as_secs_f64();
                 tracing::debug!(
                     attack = %plan.label,
                     eps = plan.eps,
                     images = rows.len(),
-                    seconds = started.elapsed().as_secs_f64(),
+                    seconds = run.seconds[a],
                     "attack ran"
                 );
                 run.violation = run.violation.max(excursion);
@@ -239,6 +247,8 @@ pub struct MainPass {
     pub carried: Vec<Vec<bool>>,
     /// Per radius, the order in which its suite's attacks ran.
     pub order: Vec<Vec<usize>>,
+    /// Per radius, per attack of its suite: the wall-clock seconds it ran, over every batch.
+    pub seconds: Vec<Vec<f64>>,
     /// The largest ball or pixel-range excursion of any attack.
     pub violation: f64,
 }

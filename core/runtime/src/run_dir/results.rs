@@ -36,6 +36,10 @@ pub struct RobustResult {
     /// alone), when `eval.per_attack` asked for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standalone: Option<f64>,
+    /// Wall-clock seconds it ran, over every batch (absent in files written before it was
+    /// recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
 }
 
 /// The per-example worst case over every attack at one radius: the robust accuracy.
@@ -59,6 +63,9 @@ pub struct CheckResult {
     pub skipped: bool,
     /// The numbers behind it.
     pub detail: String,
+    /// Wall-clock seconds it took (absent in files written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
 }
 
 /// One evaluator's results.

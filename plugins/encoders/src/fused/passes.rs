@@ -1,12 +1,15 @@
 //! The fused backbone's forward and backward passes over the CPU kernels.
 
-use rossl_kernels::batch_norm::{affine, backward_affine, backward_train, moments};
+use rossl_kernels::batch_norm::{
+    affine, affine_add_relu_in_place, affine_in_place, backward_affine, backward_affine_in_place,
+    backward_train, moments,
+};
 use rossl_kernels::conv::{
-    forward as conv_forward, input_grad, weight_grad, weights_from_kkco_into, weights_to_kkco,
-    ConvShape,
+    forward_then as conv_forward_then, input_grad, input_grad_then, weight_grad,
+    weights_from_kkco_into, weights_to_kkco, ConvShape,
 };
 use rossl_kernels::elementwise::{
-    add_into, add_relu, global_average_pool, global_average_pool_backward, nchw_to_nhwc,
+    add_in_place, add_relu, global_average_pool, global_average_pool_backward, nchw_to_nhwc,
     nhwc_to_nchw, relu_mask,
 };
 use rossl_kernels::profile;
@@ -23,14 +26,9 @@ pub(super) struct SavedBn {
     pub(super) var: Vec<f64>,
 }
 
-pub(super) fn bn_forward(
-    x: &[f32],
-    c: usize,
-    bn: &BnDesc,
-    batch: bool,
-    relu: bool,
-) -> CResult<(Vec<f32>, SavedBn)> {
-    let _t = profile::scope("batchnorm.forward");
+/// A batch norm's statistics (of `x` with `batch`, else its running ones) and its per-channel
+/// shift: what its forward pass applies and its backward pass reads.
+fn bn_state(x: &[f32], c: usize, bn: &BnDesc, batch: bool) -> CResult<(SavedBn, Vec<f32>)> {
     let gamma = host(&bn.gamma)?;
     let beta = host(&bn.beta)?;
     let (mean, var) = if batch {
@@ -50,18 +48,76 @@ pub(super) fn bn_forward(
     let shift: Vec<f32> = (0..c)
         .map(|j| (f64::from(beta[j]) - mean[j] * f64::from(scale[j])) as f32)
         .collect();
-    let y = affine(x, c, &scale, &shift, relu);
-    Ok((
+    let saved = SavedBn {
+        mean,
+        invstd,
+        gamma,
+        scale,
+        batch,
+        var,
+    };
+    Ok((saved, shift))
+}
+
+/// What a convolution followed by its batch norm (and ReLU, or residual addition and ReLU)
+/// computed.
+pub(super) struct ConvBn {
+    pub(super) conv: SavedConv,
+    /// The convolution's output, for batch statistics' backward pass (empty with frozen ones,
+    /// whose backward pass reads `y` only).
+    pub(super) z: Vec<f32>,
+    pub(super) bn: SavedBn,
+    pub(super) y: Vec<f32>,
+}
+
+/// Convolution, batch norm, then ReLU if `relu`, or with `residual` the residual addition and
+/// ReLU. With batch statistics these are separate passes (the statistics need the whole
+/// output); with frozen ones the batch norm and what follows run as the convolution's epilogue,
+/// on each part of its output while it is in cache, giving the same values.
+pub(super) fn conv_bn(
+    (conv, bn): (&ConvDesc, &BnDesc),
+    x: &[f32],
+    (n, h, w, c): (usize, usize, usize, usize),
+    batch: bool,
+    relu: bool,
+    residual: Option<&[f32]>,
+) -> CResult<ConvBn> {
+    let shape = conv.shape(n, h, w, c)?;
+    let kkco = with_data(&conv.weight, |wv| weights_to_kkco(wv, &shape))?;
+    let o = shape.o;
+    if batch {
+        let z = {
+            let _t = profile::scope("conv.forward");
+            conv_forward_then(x, &kkco, &shape, |_, _| {})
+        };
+        let _t = profile::scope("batchnorm.forward");
+        let (saved, shift) = bn_state(&z, o, bn, true)?;
+        let y = match residual {
+            Some(r) => add_relu(&affine(&z, o, &saved.scale, &shift, false), r),
+            None => affine(&z, o, &saved.scale, &shift, relu),
+        };
+        let conv = SavedConv { shape, kkco };
+        return Ok(ConvBn {
+            conv,
+            z,
+            bn: saved,
+            y,
+        });
+    }
+    let (saved, shift) = bn_state(&[], o, bn, false)?;
+    let scale = &saved.scale;
+    let _t = profile::scope("conv.forward (frozen batch norm fused)");
+    let y = conv_forward_then(x, &kkco, &shape, |row, part| match residual {
+        Some(r) => affine_add_relu_in_place(part, o, scale, &shift, &r[row * o..][..part.len()]),
+        None => affine_in_place(part, o, scale, &shift, relu),
+    });
+    let conv = SavedConv { shape, kkco };
+    Ok(ConvBn {
+        conv,
+        z: Vec::new(),
+        bn: saved,
         y,
-        SavedBn {
-            mean,
-            invstd,
-            gamma,
-            scale,
-            batch,
-            var,
-        },
-    ))
+    })
 }
 
 /// dx (and dgamma, dbeta) of a batch norm whose input was `x`; with `relu`, `dy` is first masked
@@ -86,21 +142,6 @@ pub(super) fn bn_backward(
 pub(super) struct SavedConv {
     pub(super) shape: ConvShape,
     pub(super) kkco: Vec<f32>,
-}
-
-pub(super) fn conv_run(
-    desc: &ConvDesc,
-    x: &[f32],
-    n: usize,
-    h: usize,
-    w: usize,
-    c: usize,
-) -> CResult<(Vec<f32>, SavedConv)> {
-    let shape = desc.shape(n, h, w, c)?;
-    let kkco = with_data(&desc.weight, |wv| weights_to_kkco(wv, &shape))?;
-    let _t = profile::scope("conv.forward");
-    let z = conv_forward(x, &kkco, &shape);
-    Ok((z, SavedConv { shape, kkco }))
 }
 
 pub(super) struct SavedBlock {
@@ -155,38 +196,58 @@ pub(super) fn forward(
 ) -> CResult<(Vec<f32>, Saved)> {
     let (n, c, h, w) = dims;
     let x = nchw_to_nhwc(x, dims);
-    let (stem_z, stem) = conv_run(&desc.conv1, &x, n, h, w, c)?;
-    let (mut hh, mut ww, mut cc) = (stem.shape.oh(), stem.shape.ow(), stem.shape.o);
-    let (stem_a, stem_bn) = bn_forward(&stem_z, cc, &desc.bn1, batch, true)?;
+    let stem = conv_bn(
+        (&desc.conv1, &desc.bn1),
+        &x,
+        (n, h, w, c),
+        batch,
+        true,
+        None,
+    )?;
+    let (mut hh, mut ww, mut cc) = (
+        stem.conv.shape.oh(),
+        stem.conv.shape.ow(),
+        stem.conv.shape.o,
+    );
     let mut blocks: Vec<SavedBlock> = Vec::with_capacity(desc.blocks.len());
     for block in &desc.blocks {
-        let input: &[f32] = blocks.last().map_or(&stem_a, |b| &b.y);
-        let (z1, conv1) = conv_run(&block.conv1, input, n, hh, ww, cc)?;
-        let (oh, ow, oc) = (conv1.shape.oh(), conv1.shape.ow(), conv1.shape.o);
-        let (a1, bn1) = bn_forward(&z1, oc, &block.bn1, batch, true)?;
-        let (z2, conv2) = conv_run(&block.conv2, &a1, n, oh, ow, oc)?;
-        let (b2, bn2) = bn_forward(&z2, oc, &block.bn2, batch, false)?;
-        let (y, down) = match &block.down {
-            Some((conv, bn)) => {
-                let (zd, sconv) = conv_run(conv, input, n, hh, ww, cc)?;
-                let (bd, sbn) = bn_forward(&zd, oc, bn, batch, false)?;
-                (add_relu(&b2, &bd), Some((sconv, zd, sbn)))
-            }
-            None => (add_relu(&b2, input), None),
+        let input: &[f32] = blocks.last().map_or(&stem.y, |b| &b.y);
+        let at = (n, hh, ww, cc);
+        let first = conv_bn((&block.conv1, &block.bn1), input, at, batch, true, None)?;
+        let s = &first.conv.shape;
+        let (oh, ow, oc) = (s.oh(), s.ow(), s.o);
+        let down = match &block.down {
+            Some((conv, bn)) => Some(conv_bn((conv, bn), input, at, batch, false, None)?),
+            None => None,
         };
+        let shortcut: &[f32] = down.as_ref().map_or(input, |d| &d.y);
+        let second = conv_bn(
+            (&block.conv2, &block.bn2),
+            &first.y,
+            (n, oh, ow, oc),
+            batch,
+            true,
+            Some(shortcut),
+        )?;
         blocks.push(SavedBlock {
-            conv1,
-            z1,
-            bn1,
-            a1,
-            conv2,
-            z2,
-            bn2,
-            down,
-            y,
+            conv1: first.conv,
+            z1: first.z,
+            bn1: first.bn,
+            a1: first.y,
+            conv2: second.conv,
+            z2: second.z,
+            bn2: second.bn,
+            down: down.map(|d| (d.conv, d.z, d.bn)),
+            y: second.y,
         });
         (hh, ww, cc) = (oh, ow, oc);
     }
+    let ConvBn {
+        conv: stem,
+        z: stem_z,
+        bn: stem_bn,
+        y: stem_a,
+    } = stem;
     let last: &[f32] = blocks.last().map_or(&stem_a, |b| &b.y);
     let pooled = global_average_pool(last, n, hh * ww, cc);
     Ok((
@@ -202,6 +263,22 @@ pub(super) fn forward(
             last: (hh * ww, cc),
         },
     ))
+}
+
+/// The gradient of a block's first batch norm's input (with its ReLU), from that of the second
+/// convolution's output `dz2`: (dz1, dgamma, dbeta). With frozen statistics the batch norm's
+/// backward pass runs as the epilogue of the convolution's input gradient.
+fn first_bn_backward(dz2: &[f32], b: &SavedBlock, oc: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    if b.bn1.batch {
+        let da1 = timed_input_grad(dz2, &b.conv2);
+        return bn_backward(&b.z1, &b.a1, &da1, oc, &b.bn1, true);
+    }
+    let _t = profile::scope("conv.backward.input (frozen batch norm fused)");
+    let scale = &b.bn1.scale;
+    let dz1 = input_grad_then(dz2, &b.conv2.kkco, &b.conv2.shape, |at, part| {
+        backward_affine_in_place(part, &b.a1[at * oc..][..part.len()], oc, scale, true)
+    });
+    (dz1, vec![0.0; oc], vec![0.0; oc])
 }
 
 pub(super) fn timed_input_grad(dz: &[f32], conv: &SavedConv) -> Vec<f32> {
@@ -282,7 +359,7 @@ pub(super) fn backward(
         // the block's closing ReLU (output `b.y`) is applied inside the batch norms' backward
         // passes; only the identity shortcut needs the masked gradient on its own
         let (dz2, dg2, db2) = bn_backward(&b.z2, &b.y, &dy, oc, &b.bn2, true);
-        let mut dx_in = match &b.down {
+        let dx_in = match &b.down {
             Some((conv, zd, bn)) => {
                 let (dzd, dgd, dbd) = bn_backward(zd, &b.y, &dy, oc, bn, true);
                 let dx = timed_input_grad(&dzd, conv);
@@ -296,22 +373,27 @@ pub(super) fn backward(
             }
             None => relu_mask(&dy, &b.y),
         };
-        let da1 = timed_input_grad(&dz2, &b.conv2);
+        let (dz1, dg1, db1) = first_bn_backward(&dz2, b, oc);
         packed.layer(
             &b.conv2,
             |o| timed_weight_grad(&b.a1, &dz2, &b.conv2, o),
             &dg2,
             &db2,
         )?;
-        let (dz1, dg1, db1) = bn_backward(&b.z1, &b.a1, &da1, oc, &b.bn1, true);
-        add_into(&mut dx_in, &timed_input_grad(&dz1, &b.conv1));
+        // the shortcut's gradient added as the epilogue of the first convolution's
+        let c_in = b.conv1.shape.c;
+        let _t = profile::scope("conv.backward.input");
+        let dx = input_grad_then(&dz1, &b.conv1.kkco, &b.conv1.shape, |at, part| {
+            add_in_place(part, &dx_in[at * c_in..][..part.len()])
+        });
+        drop(_t);
         packed.layer(
             &b.conv1,
             |o| timed_weight_grad(input, &dz1, &b.conv1, o),
             &dg1,
             &db1,
         )?;
-        dy = dx_in;
+        dy = dx;
     }
     let c0 = saved.stem.shape.o;
     let (dz, dg, db) = bn_backward(&saved.stem_z, &saved.stem_a, &dy, c0, &saved.stem_bn, true);

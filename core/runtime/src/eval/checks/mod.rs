@@ -274,6 +274,7 @@ pub(crate) fn verdict(name: &str, passed: bool, detail: String) -> CheckResult {
         passed,
         skipped: false,
         detail,
+        seconds: None,
     }
 }
 
@@ -284,6 +285,7 @@ pub(crate) fn not_applicable(name: &str, why: String) -> CheckResult {
         passed: true,
         skipped: true,
         detail: format!("not applicable: {why}"),
+        seconds: None,
     }
 }
 
@@ -303,9 +305,18 @@ pub fn all_checks() -> Vec<Box<dyn SanityCheck>> {
     ]
 }
 
-/// Runs every check of [`all_checks`].
+/// Runs every check of [`all_checks`], each timed (a check's seconds include the attacks it
+/// shares with later checks when it is the first to need them).
 pub fn run_checks(cx: &CheckContext<'_>) -> Result<Vec<CheckResult>> {
-    all_checks().iter().map(|check| check.run(cx)).collect()
+    all_checks()
+        .iter()
+        .map(|check| {
+            let started = std::time::Instant::now();
+            let mut result = check.run(cx)?;
+            result.seconds = Some(started.elapsed().as_secs_f64());
+            Ok(result)
+        })
+        .collect()
 }
 
 /// A plan's label with its radius, for details.
