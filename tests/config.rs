@@ -284,6 +284,56 @@ fn a_parameter_added_with_its_old_behaviour_as_default_keeps_the_run_folder() {
 }
 
 #[test]
+fn a_record_that_writes_a_default_this_build_leaves_out_still_matches_its_folder() {
+    // builds between `norm`'s arrival and its omission at the default wrote `norm = "linf"` into
+    // both a run's config.toml and its checkpoint; this build resolves the folder's config without
+    // it, and must still re-evaluate such a run, while an edited value still shows
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let files = [
+        root.join("configs/methods/emp-ssl-pgd.toml"),
+        root.join("configs/scale/cpu.toml"),
+    ];
+    let resolved = resolve(&files, &[]).unwrap();
+    let text = resolved.to_toml(false).unwrap();
+    let header = "[train.attack.pgd-linf]\n";
+    assert!(
+        text.contains(header) && !text.contains("norm = \"linf\"\nrandom_start"),
+        "{text}"
+    );
+    let recorded = text.replace(header, &format!("{header}norm = \"linf\"\n"));
+    let difference = |record: &str| {
+        resolved
+            .training_difference_from_text(record, "the checkpoint")
+            .unwrap()
+    };
+    assert!(difference(&text).is_none());
+    assert!(
+        difference(&recorded).is_none(),
+        "{:?}",
+        difference(&recorded)
+    );
+    let edited = recorded.replace(
+        &format!("{header}norm = \"linf\""),
+        &format!("{header}norm = \"l2\""),
+    );
+    assert_eq!(
+        difference(&edited).map(|d| d.key),
+        Some("train.attack.pgd-linf.norm".into())
+    );
+    // (that record does not resolve: `pgd-linf` refuses L2; one that does)
+    let (before, section) = recorded.split_once(header).unwrap();
+    let edited = format!(
+        "{before}{header}{}",
+        section.replacen("\nsteps = 5\n", "\nsteps = 7\n", 1)
+    );
+    assert_ne!(edited, recorded);
+    assert_eq!(
+        difference(&edited).map(|d| d.key),
+        Some("train.attack.pgd-linf.steps".into())
+    );
+}
+
+#[test]
 fn the_training_attack_runs_in_the_mode_its_configuration_names() {
     use rossl::rossl_api::components::Mode;
     let dir = common::temp_dir("attack-mode");

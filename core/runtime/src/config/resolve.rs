@@ -295,15 +295,15 @@ impl ResolvedConfig {
     }
 
     /// The first key that shapes the trained encoder and differs between this configuration
-    /// and a recorded configuration's TOML text (a checkpoint's embedded configuration), named
-    /// `what` in errors; `None` when they agree. Keys the record lacks are left out: they were
-    /// added by a later release, with defaults that keep the earlier behaviour.
+    /// and a recorded configuration's TOML text (a checkpoint's embedded configuration, resolved
+    /// by this build), named `what` in errors; `None` when they agree. Keys the record lacks are
+    /// left out: they were added by a later release, with defaults that keep its behaviour.
     pub fn training_difference_from_text(
         &self,
         text: &str,
         what: &str,
     ) -> Result<Option<super::training::KeyDifference>> {
-        let recorded = super::training::training_keys_of_text(text, what)?;
+        let recorded = super::training::resolved_training_keys_of_text(text, what)?;
         let mut current = super::training::training_keys_of_table(&self.resolved_table()?);
         current.retain(|key, _| recorded.contains_key(key));
         Ok(super::training::first_difference(&current, &recorded))

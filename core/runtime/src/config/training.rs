@@ -81,6 +81,27 @@ pub fn training_keys_of_text(text: &str, what: &str) -> Result<BTreeMap<String, 
     Ok(flatten_table(&table))
 }
 
+/// The training keys of a recorded configuration's TOML text (named `what` in errors) as this
+/// build resolves it: defaults filled in, and each value written as this build writes it, so that
+/// a key an earlier build wrote at its default and this one leaves out reads the same on both
+/// sides. A record this build cannot resolve (a key since renamed) is read as written.
+pub fn resolved_training_keys_of_text(text: &str, what: &str) -> Result<BTreeMap<String, String>> {
+    use figment::providers::{Format, Toml};
+    let written = training_keys_of_text(text, what)?;
+    let sources = super::layers::ConfigSources {
+        files: Vec::new(),
+        sets: Vec::new(),
+        use_env: false,
+    };
+    let figment = figment::Figment::from(Toml::string(text));
+    match super::resolve::ResolvedConfig::from_figment(figment, sources)
+        .and_then(|resolved| resolved.resolved_table())
+    {
+        Ok(table) => Ok(training_keys_of_table(&table)),
+        Err(_) => Ok(written),
+    }
+}
+
 /// The training keys of a resolved configuration table, flattened to `key = value`.
 pub fn training_keys_of_table(table: &toml::Table) -> BTreeMap<String, String> {
     let mut table = table.clone();
