@@ -302,13 +302,17 @@ fn forward_and_gradients_match_the_definition() {
 fn an_epilogue_sees_the_output_of_forward_and_fuses_batch_norm_bit_for_bit() {
     use crate::batch_norm::{affine, affine_add_relu_in_place, affine_in_place};
     use crate::elementwise::add_relu;
-    // a Winograd layer, a narrow strided one (direct kernels) and a strided 1x1 (im2col + GEMM),
-    // on enough images for several parts
+    // Winograd layers (even and odd sides), narrow strided ones (direct kernels) and a strided one
+    // with 12 outputs, not whole vectors (im2col + GEMM), on enough images for several parts
     let shapes = [
         (3, 1, 1, 16, 16, 12),
+        (3, 1, 1, 16, 16, 7),
         (3, 2, 1, 16, 32, 10),
         (1, 2, 0, 8, 24, 9),
+        (3, 2, 1, 8, 12, 9),
     ];
+    let _serial = crate::isa::test_lock();
+    let mut paths = std::collections::BTreeSet::new();
     for (k, stride, pad, c, o, side) in shapes {
         let s = ConvShape {
             n: 9,
@@ -329,6 +333,13 @@ fn an_epilogue_sees_the_output_of_forward_and_fuses_batch_norm_bit_for_bit() {
         let scale: Vec<f32> = values(o, 23).iter().map(|v| *v as f32).collect();
         let shift: Vec<f32> = values(o, 24).iter().map(|v| *v as f32).collect();
         let residual: Vec<f32> = values(s.rows() * o, 25).iter().map(|v| *v as f32).collect();
+        paths.insert(if crate::winograd::path(&s).is_some() {
+            "winograd"
+        } else if crate::direct::path(&s).is_some() {
+            "direct"
+        } else {
+            "im2col"
+        });
         let z = forward(&x, &wt, &s);
         let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
         // the parts cover the output once, in whole rows, and hold forward's values
@@ -356,6 +367,9 @@ fn an_epilogue_sees_the_output_of_forward_and_fuses_batch_norm_bit_for_bit() {
         });
         let apart = add_relu(&affine(&z, o, &scale, &shift, false), &residual);
         assert_eq!(bits(&fused), bits(&apart), "{s:?} with a residual");
+    }
+    if crate::isa::active() == crate::isa::Isa::Avx512 {
+        assert_eq!(paths.len(), 3, "every path covered: {paths:?}");
     }
 }
 

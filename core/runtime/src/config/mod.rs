@@ -12,6 +12,7 @@
 
 mod anneal;
 mod corruptions;
+mod difference;
 mod evaluation;
 mod evaluator_data;
 mod explain;

@@ -282,33 +282,6 @@ impl ResolvedConfig {
         Ok(format!("{:016x}", fnv1a(text.as_bytes())))
     }
 
-    /// The first key that shapes the trained encoder and differs between this configuration
-    /// and `other`, if any.
-    pub fn training_difference(
-        &self,
-        other: &ResolvedConfig,
-    ) -> Result<Option<super::training::KeyDifference>> {
-        Ok(super::training::first_difference(
-            &super::training::training_keys_of_table(&self.resolved_table()?),
-            &super::training::training_keys_of_table(&other.resolved_table()?),
-        ))
-    }
-
-    /// The first key that shapes the trained encoder and differs between this configuration
-    /// and a recorded configuration's TOML text (a checkpoint's embedded configuration, resolved
-    /// by this build), named `what` in errors; `None` when they agree. Keys the record lacks are
-    /// left out: they were added by a later release, with defaults that keep its behaviour.
-    pub fn training_difference_from_text(
-        &self,
-        text: &str,
-        what: &str,
-    ) -> Result<Option<super::training::KeyDifference>> {
-        let recorded = super::training::resolved_training_keys_of_text(text, what)?;
-        let mut current = super::training::training_keys_of_table(&self.resolved_table()?);
-        current.retain(|key, _| recorded.contains_key(key));
-        Ok(super::training::first_difference(&current, &recorded))
-    }
-
     /// The sections of the components that shape the trained encoder: the dataset, the views,
     /// the encoder, the loss terms, and the training attack when the regime uses one.
     pub fn trained_components(&self) -> impl Iterator<Item = &ChosenComponent> {

@@ -75,31 +75,16 @@ impl KeyDifference {
 /// source comments, or a checkpoint's embedded configuration), flattened to `key = value`.
 /// `what` names the text in errors.
 pub fn training_keys_of_text(text: &str, what: &str) -> Result<BTreeMap<String, String>> {
+    Ok(flatten_table(&training_table_of_text(text, what)?))
+}
+
+/// The keys of a configuration's TOML text (named `what` in errors) that shape the trained
+/// encoder, as a table ([`keep_training_keys`]).
+pub fn training_table_of_text(text: &str, what: &str) -> Result<toml::Table> {
     let mut table: toml::Table = toml::from_str(text)
         .map_err(|e| Error::Config(format!("{what} is not valid TOML: {}", e.message())))?;
     keep_training_keys(&mut table);
-    Ok(flatten_table(&table))
-}
-
-/// The training keys of a recorded configuration's TOML text (named `what` in errors) as this
-/// build resolves it: defaults filled in, and each value written as this build writes it, so that
-/// a key an earlier build wrote at its default and this one leaves out reads the same on both
-/// sides. A record this build cannot resolve (a key since renamed) is read as written.
-pub fn resolved_training_keys_of_text(text: &str, what: &str) -> Result<BTreeMap<String, String>> {
-    use figment::providers::{Format, Toml};
-    let written = training_keys_of_text(text, what)?;
-    let sources = super::layers::ConfigSources {
-        files: Vec::new(),
-        sets: Vec::new(),
-        use_env: false,
-    };
-    let figment = figment::Figment::from(Toml::string(text));
-    match super::resolve::ResolvedConfig::from_figment(figment, sources)
-        .and_then(|resolved| resolved.resolved_table())
-    {
-        Ok(table) => Ok(training_keys_of_table(&table)),
-        Err(_) => Ok(written),
-    }
+    Ok(table)
 }
 
 /// The training keys of a resolved configuration table, flattened to `key = value`.

@@ -265,6 +265,29 @@ pub(super) fn forward(
     ))
 }
 
+/// The gradient through a block's shortcut of its output gradient `dy`: the downsampling
+/// convolution's input gradient (its weight gradients go into `packed`), or the identity's,
+/// masked by the closing ReLU.
+fn shortcut_backward(
+    b: &SavedBlock,
+    input: &[f32],
+    dy: &[f32],
+    packed: &mut Packed,
+) -> CResult<Vec<f32>> {
+    let Some((conv, zd, bn)) = &b.down else {
+        return Ok(relu_mask(dy, &b.y));
+    };
+    let (dzd, dgd, dbd) = bn_backward(zd, &b.y, dy, b.conv1.shape.o, bn, true);
+    let dx = timed_input_grad(&dzd, conv);
+    packed.layer(
+        conv,
+        |o| timed_weight_grad(input, &dzd, conv, o),
+        &dgd,
+        &dbd,
+    )?;
+    Ok(dx)
+}
+
 /// The gradient of a block's first batch norm's input (with its ReLU), from that of the second
 /// convolution's output `dz2`: (dz1, dgamma, dbeta). With frozen statistics the batch norm's
 /// backward pass runs as the epilogue of the convolution's input gradient.
@@ -359,20 +382,7 @@ pub(super) fn backward(
         // the block's closing ReLU (output `b.y`) is applied inside the batch norms' backward
         // passes; only the identity shortcut needs the masked gradient on its own
         let (dz2, dg2, db2) = bn_backward(&b.z2, &b.y, &dy, oc, &b.bn2, true);
-        let dx_in = match &b.down {
-            Some((conv, zd, bn)) => {
-                let (dzd, dgd, dbd) = bn_backward(zd, &b.y, &dy, oc, bn, true);
-                let dx = timed_input_grad(&dzd, conv);
-                packed.layer(
-                    conv,
-                    |o| timed_weight_grad(input, &dzd, conv, o),
-                    &dgd,
-                    &dbd,
-                )?;
-                dx
-            }
-            None => relu_mask(&dy, &b.y),
-        };
+        let dx_in = shortcut_backward(b, input, &dy, &mut packed)?;
         let (dz1, dg1, db1) = first_bn_backward(&dz2, b, oc);
         packed.layer(
             &b.conv2,
