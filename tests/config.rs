@@ -331,6 +331,12 @@ fn a_record_that_writes_a_default_this_build_leaves_out_still_matches_its_folder
         difference(&edited).map(|d| d.key),
         Some("train.attack.pgd-linf.steps".into())
     );
+    // a key this build leaves out at its default, set in the folder only, is an edit too
+    let bf16 = resolve(&files, &["precision=\"bf16\""]).unwrap();
+    let edit = bf16
+        .training_difference_from_text(&recorded, "the checkpoint")
+        .unwrap();
+    assert_eq!(edit.map(|d| d.key), Some("precision".into()));
 }
 
 #[test]

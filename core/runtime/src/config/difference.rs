@@ -26,9 +26,10 @@ impl ResolvedConfig {
     ///
     /// The record's training keys are resolved by this build first: its defaults filled in, and
     /// each value written as this build writes it, so that a key an earlier build wrote at its
-    /// default and this one leaves out reads the same on both sides. A record this build cannot
-    /// resolve (a key since renamed) is compared as written, leaving out the keys it lacks:
-    /// those were added later, with defaults that keep the earlier behaviour.
+    /// default and this one leaves out reads the same on both sides, and a key set in the folder
+    /// but left at its default in the record differs. A record this build cannot resolve (a key
+    /// since renamed) is compared as written, leaving out the keys it lacks: those were added
+    /// later, with defaults that keep the earlier behaviour.
     pub fn training_difference_from_text(
         &self,
         text: &str,
@@ -38,9 +39,12 @@ impl ResolvedConfig {
         let mut current = training_keys_of_table(&self.resolved_table()?);
         let recorded = match resolved(&recorded) {
             Some(table) => training_keys_of_table(&table),
-            None => flatten_table(&recorded),
+            None => {
+                let written = flatten_table(&recorded);
+                current.retain(|key, _| written.contains_key(key));
+                written
+            }
         };
-        current.retain(|key, _| recorded.contains_key(key));
         Ok(first_difference(&current, &recorded))
     }
 }
