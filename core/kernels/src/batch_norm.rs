@@ -69,6 +69,18 @@ pub fn moments<T: Element>(x: &[T], c: usize) -> (Vec<f64>, Vec<f64>) {
     (mean, var)
 }
 
+/// One value of [`affine`]: `x a + b`, then ReLU if asked (every affine pass, fused or not,
+/// computes it here, so that they agree to the bit).
+#[inline(always)]
+fn affine_value<T: Element>(x: T, a: T, b: T, relu: bool) -> T {
+    let v = x * a + b;
+    if relu && v < T::zero() {
+        T::zero()
+    } else {
+        v
+    }
+}
+
 /// `y = x scale + shift` per channel, then ReLU if asked.
 pub fn affine<T: Element>(x: &[T], c: usize, scale: &[T], shift: &[T], relu: bool) -> Vec<T> {
     let step = chunk_rows(c) * c;
@@ -79,8 +91,7 @@ pub fn affine<T: Element>(x: &[T], c: usize, scale: &[T], shift: &[T], relu: boo
             || {
                 for (orow, irow) in out.chunks_exact_mut(c).zip(inp.chunks_exact(c)) {
                     for ((o, x), (a, b)) in orow.iter_mut().zip(irow).zip(scale.iter().zip(shift)) {
-                        let v = *x * *a + *b;
-                        *o = if relu && v < T::zero() { T::zero() } else { v };
+                        *o = affine_value(*x, *a, *b, relu);
                     }
                 }
             },
@@ -96,8 +107,7 @@ pub fn affine_in_place<T: Element>(x: &mut [T], c: usize, scale: &[T], shift: &[
         || {
             for row in x.chunks_exact_mut(c) {
                 for (o, (a, b)) in row.iter_mut().zip(scale.iter().zip(shift)) {
-                    let v = *o * *a + *b;
-                    *o = if relu && v < T::zero() { T::zero() } else { v };
+                    *o = affine_value(*o, *a, *b, relu);
                 }
             }
         },
@@ -119,8 +129,7 @@ pub fn affine_add_relu_in_place(
         || {
             for (row, res) in x.chunks_exact_mut(c).zip(residual.chunks_exact(c)) {
                 for ((o, r), (a, b)) in row.iter_mut().zip(res).zip(scale.iter().zip(shift)) {
-                    let v = *o * *a + *b;
-                    *o = (v + r).max(0.0);
+                    *o = (affine_value(*o, *a, *b, false) + r).max(0.0);
                 }
             }
         },

@@ -5,8 +5,8 @@ use rossl_kernels::batch_norm::{
     backward_train, moments,
 };
 use rossl_kernels::conv::{
-    forward_then as conv_forward_then, input_grad, input_grad_then, weight_grad,
-    weights_from_kkco_into, weights_to_kkco, ConvShape,
+    forward as conv_forward, forward_then as conv_forward_then, input_grad, input_grad_then,
+    weight_grad, weights_from_kkco_into, weights_to_kkco, ConvShape,
 };
 use rossl_kernels::elementwise::{
     add_in_place, add_relu, global_average_pool, global_average_pool_backward, nchw_to_nhwc,
@@ -88,7 +88,7 @@ pub(super) fn conv_bn(
     if batch {
         let z = {
             let _t = profile::scope("conv.forward");
-            conv_forward_then(x, &kkco, &shape, |_, _| {})
+            conv_forward(x, &kkco, &shape)
         };
         let _t = profile::scope("batchnorm.forward");
         let (saved, shift) = bn_state(&z, o, bn, true)?;
