@@ -139,13 +139,18 @@ fn print_corruptions(e: &EvaluationReport) {
 /// The attack rows of one evaluation and its worst case per radius.
 fn print_attack_rows(e: &EvaluationReport) {
     let cumulative = e.robust.iter().all(|r| r.cumulative);
-    if cumulative {
+    let standalone = e.robust.iter().any(|r| r.standalone.is_some());
+    if cumulative && standalone {
+        println!(
+            "  robust accuracy after each attack of the sequence, over all {} images (`after`: correct under it and every earlier one; with `eval.per_attack` each white-box attack ran on every image correct clean, so `broke / ran on` and `alone` are its own):",
+            e.test_images
+        );
+    } else if cumulative {
         println!(
             "  robust accuracy after each attack of the sequence, over all {} images (each attack ran on the points still correct):",
             e.test_images
         );
     }
-    let standalone = e.robust.iter().any(|r| r.standalone.is_some());
     let timed = e.robust.iter().all(|r| r.seconds.is_some());
     // the images column is padded only when a column follows it
     let width = if timed || standalone { 14 } else { 0 };

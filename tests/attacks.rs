@@ -291,3 +291,43 @@ fn pgd_takes_either_norm_and_pgd_linf_refuses_l2() {
     let unknown = registry::build::<dyn Attack>("pgd", "norm = \"l1\"", &BuildContext::cpu(0));
     assert!(unknown.is_err());
 }
+
+/// Records the first point it is asked about; a flat loss, never a success.
+struct FirstPoint(Option<Tensor>);
+
+impl Objective for FirstPoint {
+    fn loss(&mut self, x: &Tensor) -> Result<Tensor> {
+        if self.0.is_none() {
+            self.0 = Some(x.detach());
+        }
+        Ok((x.flatten_from(1)?.sum(D::Minus1)? * 0.0)?)
+    }
+}
+
+#[test]
+fn apgd_starts_on_the_l2_sphere_as_autoattack() {
+    // AutoAttack's L2 APGD starts at x + eps t / ||t||_2 (t Gaussian): every example at distance
+    // eps (x in the interior, so clipping to [0, 1] takes nothing off)
+    let x = Tensor::full(0.5f32, (3, 3, 8, 8), &Device::Cpu).unwrap();
+    let mut objective = FirstPoint(None);
+    attack("apgd", "eps = 0.5\nsteps = 2\nnorm = \"l2\"")
+        .perturb(&x, &mut objective, &mut Rng::new(3))
+        .unwrap();
+    let start = objective.0.expect("queried");
+    let delta = (start - &x).unwrap().flatten_from(1).unwrap();
+    for size in delta
+        .sqr()
+        .unwrap()
+        .sum(1)
+        .unwrap()
+        .sqrt()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
+    {
+        assert!(
+            (size - 0.5).abs() < 1e-5,
+            "start at L2 distance {size}, not eps"
+        );
+    }
+}

@@ -426,3 +426,52 @@ fn evaluation_digests_keep_their_value_and_follow_the_runtime_keys() {
         }
     }
 }
+
+#[test]
+fn extra_attacks_attack_in_the_evaluations_threat_model() {
+    use rossl::rossl_api::norm::Norm;
+    use rossl::rossl_runtime::config::ExtraAttack;
+    // under L2, an attack held to L-infinity is refused before training, naming it
+    let l2 = ["eval.norm=\"l2\"", "eval.eps=[0.5]"];
+    let message = error_of(resolve(
+        &[],
+        &[l2[0], l2[1], "eval.extra_attacks=[{ name = \"pgd-linf\" }]"],
+    ));
+    assert!(
+        message.contains("pgd-linf") && message.contains("eval.norm"),
+        "{message}"
+    );
+    // a `norm` of its own that is not the evaluation's is refused
+    let message = error_of(resolve(
+        &[],
+        &["eval.extra_attacks=[{ name = \"pgd\", params = { norm = \"l2\" } }]"],
+    ));
+    assert!(
+        message.contains("norm = \"l2\"") && message.contains("eval.norm"),
+        "{message}"
+    );
+    // a norm-generic attack is given the evaluation's norm
+    resolve(
+        &[],
+        &[l2[0], l2[1], "eval.extra_attacks=[{ name = \"pgd\" }]"],
+    )
+    .unwrap();
+    let extra = ExtraAttack {
+        name: "pgd".into(),
+        loss: Default::default(),
+        params: toml::Table::new(),
+    };
+    let planned = extra.planned(0, 0.5, Norm::L2).unwrap();
+    assert_eq!(planned.params["norm"].as_str(), Some("l2"));
+    let planned = extra.planned(0, 0.5, Norm::Linf).unwrap();
+    assert!(!planned.params.contains_key("norm"));
+}
+
+#[test]
+fn a_radius_listed_twice_is_refused() {
+    let message = error_of(resolve(&[], &["eval.eps=[0.1, 0.2, 0.1]"]));
+    assert!(
+        message.contains("eval.eps") && message.contains("twice"),
+        "{message}"
+    );
+}

@@ -424,3 +424,42 @@ fn the_classifier_objective_gives_the_same_loss_and_success_in_one_pass_as_in_tw
         }
     }
 }
+
+#[test]
+fn radii_listed_in_any_order_give_the_same_numbers() {
+    // each radius draws its random starts from the stream of its rank by size, so the order of
+    // `eval.eps` changes nothing (the cascade runs the smaller radius first either way)
+    let (train, test) = synthetic(0.6);
+    let ctx = BuildContext::cpu(0);
+    let probe = evaluator("linear-probe", "epochs = 10\nlr = 0.01\nbatch_size = 32");
+    let rows = |eps: Vec<f64>| {
+        let config = EvalConfig {
+            eps,
+            apgd_steps: 4,
+            square_queries: 8,
+            ..eval_config(Preset::Strong)
+        };
+        let inputs = EvalInputs {
+            encoder: &Flatten,
+            train: &train,
+            test: &test,
+            device: &Device::Cpu,
+            seed: 1,
+            config: &config,
+            ctx: &ctx,
+            copy_encoder: None,
+        };
+        let report = fit_and_measure("linear-probe", probe.as_ref(), 0, &inputs)
+            .unwrap()
+            .report;
+        let mut rows: Vec<String> = report
+            .robust
+            .iter()
+            .map(|r| format!("{} {:.6} {} {}", r.attack, r.eps, r.accuracy, r.broken))
+            .collect();
+        rows.sort();
+        rows
+    };
+    let (small, large) = (4.0 / 255.0, 16.0 / 255.0);
+    assert_eq!(rows(vec![small, large]), rows(vec![large, small]));
+}

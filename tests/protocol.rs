@@ -3,10 +3,11 @@
 
 mod common;
 use common::{assemble, temp_dir};
+use rossl::rossl_api::components::Split;
 use rossl::rossl_runtime::assembly::Assembly;
 use rossl::rossl_runtime::eval::{evaluate_run, EvaluationReport};
 use rossl::rossl_runtime::run_dir::{files, RunDir};
-use rossl::rossl_runtime::train::{encoder_tensors, train, TrainSummary};
+use rossl::rossl_runtime::train::{encoder_tensors, load_split, train, TrainSummary};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -251,30 +252,19 @@ fn corruption_accuracies_are_computed_per_family_and_severity_or_read_from_publi
     assert_eq!(c.images, 10);
     let mean = c.results.iter().map(|r| r.accuracy).sum::<f64>() / 4.0;
     assert!((c.mean - mean).abs() < 1e-12);
-    // the published arrays: the first 4 images of severity 1's block of a (4, 32, 32, 3) file
-    let published = dir.join("CIFAR-10-C");
-    std::fs::create_dir_all(&published).unwrap();
-    let pixels: Vec<u8> = (0..4 * 32 * 32 * 3).map(|i| (i % 256) as u8).collect();
-    std::fs::write(
-        published.join("fog.npy"),
-        common::npy_u8(&[4, 32, 32, 3], &pixels),
-    )
-    .unwrap();
-    std::fs::write(
-        published.join("labels.npy"),
-        common::npy_u8(&[4], &[0, 1, 2, 3]),
-    )
-    .unwrap();
-    let files = format!(
-        "eval.corruptions.files={:?}",
-        published.display().to_string()
-    );
+    // the published arrays: the first 4 images of severity 1's block of a (4, 32, 32, 3) file,
+    // labelled as the synthetic test set's first 4 images (they are its corrupted versions)
     let colour = [
         "data.synthetic.classes=10",
         "data.synthetic.channels=3",
         "data.synthetic.height=32",
         "data.synthetic.width=32",
     ];
+    let published = dir.join("CIFAR-10-C");
+    let files = format!(
+        "eval.corruptions.files={:?}",
+        published.display().to_string()
+    );
     let mut settings = vec![
         "eval.preset=\"none\"",
         "eval.corruptions.families=[\"fog\"]",
@@ -283,11 +273,41 @@ fn corruption_accuracies_are_computed_per_family_and_severity_or_read_from_publi
         &files,
     ];
     settings.extend(colour);
-    let (evaluations, _, _) = trained_and_evaluated(&temp_dir("corruptions-files"), &settings);
+    let (asm, run_dir, summary) = trained(&temp_dir("corruptions-files"), &settings);
+    let test = load_split(&asm, Split::Test).unwrap();
+    let labels: Vec<u8> = test.labels[..4].iter().map(|&l| l as u8).collect();
+    std::fs::create_dir_all(&published).unwrap();
+    let pixels: Vec<u8> = (0..4 * 32 * 32 * 3).map(|i| (i % 256) as u8).collect();
+    std::fs::write(
+        published.join("fog.npy"),
+        common::npy_u8(&[4, 32, 32, 3], &pixels),
+    )
+    .unwrap();
+    let write_labels = |labels: &[u8]| {
+        std::fs::write(published.join("labels.npy"), common::npy_u8(&[4], labels)).unwrap()
+    };
+    write_labels(&labels);
+    let evaluations = evaluate_run(&asm, &run_dir, &summary).unwrap().evaluations;
     let c = evaluations[0].corruptions.as_ref().expect("measured");
     assert_eq!((c.images, c.results.len()), (4, 1));
     assert!(c.source.contains("CIFAR-10-C"), "{}", c.source);
     assert_eq!((c.results[0].accuracy * 4.0).fract(), 0.0);
+    // arrays labelled otherwise are other images (a test subset, a transfer dataset): refused
+    // before the attacks, naming the key, the image and the labels file
+    let mut other = labels.clone();
+    other[2] = (other[2] + 1) % 10;
+    write_labels(&other);
+    let Err(error) = evaluate_run(&asm, &run_dir, &summary) else {
+        panic!("published arrays of other images were accepted");
+    };
+    let message = error.to_string();
+    assert!(
+        message.contains("eval.corruptions.files")
+            && message.contains("image 2")
+            && message.contains("labels.npy"),
+        "{message}"
+    );
+    write_labels(&labels);
     // TINY's grey 12x12 images are not the arrays' shape: a clear error, naming the key
     let (asm, run_dir, summary) = trained(
         &temp_dir("corruptions-shape"),

@@ -98,6 +98,17 @@ fn assert_card_matches(run: &Path, results: &Results) {
         assert_eq!(entry.eps, format!("{k}/255"));
         assert_eq!(entry.number_forward_passes, 1);
         assert_eq!(entry.autoattack_acc, None);
+        assert!(
+            !entry.additional_data,
+            "evaluated on the pre-training dataset"
+        );
+        // the breaks of the same evaluator's smaller radii count here
+        let smaller: Vec<String> = expected
+            .iter()
+            .filter(|(other, e, ..)| other == evaluator && e < eps)
+            .map(|(_, e, ..)| format!("{}/255", (e * 255.0).round() as i64))
+            .collect();
+        assert_eq!(entry.ssl.breaks_carried_from, smaller);
         assert_eq!(entry.ssl.config_digest, results.config_digest);
         assert_eq!(entry.ssl.forward_passes, results.train.forward_passes);
         assert_eq!(entry.test_images, 40);

@@ -10,6 +10,15 @@ use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// How far from the centre an L2 random perturbation lies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum L2Radius {
+    /// A uniform fraction of eps (torchattacks' PGDL2).
+    UniformFraction,
+    /// eps: on the sphere (AutoAttack's APGD, `x + eps * t / ||t||_2` with t Gaussian).
+    Sphere,
+}
+
 /// The norm that bounds a perturbation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, Hash)]
 #[serde(rename_all = "kebab-case")]
@@ -64,13 +73,20 @@ impl Norm {
     }
 
     /// The unit-norm direction of steepest ascent for `gradient`, per example: its sign
-    /// (L-infinity) or the gradient over its L2 norm (zero where the gradient is zero).
+    /// (L-infinity; the sign of NaN is 0) or the gradient over its L2 norm (L2; zero where the
+    /// gradient is zero, and zero for a row holding an infinite or NaN entry, whose direction is
+    /// undefined: dividing by its infinite or NaN norm would put NaN into the image).
     pub fn steepest(self, gradient: &Tensor) -> Result<Tensor> {
         Ok(match self {
             Norm::Linf => gradient.sign()?,
             Norm::L2 => {
-                let norms = row_norms(gradient)?.clamp(1e-12, f64::INFINITY)?;
-                gradient.broadcast_div(&as_rows(&norms, gradient)?)?
+                let norms = row_norms(gradient)?;
+                let unit = gradient
+                    .broadcast_div(&as_rows(&norms.clamp(1e-12, f64::INFINITY)?, gradient)?)?;
+                // NaN < inf is false too; the mask stays on the device
+                let keep =
+                    as_rows(&norms.lt(f64::INFINITY)?, gradient)?.broadcast_as(gradient.shape())?;
+                keep.where_cond(&unit, &unit.zeros_like()?)?
             }
         })
     }
@@ -81,24 +97,43 @@ impl Norm {
     /// the batch rows that `x`'s rows are ([`Rng::for_batch_rows`]), the whole batch's draws are
     /// made and each row gets its own row's.
     pub fn random_delta(self, x: &Tensor, eps: f64, rng: &mut Rng) -> Result<Tensor> {
+        self.random_delta_at(x, eps, L2Radius::UniformFraction, rng)
+    }
+
+    /// [`Norm::random_delta`] with the L2 radius drawn as `radius` says (L-infinity draws are
+    /// uniform in the cube either way).
+    pub fn random_delta_at(
+        self,
+        x: &Tensor,
+        eps: f64,
+        radius: L2Radius,
+        rng: &mut Rng,
+    ) -> Result<Tensor> {
         let rows = x.dim(0)?;
         let per_row = x.elem_count() / rows.max(1);
         let values = match rng.batch_rows() {
             Some(batch) if batch.rows.len() == rows => {
-                let all = self.draw_rows(batch.batch_len, per_row, eps, rng);
+                let all = self.draw_rows(batch.batch_len, per_row, eps, radius, rng);
                 batch
                     .rows
                     .iter()
                     .flat_map(|&r| all[r * per_row..(r + 1) * per_row].iter().copied())
                     .collect()
             }
-            _ => self.draw_rows(rows, per_row, eps, rng),
+            _ => self.draw_rows(rows, per_row, eps, radius, rng),
         };
         Ok(Tensor::from_vec(values, x.shape(), x.device())?.to_dtype(x.dtype())?)
     }
 
     /// `rows` rows of `per_row` random values in the ball of radius `eps`, row after row.
-    fn draw_rows(self, rows: usize, per_row: usize, eps: f64, rng: &mut Rng) -> Vec<f32> {
+    fn draw_rows(
+        self,
+        rows: usize,
+        per_row: usize,
+        eps: f64,
+        radius: L2Radius,
+        rng: &mut Rng,
+    ) -> Vec<f32> {
         match self {
             Norm::Linf => (0..rows * per_row)
                 .map(|_| rng.uniform_range(-eps, eps) as f32)
@@ -108,7 +143,11 @@ impl Norm {
                 for _ in 0..rows {
                     let direction: Vec<f64> = (0..per_row).map(|_| rng.normal()).collect();
                     let length = direction.iter().map(|v| v * v).sum::<f64>().sqrt();
-                    let scale = eps * rng.uniform() / length.max(1e-12);
+                    let fraction = match radius {
+                        L2Radius::UniformFraction => rng.uniform(),
+                        L2Radius::Sphere => 1.0,
+                    };
+                    let scale = eps * fraction / length.max(1e-12);
                     values.extend(direction.iter().map(|v| (v * scale) as f32));
                 }
                 values
@@ -207,6 +246,34 @@ mod tests {
             norm.random_delta(&whole, 0.5, &mut whole_rng)?;
             assert_eq!(marked.next_u64(), whole_rng.next_u64(), "{norm}");
         }
+        Ok(())
+    }
+
+    #[test]
+    fn sphere_draws_lie_on_the_l2_sphere() -> Result<()> {
+        let x = Tensor::zeros((3, 2, 4, 4), DType::F32, &Device::Cpu)?;
+        let delta = Norm::L2.random_delta_at(&x, 0.25, L2Radius::Sphere, &mut Rng::new(4))?;
+        for size in Norm::L2.distances(&delta)? {
+            assert!((size - 0.25).abs() < 1e-6, "{size}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn an_l2_step_on_a_non_finite_gradient_row_does_not_move_it() -> Result<()> {
+        // row 0 holds +inf, row 1 NaN, row 2 is finite: inf / inf would be NaN
+        let g = Tensor::new(
+            &[
+                [f32::INFINITY, 1.0, 0.0],
+                [f32::NAN, 1.0, 0.0],
+                [3.0, 4.0, 0.0],
+            ],
+            &Device::Cpu,
+        )?;
+        let d = Norm::L2.steepest(&g)?.to_vec2::<f32>()?;
+        assert_eq!(d[0], [0.0, 0.0, 0.0]);
+        assert_eq!(d[1], [0.0, 0.0, 0.0]);
+        assert_eq!(d[2], [0.6, 0.8, 0.0]);
         Ok(())
     }
 

@@ -14,13 +14,14 @@
 //!
 //! The ball is L-infinity (`norm = "linf"`, the default: steps along the gradient's sign) or L2
 //! (`norm = "l2"`, AutoAttack's L2 form: steps `x + step * grad / ||grad||_2`, projection onto the
-//! L2 ball, the same initial 2 eps per example, momentum and checkpoints). Both start from
-//! [`Norm::start`]'s random point of the ball.
+//! L2 ball, the same initial 2 eps per example, momentum and checkpoints). It starts from a
+//! random point uniform in the L-infinity cube, or, under L2, on the sphere of radius eps (as
+//! AutoAttack's `x + eps * t / ||t||_2`, t Gaussian), clipped to [0, 1].
 
 use candle_core::{DType, Tensor};
 use rossl_api::adversarial::{check_budget, input_gradient_and_success};
 use rossl_api::components::{Attack, AttackSpec, Objective};
-use rossl_api::norm::Norm;
+use rossl_api::norm::{L2Radius, Norm};
 use rossl_api::registry::{ParamError, Params};
 use rossl_api::rng::Rng;
 use rossl_api::Result;
@@ -187,15 +188,21 @@ struct Search {
 }
 
 impl Search {
-    /// Starts from a random point of the ball (`norm`, radius `eps`) around `x`, with steps of
-    /// 2 eps.
+    /// Starts from a random point around `x` (uniform in the L-infinity cube, or on the L2 sphere
+    /// of radius `eps`, then clipped to [0, 1]), with steps of 2 eps.
     fn begin(
         x: Tensor,
         (norm, eps): (Norm, f64),
         objective: &mut dyn Objective,
         rng: &mut Rng,
     ) -> Result<Self> {
-        let x_adv = norm.start(&x, eps, true, rng)?;
+        // AutoAttack's start: uniform in the cube (L-infinity), on the sphere (L2)
+        let x_adv = if eps > 0.0 {
+            let delta = norm.random_delta_at(&x, eps, L2Radius::Sphere, rng)?;
+            norm.project(&x, &(&x + delta)?, eps)?
+        } else {
+            x.clone()
+        };
         let (loss, grad, success) = input_gradient_and_success(objective, &x_adv)?;
         let losses = per_example(&loss)?;
         let rows = losses.len();

@@ -5,10 +5,11 @@
 //! Score-based: it reads the objective's value only, never a gradient, so masked or obfuscated
 //! gradients do not stop it. Per query it proposes a change of one random square window of each
 //! image, and keeps the proposal where it raises the objective or where the objective reports
-//! it misclassified (as AutoAttack's reference does). The window's share of the
-//! image starts at `p_init` and halves on the paper's schedule (after 10, 50, 200, 500, 1000,
-//! 2000, 4000, 6000 and 8000 of 10,000 queries, rescaled to the budget). An image stops being
-//! queried once the objective reports it misclassified.
+//! it misclassified (as AutoAttack's reference does). It makes `queries` proposals after its
+//! initial point (AutoAttack's `n_queries`). The window's share of the image starts at `p_init`
+//! and halves on the paper's schedule (after 10, 50, 200, 500, 1000, 2000, 4000, 6000 and 8000
+//! of 10,000 queries, rescaled to the budget), read at each proposal's index from 0. An image
+//! stops being queried once the objective reports it misclassified.
 //!
 //! - L-infinity (`norm = "linf"`, the default): it starts from vertical stripes of +-eps, and a
 //!   proposal sets the window to +-eps around the clean image (one sign per channel).
@@ -16,10 +17,11 @@
 //!   from a grid of blocks each holding a centred "meta pseudo-gaussian" pattern (nested
 //!   rectangles weighted 1/k^2, positive on one half and negative on the other) with a random
 //!   sign per channel, scaled onto the L2 sphere of radius eps. A proposal draws two windows of
-//!   the same side (at least 3 pixels, odd): per channel, the perturbation's mass on both windows,
-//!   plus that lost to clipping at [0, 1], moves into the first, as a fresh pattern of random sign
-//!   added to the first window's current direction; the second window is emptied, and the whole
-//!   perturbation is rescaled onto the sphere before clipping to [0, 1].
+//!   the same side (at least 3 pixels, odd): the perturbation's mass on both windows over all
+//!   c channels (m), plus that lost to clipping at [0, 1] (lost), moves into the first, each
+//!   channel's window becoming a fresh pattern of random sign added to its current direction, of
+//!   size sqrt(lost / c + m^2); the second window is emptied, and the whole perturbation is
+//!   rescaled onto the sphere before clipping to [0, 1].
 //!
 //! A window's corner is drawn anywhere it fits (rows 0 to h - side inclusive). AutoAttack's
 //! reference draws it below h - side, so that it never moves the last row and column; on small
@@ -40,7 +42,8 @@ rossl_api::params! {
     pub struct SquareParams {
         /// Radius of the ball.
         pub eps: f64 = 8.0 / 255.0,
-        /// Queries (objective evaluations) per image, the initial one included.
+        /// Queries per image: proposals after the initial point, as AutoAttack's `n_queries`
+        /// (at most `queries + 1` objective evaluations per image, the start included).
         pub queries: usize = 1000,
         /// Initial share of the image's pixels that a window covers.
         pub p_init: f64 = 0.8,
@@ -250,7 +253,9 @@ impl Attack for Square {
         } else {
             10_000
         };
-        for query in 1..self.params.queries {
+        // as AutoAttack's `for i_iter in range(n_queries)`: `queries` proposals after the start,
+        // the window schedule read at the proposal's index from 0
+        for query in 0..self.params.queries {
             let active: Vec<bool> = fooled.iter().map(|f| !f).collect();
             if !active.iter().any(|&a| a) {
                 break;
@@ -327,6 +332,31 @@ mod tests {
                 self.fooling_point = Some(x.flatten_all()?.to_vec1::<f32>()?);
             }
             Ok(Some(vec![fooled; x.dim(0)?]))
+        }
+    }
+
+    #[test]
+    fn square_makes_as_many_proposals_as_queries_after_its_start() {
+        // AutoAttack's `for i_iter in range(n_queries)` after the initial point: an image that
+        // never breaks is evaluated queries + 1 times
+        for norm in [Norm::Linf, Norm::L2] {
+            let x = Tensor::full(0.5f32, (2, 1, 6, 6), &candle_core::Device::Cpu).unwrap();
+            let square = Square::new(SquareParams {
+                eps: 0.1,
+                queries: 7,
+                p_init: 0.3,
+                norm,
+                rescale_schedule: true,
+            });
+            let mut objective = MisclassifiesLate {
+                queries: 0,
+                fooled_at: usize::MAX,
+                fooling_point: None,
+            };
+            square
+                .perturb(&x, &mut objective, &mut Rng::new(1))
+                .unwrap();
+            assert_eq!(objective.queries, 8, "{norm}");
         }
     }
 

@@ -288,7 +288,8 @@ fn l2_square_raises_the_loss_on_the_sphere() {
     let adv = l2_square(eps, 200)
         .perturb(&x, &mut objective, &mut Rng::new(15))
         .unwrap();
-    assert_eq!(objective.queried.len(), 200);
+    // the start and 200 proposals (AutoAttack's `n_queries`)
+    assert_eq!(objective.queried.len(), 201);
     for (q, input) in objective.queried.iter().enumerate() {
         let sizes = Norm::L2.distances(&(input - &x).unwrap()).unwrap();
         assert!(
@@ -349,8 +350,9 @@ fn l2_square_stops_querying_a_misclassified_image() {
             "a misclassified image was queried again"
         );
     }
-    // image 1, never misclassified, got a fresh proposal at every query to the end
-    assert_eq!(objective.queried.len(), queries);
+    // image 1, never misclassified, got a fresh proposal at every query to the end: the start
+    // and `queries` proposals
+    assert_eq!(objective.queried.len(), queries + 1);
     assert!(
         fooled_at > 1 && fooled_at < queries - 2,
         "image 0 was misclassified at query {fooled_at}"

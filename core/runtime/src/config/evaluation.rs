@@ -30,8 +30,9 @@ pub struct EvalConfig {
     /// off by default, and then not written).
     #[serde(skip_serializing_if = "CorruptionsConfig::is_off")]
     pub corruptions: CorruptionsConfig,
-    /// Also run every attack on every clean-correct image and report its standalone accuracy
-    /// (by default each attack runs only on the points the earlier ones left correct, and
+    /// Also run every white-box (all-points) attack on every clean-correct image and report its
+    /// standalone accuracy; survivors-stage attacks (Square) still run on the points the others
+    /// left (by default each attack runs only on the points the earlier ones left correct, and
     /// reports give the robust accuracy after each attack of the sequence).
     pub per_attack: bool,
     /// The batch-norm branch evaluated of an encoder with dual batch norm: `clean` (default, as
@@ -183,7 +184,8 @@ impl Default for EvalConfig {
 
 /// An attack added to the evaluation preset: in configs,
 /// `{ name = "pgd-linf", loss = "margin", params = { steps = 50, step = 0.002 } }`.
-/// `eps` is set to each radius of `eval.eps` and cannot be given in `params`.
+/// `eps` is set to each radius of `eval.eps` and cannot be given in `params`; under
+/// `eval.norm = "l2"` it gets `norm = "l2"` (so it must be an attack with a `norm` parameter).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ExtraAttack {
@@ -198,13 +200,17 @@ pub struct ExtraAttack {
 }
 
 impl ExtraAttack {
-    /// The attack at radius `eps`, as a suite entry; `index` is its place in
-    /// `eval.extra_attacks` (its label is numbered, so that it cannot share one with a preset
-    /// attack or another extra).
+    /// The attack at radius `eps` in the threat model `norm` (`eval.norm`), as a suite entry;
+    /// `index` is its place in `eval.extra_attacks` (its label is numbered, so that it cannot
+    /// share one with a preset attack or another extra). Under L2 it gets `norm = "l2"` (an
+    /// attack without a `norm` parameter is then refused when its parameters are checked); a
+    /// `norm` in `params` that is not `eval.norm` is refused: its worst case would mix two
+    /// threat models.
     pub fn planned(
         &self,
         index: usize,
         eps: f64,
+        norm: Norm,
     ) -> crate::Result<rossl_api::components::PresetAttack> {
         if self.params.contains_key("eps") {
             return Err(crate::Error::Config(format!(
@@ -212,6 +218,21 @@ impl ExtraAttack {
             )));
         }
         let mut params = self.params.clone();
+        match params.get("norm") {
+            Some(given) if given.as_str() != Some(norm.as_str()) => {
+                return Err(crate::Error::Config(format!(
+                    "`eval.extra_attacks[{index}]`: `norm = {given}` in `params`, but the \
+                     evaluation is {} (`eval.norm = \"{norm}\"`): every attack of an evaluation \
+                     attacks in its threat model; remove `norm` from `params`",
+                    norm.prose()
+                )));
+            }
+            Some(_) => {}
+            None if norm != Norm::Linf => {
+                params.insert("norm".into(), toml::Value::String(norm.as_str().into()));
+            }
+            None => {}
+        }
         params.insert("eps".into(), toml::Value::Float(eps));
         Ok(rossl_api::components::PresetAttack {
             label: format!("{}/{} (extra {})", self.name, self.loss.short(), index + 1),

@@ -8,16 +8,34 @@ use rossl_api::provenance::source_of;
 use rossl_api::registry;
 use rossl_api::section::ComponentConfig;
 
-/// Checks the `index`-th extra evaluation attack's name and parameters at radius `eps` against the
-/// registry (without building it).
-fn check_extra_attack(extra: &super::ExtraAttack, index: usize, eps: f64) -> Result<()> {
+/// Checks the `index`-th extra evaluation attack's name and parameters at radius `eps`, in the
+/// threat model `norm`, against the registry (without building it).
+fn check_extra_attack(
+    extra: &super::ExtraAttack,
+    index: usize,
+    eps: f64,
+    norm: rossl_api::norm::Norm,
+) -> Result<()> {
     let origin = format!("`eval.extra_attacks[{index}]`");
-    let planned = extra.planned(index, eps)?;
+    let planned = extra.planned(index, eps, norm)?;
     let section = format!("eval.extra_attacks[{index}].params");
     let config = ComponentConfig::from_table(&section, planned.params, &origin);
     let registration =
         registry::find::<dyn rossl_api::components::Attack>(&planned.attack, &origin)?;
-    (registration.check)(&config).map(|_| ())
+    (registration.check)(&config).map(|_| ()).map_err(|e| {
+        // the hint only where the refusal is about `norm` itself
+        if norm == rossl_api::norm::Norm::Linf
+            || extra.params.contains_key("norm")
+            || !e.to_string().contains("norm")
+        {
+            return e;
+        }
+        Error::Config(format!(
+            "{e} (under `eval.norm = \"{norm}\"` every extra attack is given `norm = \"{norm}\"`: \
+             `{}` must be an attack that takes it)",
+            extra.name
+        ))
+    })
 }
 
 /// The error for `key`, naming where its value came from.
@@ -227,6 +245,22 @@ fn check_evaluation(figment: &Figment, run: &RunConfig) -> Result<()> {
     if let Some(e) = run.eval.eps.iter().find(|e| !(**e >= 0.0 && e.is_finite())) {
         return fail("eval.eps", &format!("{e} is not a finite radius >= 0"));
     }
+    if let Some((i, e)) = run
+        .eval
+        .eps
+        .iter()
+        .enumerate()
+        .find(|(i, e)| run.eval.eps[..*i].contains(e))
+    {
+        return fail(
+            "eval.eps",
+            &format!(
+                "{e} is listed twice (entry {}): each radius once (a repeat would get a second \
+                 worst case, with the first one's breaks carried into it)",
+                i + 1
+            ),
+        );
+    }
     if run.eval.batch_size == 0 {
         return fail("eval.batch_size", "must be at least 1");
     }
@@ -261,7 +295,7 @@ fn check_evaluation(figment: &Figment, run: &RunConfig) -> Result<()> {
     // training rather than after it
     for (i, extra) in run.eval.extra_attacks.iter().enumerate() {
         for &eps in &run.eval.eps {
-            check_extra_attack(extra, i, eps).map_err(|e| {
+            check_extra_attack(extra, i, eps, run.eval.norm).map_err(|e| {
                 Error::Config(format!(
                     "{e} (in {})",
                     source_of(figment, "eval.extra_attacks")

@@ -13,10 +13,20 @@ use rossl_api::Result;
 use rossl_nn::classify::{class_of_rank, labels_tensor, predictions};
 
 /// How far `adversarial` leaves the `norm` ball of radius `eps` around `x` or the pixel range (0
-/// when it does not).
+/// when it does not; infinite when it holds a NaN, which is in no ball).
 pub fn violation(x: &Tensor, adversarial: &Tensor, eps: f64, norm: Norm) -> Result<f64> {
     let scalar =
         |t: Tensor| -> Result<f64> { Ok(t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?) };
+    // NaN != NaN: a NaN pixel would pass every comparison below unnoticed
+    if scalar(
+        adversarial
+            .ne(adversarial)?
+            .to_dtype(candle_core::DType::F32)?
+            .sum_all()?,
+    )? > 0.0
+    {
+        return Ok(f64::INFINITY);
+    }
     let largest = norm
         .distances(&(adversarial - x)?)?
         .into_iter()
@@ -119,5 +129,23 @@ impl AttackRun<'_> {
         let predicted = predict(classifier, &adversarial, &self.prediction_rng)?;
         let correct = predicted.iter().zip(labels).map(|(p, l)| p == l).collect();
         Ok((correct, excursion))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn a_nan_pixel_is_outside_every_ball() -> Result<()> {
+        let x = Tensor::new(&[[0.5f32, 0.5], [0.5, 0.5]], &Device::Cpu)?;
+        let inside = Tensor::new(&[[0.51f32, 0.49], [0.5, 0.5]], &Device::Cpu)?;
+        let nan = Tensor::new(&[[0.5f32, f32::NAN], [0.5, 0.5]], &Device::Cpu)?;
+        for norm in [Norm::Linf, Norm::L2] {
+            assert_eq!(violation(&x, &inside, 0.02, norm)?, 0.0, "{norm}");
+            assert_eq!(violation(&x, &nan, 0.02, norm)?, f64::INFINITY, "{norm}");
+        }
+        Ok(())
     }
 }

@@ -24,6 +24,14 @@ fn forward_passes_per_prediction(asm: &Assembly, name: &str) -> usize {
         .map_or(1, |v| v.max(1) as usize)
 }
 
+/// A radius as RobustBench writes it: `8/255` under L-infinity, the number (`0.5`) under L2.
+fn card_eps(eps: f64, norm: Norm) -> String {
+    match norm {
+        Norm::Linf => eps_label(eps),
+        Norm::L2 => format!("{eps}"),
+    }
+}
+
 /// The card of `results`, one entry per evaluator and radius.
 pub fn card(asm: &Assembly, run_dir: &RunDir, results: &Results) -> Result<Vec<CardEntry>> {
     let run = &asm.config.run;
@@ -64,7 +72,7 @@ pub fn card(asm: &Assembly, run_dir: &RunDir, results: &Results) -> Result<Vec<C
                 authors: String::new(),
                 venue: String::new(),
                 reported: String::new(),
-                additional_data: false,
+                additional_data: dataset != results.dataset,
                 number_forward_passes: forward_passes_per_prediction(asm, &evaluation.evaluator),
                 dataset: dataset.to_string(),
                 architecture: encoder.clone(),
@@ -72,7 +80,7 @@ pub fn card(asm: &Assembly, run_dir: &RunDir, results: &Results) -> Result<Vec<C
                     Norm::Linf => "Linf".into(),
                     Norm::L2 => "L2".into(),
                 },
-                eps: eps_label(worst.eps),
+                eps: card_eps(worst.eps, run.eval.norm),
                 clean_acc: percent(evaluation.clean_accuracy),
                 autoattack_acc: autoattack.then(|| percent(worst.accuracy)),
                 robust_acc: percent(worst.accuracy),
@@ -94,6 +102,12 @@ pub fn card(asm: &Assembly, run_dir: &RunDir, results: &Results) -> Result<Vec<C
                         results.dataset.clone()
                     },
                     adaptation: data.map(|d| d.adaptation.clone()).unwrap_or_default(),
+                    breaks_carried_from: evaluation
+                        .worst_case
+                        .iter()
+                        .filter(|smaller| smaller.eps < worst.eps)
+                        .map(|smaller| card_eps(smaller.eps, run.eval.norm))
+                        .collect(),
                     seed: results.seed,
                     config_digest: results.config_digest.clone(),
                 },

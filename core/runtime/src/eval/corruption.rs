@@ -63,11 +63,7 @@ fn corrupted_set(
     severity: u8,
 ) -> Result<ImageSet> {
     let config = &inputs.config.corruptions;
-    // as many images as the evaluation's test set, unless fewer are asked for
-    let limit = match config.images {
-        0 => inputs.test.len(),
-        n => n.min(inputs.test.len()),
-    };
+    let limit = image_limit(inputs);
     if !config.files.as_os_str().is_empty() {
         return published_block(inputs, family, severity, limit);
     }
@@ -136,7 +132,43 @@ fn published_block(
         )));
     }
     let n = set.len().min(limit);
+    if let Some(k) = (0..n).find(|&k| set.labels[k] != test.labels[k]) {
+        return Err(Error::Config(format!(
+            "`eval.corruptions.files`: the published arrays are not the evaluation's test images: \
+             image {k} is class {} in {}, class {} in the test set. The published images are the \
+             CIFAR test set in its published order, so the evaluation must test on exactly that \
+             set (no `data.test_subset`, no transfer dataset); leave `eval.corruptions.files` \
+             unset to corrupt the evaluated images on the fly",
+            set.labels[k],
+            inputs.config.corruptions.files.join("labels.npy").display(),
+            test.labels[k]
+        )));
+    }
     Ok(set.select(&(0..n).collect::<Vec<_>>()))
+}
+
+/// Checks, before anything is computed, that `eval.corruptions.files` (when set) holds arrays
+/// that can stand for the evaluation's test images (the first family at the first severity:
+/// classes, image shape and labels), so that a wrong source fails before the attacks rather than
+/// after them.
+pub fn check_source(inputs: &EvalInputs<'_>) -> Result<()> {
+    let config = &inputs.config.corruptions;
+    if config.is_off() || config.files.as_os_str().is_empty() {
+        return Ok(());
+    }
+    let (Some(&family), Some(&severity)) = (config.families()?.first(), config.severities.first())
+    else {
+        return Ok(());
+    };
+    published_block(inputs, family, severity, image_limit(inputs)).map(|_| ())
+}
+
+/// The images corrupted: as many as the evaluation's test set, unless fewer are asked for.
+fn image_limit(inputs: &EvalInputs<'_>) -> usize {
+    match inputs.config.corruptions.images {
+        0 => inputs.test.len(),
+        n => n.min(inputs.test.len()),
+    }
 }
 
 /// The clean accuracy of `classifier` on `set`, batch by batch, each batch under its own

@@ -83,6 +83,8 @@ pub fn fit_and_measure(
         seed: Rng::derive(inputs.seed, &[stream::EVAL, index as u64, streams::FIT]).next_u64(),
         copy_encoder: inputs.copy_encoder,
     };
+    // a wrong corruption source fails now, not after the attacks
+    super::corruption::check_source(inputs)?;
     let classifier = evaluator.fit(&fit)?;
     let classifier = classifier.as_ref();
     let head_before = Snapshot::of(classifier.tensors())?;
@@ -149,7 +151,7 @@ fn threat_model(config: &crate::config::EvalConfig, n: usize) -> String {
         config.eps,
         config.preset,
         if config.per_attack {
-            ", and alone on every point correct clean (`eval.per_attack`)"
+            ", and each white-box attack alone on every point correct clean (`eval.per_attack`)"
         } else {
             ""
         }

@@ -59,9 +59,11 @@ pub(super) fn main_pass(
         bar.inc(1);
         // broken at a smaller radius: broken at every larger one (its point is in their balls)
         let mut broken_below = vec![false; part.len()];
-        for &e in &radii {
+        // the radii's random streams follow their rank by size, not their place in `eval.eps`:
+        // listed in any order, they give the same numbers
+        for (rank, &e) in radii.iter().enumerate() {
             let run = attacker.suite(
-                e as u64,
+                rank as u64,
                 (&suites[e], &pass.order[e]),
                 &batch,
                 &broken_below,
@@ -149,8 +151,8 @@ impl Attacker<'_> {
         })
     }
 
-    /// Runs radius `e`'s `suite` on `batch` in `order`, skipping the rows `broken_below` (broken
-    /// at a smaller radius).
+    /// Runs the `suite` of the radius of rank `e` by size on `batch` in `order`, skipping the rows
+    /// `broken_below` (broken at a smaller radius).
     fn suite(
         &self,
         e: u64,
@@ -202,8 +204,8 @@ impl Attacker<'_> {
         Ok(run)
     }
 
-    /// Attack number `a` of radius `e`'s suite (`plan`) on the `rows` of `batch`: (correct per
-    /// row, excursion).
+    /// Attack number `a` of the suite of the radius of rank `e` (`plan`) on the `rows` of `batch`:
+    /// (correct per row, excursion).
     fn attack_rows(
         &self,
         plan: &PlannedAttack,

@@ -30,6 +30,9 @@ fn evaluate_selected(asm: &Assembly, run_dir: &RunDir, train: &TrainSummary) -> 
     let copy_encoder = || trainable_copy(asm);
     warn_on_small_l2_radii(&run.eval);
     let mut evaluations: Vec<EvaluationReport> = Vec::new();
+    // written just before results.json, once every evaluator finished: an error on the way
+    // leaves the folder's heads and results as they were, matching each other
+    let mut heads = Vec::new();
     for (index, name) in run.eval.evaluators.iter().enumerate() {
         let evaluator: Box<dyn Evaluator> = asm.config.build("eval", name, &ctx)?;
         let sets = evaluator_sets(asm, name, &train_set, &test_set)?;
@@ -51,7 +54,7 @@ fn evaluate_selected(asm: &Assembly, run_dir: &RunDir, train: &TrainSummary) -> 
             "evaluating"
         );
         let evaluated = fit_and_measure(name, evaluator.as_ref(), index, &inputs)?;
-        run_dir.write_probe_head(name, &evaluated.head)?;
+        heads.push((name, evaluated.head));
         let mut report = evaluated.report;
         report.data = Some(sets.record);
         tracing::info!(
@@ -90,6 +93,9 @@ fn evaluate_selected(asm: &Assembly, run_dir: &RunDir, train: &TrainSummary) -> 
         eval_digest: asm.config.eval_digest()?,
         eval_protocol: asm.config.eval_protocol()?,
     };
+    for (name, head) in &heads {
+        run_dir.write_probe_head(name, head)?;
+    }
     run_dir.write_results(&results)?;
     run_dir.remove_other_probe_heads(&run.eval.evaluators)?;
     run_dir.write_card(&super::card::card(asm, run_dir, &results)?)?;

@@ -10,7 +10,7 @@ pub const FIT: u64 = 0;
 /// The main pass's prediction draw per batch (`[EVAL, evaluator, PREDICTION, batch]`).
 pub const PREDICTION: u64 = 1;
 /// The main pass's gradient draws per attack
-/// (`[EVAL, evaluator, ATTACK_DRAWS, radius, attack, batch]`).
+/// (`[EVAL, evaluator, ATTACK_DRAWS, radius, attack, batch]`, the radius by its rank by size).
 pub const ATTACK_DRAWS: u64 = 2;
 /// The sanity checks' prediction draws (`[EVAL, evaluator, CHECK_PREDICTION, tag, batch]`).
 pub const CHECK_PREDICTION: u64 = 3;
@@ -25,6 +25,6 @@ pub const GRADIENT_PREDICTION: u64 = 7;
 /// `stream::CORRUPTIONS`, the same for every evaluator).
 pub const CORRUPTION_PREDICTION: u64 = 8;
 /// The sanity checks' attack randomness, under `stream::ATTACK` where the main pass has the
-/// radius index (`[ATTACK, evaluator, CHECK_ATTACKS, tag, batch]`; the main pass's is
+/// radius's rank by size (`[ATTACK, evaluator, CHECK_ATTACKS, tag, batch]`; the main pass's is
 /// `[ATTACK, evaluator, radius, attack, batch]`).
 pub const CHECK_ATTACKS: u64 = 99;

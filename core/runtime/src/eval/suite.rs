@@ -143,7 +143,7 @@ pub fn attack_suite(
         .collect::<Result<Vec<_>>>()?;
     for (i, extra) in config.extra_attacks.iter().enumerate() {
         plans.push(PlannedAttack::build(
-            extra.planned(i, eps)?,
+            extra.planned(i, eps, config.norm)?,
             &format!("`eval.extra_attacks[{i}]`"),
             ctx,
         )?);

@@ -21,8 +21,8 @@ pub struct CardEntry {
     pub venue: String,
     /// See `link`.
     pub reported: String,
-    /// RobustBench's `additional_data`: always `false` (rossl pre-trains on the configured
-    /// dataset alone).
+    /// RobustBench's `additional_data`: `true` when the encoder saw data beyond the evaluated
+    /// dataset (a transfer: pre-trained on another one), else `false`.
     pub additional_data: bool,
     /// RobustBench's `number_forward_passes`: encoder passes per prediction (1, or the views a
     /// randomised evaluator such as `multi-crop-probe` averages).
@@ -33,12 +33,14 @@ pub struct CardEntry {
     pub architecture: String,
     /// RobustBench's threat model: `Linf` or `L2` (`eval.norm`).
     pub threat_model: String,
-    /// The radius, as RobustBench writes it (`8/255`).
+    /// The radius, as RobustBench writes it (`8/255` under L-infinity, `0.5` under L2).
     pub eps: String,
     /// Clean accuracy in %, as a string with two decimals (RobustBench's form).
     pub clean_acc: String,
     /// AutoAttack "standard" accuracy in %: when the evaluation ran the `autoattack` preset and
-    /// no extra attack (then it equals `robust_acc`), else `null`.
+    /// no extra attack (then it equals `robust_acc`), else `null`. At a radius above the
+    /// evaluation's smallest it counts the breaks found at the smaller radii too
+    /// (`ssl.breaks_carried_from`), so it can be lower than AutoAttack run at that radius alone.
     pub autoattack_acc: Option<String>,
     /// The per-example worst case over the evaluation's attacks at `eps`, in %.
     pub robust_acc: String,
@@ -77,6 +79,10 @@ pub struct SslFields {
     /// How a transfer dataset's images were adapted to the encoder (resize, channels).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub adaptation: Vec<String>,
+    /// The smaller radii of the same evaluation whose breaks count at this one (their
+    /// adversarial points lie in this ball too); empty at the smallest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub breaks_carried_from: Vec<String>,
     /// The run's seed.
     pub seed: u64,
     /// The training configuration's digest.

@@ -165,10 +165,11 @@ impl Square {
         }
     }
 
-    /// L2 proposals, for each image marked `active`: two random windows of side `side`; per
-    /// channel, the mass of both windows plus the share of the budget lost to clipping moves into
-    /// the first (a pseudo-gaussian pattern of random sign added to the first window's current
-    /// direction), the second is emptied; the perturbation is rescaled onto the sphere of radius
+    /// L2 proposals, for each image marked `active`: two random windows of side `side`; each
+    /// channel's first window becomes a pseudo-gaussian pattern of random sign added to its
+    /// current direction, of L2 size sqrt(lost / c + m^2), where m is the perturbation's mass on
+    /// both windows over all c channels and lost the share of the budget lost to clipping (as
+    /// AutoAttack's `square.py`); the second window is emptied; the perturbation is rescaled onto the sphere of radius
     /// eps and clipped to [0, 1].
     pub(super) fn propose_l2(
         &self,
@@ -203,9 +204,14 @@ impl Square {
                 height: h,
                 width: w,
             };
+            // the perturbation's mass on both windows over every channel (AutoAttack's
+            // `norms_windows = lp_norm(delta_curr * mask_image)`), read before any moves
+            let windows_norm = (0..c)
+                .map(|ch| image.window_norm(ch, &[first, second], side).powi(2))
+                .sum::<f64>()
+                .sqrt();
             for ch in 0..c {
                 let first_norm = image.window_norm(ch, &[first], side).max(1e-12);
-                let both_norm = image.window_norm(ch, &[first, second], side);
                 let channel_sign = sign(rng);
                 let mut fresh: Vec<f64> = pattern.iter().map(|v| v * channel_sign).collect();
                 for (k, value) in fresh.iter_mut().enumerate() {
@@ -213,7 +219,7 @@ impl Square {
                         / first_norm;
                 }
                 scale_to_unit(&mut fresh);
-                let target = (lost / c as f64 + both_norm * both_norm).sqrt();
+                let target = (lost / c as f64 + windows_norm * windows_norm).sqrt();
                 image.set_window(ch, second, side, &[], 0.0);
                 image.set_window(ch, first, side, &fresh, target);
             }
@@ -230,7 +236,7 @@ impl Square {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::square::window_side;
+    use crate::square::{window_side, SquareParams};
     use rossl_api::norm::Norm;
 
     #[test]
@@ -254,6 +260,47 @@ mod tests {
         let r = rectangles(3, 3);
         assert!(r[4] > r[0] && (r[0] - r[8]).abs() < 1e-12 && (r[0] * 5.0 - r[4]).abs() < 1e-12);
         assert!(rectangles(0, 5).is_empty());
+    }
+
+    #[test]
+    fn a_proposal_sizes_its_window_by_the_mass_over_every_channel() {
+        // AutoAttack: each channel's new window gets sqrt(lost / c + m^2), m the perturbation's
+        // mass on both windows over all c channels. With the window covering the whole 3x3
+        // image and nothing lost to clipping, a perturbation held by channel 0 alone is spread
+        // evenly: every channel ends at eps / sqrt(3) (per-channel masses would leave channels 1
+        // and 2 empty)
+        let eps = 0.3;
+        let (c, h, w) = (3, 3, 3);
+        let clean = Batch {
+            shape: (1, c, h, w),
+            values: vec![0.5; c * h * w],
+        };
+        let mut values = clean.values.clone();
+        for v in &mut values[..h * w] {
+            *v += (eps / 3.0) as f32;
+        }
+        let best = Batch {
+            shape: clean.shape,
+            values,
+        };
+        let square = Square::new(SquareParams {
+            eps,
+            queries: 10,
+            p_init: 0.8,
+            norm: Norm::L2,
+            rescale_schedule: true,
+        });
+        let candidate = square.propose_l2(&clean, &best, &[true], 3, &mut Rng::new(5));
+        for ch in 0..c {
+            let size = (ch * h * w..(ch + 1) * h * w)
+                .map(|i| f64::from(candidate.values[i] - clean.values[i]).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            assert!(
+                (size - eps / 3f64.sqrt()).abs() < 1e-5,
+                "channel {ch}: {size}"
+            );
+        }
     }
 
     #[test]

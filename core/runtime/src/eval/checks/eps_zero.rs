@@ -49,9 +49,16 @@ impl SanityCheck for EpsZero {
             }
         }
         let passed = problems.is_empty();
-        let detail = if passed {
+        // with one image and one per batch, no other batching exists
+        let rebatched =
+            cx.inputs.test.len().min(cx.inputs.config.batch_size) != count.min(cx.batch);
+        let detail = if passed && rebatched {
             format!(
                 "on {count} images, batched unlike the clean pass: {attacks} attack(s) at eps 0 changed no prediction, and clean predictions do not depend on the batch"
+            )
+        } else if passed {
+            format!(
+                "on {count} image(s), batched as the clean pass (no other batching exists): {attacks} attack(s) at eps 0 changed no prediction"
             )
         } else {
             problems.join("; ")

@@ -115,7 +115,7 @@ impl<'a> CheckContext<'a> {
             pass,
             snapshots,
             images: (0..count).collect(),
-            batch: (inputs.config.batch_size / 2).max(1) + 1,
+            batch: check_batch(inputs.config.batch_size, count),
             excursion: Cell::new(0.0),
             on_misclassified: RefCell::new(HashMap::new()),
         }
@@ -322,4 +322,42 @@ pub fn run_checks(cx: &CheckContext<'_>) -> Result<Vec<CheckResult>> {
 /// A plan's label with its radius, for details.
 pub(crate) fn at(plan: &PlannedAttack) -> String {
     format!("{} at eps {:.4}", plan.label, plan.eps)
+}
+
+/// The checks' batch size for `count` check images, when the clean pass batches by
+/// `batch_size`: about half of it, below `count` where it can be, and never `batch_size` itself
+/// (2 when that is 1), so that the first check batch differs from the clean pass's whenever
+/// there is more than one check image. The eps-0 check compares clean predictions across the
+/// two batchings.
+pub(crate) fn check_batch(batch_size: usize, count: usize) -> usize {
+    let half = (batch_size / 2 + 1).min(count.saturating_sub(1)).max(1);
+    match (half == batch_size, batch_size) {
+        (true, 1) if count > 1 => 2,
+        (true, b) if b > 1 => b - 1,
+        _ => half,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_batch;
+
+    #[test]
+    fn the_checks_batch_the_check_images_unlike_the_clean_pass() {
+        // the quickstart's sizes keep their batch (the checks' streams follow it)
+        assert_eq!(check_batch(250, 128), 126);
+        for batch_size in 1..=9 {
+            for count in 2..=20 {
+                for test_images in count..count + 3 {
+                    let c = check_batch(batch_size, count);
+                    assert!(c >= 1);
+                    assert_ne!(
+                        test_images.min(batch_size),
+                        count.min(c),
+                        "batch size {batch_size}, {count} check images of {test_images}"
+                    );
+                }
+            }
+        }
+    }
 }
