@@ -142,8 +142,11 @@ fn print_attack_rows(e: &EvaluationReport) {
     let standalone = e.robust.iter().any(|r| r.standalone.is_some());
     if cumulative && standalone {
         println!(
-            "  robust accuracy after each attack of the sequence, over all {} images (`after`: correct under it and every earlier one; with `eval.per_attack` each white-box attack ran on every image correct clean, so `broke / ran on` and `alone` are its own):",
+            "  robust accuracy after each attack of the sequence, over all {} images (`after`: correct under it and every earlier one;",
             e.test_images
+        );
+        println!(
+            "  with `eval.per_attack` each attack but Square ran on every image correct clean, so `broke / ran on` and `alone` are its own):"
         );
     } else if cumulative {
         println!(

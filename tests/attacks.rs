@@ -5,6 +5,7 @@
 mod common;
 use candle_core::{Device, Tensor, D};
 use rossl::rossl_api::components::{Attack, BuildContext, Objective};
+use rossl::rossl_api::norm::Norm;
 use rossl::rossl_api::registry;
 use rossl::rossl_api::rng::Rng;
 use rossl::rossl_api::Result;
@@ -314,17 +315,8 @@ fn apgd_starts_on_the_l2_sphere_as_autoattack() {
         .perturb(&x, &mut objective, &mut Rng::new(3))
         .unwrap();
     let start = objective.0.expect("queried");
-    let delta = (start - &x).unwrap().flatten_from(1).unwrap();
-    for size in delta
-        .sqr()
-        .unwrap()
-        .sum(1)
-        .unwrap()
-        .sqrt()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap()
-    {
+    let delta = (start - &x).unwrap();
+    for size in Norm::L2.distances(&delta).unwrap() {
         assert!(
             (size - 0.5).abs() < 1e-5,
             "start at L2 distance {size}, not eps"

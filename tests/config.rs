@@ -475,3 +475,19 @@ fn a_radius_listed_twice_is_refused() {
         "{message}"
     );
 }
+
+#[test]
+fn published_corruption_arrays_with_a_test_subset_are_refused_before_training() {
+    let message = error_of(resolve(
+        &[],
+        &[
+            "data.test_subset=100",
+            "eval.corruptions.families=[\"fog\"]",
+            "eval.corruptions.files=\"/data/CIFAR-10-C\"",
+        ],
+    ));
+    assert!(
+        message.contains("eval.corruptions.files") && message.contains("data.test_subset = 100"),
+        "{message}"
+    );
+}

@@ -141,6 +141,24 @@ fn flatten_fit(train: &ImageSet) -> FitContext<'_> {
     }
 }
 
+/// The evaluation inputs of the flattening encoder on `(train, test)`, on the CPU, seed 1.
+fn flat_inputs<'a>(
+    (train, test): (&'a ImageSet, &'a ImageSet),
+    config: &'a EvalConfig,
+    ctx: &'a BuildContext,
+) -> EvalInputs<'a> {
+    EvalInputs {
+        encoder: &Flatten,
+        train,
+        test,
+        device: &Device::Cpu,
+        seed: 1,
+        config,
+        ctx,
+        copy_encoder: None,
+    }
+}
+
 fn evaluator(name: &str, params: &str) -> Box<dyn Evaluator> {
     registry::build::<dyn Evaluator>(name, params, &BuildContext::cpu(0)).unwrap()
 }
@@ -148,19 +166,9 @@ fn evaluator(name: &str, params: &str) -> Box<dyn Evaluator> {
 #[test]
 fn probes_and_knn_reach_near_100_percent_on_separable_data() {
     let (train, test) = synthetic(0.02);
-    let encoder = Flatten;
     let config = eval_config(Preset::None);
     let ctx = BuildContext::cpu(0);
-    let inputs = EvalInputs {
-        encoder: &encoder,
-        train: &train,
-        test: &test,
-        device: &Device::Cpu,
-        seed: 1,
-        config: &config,
-        ctx: &ctx,
-        copy_encoder: None,
-    };
+    let inputs = flat_inputs((&train, &test), &config, &ctx);
     for (name, params) in [
         ("linear-probe", "epochs = 30\nlr = 0.01\nbatch_size = 32"),
         ("knn", "k = 5"),
@@ -439,16 +447,7 @@ fn radii_listed_in_any_order_give_the_same_numbers() {
             square_queries: 8,
             ..eval_config(Preset::Strong)
         };
-        let inputs = EvalInputs {
-            encoder: &Flatten,
-            train: &train,
-            test: &test,
-            device: &Device::Cpu,
-            seed: 1,
-            config: &config,
-            ctx: &ctx,
-            copy_encoder: None,
-        };
+        let inputs = flat_inputs((&train, &test), &config, &ctx);
         let report = fit_and_measure("linear-probe", probe.as_ref(), 0, &inputs)
             .unwrap()
             .report;

@@ -303,7 +303,7 @@ fn corruption_accuracies_are_computed_per_family_and_severity_or_read_from_publi
     let message = error.to_string();
     assert!(
         message.contains("eval.corruptions.files")
-            && message.contains("image 2")
+            && message.contains("test image 2")
             && message.contains("labels.npy"),
         "{message}"
     );

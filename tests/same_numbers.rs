@@ -15,10 +15,13 @@
 //! `UPDATE_GOLDEN=1 cargo test --test same_numbers`, which replaces every file with this host's
 //! (the others are then written again on their hosts), and say why in the changelog. A new kind
 //! of host adds its own file with `UPDATE_GOLDEN=add` (the others stay). On a host without a file
-//! the run must still match one of the files bit for bit or, failing that, what does not depend on
-//! the host (every line's kind, step and pass counters, batch, epoch and learning rate exactly;
-//! the first step's numbers to a relative 1e-5); the test prints which of these applied. A file
-//! whose name carries no family and model (written before names did) is never a host's own.
+//! the run is compared with every file: a bit-for-bit match passes, otherwise only what does not
+//! depend on the host is checked (every line's kind, step and pass counters, batch, epoch and
+//! learning rate exactly; the first step's numbers to a relative 1e-5); the test prints which
+//! applied. A file whose name carries no family and model (written before names did) is never a
+//! host's own. The name leaves out what else can move the last bits (the L1 geometry the matrix
+//! products' blocking reads, the C library's maths): a host that shares a name but not those
+//! fails here, and is told so, before anyone rewrites the file.
 
 mod common;
 use common::process::{run_watched, Output};
@@ -149,7 +152,10 @@ fn assert_same_bits(got: &[String], pinned: &[String], path: &Path) {
         if let Err(why) = agree(&json(g), &json(p), 0.0, "") {
             panic!(
                 "metrics line {} differs from this host's own file {}: {why}; if the numerics \
-                 changed on purpose, regenerate with UPDATE_GOLDEN=1 and say why in the changelog",
+                 changed on purpose, regenerate with UPDATE_GOLDEN=1 and say why in the \
+                 changelog; if they did not, this host may differ from the file's writer in what \
+                 its name leaves out (L1 cache geometry, the C library, the CPU stepping): \
+                 compare on that kind of host before rewriting it",
                 i + 1,
                 path.display()
             );

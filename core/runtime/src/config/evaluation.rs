@@ -30,9 +30,9 @@ pub struct EvalConfig {
     /// off by default, and then not written).
     #[serde(skip_serializing_if = "CorruptionsConfig::is_off")]
     pub corruptions: CorruptionsConfig,
-    /// Also run every white-box (all-points) attack on every clean-correct image and report its
-    /// standalone accuracy; survivors-stage attacks (Square) still run on the points the others
-    /// left (by default each attack runs only on the points the earlier ones left correct, and
+    /// Also run every all-points attack (every attack but the preset's Square, extra attacks
+    /// included) on every clean-correct image and report its standalone accuracy; survivors-stage
+    /// attacks (Square) still run on the points the others left (by default each attack runs only on the points the earlier ones left correct, and
     /// reports give the robust accuracy after each attack of the sequence).
     pub per_attack: bool,
     /// The batch-norm branch evaluated of an encoder with dual batch norm: `clean` (default, as
@@ -219,11 +219,15 @@ impl ExtraAttack {
         }
         let mut params = self.params.clone();
         match params.get("norm") {
-            Some(given) if given.as_str() != Some(norm.as_str()) => {
+            // an unknown value is left to the attack's own check, which names it
+            Some(given)
+                if matches!(given.as_str(), Some("linf" | "l2"))
+                    && given.as_str() != Some(norm.as_str()) =>
+            {
                 return Err(crate::Error::Config(format!(
                     "`eval.extra_attacks[{index}]`: `norm = {given}` in `params`, but the \
-                     evaluation is {} (`eval.norm = \"{norm}\"`): every attack of an evaluation \
-                     attacks in its threat model; remove `norm` from `params`",
+                     evaluation's threat model is {} (`eval.norm = \"{norm}\"`): every attack \
+                     of an evaluation attacks in its threat model; remove `norm` from `params`",
                     norm.prose()
                 )));
             }

@@ -242,6 +242,23 @@ fn check_anneal(figment: &Figment, run: &RunConfig) -> Result<()> {
 fn check_evaluation(figment: &Figment, run: &RunConfig) -> Result<()> {
     let fail = |key: &str, message: &str| fail(figment, key, message);
     run.eval.corruptions.families()?;
+    let corruptions = &run.eval.corruptions;
+    if !corruptions.is_off()
+        && !corruptions.files.as_os_str().is_empty()
+        && run.data.test_subset > 0
+    {
+        return fail(
+            "eval.corruptions.files",
+            &format!(
+                "the published arrays are the CIFAR test set in its published order, and \
+                 `data.test_subset = {}` evaluates a drawn subset of it: set \
+                 `data.test_subset = 0` (and `eval.corruptions.images` to read fewer corrupted \
+                 images), or leave `eval.corruptions.files` unset to corrupt the evaluated images \
+                 on the fly",
+                run.data.test_subset
+            ),
+        );
+    }
     if let Some(e) = run.eval.eps.iter().find(|e| !(**e >= 0.0 && e.is_finite())) {
         return fail("eval.eps", &format!("{e} is not a finite radius >= 0"));
     }

@@ -135,10 +135,10 @@ fn published_block(
     if let Some(k) = (0..n).find(|&k| set.labels[k] != test.labels[k]) {
         return Err(Error::Config(format!(
             "`eval.corruptions.files`: the published arrays are not the evaluation's test images: \
-             image {k} is class {} in {}, class {} in the test set. The published images are the \
-             CIFAR test set in its published order, so the evaluation must test on exactly that \
-             set (no `data.test_subset`, no transfer dataset); leave `eval.corruptions.files` \
-             unset to corrupt the evaluated images on the fly",
+             test image {k} (counted from 0) is class {} in {}, class {} in the test set. The \
+             published images are the CIFAR test set in its published order, so the evaluation \
+             must test on all of it, in that order (`data.test_subset = 0`); leave \
+             `eval.corruptions.files` unset to corrupt the evaluated images on the fly",
             set.labels[k],
             inputs.config.corruptions.files.join("labels.npy").display(),
             test.labels[k]

@@ -151,7 +151,7 @@ fn threat_model(config: &crate::config::EvalConfig, n: usize) -> String {
         config.eps,
         config.preset,
         if config.per_attack {
-            ", and each white-box attack alone on every point correct clean (`eval.per_attack`)"
+            ", and each attack but Square alone on every point correct clean (`eval.per_attack`)"
         } else {
             ""
         }

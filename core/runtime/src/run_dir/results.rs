@@ -19,7 +19,7 @@ pub struct RobustResult {
     /// case. Without (older runs): the attack's own accuracy over the images it ran on.
     pub accuracy: f64,
     /// The images it ran on: the points still correct when its turn came (or, with
-    /// `eval.per_attack`, every point correct clean for a white-box attack).
+    /// `eval.per_attack`, every point correct clean for an all-points attack).
     #[serde(default)]
     pub images: usize,
     /// Which points it ran on.
