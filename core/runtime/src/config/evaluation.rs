@@ -31,9 +31,10 @@ pub struct EvalConfig {
     #[serde(skip_serializing_if = "CorruptionsConfig::is_off")]
     pub corruptions: CorruptionsConfig,
     /// Also run every all-points attack (every attack but the preset's Square, extra attacks
-    /// included) on every clean-correct image and report its standalone accuracy; survivors-stage
-    /// attacks (Square) still run on the points the others left (by default each attack runs only on the points the earlier ones left correct, and
-    /// reports give the robust accuracy after each attack of the sequence).
+    /// included) on every clean-correct image and report its standalone accuracy;
+    /// survivors-stage attacks (Square) still run on the points the others left. By default each
+    /// attack runs only on the points the earlier ones left correct, and reports give the robust
+    /// accuracy after each attack of the sequence.
     pub per_attack: bool,
     /// The batch-norm branch evaluated of an encoder with dual batch norm: `clean` (default, as
     /// ACL evaluates) or `adversarial`. Not written at its default.

@@ -169,8 +169,8 @@ impl Square {
     /// channel's first window becomes a pseudo-gaussian pattern of random sign added to its
     /// current direction, of L2 size sqrt(lost / c + m^2), where m is the perturbation's mass on
     /// both windows over all c channels and lost the share of the budget lost to clipping (as
-    /// AutoAttack's `square.py`); the second window is emptied; the perturbation is rescaled onto the sphere of radius
-    /// eps and clipped to [0, 1].
+    /// AutoAttack's `square.py`); the second window is emptied; the perturbation is rescaled onto
+    /// the sphere of radius eps and clipped to [0, 1].
     pub(super) fn propose_l2(
         &self,
         clean: &Batch,
