@@ -28,7 +28,8 @@ pub enum Command {
     Config(commands::config::ConfigCommandArgs),
     /// Train a configuration, checkpointing every epoch, then evaluate it.
     Run(commands::run::RunArgs),
-    /// Evaluate a trained run (again), e.g. with other attacks: writes its results.json.
+    /// Evaluate a trained run (again), e.g. with other attacks: other settings than the run's own
+    /// write their `results.json` into `RUN/evaluations/DIGEST/`, beside the run's own.
     Eval(commands::eval::EvalArgs),
     /// Write a run's encoder weights alone (PyTorch state_dict names) to a safetensors file.
     Export(commands::export::ExportArgs),

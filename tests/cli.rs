@@ -146,14 +146,18 @@ fn run_eval_and_compare_write_their_files() {
         &out,
     ]);
     assert!(ok && err.contains("reusing"), "{err}");
-    // eval with other evaluation settings re-evaluates; training settings are refused
+    // eval with other evaluation settings evaluates into an evaluation folder of the run;
+    // training settings are refused
     let run_dir = entries[0]["run_dir"].as_str().unwrap().to_string();
     let (ok, text, err) = rossl(&["eval", &run_dir, "--set", "eval.preset=\"paper\"", "-q"]);
     assert!(ok && text.contains("results written"), "{err}");
-    let results: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(std::path::Path::new(&run_dir).join("results.json")).unwrap(),
-    )
-    .unwrap();
+    let written = text
+        .lines()
+        .find_map(|l| l.strip_prefix("results written to "))
+        .expect("where the results went");
+    assert!(written.contains("/evaluations/"), "{text}");
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(written).unwrap()).unwrap();
     assert_eq!(
         results["evaluations"][0]["robust"]
             .as_array()

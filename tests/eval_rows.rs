@@ -415,11 +415,31 @@ fn an_attack_on_the_survivors_starts_them_where_an_attack_on_every_point_would()
     // random starts are drawn for the whole batch and read at the attacked rows: running each
     // attack alone on every point correct clean (eval.per_attack) finds, image by image, what
     // the cascade finds, so the two worst cases agree on a deterministic classifier
-    let mut config = config(Preset::Strong, 0.08);
-    config.restarts = 2;
-    let cascade = probe_report(&config, 5);
-    config.per_attack = true;
-    let alone = probe_report(&config, 5);
+    let mut strong = config(Preset::Strong, 0.08);
+    strong.restarts = 2;
+    let cascade = probe_report(&strong, 5);
+    strong.per_attack = true;
+    let alone = probe_report(&strong, 5);
     assert!(cascade.worst_case[0].accuracy < cascade.clean_accuracy);
+    assert_eq!(cascade.worst_case, alone.worst_case);
+
+    // the same under the autoattack preset, whose targeted attacks start each row of every
+    // target class's run where a run on the batch would (the unit test of `AttackRun` shows
+    // the starts themselves)
+    let mut targeted = config(Preset::Autoattack, 0.08);
+    let cascade = probe_report(&targeted, 5);
+    targeted.per_attack = true;
+    let alone = probe_report(&targeted, 5);
+    let apgd_t = |r: &rossl::rossl_runtime::eval::EvaluationReport| {
+        r.robust
+            .iter()
+            .find(|a| a.attack == "apgd-t")
+            .map(|a| a.broken)
+    };
+    assert!(
+        apgd_t(&cascade).is_some_and(|b| b > 0),
+        "{:?}",
+        cascade.robust
+    );
     assert_eq!(cascade.worst_case, alone.worst_case);
 }

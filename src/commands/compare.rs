@@ -42,7 +42,11 @@ fn row(session: &Session, outcome: RunOutcome, label: Option<&str>) -> anyhow::R
         .map(str::to_string)
         .or_else(|| (!run.compare.label.is_empty()).then(|| run.compare.label.clone()))
         .unwrap_or_else(|| run.method.name.clone());
-    Row::new(label, &outcome.run_dir, outcome.summary, results)
+    let row = Row::new(label, &outcome.run_dir, outcome.summary, results)?;
+    Ok(match outcome.results_dir {
+        Some(dir) => row.with_results_dir(dir),
+        None => row,
+    })
 }
 
 fn finish(rows: &[Row], dir: &Path, strict: bool, allow_mixed: bool) -> anyhow::Result<ExitCode> {
@@ -84,6 +88,7 @@ pub fn run_baselines(
         run_dir: outcome.run_dir.clone(),
         summary: outcome.summary.clone(),
         results: Some(results),
+        results_dir: outcome.results_dir.clone(),
     };
     let mut rows = vec![row(session, main, None)?];
     for baseline in &baselines {

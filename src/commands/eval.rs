@@ -1,11 +1,13 @@
-//! `rossl eval`: evaluate a trained run again, possibly with other evaluation settings.
+//! `rossl eval`: evaluate a trained run again, possibly with other evaluation settings. The run's
+//! own results stay as they are: an evaluation under other settings goes to its own folder,
+//! `evaluations/<eval digest>/`, and one that already finished is shown, not computed again.
 
 use crate::commands::args::ConfigArgs;
 use crate::commands::session::prepare;
 use crate::terminal;
 use clap::Args;
 use rossl_runtime::config::ConfigSources;
-use rossl_runtime::eval::evaluate_run;
+use rossl_runtime::eval::evaluate_run_into;
 use rossl_runtime::run_dir::{files, RunDir};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,16 +52,35 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         );
     }
     crate::commands::runner::restore_trained(asm, &run_dir, "evaluating")?;
-    let summary = match run_dir.read_summary()? {
-        Some(summary) => summary,
-        None => anyhow::bail!("{} has no training summary yet", run_dir.path().display()),
+    let place = crate::commands::runner::evaluation_place(asm, &run_dir)?;
+    let written = place.dir.file(files::RESULTS);
+    let results = match place.finished {
+        Some(results) => {
+            rossl_runtime::eval::ensure_card(asm, &run_dir, &place.dir, &results)?;
+            terminal::print_results(&results);
+            println!(
+                "\nalready evaluated with these settings: {} (nothing computed again; to compute it again, move that file away)",
+                written.display()
+            );
+            results
+        }
+        None => {
+            let summary = match run_dir.read_summary()? {
+                Some(summary) => summary,
+                None => anyhow::bail!("{} has no training summary yet", run_dir.path().display()),
+            };
+            let results = evaluate_run_into(asm, &run_dir, &place.dir, &summary)?;
+            terminal::print_results(&results);
+            println!("\nresults written to {}", written.display());
+            if place.is_additional() {
+                println!(
+                    "(beside the run's own evaluation, whose settings are those of its {}: these are not)",
+                    files::CONFIG
+                );
+            }
+            results
+        }
     };
-    let results = evaluate_run(asm, &run_dir, &summary)?;
-    terminal::print_results(&results);
-    println!(
-        "\nresults written to {}",
-        run_dir.file(files::RESULTS).display()
-    );
     let failed = terminal::failed_checks(&results);
     if (args.strict || asm.config.run.eval.strict) && failed > 0 {
         eprintln!("error: {failed} sanity check(s) failed (strict mode)");

@@ -5,7 +5,7 @@ use crate::commands::args::ConfigArgs;
 use crate::commands::session::prepare;
 use candle_core::{DType, Tensor};
 use clap::Args;
-use rossl_runtime::run_dir::{refuse_run_file, RunDir};
+use rossl_runtime::run_dir::{files, refuse_run_file, RunDir};
 
 use rossl_api::components::BnBranch;
 use rossl_runtime::train::encoder_tensors;
@@ -109,6 +109,13 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
             probes.join(", ")
         }
     );
+    let others = run_dir.file(files::EVALUATIONS);
+    if others.is_dir() {
+        println!(
+            "the probe heads of its evaluations under other settings are in their folders in {}",
+            others.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

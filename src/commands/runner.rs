@@ -7,9 +7,9 @@ use crate::commands::teacher;
 use crate::terminal;
 use rossl_runtime::assembly::Assembly;
 use rossl_runtime::checkpoint;
-use rossl_runtime::eval::{evaluate_run, Results};
+use rossl_runtime::eval::{ensure_card, evaluate_run_into, Results};
 use rossl_runtime::monitor::Monitor;
-use rossl_runtime::run_dir::{files, RunDir, TrainingClaim};
+use rossl_runtime::run_dir::{files, EvaluationPlace, RunDir, TrainingClaim};
 use rossl_runtime::train::{
     restore_encoder, train_loaded, StepObserver, TrainOptions, TrainSummary, TrainingData,
 };
@@ -43,16 +43,26 @@ pub struct RunOutcome {
     pub summary: TrainSummary,
     /// The evaluation, if it ran.
     pub results: Option<Results>,
+    /// The folder of that evaluation's `results.json`: the run folder, or one of its
+    /// `evaluations/` folders when the run was evaluated before with other settings.
+    pub results_dir: Option<PathBuf>,
 }
 
-/// The run's results, if they were computed with the current training and evaluation settings.
-fn read_results(run_dir: &RunDir, asm: &Assembly) -> anyhow::Result<Option<Results>> {
-    let Ok(Some(results)) = run_dir.read_results() else {
-        return Ok(None);
-    };
-    let current = results.config_digest == asm.config.digest()?
-        && results.eval_digest == asm.config.eval_digest()?;
-    Ok(current.then_some(results))
+/// Where the evaluation of `run_dir` under `asm`'s settings goes (the run folder when the
+/// settings are those of its own `config.toml`, else one of its `evaluations/` folders), and its
+/// results if it already finished there: nothing replaces a run's own results.
+pub fn evaluation_place(asm: &Assembly, run_dir: &RunDir) -> anyhow::Result<EvaluationPlace> {
+    // the run's own settings are its config.toml's alone, whatever `ROSSL_` variables say now
+    let own = rossl_runtime::plugins::resolve(&rossl_runtime::config::ConfigSources {
+        files: vec![run_dir.file(files::CONFIG)],
+        sets: Vec::new(),
+        use_env: false,
+    })?;
+    Ok(run_dir.evaluation_place(
+        &asm.config.digest()?,
+        &asm.config.eval_digest()?,
+        &own.eval_digest()?,
+    )?)
 }
 
 /// The run folder: the one to resume, or the configuration's own (not created here: a fresh
@@ -211,25 +221,35 @@ fn train_monitored(
     )?)
 }
 
-/// Evaluates the run, or reuses its results when training was reused and the evaluation
-/// settings are unchanged.
+/// Evaluates the run, or reuses its results when it was evaluated with these settings; returns
+/// them with the folder they are in ([`evaluation_place`]).
 fn evaluate_or_reuse(
     asm: &Assembly,
     run_dir: &RunDir,
     summary: &TrainSummary,
-    reused: bool,
-) -> anyhow::Result<Results> {
-    if reused {
-        if let Some(results) = read_results(run_dir, asm)? {
-            eprintln!(
-                "{}: already evaluated with these settings; reusing {}",
-                run_dir.path().display(),
-                files::RESULTS
-            );
-            return Ok(results);
-        }
+) -> anyhow::Result<(Results, RunDir)> {
+    let place = evaluation_place(asm, run_dir)?;
+    if let Some(results) = place.finished {
+        ensure_card(asm, run_dir, &place.dir, &results)?;
+        eprintln!(
+            "{}: already evaluated with these settings; reusing {}",
+            run_dir.path().display(),
+            place.dir.file(files::RESULTS).display()
+        );
+        return Ok((results, place.dir));
     }
-    Ok(evaluate_run(asm, run_dir, summary)?)
+    if place.is_additional() {
+        eprintln!(
+            "{}: these evaluation settings are not those of its {} (or its own results hold others); this evaluation goes to {}, beside its own, which are kept as they are",
+            run_dir.path().display(),
+            files::CONFIG,
+            place.dir.path().display()
+        );
+    }
+    Ok((
+        evaluate_run_into(asm, run_dir, &place.dir, summary)?,
+        place.dir,
+    ))
 }
 
 /// Trains (or reuses) and evaluates the configuration of `session`; a teacher named as a
@@ -250,7 +270,7 @@ pub fn run_one(session: &Session, options: &RunOptions) -> anyhow::Result<RunOut
     }
     let asm = &session.assembly;
     let run_dir = run_folder(asm, options)?;
-    let (summary, reused) = train_or_reuse(asm, &run_dir, options)?;
+    let (summary, _reused) = train_or_reuse(asm, &run_dir, options)?;
     if !summary.complete {
         println!(
             "stopped after {} of {} passes; continue with: rossl run --resume {}",
@@ -262,6 +282,7 @@ pub fn run_one(session: &Session, options: &RunOptions) -> anyhow::Result<RunOut
             run_dir,
             summary,
             results: None,
+            results_dir: None,
         });
     }
     terminal::print_summary(&run_dir, &summary);
@@ -275,14 +296,16 @@ pub fn run_one(session: &Session, options: &RunOptions) -> anyhow::Result<RunOut
     let results = if options.no_eval || !asm.config.run.eval.after_training || no_evaluators {
         None
     } else {
-        let results = evaluate_or_reuse(asm, &run_dir, &summary, reused)?;
+        let (results, dir) = evaluate_or_reuse(asm, &run_dir, &summary)?;
         terminal::print_results(&results);
-        Some(results)
+        Some((results, dir.path().to_path_buf()))
     };
+    let (results, results_dir) = results.unzip();
     Ok(RunOutcome {
         run_dir,
         summary,
         results,
+        results_dir,
     })
 }
 

@@ -4,8 +4,7 @@
 //! time), each metric against each swept value, and the online monitor's robust accuracy during
 //! training.
 
-use super::eps_label;
-use super::runs::{radii, Row};
+use super::runs::{first_row_eps_label, norm_words, radii, Row};
 use super::stats::{by_group, worst_by_radius, RunMetrics, Summary};
 use crate::plot::{chart, legend, plot_err, Frame, PALETTE};
 use plotters::prelude::*;
@@ -16,6 +15,8 @@ use std::path::Path;
 pub fn plot_robustness(rows: &[Row], path: &Path) -> anyhow::Result<()> {
     let max_eps = radii(rows).into_iter().fold(0.0, f64::max).max(1e-3);
     let root = SVGBackend::new(path, (720, 480)).into_drawing_area();
+    let l2 = rows.iter().all(Row::is_l2) && !rows.is_empty();
+    let x_desc = format!("eps ({})", norm_words(rows));
     let mut chart = chart(
         &root,
         &Frame {
@@ -23,10 +24,16 @@ pub fn plot_robustness(rows: &[Row], path: &Path) -> anyhow::Result<()> {
             caption_size: 18,
             x: 0f64..max_eps * 1.05,
             y: 0f64..100f64,
-            x_desc: "eps (L-infinity)",
+            x_desc: &x_desc,
             y_desc: "accuracy (%)",
             y_label_width: 50,
-            x_labels: Some(&|x| format!("{:.1}/255", x * 255.0)),
+            x_labels: Some(&|x| {
+                if l2 {
+                    format!("{x:.2}")
+                } else {
+                    format!("{:.1}/255", x * 255.0)
+                }
+            }),
         },
     )?;
     for (i, row) in rows.iter().enumerate() {
@@ -36,6 +43,8 @@ pub fn plot_robustness(rows: &[Row], path: &Path) -> anyhow::Result<()> {
         let colour = PALETTE[i % PALETTE.len()];
         let mut points = vec![(0.0, 100.0 * e.clean_accuracy)];
         points.extend(e.worst_case.iter().map(|w| (w.eps, 100.0 * w.accuracy)));
+        // radii in the order of their size, whatever the order of `eval.eps`
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
         chart
             .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
             .map_err(plot_err)?
@@ -111,7 +120,7 @@ pub fn plot_accuracy_vs_time(rows: &[Row], path: &Path) -> anyhow::Result<()> {
         &Frame {
             caption: &format!(
                 "Accuracy against training time (triangles: worst case at eps {})",
-                eps_label(max_eps)
+                first_row_eps_label(rows, max_eps)
             ),
             caption_size: 16,
             x: 0f64..t_max,

@@ -2,7 +2,6 @@
 //! evaluation of the run (SLF, ALF and AFF, then any evaluator on a share of the labels or on a
 //! transfer dataset), in the shape papers print.
 
-use super::eps_label;
 use super::runs::Row;
 use rossl_runtime::config::ProtocolMode;
 use rossl_runtime::eval::EvaluationReport;
@@ -58,7 +57,10 @@ pub fn metrics(row: &Row) -> Vec<(String, f64)> {
         let label = evaluation_label(e, &results.dataset);
         out.push((format!("{label} clean"), e.clean_accuracy));
         if let Some(w) = e.worst_case.iter().max_by(|a, b| a.eps.total_cmp(&b.eps)) {
-            out.push((format!("{label} worst {}", eps_label(w.eps)), w.accuracy));
+            out.push((
+                format!("{label} worst {}", row.eps_label(w.eps)),
+                w.accuracy,
+            ));
         }
         if let Some(c) = &e.corruptions {
             out.push((format!("{label} corruptions clean"), c.mean));

@@ -3,7 +3,9 @@
 //! (its `comparison.json`); and the evaluation settings on which rows disagree.
 
 use rossl_runtime::eval::Results;
-use rossl_runtime::run_dir::{is_run_folder, read_metrics, MetricsRecord, RunDir};
+use rossl_runtime::run_dir::{
+    is_run_folder, read_metrics, run_of_evaluation, MetricsRecord, RunDir,
+};
 use rossl_runtime::train::TrainSummary;
 use serde::Deserialize;
 use std::fmt::Write as _;
@@ -21,6 +23,9 @@ pub struct Row {
     pub label: String,
     /// Its run folder.
     pub run_dir: PathBuf,
+    /// The folder of its `results.json`: the run folder, or one of its `evaluations/` folders
+    /// (an evaluation under other settings than the run's own).
+    pub results_dir: PathBuf,
     /// Its training summary.
     pub summary: TrainSummary,
     /// Its evaluation.
@@ -40,27 +45,77 @@ impl Row {
         Ok(Row {
             label,
             run_dir: run_dir.path().to_path_buf(),
+            results_dir: run_dir.path().to_path_buf(),
             summary,
             results,
             metrics: read_metrics(run_dir)?,
         })
     }
 
-    /// The row of the finished run in folder `dir`, labelled `label` (default: its method).
+    /// The same row, its results read from `dir` (see [`Row::results_dir`]).
+    pub fn with_results_dir(self, dir: PathBuf) -> Self {
+        Row {
+            results_dir: dir,
+            ..self
+        }
+    }
+
+    /// The row of the finished run in folder `dir`, labelled `label` (default: its method); `dir`
+    /// may also be one of a run's evaluation folders (`<run>/evaluations/<digest>`), whose
+    /// results the row then shows.
     pub fn read(dir: &Path, label: Option<String>) -> anyhow::Result<Self> {
+        match run_of_evaluation(dir) {
+            Some(run) => Row::read_results_of(&run, dir, label),
+            None => Row::read_results_of(dir, dir, label),
+        }
+    }
+
+    /// The row of the finished run in folder `dir`, its results read from folder `results_dir`
+    /// (`dir` itself or one of its evaluation folders).
+    fn read_results_of(
+        dir: &Path,
+        results_dir: &Path,
+        label: Option<String>,
+    ) -> anyhow::Result<Self> {
         let run_dir = RunDir::open(dir)?;
         let summary = run_dir.read_summary()?.ok_or_else(|| {
             anyhow::anyhow!("{} has not finished training (no summary)", dir.display())
         })?;
-        let results = run_dir.read_results()?.ok_or_else(|| {
+        let source = if results_dir == dir {
+            run_dir.clone()
+        } else {
+            RunDir::open_evaluation(results_dir)?
+        };
+        let results = source.read_results()?.ok_or_else(|| {
             anyhow::anyhow!(
                 "{} has not been evaluated: run `rossl eval {}` first",
-                dir.display(),
+                results_dir.display(),
                 dir.display()
             )
         })?;
         let label = label.unwrap_or_else(|| results.method.clone());
-        Row::new(label, &run_dir, summary, results)
+        Ok(
+            Row::new(label, &run_dir, summary, results)?
+                .with_results_dir(results_dir.to_path_buf()),
+        )
+    }
+
+    /// Whether the row's evaluation measured L2 radii (`eval.norm = "l2"`), not L-infinity.
+    pub fn is_l2(&self) -> bool {
+        self.results
+            .eval_protocol
+            .get("eval.norm")
+            .is_some_and(|v| v.trim_matches('"') == "l2")
+    }
+
+    /// The label of radius `eps` in the row's norm: `k/255` (or the number) for L-infinity, the
+    /// number for L2 (`0.5`).
+    pub fn eps_label(&self, eps: f64) -> String {
+        if self.is_l2() {
+            format!("{eps}")
+        } else {
+            super::eps_label(eps)
+        }
     }
 
     /// (step, loss) of every logged optimiser step of the run.
@@ -86,12 +141,31 @@ impl Row {
     }
 }
 
-/// The radii measured in the first row's first evaluation.
-pub fn radii(rows: &[Row]) -> Vec<f64> {
+/// The norm the rows' radii are measured in, for a report's words: `L-infinity`, `L2`, or both
+/// when the rows differ.
+pub fn norm_words(rows: &[Row]) -> &'static str {
+    match (rows.iter().any(Row::is_l2), rows.iter().all(Row::is_l2)) {
+        (true, true) => "L2",
+        (true, false) => "L-infinity or L2, as each row's `eval.norm` says",
+        _ => "L-infinity",
+    }
+}
+
+/// The label of radius `eps` in the first row's norm (see [`Row::eps_label`]).
+pub fn first_row_eps_label(rows: &[Row], eps: f64) -> String {
     rows.first()
+        .map_or_else(|| super::eps_label(eps), |r| r.eps_label(eps))
+}
+
+/// The radii measured in the first row's first evaluation, in increasing order.
+pub fn radii(rows: &[Row]) -> Vec<f64> {
+    let mut eps: Vec<f64> = rows
+        .first()
         .and_then(|r| r.results.evaluations.first())
         .map(|e| e.worst_case.iter().map(|w| w.eps).collect())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    eps.sort_by(f64::total_cmp);
+    eps
 }
 
 /// One entry of a `comparison.json` or of a `study.json`'s runs: what a report needs of it.
@@ -105,6 +179,10 @@ struct Listed {
     seed: Option<u64>,
     /// The run folder.
     run_dir: PathBuf,
+    /// The folder of the results the entry shows, when not the run folder (one of its
+    /// evaluation folders).
+    #[serde(default)]
+    results_dir: Option<PathBuf>,
 }
 
 /// A `study.json`: its runs.
@@ -134,7 +212,7 @@ fn listed(file: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
                 (None, Some(group), None) => group,
                 (None, None, _) => e.run_dir.display().to_string(),
             };
-            (label, e.run_dir)
+            (label, e.results_dir.unwrap_or(e.run_dir))
         })
         .collect())
 }
@@ -149,7 +227,7 @@ pub fn collect(dirs: &[PathBuf]) -> anyhow::Result<Vec<Row>> {
             "{} is not a folder (a run, study or comparison folder)",
             dir.display()
         );
-        if is_run_folder(dir) {
+        if is_run_folder(dir) || run_of_evaluation(dir).is_some() {
             rows.push(Row::read(dir, None)?);
         } else if let Some(file) = [STUDY_JSON, COMPARISON_JSON]
             .into_iter()

@@ -1,7 +1,6 @@
 //! Aggregation over seeds: each run's metrics, mean, standard deviation and 95% t-interval of
 //! each metric per group, and paired differences between groups over the seeds they share.
 
-use super::eps_label;
 use super::runs::Row;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -20,6 +19,10 @@ pub struct RunMetrics {
     pub seed: u64,
     /// The run folder.
     pub run_dir: PathBuf,
+    /// The folder of the results shown, when not the run folder (one of its evaluation
+    /// folders).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub results_dir: Option<PathBuf>,
     /// Metric name -> value: `clean`, `worst <eps>`, `train seconds`, `passes`, `steps`.
     pub values: BTreeMap<String, f64>,
     /// Monitor reports: (step, clean, PGD accuracy).
@@ -53,11 +56,6 @@ pub fn worst_by_radius<'a>(names: impl IntoIterator<Item = &'a String>) -> Vec<S
     keys.into_iter().map(|(_, k)| k).collect()
 }
 
-/// The radius label of worst-case metrics (`worst 8/255`).
-pub fn worst_key(eps: f64) -> String {
-    format!("worst {}", eps_label(eps))
-}
-
 impl RunMetrics {
     /// The metrics of `row` (its first evaluator), a run of `group` (arm `arm` at sweep point
     /// `point`) with seed `seed`.
@@ -66,7 +64,7 @@ impl RunMetrics {
         if let Some(e) = row.results.evaluations.first() {
             values.insert("clean".to_string(), e.clean_accuracy);
             for w in &e.worst_case {
-                values.insert(worst_key(w.eps), w.accuracy);
+                values.insert(format!("worst {}", row.eps_label(w.eps)), w.accuracy);
             }
         }
         let summary = &row.summary;
@@ -89,6 +87,7 @@ impl RunMetrics {
             point: point.to_vec(),
             seed,
             run_dir: row.run_dir.clone(),
+            results_dir: (row.results_dir != row.run_dir).then(|| row.results_dir.clone()),
             values,
             monitor: row.monitor(),
             protocol,

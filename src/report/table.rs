@@ -2,8 +2,7 @@
 //! run-level table of a comparison (one row per run, per evaluator) and the aggregated tables of
 //! a study (mean and 95% interval over seeds per group, paired differences, and every run).
 
-use super::eps_label;
-use super::runs::{protocol_differences, radii, Row};
+use super::runs::{first_row_eps_label, norm_words, protocol_differences, radii, Row};
 use super::stats::{paired, worst_by_radius, RunMetrics, Summary};
 use rossl_runtime::config::Regime;
 use std::collections::BTreeMap;
@@ -88,11 +87,12 @@ pub fn markdown(rows: &[Row]) -> String {
     let _ = writeln!(
         out,
         "Accuracies in %, on the test split. Worst case: the per-example worst case over every \
-         attack of the evaluation at that radius (L-infinity, inputs in [0, 1], through encoder and \
+         attack of the evaluation at that radius ({}, inputs in [0, 1], through encoder and \
          probe), i.e. correct clean and under every attack. Epochs are passes over the data. \
          Training wall time runs from the first batch request to the last optimiser step of \
          pre-training (evaluation excluded); the loader wait inside it is the time spent waiting \
-         for batches of views."
+         for batches of views.",
+        norm_words(rows)
     );
     out
 }
@@ -103,7 +103,7 @@ fn evaluator_table(rows: &[Row], mixed: &[bool], evaluator: &str) -> String {
     let mut out = format!("### {evaluator}\n\n");
     let mut header = "| method | views | regime | epochs | clean |".to_string();
     for e in &eps {
-        let _ = write!(header, " worst case {} |", eps_label(*e));
+        let _ = write!(header, " worst case {} |", first_row_eps_label(rows, *e));
     }
     header.push_str(
         " training wall time (loader wait) | encoder passes (fwd / bwd) | failed checks |",
@@ -169,8 +169,8 @@ fn evaluator_table(rows: &[Row], mixed: &[bool], evaluator: &str) -> String {
     out
 }
 
-/// The comparison as JSON: one entry per row, the fields of `results.json` plus `label` and
-/// `run_dir`.
+/// The comparison as JSON: one entry per row, the fields of `results.json` plus `label`,
+/// `run_dir` and, for results in one of the run's evaluation folders, `results_dir`.
 pub fn json(rows: &[Row]) -> anyhow::Result<String> {
     let entries: Vec<serde_json::Value> = rows
         .iter()
@@ -179,6 +179,10 @@ pub fn json(rows: &[Row]) -> anyhow::Result<String> {
             if let Some(map) = v.as_object_mut() {
                 map.insert("label".into(), row.label.clone().into());
                 map.insert("run_dir".into(), row.run_dir.display().to_string().into());
+                if row.results_dir != row.run_dir {
+                    let dir = row.results_dir.display().to_string();
+                    map.insert("results_dir".into(), dir.into());
+                }
             }
             Ok(v)
         })
@@ -390,6 +394,7 @@ mod tests {
         Row {
             label: label.into(),
             run_dir: std::path::PathBuf::from("runs/x"),
+            results_dir: std::path::PathBuf::from("runs/x"),
             summary,
             results,
             metrics: Vec::new(),
@@ -458,5 +463,30 @@ mod tests {
         assert!(md.contains("| 2.5 s | 15 / 12 |"), "{md}");
         // one evaluation on every label: no protocol table
         assert!(!markdown(&[row("acl", 6, false)]).contains("## The protocol"));
+    }
+
+    #[test]
+    fn l2_rows_are_labelled_in_l2_with_their_radii_in_order() {
+        let mut r = row("l2", 6, false);
+        r.results
+            .eval_protocol
+            .insert("eval.norm".into(), "\"l2\"".into());
+        r.results.evaluations[0].worst_case = serde_json::from_value(serde_json::json!([
+            {"eps": 1.0, "accuracy": 0.1}, {"eps": 0.5, "accuracy": 0.25}
+        ]))
+        .unwrap();
+        let md = markdown(&[r.clone()]);
+        assert!(
+            md.contains("| clean | worst case 0.5 | worst case 1 |")
+                && md.contains("| 50.00 | 25.00 | 10.00 |"),
+            "{md}"
+        );
+        assert!(md.contains("at that radius (L2, inputs"), "{md}");
+        let mixed = markdown(&[r, row("linf", 6, false)]);
+        assert!(
+            mixed.contains("(L-infinity or L2, as each row's"),
+            "{mixed}"
+        );
+        assert!(markdown(&[row("linf", 6, false)]).contains("(L-infinity, inputs"));
     }
 }

@@ -164,10 +164,11 @@ fn pending(dir: &StudyDir, plan: &Plan) -> anyhow::Result<Vec<usize>> {
     let mut out = Vec::new();
     for run in &plan.runs {
         let finished = dir.read_status(run.index)?.is_some_and(|s| {
-            s.ok && s
-                .run_dir
-                .as_ref()
-                .is_some_and(|d| RunDir::open(d).is_ok_and(|r| r.is_evaluated()))
+            let evaluated = |d: &PathBuf| match &s.results_dir {
+                Some(results) => RunDir::open_evaluation(results).is_ok_and(|r| r.is_evaluated()),
+                None => RunDir::open(d).is_ok_and(|r| r.is_evaluated()),
+            };
+            s.ok && s.run_dir.as_ref().is_some_and(evaluated)
         });
         if !finished {
             out.push(run.index);
@@ -201,7 +202,12 @@ fn aggregate(dir: &StudyDir, plan: &Plan) -> anyhow::Result<usize> {
         let status = dir.read_status(run.index)?;
         match status {
             Some(s) if s.ok => {
-                let folder = s.run_dir.clone().unwrap_or_default();
+                // the evaluation folder of a run evaluated before with other settings
+                let folder = s
+                    .results_dir
+                    .clone()
+                    .or(s.run_dir.clone())
+                    .unwrap_or_default();
                 match Row::read(&folder, Some(run.group.clone())) {
                     Ok(row) => runs.push(RunMetrics::of(
                         &row, &run.group, &run.arm, &run.point, run.seed,

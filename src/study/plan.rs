@@ -40,6 +40,10 @@ pub struct TaskStatus {
     pub ok: bool,
     /// Its run folder, when it got that far.
     pub run_dir: Option<PathBuf>,
+    /// The folder of its results when not the run folder (one of the run's evaluation folders:
+    /// the run was evaluated before with other settings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results_dir: Option<PathBuf>,
     /// What went wrong.
     pub error: Option<String>,
     /// Seconds it took.

@@ -28,6 +28,7 @@ pub fn run_task(dir: &StudyDir, index: usize) -> anyhow::Result<ExitCode> {
     dir.clear_status(index);
     let started = Instant::now();
     let mut run_dir: Option<PathBuf> = None;
+    let mut results_dir: Option<PathBuf> = None;
     let result = (|| -> anyhow::Result<()> {
         let session = build(ConfigSources::new(run.files.clone(), run.sets.clone()))?;
         // a student of a teacher named as a configuration gets its folder once the teacher is
@@ -42,6 +43,10 @@ pub fn run_task(dir: &StudyDir, index: usize) -> anyhow::Result<ExitCode> {
         };
         let outcome = run_one(&session, &options)?;
         run_dir = Some(outcome.run_dir.path().to_path_buf());
+        results_dir = outcome
+            .results_dir
+            .clone()
+            .filter(|d| d.as_path() != outcome.run_dir.path());
         if let Some(c) = plan
             .budget
             .calibration
@@ -62,6 +67,7 @@ pub fn run_task(dir: &StudyDir, index: usize) -> anyhow::Result<ExitCode> {
         index,
         ok: result.is_ok(),
         run_dir,
+        results_dir,
         error: result.as_ref().err().map(|e| format!("{e:#}")),
         seconds: started.elapsed().as_secs_f64(),
     };

@@ -101,7 +101,13 @@ fn a_plugin_attack_evaluates_a_run_trained_without_the_plugin() {
             "eval.extra_attacks=[{ name = \"random-noise\", params = { samples = 3 } }]",
         ]));
     assert!(ok, "{text}");
-    let results = std::fs::read_to_string(latest.join("results.json")).unwrap();
+    // another evaluation than the run's own: written beside it, where the command says
+    let written = text
+        .lines()
+        .find_map(|l| l.strip_prefix("results written to "))
+        .expect("where the results went");
+    assert!(written.contains("/evaluations/"), "{text}");
+    let results = std::fs::read_to_string(written).unwrap();
     assert!(results.contains("random-noise/ce (extra 1)"), "{results}");
     // a training change is still refused
     let (ok, text) =

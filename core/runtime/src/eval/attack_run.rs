@@ -80,11 +80,20 @@ impl AttackRun<'_> {
             .collect();
         let mut excursion: f64 = 0.0;
         let targets = plan.targets.min(classes.saturating_sub(1));
+        // the rows of the whole batch that the rows of `x` are (all of them, unmarked): each
+        // target's run marks its own rows among them, so that a row's random start does not
+        // depend on which other rows earlier targets broke
+        let (batch_rows, batch_len) = match self.attack_rng.batch_rows() {
+            Some(b) if b.rows.len() == labels.len() => (b.rows.clone(), b.batch_len),
+            _ => ((0..labels.len()).collect(), labels.len()),
+        };
         for rank in 2..targets + 2 {
             let rows: Vec<usize> = (0..labels.len()).filter(|&r| correct[r]).collect();
             if rows.is_empty() {
                 break;
             }
+            let marked = rows.iter().map(|&r| batch_rows[r]).collect();
+            self.attack_rng = self.attack_rng.clone().for_batch_rows(marked, batch_len);
             let sub = BatchRows {
                 classifier: self.classifier,
                 rows: rows.clone(),
@@ -136,6 +145,114 @@ impl AttackRun<'_> {
 mod tests {
     use super::*;
     use candle_core::Device;
+    use rossl_api::components::{Attack, AttackLoss, AttackSpec, Objective, Stage};
+    use std::sync::{Arc, Mutex};
+
+    /// Logits are the images themselves (rows of 3 values: 3 classes).
+    struct Identity;
+
+    impl Classifier for Identity {
+        fn logits(&self, images: &Tensor, _rng: &mut Rng) -> Result<Tensor> {
+            Ok(images.clone())
+        }
+
+        fn tensors(&self) -> Vec<(String, Tensor)> {
+            Vec::new()
+        }
+    }
+
+    /// Records the random start it draws for each row of every run, and on its first run moves
+    /// the rows whose third value is above 0.55 to class 2 (breaks them); later runs break
+    /// nothing.
+    struct Recorder(Arc<Mutex<Vec<Vec<Vec<f32>>>>>);
+
+    impl Attack for Recorder {
+        fn spec(&self) -> AttackSpec {
+            AttackSpec {
+                eps: 0.1,
+                steps: 1,
+                step_size: None,
+                restarts: 1,
+                random_start: true,
+            }
+        }
+
+        fn perturb(&self, x: &Tensor, _: &mut dyn Objective, rng: &mut Rng) -> Result<Tensor> {
+            let start = Norm::Linf.random_delta(x, 0.1, rng)?.to_vec2::<f32>()?;
+            let mut runs = self.0.lock().expect("the record");
+            let first = runs.is_empty();
+            runs.push(start);
+            let values: Vec<f32> = x
+                .to_vec2::<f32>()?
+                .into_iter()
+                .flat_map(|r| {
+                    if first && r[2] > 0.55 {
+                        vec![0.0, 0.0, 1.0]
+                    } else {
+                        r
+                    }
+                })
+                .collect();
+            Ok(Tensor::from_vec(values, x.shape(), x.device())?)
+        }
+    }
+
+    /// The random starts of every target class's run of a targeted recorder on the batch rows
+    /// `rows` of `batch` (all of them: unmarked).
+    fn starts(batch: &[[f32; 3]], rows: Option<&[usize]>) -> Result<Vec<Vec<Vec<f32>>>> {
+        let record = Arc::new(Mutex::new(Vec::new()));
+        let plan = PlannedAttack {
+            label: "recorder".into(),
+            name: "recorder".into(),
+            params: toml::Table::new(),
+            attack: Box::new(Recorder(record.clone())),
+            loss: AttackLoss::CrossEntropy,
+            eps: 0.1,
+            stage: Stage::AllPoints,
+            origin: "a test".into(),
+            targets: 2,
+            norm: Norm::Linf,
+        };
+        let mut attack_rng = Rng::derive(3, &[1]);
+        let picked: Vec<[f32; 3]> = match rows {
+            Some(rows) => {
+                attack_rng = attack_rng.for_batch_rows(rows.to_vec(), batch.len());
+                rows.iter().map(|&r| batch[r]).collect()
+            }
+            None => batch.to_vec(),
+        };
+        let flat: Vec<f32> = picked.iter().flatten().copied().collect();
+        let x = Tensor::from_vec(flat, (picked.len(), 3), &Device::Cpu)?;
+        let run = AttackRun {
+            classifier: &Identity,
+            eot_samples: 1,
+            draws: Rng::derive(3, &[2]),
+            attack_rng,
+            prediction_rng: Rng::new(0),
+        };
+        run.run(&plan, &x, &vec![0; picked.len()])?;
+        let starts = record.lock().expect("the record").clone();
+        Ok(starts)
+    }
+
+    #[test]
+    fn every_target_class_starts_a_row_where_a_run_on_the_whole_batch_would() -> Result<()> {
+        // all of class 0; the first target's run breaks row 0 (third value 0.6), so the second
+        // target's run on the whole batch sees rows 1, 2, 3, as a run on those rows alone does
+        let batch = [
+            [0.9, 0.2, 0.6],
+            [0.8, 0.3, 0.1],
+            [0.7, 0.1, 0.2],
+            [0.9, 0.4, 0.3],
+        ];
+        let whole = starts(&batch, None)?;
+        let part = starts(&batch, Some(&[1, 2, 3]))?;
+        assert_eq!((whole.len(), part.len()), (2, 2));
+        assert_eq!(whole[0].len(), 4);
+        assert_eq!(&whole[0][1..], &part[0][..], "the first target class");
+        assert_eq!(whole[1], part[1], "the second target class, after a break");
+        Ok(())
+    }
 
     #[test]
     fn a_nan_pixel_is_outside_every_ball() -> Result<()> {

@@ -65,6 +65,10 @@ pub fn card(asm: &Assembly, run_dir: &RunDir, results: &Results) -> Result<Vec<C
         .unwrap_or_default();
         let data = evaluation.data.as_ref();
         let dataset = data.map_or(results.dataset.as_str(), |d| d.dataset.as_str());
+        let passes = forward_passes_per_prediction(asm, &evaluation.evaluator);
+        // AutoAttack "standard" is defined for deterministic classifiers: under EOT over views
+        // the attacks are not its attacks (its `rand` version covers randomised defences)
+        let standard = autoattack && passes == 1;
         for worst in &evaluation.worst_case {
             entries.push(CardEntry {
                 name: format!("{} (rossl run {folder})", results.method),
@@ -73,7 +77,7 @@ pub fn card(asm: &Assembly, run_dir: &RunDir, results: &Results) -> Result<Vec<C
                 venue: String::new(),
                 reported: String::new(),
                 additional_data: dataset != results.dataset,
-                number_forward_passes: forward_passes_per_prediction(asm, &evaluation.evaluator),
+                number_forward_passes: passes,
                 dataset: dataset.to_string(),
                 architecture: encoder.clone(),
                 threat_model: match run.eval.norm {
@@ -82,7 +86,7 @@ pub fn card(asm: &Assembly, run_dir: &RunDir, results: &Results) -> Result<Vec<C
                 },
                 eps: card_eps(worst.eps, run.eval.norm),
                 clean_acc: percent(evaluation.clean_accuracy),
-                autoattack_acc: autoattack.then(|| percent(worst.accuracy)),
+                autoattack_acc: standard.then(|| percent(worst.accuracy)),
                 robust_acc: percent(worst.accuracy),
                 attack_preset: run.eval.preset.to_string(),
                 test_images: evaluation.test_images,

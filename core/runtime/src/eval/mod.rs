@@ -33,5 +33,5 @@ pub use report::{
     CheckResult, CorruptionAccuracy, CorruptionReport, EvaluationData, EvaluationReport, FitReport,
     Results, RobustResult, TrainResults, WorstCase,
 };
-pub use run::evaluate_run;
+pub use run::{ensure_card, evaluate_run, evaluate_run_into};
 pub use suite::{attack_suite, build_attack, preset_settings, PlannedAttack};

@@ -15,14 +15,31 @@ use rossl_api::components::{BnBranch, Evaluator, Split};
 /// An encoder with dual batch norm is evaluated on `eval.bn_branch`, and left on its clean
 /// branch after, whatever happened.
 pub fn evaluate_run(asm: &Assembly, run_dir: &RunDir, train: &TrainSummary) -> Result<Results> {
+    evaluate_run_into(asm, run_dir, run_dir, train)
+}
+
+/// [`evaluate_run`] of the run in `run_dir`, its `results.json`, result card and probe heads
+/// written into `dest`: the run folder or one of its evaluation folders
+/// ([`RunDir::evaluation_place`]).
+pub fn evaluate_run_into(
+    asm: &Assembly,
+    run_dir: &RunDir,
+    dest: &RunDir,
+    train: &TrainSummary,
+) -> Result<Results> {
     asm.encoder.select_branch(asm.config.run.eval.bn_branch);
-    let results = evaluate_selected(asm, run_dir, train);
+    let results = evaluate_selected(asm, run_dir, dest, train);
     asm.encoder.select_branch(BnBranch::Clean);
     results
 }
 
-/// [`evaluate_run`] on the branch selected.
-fn evaluate_selected(asm: &Assembly, run_dir: &RunDir, train: &TrainSummary) -> Result<Results> {
+/// [`evaluate_run_into`] on the branch selected.
+fn evaluate_selected(
+    asm: &Assembly,
+    run_dir: &RunDir,
+    dest: &RunDir,
+    train: &TrainSummary,
+) -> Result<Results> {
     let run = &asm.config.run;
     let train_set = load_split(asm, Split::Train)?;
     let test_set = load_split(asm, Split::Test)?;
@@ -93,13 +110,34 @@ fn evaluate_selected(asm: &Assembly, run_dir: &RunDir, train: &TrainSummary) -> 
         eval_digest: asm.config.eval_digest()?,
         eval_protocol: asm.config.eval_protocol()?,
     };
+    std::fs::create_dir_all(dest.path()).map_err(|e| {
+        crate::Error::io(
+            format!("creating evaluation folder {}", dest.path().display()),
+            e,
+        )
+    })?;
     for (name, head) in &heads {
-        run_dir.write_probe_head(name, head)?;
+        dest.write_probe_head(name, head)?;
     }
-    run_dir.write_results(&results)?;
-    run_dir.remove_other_probe_heads(&run.eval.evaluators)?;
-    run_dir.write_card(&super::card::card(asm, run_dir, &results)?)?;
+    dest.write_results(&results)?;
+    dest.remove_other_probe_heads(&run.eval.evaluators)?;
+    dest.write_card(&super::card::card(asm, run_dir, &results)?)?;
     Ok(results)
+}
+
+/// Writes the result card of `results` (an evaluation of the run in `run_dir`, in folder
+/// `dest`) when `dest` has none: a folder whose evaluation was reused keeps or regains its card
+/// (an evaluation interrupted between its results and its card, a card deleted).
+pub fn ensure_card(
+    asm: &Assembly,
+    run_dir: &RunDir,
+    dest: &RunDir,
+    results: &Results,
+) -> Result<()> {
+    if !dest.file(crate::run_dir::files::ROBUSTBENCH).is_file() {
+        dest.write_card(&super::card::card(asm, run_dir, results)?)?;
+    }
+    Ok(())
 }
 
 /// A trainable copy of `asm`'s encoder: built from the run's configuration, its weights and

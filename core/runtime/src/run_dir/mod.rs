@@ -9,6 +9,9 @@
 //!   results.json            the evaluation (written by evaluation)
 //!   robustbench.json        the result card: RobustBench's fields and robust SSL's
 //!   probe-<evaluator>.safetensors  the classifier head each evaluator attacked
+//!   evaluations/<eval digest>/      each evaluation under other settings than config.toml's
+//!                                   (`rossl eval RUN --set ...`): its results.json,
+//!                                   robustbench.json and probe heads
 //! <out>/latest              a link to the folder of the most recent `rossl run`
 //! ```
 //!
@@ -19,6 +22,7 @@
 
 mod card;
 mod claim;
+mod evaluations;
 mod fresh;
 mod metrics;
 mod probes;
@@ -28,6 +32,7 @@ mod summary;
 
 pub use card::{CardEntry, SslFields};
 pub use claim::TrainingClaim;
+pub use evaluations::{run_of_evaluation, EvaluationPlace};
 pub use fresh::FreshRun;
 pub use metrics::{
     parse_metrics, read_metrics, EpochRecord, MetricsRecord, MetricsWriter, MonitorRecord,
@@ -66,6 +71,9 @@ pub mod files {
 
     /// The result card (RobustBench's fields and robust SSL's).
     pub const ROBUSTBENCH: &str = "robustbench.json";
+
+    /// The folder inside a run folder that holds its evaluations under other settings.
+    pub const EVALUATIONS: &str = "evaluations";
 
     /// Every file of a run folder with a fixed name (the probe heads are named per evaluator).
     pub const OWNED: &[&str] = &[CONFIG, METRICS, CHECKPOINT, SUMMARY, RESULTS, ROBUSTBENCH];
@@ -186,7 +194,7 @@ impl RunDir {
         self.path.join(name)
     }
 
-    /// Whether the run has been evaluated (it holds `results.json`).
+    /// Whether the run (or evaluation folder) has been evaluated (it holds `results.json`).
     pub fn is_evaluated(&self) -> bool {
         self.file(files::RESULTS).is_file()
     }

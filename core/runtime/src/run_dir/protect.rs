@@ -21,7 +21,7 @@ pub fn is_run_file_name(name: &str) -> bool {
 /// Refuses `path` as the output of a command (`what`, e.g. "the export") when it names a file a
 /// run folder owns, or a run folder itself: those files are the run's record.
 pub fn refuse_run_file(path: &Path, what: &str) -> Result<()> {
-    if path.is_dir() && is_run_folder(path) {
+    if path.is_dir() && (is_run_folder(path) || super::run_of_evaluation(path).is_some()) {
         return Err(Error::data(
             path,
             format!("{what} cannot be written here: this is a run folder, not a file"),
@@ -36,7 +36,8 @@ pub fn refuse_run_file(path: &Path, what: &str) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    if is_run_folder(folder) && is_run_file_name(&name) {
+    let owned_folder = is_run_folder(folder) || super::run_of_evaluation(folder).is_some();
+    if owned_folder && is_run_file_name(&name) {
         return Err(Error::data(
             path,
             format!(
