@@ -59,15 +59,39 @@ impl AttackRun<'_> {
     /// the classes of rank 2, 3, ... of the clean logits (the most likely other classes of a
     /// correctly classified image), at most `classes - 1` of them, each run on the rows still
     /// correct; rows misclassified clean count as incorrect and are not attacked.
-    pub fn run(
+    pub fn run(self, plan: &PlannedAttack, x: &Tensor, labels: &[u32]) -> Result<(Vec<bool>, f64)> {
+        let (correct, excursion, _) = self.run_keeping(plan, x, labels, false)?;
+        Ok((correct, excursion))
+    }
+
+    /// [`AttackRun::run`], with the adversarial points too (the shape of `x`): for a targeted
+    /// plan, each row's point from the first target class that broke it, the row of `x` where
+    /// none did.
+    pub fn run_with_points(
+        self,
+        plan: &PlannedAttack,
+        x: &Tensor,
+        labels: &[u32],
+    ) -> Result<(Vec<bool>, f64, Tensor)> {
+        let (correct, excursion, points) = self.run_keeping(plan, x, labels, true)?;
+        let points = points.map_or_else(|| Ok(x.clone()), |rows| Tensor::cat(&rows, 0))?;
+        Ok((correct, excursion, points))
+    }
+
+    /// [`AttackRun::run`], with each row's point when `keep` asks for them.
+    fn run_keeping(
         mut self,
         plan: &PlannedAttack,
         x: &Tensor,
         labels: &[u32],
-    ) -> Result<(Vec<bool>, f64)> {
+        keep: bool,
+    ) -> Result<(Vec<bool>, f64, Option<Vec<Tensor>>)> {
         if plan.targets == 0 {
-            return self.once(plan, self.classifier, x, labels, None);
+            let (correct, excursion, points) = self.once(plan, self.classifier, x, labels, None)?;
+            let rows = keep.then(|| split_rows(&points)).transpose()?;
+            return Ok((correct, excursion, rows));
         }
+        let mut points = keep.then(|| split_rows(x)).transpose()?;
         let clean_logits = self
             .classifier
             .logits(&x.detach(), &mut self.prediction_rng.clone())?
@@ -101,17 +125,20 @@ impl AttackRun<'_> {
             };
             let (xs, ys) = select_rows(x, labels, &rows)?;
             let aimed = class_of_rank(&rows_of(&clean_logits, &rows)?, rank)?;
-            let (c, e) = self.once(plan, &sub, &xs, &ys, Some(aimed))?;
+            let (c, e, adversarial) = self.once(plan, &sub, &xs, &ys, Some(aimed))?;
             excursion = excursion.max(e);
-            for (&r, still) in rows.iter().zip(c) {
+            for (j, (&r, still)) in rows.iter().zip(c).enumerate() {
+                if let (Some(points), false) = (points.as_mut(), still) {
+                    points[r] = adversarial.narrow(0, j, 1)?;
+                }
                 correct[r] = still;
             }
         }
-        Ok((correct, excursion))
+        Ok((correct, excursion, points))
     }
 
     /// One run of `plan` on `classifier` at `x` (labels `labels`, optional target classes):
-    /// (correct per example, excursion).
+    /// (correct per example, excursion, the adversarial points).
     fn once(
         &mut self,
         plan: &PlannedAttack,
@@ -119,7 +146,7 @@ impl AttackRun<'_> {
         x: &Tensor,
         labels: &[u32],
         targets: Option<Tensor>,
-    ) -> Result<(Vec<bool>, f64)> {
+    ) -> Result<(Vec<bool>, f64, Tensor)> {
         let mut objective = ClassifierObjective {
             classifier,
             labels: labels_tensor(labels, x.device())?,
@@ -137,8 +164,13 @@ impl AttackRun<'_> {
         let excursion = violation(x, &adversarial, plan.eps, plan.norm)?;
         let predicted = predict(classifier, &adversarial, &self.prediction_rng)?;
         let correct = predicted.iter().zip(labels).map(|(p, l)| p == l).collect();
-        Ok((correct, excursion))
+        Ok((correct, excursion, adversarial))
     }
+}
+
+/// The rows of `x`, each (1, ...).
+fn split_rows(x: &Tensor) -> Result<Vec<Tensor>> {
+    (0..x.dim(0)?).map(|r| Ok(x.narrow(0, r, 1)?)).collect()
 }
 
 #[cfg(test)]
