@@ -56,7 +56,6 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let written = place.dir.file(files::RESULTS);
     let results = match place.finished {
         Some(results) => {
-            rossl_runtime::eval::ensure_card(asm, &run_dir, &place.dir, &results)?;
             terminal::print_results(&results);
             println!(
                 "\nalready evaluated with these settings: {} (nothing computed again; to compute it again, move that file away)",

@@ -50,7 +50,8 @@ pub struct RunOutcome {
 
 /// Where the evaluation of `run_dir` under `asm`'s settings goes (the run folder when the
 /// settings are those of its own `config.toml`, else one of its `evaluations/` folders), and its
-/// results if it already finished there: nothing replaces a run's own results.
+/// results if it already finished there (its result card written again if it was lost): nothing
+/// replaces a run's own results.
 pub fn evaluation_place(asm: &Assembly, run_dir: &RunDir) -> anyhow::Result<EvaluationPlace> {
     // the run's own settings are its config.toml's alone, whatever `ROSSL_` variables say now
     let own = rossl_runtime::plugins::resolve(&rossl_runtime::config::ConfigSources {
@@ -58,11 +59,15 @@ pub fn evaluation_place(asm: &Assembly, run_dir: &RunDir) -> anyhow::Result<Eval
         sets: Vec::new(),
         use_env: false,
     })?;
-    Ok(run_dir.evaluation_place(
+    let place = run_dir.evaluation_place(
         &asm.config.digest()?,
         &asm.config.eval_digest()?,
         &own.eval_digest()?,
-    )?)
+    )?;
+    if let Some(results) = &place.finished {
+        ensure_card(asm, run_dir, &place.dir, results)?;
+    }
+    Ok(place)
 }
 
 /// The run folder: the one to resume, or the configuration's own (not created here: a fresh
@@ -129,13 +134,13 @@ fn claim(run_dir: &RunDir, options: &RunOptions) -> anyhow::Result<TrainingClaim
     }
 }
 
-/// Trains, resumes, or reuses the finished training in `run_dir`; `true` with the summary when
-/// it was reused. The folder is claimed for the whole of it ([`claim`]).
+/// Trains, resumes, or reuses the finished training in `run_dir`; returns its summary. The
+/// folder is claimed for the whole of it ([`claim`]).
 fn train_or_reuse(
     asm: &Assembly,
     run_dir: &RunDir,
     options: &RunOptions,
-) -> anyhow::Result<(TrainSummary, bool)> {
+) -> anyhow::Result<TrainSummary> {
     let _claim = claim(run_dir, options)?;
     let checkpoint_path = run_dir.file(files::CHECKPOINT);
     let shown = run_dir.path().display();
@@ -164,7 +169,7 @@ fn train_or_reuse(
                 run_dir.mark_latest()?;
             }
             eprintln!("{shown}: already trained ({} steps); reusing it", summary.steps);
-            Ok((summary, true))
+            Ok(summary)
         }
         (None, false, None) if checkpoint_path.exists() => anyhow::bail!(
             "{shown} holds an interrupted run of this configuration: continue it with `--resume {shown}`, or start over with `--force`"
@@ -175,9 +180,9 @@ fn train_or_reuse(
             }
             let (data, monitor) = (TrainingData::load(asm)?, Monitor::for_run(asm)?);
             let summary = train_monitored(asm, data, monitor, run_dir, Some(&ckpt), options)?;
-            Ok((summary, false))
+            Ok(summary)
         }
-        (None, _, None) => Ok((train_fresh(asm, run_dir, options)?, false)),
+        (None, _, None) => train_fresh(asm, run_dir, options),
     }
 }
 
@@ -230,7 +235,6 @@ fn evaluate_or_reuse(
 ) -> anyhow::Result<(Results, RunDir)> {
     let place = evaluation_place(asm, run_dir)?;
     if let Some(results) = place.finished {
-        ensure_card(asm, run_dir, &place.dir, &results)?;
         eprintln!(
             "{}: already evaluated with these settings; reusing {}",
             run_dir.path().display(),
@@ -270,7 +274,7 @@ pub fn run_one(session: &Session, options: &RunOptions) -> anyhow::Result<RunOut
     }
     let asm = &session.assembly;
     let run_dir = run_folder(asm, options)?;
-    let (summary, _reused) = train_or_reuse(asm, &run_dir, options)?;
+    let summary = train_or_reuse(asm, &run_dir, options)?;
     if !summary.complete {
         println!(
             "stopped after {} of {} passes; continue with: rossl run --resume {}",

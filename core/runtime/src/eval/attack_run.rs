@@ -78,7 +78,7 @@ impl AttackRun<'_> {
         Ok((correct, excursion, points))
     }
 
-    /// [`AttackRun::run`], with each row's point when `keep` asks for them.
+    /// [`AttackRun::run`], with the points in parts along the rows when `keep` asks for them.
     fn run_keeping(
         mut self,
         plan: &PlannedAttack,
@@ -88,8 +88,8 @@ impl AttackRun<'_> {
     ) -> Result<(Vec<bool>, f64, Option<Vec<Tensor>>)> {
         if plan.targets == 0 {
             let (correct, excursion, points) = self.once(plan, self.classifier, x, labels, None)?;
-            let rows = keep.then(|| split_rows(&points)).transpose()?;
-            return Ok((correct, excursion, rows));
+            // the whole batch's points, as one part
+            return Ok((correct, excursion, keep.then(|| vec![points])));
         }
         let mut points = keep.then(|| split_rows(x)).transpose()?;
         let clean_logits = self
