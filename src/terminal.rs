@@ -50,7 +50,7 @@ pub fn print_results(results: &Results) {
         print_fit(e, &results.dataset);
         print_corruptions(e);
         if !e.robust.is_empty() {
-            print_attack_rows(e);
+            print_attack_rows(e, &|eps| results.eps_text(eps));
         }
         let passed = e.checks.iter().filter(|c| c.passed && !c.skipped).count();
         let skipped = e.checks.iter().filter(|c| c.skipped).count();
@@ -136,8 +136,9 @@ fn print_corruptions(e: &EvaluationReport) {
     );
 }
 
-/// The attack rows of one evaluation and its worst case per radius.
-fn print_attack_rows(e: &EvaluationReport) {
+/// The attack rows of one evaluation and its worst case per radius, each radius written by
+/// `eps_text` (`4/255`, or the number of an L2 radius).
+fn print_attack_rows(e: &EvaluationReport, eps_text: &dyn Fn(f64) -> String) {
     let cumulative = e.robust.iter().all(|r| r.cumulative);
     let standalone = e.robust.iter().any(|r| r.standalone.is_some());
     if cumulative && standalone {
@@ -191,18 +192,18 @@ fn print_attack_rows(e: &EvaluationReport) {
             ""
         };
         println!(
-            "  {:<22} {:>8.4} {:>6} {:>8.2}%  {images:<width$}{time}{alone}{note}",
+            "  {:<22} {:>8} {:>6} {:>8.2}%  {images:<width$}{time}{alone}{note}",
             r.attack,
-            r.eps,
+            eps_text(r.eps),
             r.steps,
             100.0 * r.accuracy,
         );
     }
     for w in &e.worst_case {
         println!(
-            "  {:<22} {:>8.4} {:>6} {:>8.2}%  {}",
+            "  {:<22} {:>8} {:>6} {:>8.2}%  {}",
             "worst case",
-            w.eps,
+            eps_text(w.eps),
             "",
             100.0 * w.accuracy,
             e.test_images

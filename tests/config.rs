@@ -419,7 +419,13 @@ fn evaluation_digests_keep_their_value_and_follow_the_runtime_keys() {
         text.contains("[data.mnist]") && text.contains("/elsewhere"),
         "{text}"
     );
-    let all = [digest(&[]), share, transfer, transfer_elsewhere];
+    // how an evaluation is run (strict exit, after training or not) is no part of its settings:
+    // the same evaluation is found again, not made anew in another folder
+    for set in ["eval.strict=true", "eval.after_training=false"] {
+        assert_eq!(digest(&[set]), digest(&[]), "{set}");
+    }
+    let steps = digest(&["eval.steps=3"]);
+    let all = [digest(&[]), share, transfer, transfer_elsewhere, steps];
     for (i, a) in all.iter().enumerate() {
         for b in &all[i + 1..] {
             assert_ne!(a, b);

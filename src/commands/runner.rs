@@ -59,9 +59,14 @@ pub fn evaluation_place(asm: &Assembly, run_dir: &RunDir) -> anyhow::Result<Eval
         sets: Vec::new(),
         use_env: false,
     })?;
+    // results an earlier build recorded under these settings are found as well
+    let (digest, earlier) = (
+        asm.config.eval_digest()?,
+        asm.config.eval_digest_of_earlier_builds()?,
+    );
     let place = run_dir.evaluation_place(
         &asm.config.digest()?,
-        &asm.config.eval_digest()?,
+        &[digest.as_str(), earlier.as_str()],
         &own.eval_digest()?,
     )?;
     if let Some(results) = &place.finished {

@@ -102,20 +102,13 @@ impl Row {
 
     /// Whether the row's evaluation measured L2 radii (`eval.norm = "l2"`), not L-infinity.
     pub fn is_l2(&self) -> bool {
-        self.results
-            .eval_protocol
-            .get("eval.norm")
-            .is_some_and(|v| v.trim_matches('"') == "l2")
+        self.results.is_l2()
     }
 
     /// The label of radius `eps` in the row's norm: `k/255` (or the number) for L-infinity, the
     /// number for L2 (`0.5`).
     pub fn eps_label(&self, eps: f64) -> String {
-        if self.is_l2() {
-            format!("{eps}")
-        } else {
-            super::eps_label(eps)
-        }
+        self.results.eps_text(eps)
     }
 
     /// (step, loss) of every logged optimiser step of the run.

@@ -212,13 +212,13 @@ mod tests {
 
     #[test]
     fn worst_case_columns_go_by_radius_not_by_name() {
-        let names: Vec<String> = ["worst 0.1000", "clean", "worst 8/255", "worst 4/255"]
+        let names: Vec<String> = ["worst 0.1", "clean", "worst 8/255", "worst 4/255"]
             .map(String::from)
             .to_vec();
-        // by name, "worst 0.1000" would come first; 0.1 > 8/255 = 0.0314 > 4/255 = 0.0157
+        // by name, "worst 0.1" would come first; 0.1 > 8/255 = 0.0314 > 4/255 = 0.0157
         assert_eq!(
             worst_by_radius(&names),
-            ["worst 4/255", "worst 8/255", "worst 0.1000"]
+            ["worst 4/255", "worst 8/255", "worst 0.1"]
         );
         assert_eq!(worst_eps("clean"), None);
     }

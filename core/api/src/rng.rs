@@ -50,7 +50,9 @@ impl Rng {
     /// per-row random draws ([`crate::norm::Norm::random_delta`]) are then those the whole batch
     /// would get, read at `rows`, so that an attack on some rows of a batch starts each of them
     /// where an attack on the whole batch would have (the draws of the other rows are made and
-    /// discarded). Draws for a tensor of another row count ignore the mark.
+    /// discarded). An attack that draws all along its run (Square) reads [`Rng::batch_rows`] to
+    /// give each row a stream of its own keyed to its batch row. Draws for a tensor of another
+    /// row count ignore the mark.
     pub fn for_batch_rows(mut self, rows: Vec<usize>, batch_len: usize) -> Self {
         self.batch_rows = Some(std::sync::Arc::new(BatchRows { rows, batch_len }));
         self

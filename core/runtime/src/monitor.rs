@@ -171,10 +171,10 @@ impl StepObserver for Monitor {
         }
         let record = self.report(encoder, step)?;
         tracing::info!(
-            "monitor at step {step}: clean {:.4}, PGD-{} at eps {:.4} {:.4} ({:.1} s)",
+            "monitor at step {step}: clean {:.4}, PGD-{} at eps {} {:.4} ({:.1} s)",
             record.clean,
             self.config.steps,
-            record.eps,
+            crate::run_dir::eps_label(record.eps),
             record.pgd,
             record.seconds
         );

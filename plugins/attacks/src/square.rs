@@ -9,7 +9,9 @@
 //! initial point (AutoAttack's `n_queries`). The window's share of the image starts at `p_init`
 //! and halves on the paper's schedule (after 10, 50, 200, 500, 1000, 2000, 4000, 6000 and 8000
 //! of 10,000 queries, rescaled to the budget), read at each proposal's index from 0. An image
-//! stops being queried once the objective reports it misclassified.
+//! stops being queried once the objective reports it misclassified: where the objective scores
+//! part of its batch ([`Objective::score_rows`]), each query scores only the images still to
+//! fool, as AutoAttack's `idx_to_fool`, and its cost falls as images break.
 //!
 //! - L-infinity (`norm = "linf"`, the default): it starts from vertical stripes of +-eps, and a
 //!   proposal sets the window to +-eps around the clean image (one sign per channel).
@@ -22,6 +24,12 @@
 //!   channel's window becoming a fresh pattern of random sign added to its current direction, of
 //!   size sqrt(lost / c + m^2); the second window is emptied, and the whole perturbation is
 //!   rescaled onto the sphere before clipping to [0, 1].
+//!
+//! Each image draws its start and its windows from a stream of its own, keyed to its row of the
+//! whole batch when the generator is marked with the rows the images are
+//! ([`Rng::for_batch_rows`]): an image's attack is the same whichever other images are attacked
+//! with it (the survivors of a cascade, a check's subset, the whole batch) and whenever they
+//! stop being queried.
 //!
 //! A window's corner is drawn anywhere it fits (rows 0 to h - side inclusive). AutoAttack's
 //! reference draws it below h - side, so that it never moves the last row and column; on small
@@ -124,6 +132,20 @@ pub fn window_side(norm: Norm, share: f64, h: usize, w: usize) -> usize {
     }
 }
 
+/// One random stream per image of a batch of `rows`, all from one draw of `rng`: image `i`'s is
+/// keyed to its row of the whole batch when `rng` is marked with the rows the images are
+/// ([`Rng::for_batch_rows`]), else to `i`.
+fn row_streams(rng: &mut Rng, rows: usize) -> Vec<Rng> {
+    let base = rng.next_u64();
+    let keys: Vec<usize> = match rng.batch_rows() {
+        Some(batch) if batch.rows.len() == rows => batch.rows.clone(),
+        _ => (0..rows).collect(),
+    };
+    keys.into_iter()
+        .map(|row| Rng::derive(base, &[row as u64]))
+        .collect()
+}
+
 /// Images as host rows: (rows, channels, height, width) and the values.
 struct Batch {
     shape: (usize, usize, usize, usize),
@@ -135,6 +157,19 @@ impl Batch {
         self.shape.1 * self.shape.2 * self.shape.3
     }
 
+    /// The images `rows`, in that order.
+    fn rows(&self, rows: &[usize]) -> Batch {
+        let len = self.image_len();
+        let (_, c, h, w) = self.shape;
+        Batch {
+            shape: (rows.len(), c, h, w),
+            values: rows
+                .iter()
+                .flat_map(|&r| self.values[r * len..(r + 1) * len].iter().copied())
+                .collect(),
+        }
+    }
+
     fn to_tensor(&self, like: &Tensor) -> Result<Tensor> {
         let (b, c, h, w) = self.shape;
         Ok(
@@ -142,6 +177,36 @@ impl Batch {
                 .to_dtype(like.dtype())?,
         )
     }
+}
+
+/// The loss and success (when the objective reports it) of each image of `candidate`, scored on
+/// the images `rows` alone (ascending: those still to fool) where the objective can
+/// ([`Objective::score_rows`]), else on the whole batch. Both have one entry per image of the
+/// batch; an image not in `rows` gets the loss -inf and no success when only `rows` were scored.
+fn score_rows(
+    objective: &mut dyn Objective,
+    candidate: &Batch,
+    rows: &[usize],
+    like: &Tensor,
+) -> Result<(Vec<f32>, Option<Vec<bool>>)> {
+    let b = candidate.shape.0;
+    if rows.len() < b {
+        if let Some((loss, success)) =
+            objective.score_rows(&candidate.rows(rows).to_tensor(like)?, rows)?
+        {
+            let mut full_loss = vec![f32::NEG_INFINITY; b];
+            let mut full_success = success.as_ref().map(|_| vec![false; b]);
+            for (j, (&r, value)) in rows.iter().zip(per_example(&loss, rows.len())?).enumerate() {
+                full_loss[r] = value;
+                if let (Some(full), Some(s)) = (full_success.as_mut(), success.as_ref()) {
+                    full[r] = s.get(j).copied().unwrap_or(false);
+                }
+            }
+            return Ok((full_loss, full_success));
+        }
+    }
+    let (loss, success) = objective.score(&candidate.to_tensor(like)?)?;
+    Ok((per_example(&loss, b)?, success.filter(|s| s.len() == b)))
 }
 
 fn per_example(loss: &Tensor, rows: usize) -> Result<Vec<f32>> {
@@ -155,12 +220,13 @@ fn per_example(loss: &Tensor, rows: usize) -> Result<Vec<f32>> {
 }
 
 impl Square {
-    /// Vertical stripes of +-eps around the clean image (one sign per image, channel and column).
-    fn stripes(&self, clean: &Batch, rng: &mut Rng) -> Batch {
+    /// Vertical stripes of +-eps around the clean image (one sign per image, channel and column;
+    /// image `i` draws from `rngs[i]`).
+    fn stripes(&self, clean: &Batch, rngs: &mut [Rng]) -> Batch {
         let (b, c, h, w) = clean.shape;
         let eps = self.params.eps as f32;
         let mut values = clean.values.clone();
-        for i in 0..b {
+        for (i, rng) in rngs.iter_mut().enumerate().take(b) {
             for ch in 0..c {
                 for col in 0..w {
                     let sign = if rng.uniform() < 0.5 { -eps } else { eps };
@@ -179,19 +245,21 @@ impl Square {
 
     /// Proposes, for each image marked `active`, one square window of side `side` set to
     /// +-eps around the clean image; a proposal equal to the current window is drawn again.
+    /// Image `i` draws from `rngs[i]`.
     fn propose(
         &self,
         clean: &Batch,
         best: &Batch,
         active: &[bool],
         side: usize,
-        rng: &mut Rng,
+        rngs: &mut [Rng],
     ) -> Batch {
         let (_, c, h, w) = clean.shape;
         let eps = self.params.eps as f32;
         let mut values = best.values.clone();
         let len = clean.image_len();
         for (i, _) in active.iter().enumerate().filter(|(_, a)| **a) {
+            let rng = &mut rngs[i];
             let top = rng.below((h - side + 1) as u64) as usize;
             let left = rng.below((w - side + 1) as u64) as usize;
             for _attempt in 0..10 {
@@ -241,9 +309,10 @@ impl Attack for Square {
             values: x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?,
         };
         let norm = self.params.norm;
+        let mut rngs = row_streams(rng, b);
         let mut best = match norm {
-            Norm::Linf => self.stripes(&clean, rng),
-            Norm::L2 => self.l2_start(&clean, rng),
+            Norm::Linf => self.stripes(&clean, &mut rngs),
+            Norm::L2 => self.l2_start(&clean, &mut rngs),
         };
         let (loss, success) = objective.score(&best.to_tensor(&x)?)?;
         let mut best_loss = per_example(&loss, b)?;
@@ -263,13 +332,12 @@ impl Attack for Square {
             let share = window_share(self.params.p_init, query, schedule_length);
             let side = window_side(norm, share, h, w);
             let candidate = match norm {
-                Norm::Linf => self.propose(&clean, &best, &active, side, rng),
-                Norm::L2 => self.propose_l2(&clean, &best, &active, side, rng),
+                Norm::Linf => self.propose(&clean, &best, &active, side, &mut rngs),
+                Norm::L2 => self.propose_l2(&clean, &best, &active, side, &mut rngs),
             };
-            let (loss, success) = objective.score(&candidate.to_tensor(&x)?)?;
-            let loss = per_example(&loss, b)?;
+            let rows: Vec<usize> = (0..b).filter(|&i| active[i]).collect();
+            let (loss, success) = score_rows(objective, &candidate, &rows, &x)?;
             let len = clean.image_len();
-            let success = success.filter(|s| s.len() == b);
             let misclassified = |i: usize| success.as_ref().is_some_and(|s| s[i]);
             // as AutoAttack's square.py (`idx_improved = max(idx_improved, idx_miscl)`): a
             // proposal that misclassifies is kept even where it does not raise the loss (under
@@ -297,98 +365,4 @@ rossl_api::register! {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_window_schedule_halves_at_the_papers_query_counts() {
-        // 10,000 queries: p_init until query 10, then halved at 50, 200, 500, ...
-        assert_eq!(window_share(0.8, 10, 10_000), 0.8);
-        assert_eq!(window_share(0.8, 11, 10_000), 0.4);
-        assert_eq!(window_share(0.8, 200, 10_000), 0.2);
-        assert_eq!(window_share(0.8, 201, 10_000), 0.1);
-        assert_eq!(window_share(0.8, 9_999, 10_000), 0.8 / 512.0);
-        // rescaled: with 100 queries, query 1 is 100 of 10,000
-        assert_eq!(window_share(0.8, 1, 100), 0.2);
-    }
-
-    /// Reports every image misclassified from its `fooled_at`-th query on, with a loss that
-    /// never rises (as an EOT average over other draws than the prediction's can fall).
-    struct MisclassifiesLate {
-        queries: usize,
-        fooled_at: usize,
-        fooling_point: Option<Vec<f32>>,
-    }
-
-    impl Objective for MisclassifiesLate {
-        fn loss(&mut self, x: &Tensor) -> Result<Tensor> {
-            Ok(Tensor::zeros(x.dim(0)?, DType::F32, x.device())?)
-        }
-
-        fn succeeded(&mut self, x: &Tensor) -> Result<Option<Vec<bool>>> {
-            self.queries += 1;
-            let fooled = self.queries >= self.fooled_at;
-            if fooled && self.fooling_point.is_none() {
-                self.fooling_point = Some(x.flatten_all()?.to_vec1::<f32>()?);
-            }
-            Ok(Some(vec![fooled; x.dim(0)?]))
-        }
-    }
-
-    #[test]
-    fn square_makes_as_many_proposals_as_queries_after_its_start() {
-        // AutoAttack's `for i_iter in range(n_queries)` after the initial point: an image that
-        // never breaks is evaluated queries + 1 times
-        for norm in [Norm::Linf, Norm::L2] {
-            let x = Tensor::full(0.5f32, (2, 1, 6, 6), &candle_core::Device::Cpu).unwrap();
-            let square = Square::new(SquareParams {
-                eps: 0.1,
-                queries: 7,
-                p_init: 0.3,
-                norm,
-                rescale_schedule: true,
-            });
-            let mut objective = MisclassifiesLate {
-                queries: 0,
-                fooled_at: usize::MAX,
-                fooling_point: None,
-            };
-            square
-                .perturb(&x, &mut objective, &mut Rng::new(1))
-                .unwrap();
-            assert_eq!(objective.queries, 8, "{norm}");
-        }
-    }
-
-    #[test]
-    fn a_proposal_that_misclassifies_is_kept_even_when_its_loss_does_not_rise() {
-        for norm in [Norm::Linf, Norm::L2] {
-            let x = Tensor::full(0.5f32, (2, 1, 6, 6), &candle_core::Device::Cpu).unwrap();
-            let square = Square::new(SquareParams {
-                eps: 0.1,
-                queries: 20,
-                p_init: 0.3,
-                norm,
-                rescale_schedule: true,
-            });
-            let mut objective = MisclassifiesLate {
-                queries: 0,
-                fooled_at: 3,
-                fooling_point: None,
-            };
-            let adversarial = square
-                .perturb(&x, &mut objective, &mut Rng::new(7))
-                .unwrap();
-            let fooling_point = objective.fooling_point.expect("the objective was fooled");
-            assert_eq!(
-                adversarial.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-                fooling_point,
-                "{norm}: the misclassifying proposal of query 3 was dropped"
-            );
-            assert_eq!(
-                objective.queries, 3,
-                "{norm}: a fooled image was queried again"
-            );
-        }
-    }
-}
+mod tests;

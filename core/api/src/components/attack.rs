@@ -27,6 +27,19 @@ pub trait Objective {
         Ok((loss, self.succeeded(x)?))
     }
 
+    /// The score of `x`, the rows `rows` (ascending) of the batch this objective scores: each
+    /// row's loss (shape `[R]`) and success as [`Objective::score`] of the whole batch would give
+    /// them, computed on those rows alone. Score-based attacks query only the images they have
+    /// not fooled yet through it. `None` (the default) when the objective cannot score part of
+    /// its batch that way; the attack then scores the whole batch.
+    fn score_rows(
+        &mut self,
+        _x: &Tensor,
+        _rows: &[usize],
+    ) -> Result<Option<(Tensor, Option<Vec<bool>>)>> {
+        Ok(None)
+    }
+
     /// The loss at `x` as [`Objective::loss`] computes it (attached to `x`'s graph, so that its
     /// gradient can be taken) and the per-example success at the same point: attacks that track
     /// success at every iterate (APGD) call this through

@@ -148,6 +148,22 @@ pub(super) fn apply_protocol(eval: &mut EvalConfig) -> crate::Result<()> {
     Ok(())
 }
 
+/// `eval` keys that change how an evaluation is run or reported, never its numbers: an
+/// evaluation's digest reads them at their defaults, so that setting one does not make the same
+/// evaluation another, and comparisons do not tell rows apart by them.
+pub const NOT_PROTOCOL: &[&str] = &["strict", "after_training"];
+
+impl EvalConfig {
+    /// The default value of `eval` key `key` (one of [`NOT_PROTOCOL`], say), as a resolved
+    /// configuration table holds it; `None` for a key the table does not write at its default.
+    pub fn default_value(key: &str) -> Option<toml::Value> {
+        match toml::Value::try_from(EvalConfig::default()) {
+            Ok(toml::Value::Table(mut table)) => table.remove(key),
+            _ => None,
+        }
+    }
+}
+
 fn is_clean(branch: &BnBranch) -> bool {
     *branch == BnBranch::Clean
 }
@@ -247,5 +263,19 @@ impl ExtraAttack {
             stage: rossl_api::components::Stage::AllPoints,
             targets: 0,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{EvalConfig, NOT_PROTOCOL};
+
+    #[test]
+    fn every_key_left_out_of_the_protocol_has_a_default_to_read_it_at() {
+        // a key without one would stay in the evaluation digest while comparisons ignore it
+        for key in NOT_PROTOCOL {
+            assert!(EvalConfig::default_value(key).is_some(), "{key}");
+        }
+        assert_eq!(EvalConfig::default_value("no such key"), None);
     }
 }

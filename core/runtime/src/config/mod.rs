@@ -27,6 +27,7 @@ mod training;
 mod values;
 
 pub use corruptions::CorruptionsConfig;
+pub use evaluation::NOT_PROTOCOL;
 pub use evaluator_data::EvaluatorData;
 pub use explain::{inline as inline_value, inline_table};
 pub use fields::struct_fields;

@@ -289,13 +289,40 @@ impl ResolvedConfig {
     }
 
     /// A digest of the evaluation settings (the `eval` table, the test subset and the parameters
-    /// of the evaluators' transfer datasets).
+    /// of the evaluators' transfer datasets). The keys of
+    /// [`super::NOT_PROTOCOL`] (`strict`, `after_training`) are read at their
+    /// defaults: they change how an evaluation is run, not its numbers, so setting one finds the
+    /// same evaluation (and the digests of configurations that leave them alone are those of
+    /// earlier builds).
     pub fn eval_digest(&self) -> Result<String> {
+        self.eval_digest_reading(true)
+    }
+
+    /// The evaluation digest as builds before 2026-12-07 computed it, `eval.strict` and
+    /// `eval.after_training` as set: results recorded under it have the settings of
+    /// [`ResolvedConfig::eval_digest`] (the same when both keys are at their defaults).
+    pub fn eval_digest_of_earlier_builds(&self) -> Result<String> {
+        self.eval_digest_reading(false)
+    }
+
+    /// The evaluation digest, with the keys of [`super::NOT_PROTOCOL`] at their defaults when
+    /// `at_defaults`, else as set.
+    fn eval_digest_reading(&self, at_defaults: bool) -> Result<String> {
         let table = self.resolved_table()?;
         let mut kept = toml::Table::new();
         for key in ["eval", "seed"] {
             if let Some(v) = table.get(key) {
                 kept.insert(key.to_string(), v.clone());
+            }
+        }
+        if let (true, Some(toml::Value::Table(eval))) = (at_defaults, kept.get_mut("eval")) {
+            for key in super::evaluation::NOT_PROTOCOL {
+                if let (Some(value), Some(default)) = (
+                    eval.get_mut(*key),
+                    super::evaluation::EvalConfig::default_value(key),
+                ) {
+                    *value = default;
+                }
             }
         }
         kept.insert(
@@ -323,8 +350,9 @@ impl ResolvedConfig {
         if let Some(toml::Value::Table(eval)) = table.get("eval") {
             super::training::flatten_into("eval", eval, &mut flat);
         }
-        flat.remove("eval.strict");
-        flat.remove("eval.after_training");
+        for key in super::evaluation::NOT_PROTOCOL {
+            flat.remove(&format!("eval.{key}"));
+        }
         super::training::flatten_into("transfer", &self.transfer_datasets, &mut flat);
         flat.insert("data.name".into(), self.run.data.name.clone());
         flat.insert(

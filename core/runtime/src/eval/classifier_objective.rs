@@ -2,6 +2,7 @@
 //! target class, with expectation over transformation for random classifiers), and predictions
 //! under a fixed draw.
 
+use super::batch_rows::rows_of;
 use candle_core::Tensor;
 use rossl_api::components::{AttackLoss, Classifier, Objective};
 use rossl_api::rng::Rng;
@@ -36,8 +37,17 @@ pub struct ClassifierObjective<'a> {
 
 impl ClassifierObjective<'_> {
     fn loss_of(&self, logits: &Tensor) -> Result<Tensor> {
-        let labels = &self.labels;
-        match (self.loss, &self.targets) {
+        self.loss_with(logits, &self.labels, self.targets.as_ref())
+    }
+
+    /// The loss of `logits` for true classes `labels` and, for a targeted attack, `targets`.
+    fn loss_with(
+        &self,
+        logits: &Tensor,
+        labels: &Tensor,
+        targets: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        match (self.loss, targets) {
             (AttackLoss::CrossEntropy, None) => cross_entropy(logits, labels),
             (AttackLoss::Margin, None) => margin_loss(logits, labels),
             (AttackLoss::Dlr, None) => dlr_loss(logits, labels),
@@ -99,6 +109,34 @@ impl Objective for ClassifierObjective<'_> {
         Ok((self.loss_of(&logits)?, Some(self.misclassified(&predicted))))
     }
 
+    fn score_rows(
+        &mut self,
+        x: &Tensor,
+        rows: &[usize],
+    ) -> Result<Option<(Tensor, Option<Vec<bool>>)>> {
+        // a random classifier's draws follow the whole batch: it is scored whole
+        if self.classifier.is_random() {
+            return Ok(None);
+        }
+        let logits = self
+            .classifier
+            .logits(&x.detach(), &mut self.prediction_rng.clone())?
+            .detach();
+        let predicted = predictions(&logits)?;
+        let targets = self
+            .targets
+            .as_ref()
+            .map(|t| rows_of(t, rows))
+            .transpose()?;
+        let loss = self.loss_with(&logits, &rows_of(&self.labels, rows)?, targets.as_ref())?;
+        let misclassified = rows
+            .iter()
+            .zip(&predicted)
+            .map(|(&r, p)| *p != self.label_values[r])
+            .collect();
+        Ok(Some((loss, Some(misclassified))))
+    }
+
     fn loss_and_success(&mut self, x: &Tensor) -> Result<(Tensor, Option<Vec<bool>>)> {
         if self.classifier.is_random() {
             // the gradient averages draws; success is judged under the fixed prediction draw
@@ -118,4 +156,83 @@ impl Objective for ClassifierObjective<'_> {
 pub fn predict(classifier: &dyn Classifier, x: &Tensor, rng: &Rng) -> Result<Vec<u32>> {
     let logits = classifier.logits(x, &mut rng.clone())?;
     predictions(&logits.detach())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// Logits are the images themselves (rows of 4 values: 4 classes); random when asked.
+    struct Identity(bool);
+
+    impl Classifier for Identity {
+        fn logits(&self, images: &Tensor, _rng: &mut Rng) -> Result<Tensor> {
+            Ok(images.clone())
+        }
+
+        fn is_random(&self) -> bool {
+            self.0
+        }
+
+        fn tensors(&self) -> Vec<(String, Tensor)> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn rows_are_scored_alone_as_the_whole_batch_scores_them() {
+        let device = Device::Cpu;
+        let values: Vec<f32> = (0..20).map(|k| ((k * 7) % 9) as f32 / 4.0).collect();
+        let x = Tensor::from_vec(values, (5, 4), &device).unwrap();
+        let labels = [0u32, 3, 1, 2, 2];
+        let rows = [1usize, 2, 4];
+        let picked = rows_of(&x, &rows).unwrap();
+        for (loss, targeted) in [
+            (AttackLoss::CrossEntropy, false),
+            (AttackLoss::Margin, false),
+            (AttackLoss::Dlr, false),
+            (AttackLoss::CrossEntropy, true),
+            (AttackLoss::Margin, true),
+            (AttackLoss::Dlr, true),
+        ] {
+            let classifier = Identity(false);
+            let mut objective = ClassifierObjective {
+                classifier: &classifier,
+                labels: Tensor::new(&labels, &device).unwrap(),
+                label_values: labels.to_vec(),
+                loss,
+                eot_samples: 1,
+                draws: Rng::new(1),
+                prediction_rng: Rng::new(2),
+                targets: targeted.then(|| Tensor::new(&[1u32, 0, 3, 3, 0], &device).unwrap()),
+            };
+            let (whole, whole_success) = objective.score(&x).unwrap();
+            let (part, part_success) = objective.score_rows(&picked, &rows).unwrap().unwrap();
+            let whole = whole.to_vec1::<f32>().unwrap();
+            let whole_success = whole_success.unwrap();
+            assert_eq!(
+                part.to_vec1::<f32>().unwrap(),
+                rows.map(|r| whole[r]).to_vec(),
+                "{loss:?}, targeted {targeted}"
+            );
+            assert_eq!(
+                part_success.unwrap(),
+                rows.map(|r| whole_success[r]).to_vec()
+            );
+        }
+        // a random classifier's draws follow the whole batch: it is not scored in part
+        let random = Identity(true);
+        let mut objective = ClassifierObjective {
+            classifier: &random,
+            labels: Tensor::new(&labels, &device).unwrap(),
+            label_values: labels.to_vec(),
+            loss: AttackLoss::Margin,
+            eot_samples: 1,
+            draws: Rng::new(1),
+            prediction_rng: Rng::new(2),
+            targets: None,
+        };
+        assert!(objective.score_rows(&picked, &rows).unwrap().is_none());
+    }
 }

@@ -175,7 +175,11 @@ impl Attacker<'_> {
         for &a in order {
             let plan = &suite[a];
             // the bar names the attack running now
-            bar.set_message(format!("{} eps {:.4}", plan.label, plan.eps));
+            bar.set_message(format!(
+                "{} eps {}",
+                plan.label,
+                crate::run_dir::eps_in_norm(plan.norm, plan.eps)
+            ));
             let rows: Vec<usize> = if per_attack && plan.stage == Stage::AllPoints {
                 (0..len).filter(|&r| batch.clean[r]).collect()
             } else {

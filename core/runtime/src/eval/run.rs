@@ -80,7 +80,11 @@ fn evaluate_selected(
             report
                 .worst_case
                 .iter()
-                .map(|w| format!(", worst case at eps {:.4}: {:.4}", w.eps, w.accuracy))
+                .map(|w| format!(
+                    ", worst case at eps {}: {:.4}",
+                    crate::run_dir::eps_in_norm(run.eval.norm, w.eps),
+                    w.accuracy
+                ))
                 .collect::<String>(),
             report.seconds
         );

@@ -52,19 +52,23 @@ impl RunDir {
     }
 
     /// Where an evaluation of this run goes under the configuration with training digest
-    /// `config_digest` and evaluation digest `eval_digest`, when the run's own `config.toml` has
-    /// evaluation digest `own_eval_digest`: the run folder when its results have those settings
-    /// (finished) or when it has none yet and the settings are its own; otherwise
-    /// `evaluations/<eval_digest>/` (made by the evaluation that writes into it), finished when
-    /// its results are there. The run's own
-    /// results, whatever their settings, are never the place of another evaluation.
+    /// `config_digest` and evaluation digest `eval_digests[0]`, when the run's own `config.toml`
+    /// has evaluation digest `own_eval_digest`: the run folder when its results have those
+    /// settings (finished) or when it has none yet and the settings are its own; otherwise
+    /// `evaluations/<eval_digests[0]>/` (made by the evaluation that writes into it), finished
+    /// when its results are there. Results recorded under any digest of `eval_digests` (the same
+    /// settings as earlier builds digested them) count as finished. The run's own results,
+    /// whatever their settings, are never the place of another evaluation.
     pub fn evaluation_place(
         &self,
         config_digest: &str,
-        eval_digest: &str,
+        eval_digests: &[&str],
         own_eval_digest: &str,
     ) -> Result<EvaluationPlace> {
-        let same = |r: &Results| r.config_digest == config_digest && r.eval_digest == eval_digest;
+        let eval_digest = eval_digests.first().copied().unwrap_or_default();
+        let same = |r: &Results| {
+            r.config_digest == config_digest && eval_digests.contains(&r.eval_digest.as_str())
+        };
         // an unreadable results.json of the run (another rossl's) is kept, and so is any other
         match self.read_results() {
             Ok(Some(results)) if same(&results) => {
@@ -141,10 +145,10 @@ mod tests {
         let run = RunDir::open(&root).unwrap();
 
         // no results yet: the run's own settings go into the run folder, others beside it
-        let own = run.evaluation_place("t", "own", "own").unwrap();
+        let own = run.evaluation_place("t", &["own"], "own").unwrap();
         assert_eq!(own.dir.path(), run.path());
         assert!(own.finished.is_none() && !own.is_additional());
-        let other = run.evaluation_place("t", "aa", "own").unwrap();
+        let other = run.evaluation_place("t", &["aa"], "own").unwrap();
         assert_eq!(other.dir.path(), root.join("evaluations/aa"));
         assert!(!other.dir.path().exists() && other.is_additional());
         std::fs::create_dir_all(other.dir.path()).unwrap();
@@ -153,22 +157,26 @@ mod tests {
 
         // the run's results, under whatever settings, are never another evaluation's place
         run.write_results(&results("t", "old")).unwrap();
-        let again = run.evaluation_place("t", "own", "own").unwrap();
+        let again = run.evaluation_place("t", &["own"], "own").unwrap();
         assert_eq!(again.dir.path(), root.join("evaluations/own"));
-        let reused = run.evaluation_place("t", "old", "own").unwrap();
+        let reused = run.evaluation_place("t", &["old"], "own").unwrap();
         assert_eq!(reused.dir.path(), run.path());
         assert_eq!(reused.finished.map(|r| r.eval_digest), Some("old".into()));
+        // results recorded under the digest an earlier build gave the same settings are found
+        let earlier = run.evaluation_place("t", &["new", "old"], "own").unwrap();
+        assert_eq!(earlier.dir.path(), run.path());
+        assert!(earlier.finished.is_some());
 
         // a finished additional evaluation is found again; a mismatched one is refused
         other.dir.write_results(&results("t", "aa")).unwrap();
-        let found = run.evaluation_place("t", "aa", "own").unwrap();
+        let found = run.evaluation_place("t", &["aa"], "own").unwrap();
         assert_eq!(found.finished.map(|r| r.eval_digest), Some("aa".into()));
         std::fs::create_dir_all(root.join("evaluations/bb")).unwrap();
         run.evaluation_dir("bb")
             .write_results(&results("t", "aa"))
             .unwrap();
         let error = run
-            .evaluation_place("t", "bb", "own")
+            .evaluation_place("t", &["bb"], "own")
             .unwrap_err()
             .to_string();
         assert!(error.contains("evaluations/bb/results.json"), "{error}");

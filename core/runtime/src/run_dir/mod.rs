@@ -40,7 +40,8 @@ pub use metrics::{
 };
 pub use protect::{is_run_file_name, is_run_folder, refuse_run_file};
 pub use results::{
-    eps_label, CheckResult, EvaluationReport, Results, RobustResult, TrainResults, WorstCase,
+    eps_in_norm, eps_label, CheckResult, EvaluationReport, Results, RobustResult, TrainResults,
+    WorstCase,
 };
 pub use summary::{TrainPlan, TrainSummary};
 

@@ -2,6 +2,7 @@
 
 use super::{files, RunDir};
 use crate::Result;
+use rossl_api::norm::Norm;
 use serde::{Deserialize, Serialize};
 
 /// Accuracy under one attack.
@@ -225,6 +226,32 @@ pub struct Results {
     pub eval_protocol: std::collections::BTreeMap<String, String>,
 }
 
+impl Results {
+    /// Whether the evaluation measured L2 radii (`eval.norm = "l2"` in its protocol), not
+    /// L-infinity.
+    pub fn is_l2(&self) -> bool {
+        self.eval_protocol
+            .get("eval.norm")
+            .is_some_and(|v| v.trim_matches('"') == "l2")
+    }
+
+    /// Radius `eps` as reports write it in the evaluation's norm: [`eps_label`] (`8/255`) for
+    /// L-infinity, the number (`0.5`) for L2.
+    pub fn eps_text(&self, eps: f64) -> String {
+        let norm = if self.is_l2() { Norm::L2 } else { Norm::Linf };
+        eps_in_norm(norm, eps)
+    }
+}
+
+/// Radius `eps` of the `norm` ball as reports write it: [`eps_label`] (`8/255`) for
+/// L-infinity, the number (`0.5`) for L2.
+pub fn eps_in_norm(norm: Norm, eps: f64) -> String {
+    match norm {
+        Norm::Linf => eps_label(eps),
+        Norm::L2 => format!("{eps}"),
+    }
+}
+
 impl RunDir {
     /// The evaluation results, if the run was evaluated (`None` when there is no
     /// `results.json`); an error naming the file and the field when it does not parse.
@@ -239,7 +266,7 @@ impl RunDir {
 }
 
 /// `k/255` when `eps` is (nearly) a multiple of 1/255, as papers and RobustBench write radii,
-/// else the number; `0` for 0.
+/// else the number in full (the shortest text that reads back as it); `0` for 0.
 pub fn eps_label(eps: f64) -> String {
     let k = eps * 255.0;
     if eps == 0.0 {
@@ -247,6 +274,21 @@ pub fn eps_label(eps: f64) -> String {
     } else if (k - k.round()).abs() < 1e-6 {
         format!("{}/255", k.round() as i64)
     } else {
-        format!("{eps:.4}")
+        format!("{eps}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::eps_label;
+
+    #[test]
+    fn radii_are_labelled_in_255ths_or_in_full() {
+        assert_eq!(eps_label(8.0 / 255.0), "8/255");
+        assert_eq!(eps_label(0.0), "0");
+        assert_eq!(eps_label(0.1), "0.1");
+        // two radii that four decimals would both write 0.0031
+        assert_eq!(eps_label(0.00314), "0.00314");
+        assert_eq!(eps_label(0.0031), "0.0031");
     }
 }

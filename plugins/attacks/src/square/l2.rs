@@ -129,8 +129,8 @@ fn write_clipped(out: &mut [f32], clean: &[f32], delta: &[f64]) {
 impl Square {
     /// The L2 start: a centred grid of square blocks (side a fifth of the image's, at least 1),
     /// each holding a pseudo-gaussian pattern with a random sign per channel; per image scaled
-    /// onto the sphere of radius eps, then clipped to [0, 1].
-    pub(super) fn l2_start(&self, clean: &Batch, rng: &mut Rng) -> Batch {
+    /// onto the sphere of radius eps, then clipped to [0, 1]. Image `i` draws from `rngs[i]`.
+    pub(super) fn l2_start(&self, clean: &Batch, rngs: &mut [Rng]) -> Batch {
         let (b, c, h, w) = clean.shape;
         let side = (h.min(w) / 5).max(1);
         let (blocks_down, blocks_across) = (h / side, w / side);
@@ -138,7 +138,7 @@ impl Square {
         let len = clean.image_len();
         let mut values = clean.values.clone();
         let mut delta = vec![0.0; len];
-        for i in 0..b {
+        for (i, rng) in rngs.iter_mut().enumerate().take(b) {
             delta.iter_mut().for_each(|v| *v = 0.0);
             let mut image = Delta {
                 values: &mut delta,
@@ -170,20 +170,21 @@ impl Square {
     /// current direction, of L2 size sqrt(lost / c + m^2), where m is the perturbation's mass on
     /// both windows over all c channels and lost the share of the budget lost to clipping (as
     /// AutoAttack's `square.py`); the second window is emptied; the perturbation is rescaled onto
-    /// the sphere of radius eps and clipped to [0, 1].
+    /// the sphere of radius eps and clipped to [0, 1]. Image `i` draws from `rngs[i]`.
     pub(super) fn propose_l2(
         &self,
         clean: &Batch,
         best: &Batch,
         active: &[bool],
         side: usize,
-        rng: &mut Rng,
+        rngs: &mut [Rng],
     ) -> Batch {
         let (_, c, h, w) = clean.shape;
         let eps = self.params.eps;
         let len = clean.image_len();
         let mut values = best.values.clone();
         for (i, _) in active.iter().enumerate().filter(|(_, a)| **a) {
+            let rng = &mut rngs[i];
             let range = i * len..(i + 1) * len;
             let mut delta: Vec<f64> = best.values[range.clone()]
                 .iter()
@@ -290,7 +291,7 @@ mod tests {
             norm: Norm::L2,
             rescale_schedule: true,
         });
-        let candidate = square.propose_l2(&clean, &best, &[true], 3, &mut Rng::new(5));
+        let candidate = square.propose_l2(&clean, &best, &[true], 3, &mut [Rng::new(5)]);
         for ch in 0..c {
             let size = (ch * h * w..(ch + 1) * h * w)
                 .map(|i| f64::from(candidate.values[i] - clean.values[i]).powi(2))

@@ -71,7 +71,12 @@ impl SanityCheck for LargeEpsBreaks {
             self.name(),
             passed,
             format!(
-                "at eps {large:.4} ({}) on {} images, {} of them attacked (correct clean; at most {} allowed): {}",
+                "at eps {} ({}) on {} images, {} of them attacked (correct clean; at most {} allowed): {}",
+                match config.norm {
+                    // a radius derived from the pixel count: four decimals say it
+                    Norm::L2 => format!("{large:.4}"),
+                    Norm::Linf => cx.eps_text(large),
+                },
                 match config.norm {
                     Norm::Linf => "`eval.large_eps`".to_string(),
                     Norm::L2 => format!(

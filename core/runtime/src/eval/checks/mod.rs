@@ -126,6 +126,12 @@ impl<'a> CheckContext<'a> {
         1.0 / self.images.len().max(1) as f64 + 1e-12
     }
 
+    /// Radius `eps` of the evaluation's norm as details write it (`8/255`, or the number of an
+    /// L2 radius).
+    pub fn eps_text(&self, eps: f64) -> String {
+        crate::run_dir::eps_in_norm(self.inputs.config.norm, eps)
+    }
+
     /// The largest radius of the evaluation.
     pub fn max_eps(&self) -> f64 {
         self.inputs.config.eps.iter().copied().fold(0.0, f64::max)
@@ -319,9 +325,13 @@ pub fn run_checks(cx: &CheckContext<'_>) -> Result<Vec<CheckResult>> {
         .collect()
 }
 
-/// A plan's label with its radius, for details.
+/// A plan's label with its radius (`8/255`, or the number of an L2 radius), for details.
 pub(crate) fn at(plan: &PlannedAttack) -> String {
-    format!("{} at eps {:.4}", plan.label, plan.eps)
+    format!(
+        "{} at eps {}",
+        plan.label,
+        crate::run_dir::eps_in_norm(plan.norm, plan.eps)
+    )
 }
 
 /// The checks' batch size for `count` check images, when the clean pass batches by

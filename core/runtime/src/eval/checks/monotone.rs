@@ -43,8 +43,8 @@ impl SanityCheck for MonotoneInEps {
         let passed = bad.is_empty();
         let detail = if passed {
             format!(
-                "worst case {curve}; images made correct among the {misclassified} check images misclassified clean, at eps {:.4}: {}",
-                cx.max_eps(),
+                "worst case {curve}; images made correct among the {misclassified} check images misclassified clean, at eps {}: {}",
+                cx.eps_text(cx.max_eps()),
                 if fixes.is_empty() {
                     "none attacked".to_string()
                 } else {
@@ -66,7 +66,11 @@ fn worst_case_curve(cx: &CheckContext<'_>) -> String {
     let mut curve = vec![format!("0: {:.4}", fraction(&cx.pass.clean))];
     for e in order {
         if !cx.suites[e].is_empty() {
-            curve.push(format!("{:.4}: {:.4}", eps[e], fraction(&cx.pass.worst(e))));
+            curve.push(format!(
+                "{}: {:.4}",
+                cx.eps_text(eps[e]),
+                fraction(&cx.pass.worst(e))
+            ));
         }
     }
     curve.join(", ")
