@@ -16,15 +16,16 @@
 /// 7: `ViewStrategy::at_strength` (augmentation-strength annealing), `Encoder::dual_batch_norm`
 /// and `Encoder::select_branch` (dual batch norm). 8: `FitContext::copy_encoder` (fine-tuning
 /// evaluators), `Classifier::fit_cost`, and the evaluator keys the runtime reserves
-/// (`RUNTIME_KEYS`).
-pub const PLUGIN_API_VERSION: u32 = 8;
+/// (`RUNTIME_KEYS`). 9: `Objective::score_rows` (score-based attacks query some rows of a
+/// batch).
+pub const PLUGIN_API_VERSION: u32 = 9;
 
 /// The name of the ELF section that holds a plugin's stamp.
 pub const STAMP_SECTION: &str = ".rossl_abi";
 
 /// This build's stamp: `field=value` pairs separated by `|`.
 pub const STAMP: &str = concat!(
-    "rossl-abi|api=8|version=",
+    "rossl-abi|api=9|version=",
     env!("CARGO_PKG_VERSION"),
     "|source=",
     env!("ROSSL_SOURCE_HASH"),

@@ -118,9 +118,21 @@ impl Objective for ClassifierObjective<'_> {
         if self.classifier.is_random() {
             return Ok(None);
         }
+        if x.dim(0)? != rows.len() || rows.iter().any(|&r| r >= self.label_values.len()) {
+            return Err(rossl_api::Error::Msg(format!(
+                "score_rows: {} images for rows {rows:?} of a batch of {}",
+                x.dim(0)?,
+                self.label_values.len()
+            )));
+        }
         let logits = self
             .classifier
-            .logits(&x.detach(), &mut self.prediction_rng.clone())?
+            .logits_at_rows(
+                &x.detach(),
+                rows,
+                self.label_values.len(),
+                &mut self.prediction_rng.clone(),
+            )?
             .detach();
         let predicted = predictions(&logits)?;
         let targets = self
