@@ -1,6 +1,29 @@
 //! Square's tests: its schedule, its proposals and draws, and what it scores.
 use super::*;
 
+/// Square with windows from 0.3 of the image on the rescaled schedule.
+fn small_square(norm: Norm, eps: f64, queries: usize) -> Square {
+    Square::new(SquareParams {
+        eps,
+        queries,
+        p_init: 0.3,
+        norm,
+        rescale_schedule: true,
+    })
+}
+
+/// Two grey 6x6 images and an objective that reports them misclassified from its
+/// `fooled_at`-th query on.
+fn grey_and_late(fooled_at: usize) -> (Tensor, MisclassifiesLate) {
+    let x = Tensor::full(0.5f32, (2, 1, 6, 6), &candle_core::Device::Cpu).unwrap();
+    let objective = MisclassifiesLate {
+        queries: 0,
+        fooled_at,
+        fooling_point: None,
+    };
+    (x, objective)
+}
+
 #[test]
 fn the_window_schedule_halves_at_the_papers_query_counts() {
     // 10,000 queries: p_init until query 10, then halved at 50, 200, 500, ...
@@ -69,13 +92,7 @@ fn an_image_is_attacked_the_same_whichever_images_are_attacked_with_it() {
     let x = Tensor::from_vec(pixels, (rows, 1, side, side), &device).unwrap();
     let weights: Vec<f32> = (0..len).map(|k| (k as f32 * 0.7).sin()).collect();
     for norm in [Norm::Linf, Norm::L2] {
-        let square = Square::new(SquareParams {
-            eps: if norm == Norm::Linf { 0.1 } else { 0.5 },
-            queries: 30,
-            p_init: 0.3,
-            norm,
-            rescale_schedule: true,
-        });
+        let square = small_square(norm, if norm == Norm::Linf { 0.1 } else { 0.5 }, 30);
         let mut objective = PerImage {
             weights: weights.clone(),
             fooled_above: 0.8,
@@ -168,13 +185,7 @@ fn square_scores_only_the_images_still_to_fool_where_the_objective_can() {
     let x = Tensor::from_vec(pixels, (rows, 1, side, side), &device).unwrap();
     let weights: Vec<f32> = (0..side * side).map(|k| (k as f32 * 0.9).cos()).collect();
     for norm in [Norm::Linf, Norm::L2] {
-        let square = Square::new(SquareParams {
-            eps: if norm == Norm::Linf { 0.1 } else { 0.5 },
-            queries: 30,
-            p_init: 0.3,
-            norm,
-            rescale_schedule: true,
-        });
+        let square = small_square(norm, if norm == Norm::Linf { 0.1 } else { 0.5 }, 30);
         let run = |by_rows: bool| {
             let mut objective = Counted {
                 weights: weights.clone(),
@@ -200,20 +211,8 @@ fn square_makes_as_many_proposals_as_queries_after_its_start() {
     // AutoAttack's `for i_iter in range(n_queries)` after the initial point: an image that
     // never breaks is evaluated queries + 1 times
     for norm in [Norm::Linf, Norm::L2] {
-        let x = Tensor::full(0.5f32, (2, 1, 6, 6), &candle_core::Device::Cpu).unwrap();
-        let square = Square::new(SquareParams {
-            eps: 0.1,
-            queries: 7,
-            p_init: 0.3,
-            norm,
-            rescale_schedule: true,
-        });
-        let mut objective = MisclassifiesLate {
-            queries: 0,
-            fooled_at: usize::MAX,
-            fooling_point: None,
-        };
-        square
+        let (x, mut objective) = grey_and_late(usize::MAX);
+        small_square(norm, 0.1, 7)
             .perturb(&x, &mut objective, &mut Rng::new(1))
             .unwrap();
         assert_eq!(objective.queries, 8, "{norm}");
@@ -223,20 +222,8 @@ fn square_makes_as_many_proposals_as_queries_after_its_start() {
 #[test]
 fn a_proposal_that_misclassifies_is_kept_even_when_its_loss_does_not_rise() {
     for norm in [Norm::Linf, Norm::L2] {
-        let x = Tensor::full(0.5f32, (2, 1, 6, 6), &candle_core::Device::Cpu).unwrap();
-        let square = Square::new(SquareParams {
-            eps: 0.1,
-            queries: 20,
-            p_init: 0.3,
-            norm,
-            rescale_schedule: true,
-        });
-        let mut objective = MisclassifiesLate {
-            queries: 0,
-            fooled_at: 3,
-            fooling_point: None,
-        };
-        let adversarial = square
+        let (x, mut objective) = grey_and_late(3);
+        let adversarial = small_square(norm, 0.1, 20)
             .perturb(&x, &mut objective, &mut Rng::new(7))
             .unwrap();
         let fooling_point = objective.fooling_point.expect("the objective was fooled");
