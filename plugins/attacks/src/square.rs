@@ -183,7 +183,7 @@ impl Batch {
 /// the images `rows` alone (ascending: those still to fool) where the objective can
 /// ([`Objective::score_rows`]), else on the whole batch. Both have one entry per image of the
 /// batch; an image not in `rows` gets the loss -inf and no success when only `rows` were scored.
-fn score_rows(
+fn score_active(
     objective: &mut dyn Objective,
     candidate: &Batch,
     rows: &[usize],
@@ -195,13 +195,16 @@ fn score_rows(
             objective.score_rows(&candidate.rows(rows).to_tensor(like)?, rows)?
         {
             let mut full_loss = vec![f32::NEG_INFINITY; b];
-            let mut full_success = success.as_ref().map(|_| vec![false; b]);
-            for (j, (&r, value)) in rows.iter().zip(per_example(&loss, rows.len())?).enumerate() {
+            for (&r, value) in rows.iter().zip(per_example(&loss, rows.len())?) {
                 full_loss[r] = value;
-                if let (Some(full), Some(s)) = (full_success.as_mut(), success.as_ref()) {
-                    full[r] = s.get(j).copied().unwrap_or(false);
-                }
             }
+            let full_success = success.filter(|s| s.len() == rows.len()).map(|s| {
+                let mut full = vec![false; b];
+                for (&r, fooled) in rows.iter().zip(s) {
+                    full[r] = fooled;
+                }
+                full
+            });
             return Ok((full_loss, full_success));
         }
     }
@@ -336,7 +339,7 @@ impl Attack for Square {
                 Norm::L2 => self.propose_l2(&clean, &best, &active, side, &mut rngs),
             };
             let rows: Vec<usize> = (0..b).filter(|&i| active[i]).collect();
-            let (loss, success) = score_rows(objective, &candidate, &rows, &x)?;
+            let (loss, success) = score_active(objective, &candidate, &rows, &x)?;
             let len = clean.image_len();
             let misclassified = |i: usize| success.as_ref().is_some_and(|s| s[i]);
             // as AutoAttack's square.py (`idx_improved = max(idx_improved, idx_miscl)`): a

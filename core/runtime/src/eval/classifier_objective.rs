@@ -57,6 +57,25 @@ impl ClassifierObjective<'_> {
         }
     }
 
+    /// The loss of `logits` (rows of true classes `labels`, on the host `label_values`, aimed at
+    /// `targets` when targeted) and each row's misclassification, from that one forward pass.
+    fn scored(
+        &self,
+        logits: &Tensor,
+        (labels, label_values): (&Tensor, &[u32]),
+        targets: Option<&Tensor>,
+    ) -> Result<(Tensor, Option<Vec<bool>>)> {
+        let misclassified = predictions(logits)?
+            .iter()
+            .zip(label_values)
+            .map(|(p, l)| p != l)
+            .collect();
+        Ok((
+            self.loss_with(logits, labels, targets)?,
+            Some(misclassified),
+        ))
+    }
+
     fn misclassified(&self, predicted: &[u32]) -> Vec<bool> {
         predicted
             .iter()
@@ -105,8 +124,11 @@ impl Objective for ClassifierObjective<'_> {
             .classifier
             .logits(&x.detach(), &mut self.prediction_rng.clone())?
             .detach();
-        let predicted = predictions(&logits)?;
-        Ok((self.loss_of(&logits)?, Some(self.misclassified(&predicted))))
+        self.scored(
+            &logits,
+            (&self.labels, &self.label_values),
+            self.targets.as_ref(),
+        )
     }
 
     fn score_rows(
@@ -134,19 +156,15 @@ impl Objective for ClassifierObjective<'_> {
                 &mut self.prediction_rng.clone(),
             )?
             .detach();
-        let predicted = predictions(&logits)?;
         let targets = self
             .targets
             .as_ref()
             .map(|t| rows_of(t, rows))
             .transpose()?;
-        let loss = self.loss_with(&logits, &rows_of(&self.labels, rows)?, targets.as_ref())?;
-        let misclassified = rows
-            .iter()
-            .zip(&predicted)
-            .map(|(&r, p)| *p != self.label_values[r])
-            .collect();
-        Ok(Some((loss, Some(misclassified))))
+        let values: Vec<u32> = rows.iter().map(|&r| self.label_values[r]).collect();
+        let labels = rows_of(&self.labels, rows)?;
+        self.scored(&logits, (&labels, &values), targets.as_ref())
+            .map(Some)
     }
 
     fn loss_and_success(&mut self, x: &Tensor) -> Result<(Tensor, Option<Vec<bool>>)> {
