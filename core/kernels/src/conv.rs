@@ -126,6 +126,19 @@ pub fn forward<T: Element>(x: &[T], wt: &[T], s: &ConvShape) -> Vec<T> {
     forward_then(x, wt, s, |_, _| {})
 }
 
+/// Which of Winograd's algorithms computes a 3x3 stride-1 layer in f32 where one applies
+/// ([`crate::winograd::path`]); other layers ignore it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Winograd {
+    /// F(2x2, 3x3) ([`crate::winograd`]): 2.25x fewer multiplications than the direct
+    /// convolution. Training with batch statistics uses it, and its numbers are pinned to it.
+    #[default]
+    F2x2,
+    /// F(4x4, 3x3) ([`crate::winograd::four`]): 4x fewer, rounding a little more, with other
+    /// bits: for an encoder in evaluation mode (frozen batch norm), whose passes no test pins.
+    F4x4,
+}
+
 /// [`forward`], with `then(first_row, part)` applied to each part of the output (whole rows,
 /// `part.len() / O` of them from row `first_row`) right after the kernel wrote it, on the same
 /// thread while it is in cache: an element-wise epilogue (a frozen batch norm, a ReLU, a residual
@@ -135,14 +148,43 @@ pub fn forward_then<T: Element, F>(x: &[T], wt: &[T], s: &ConvShape, then: F) ->
 where
     F: Fn(usize, &mut [T]) + Sync,
 {
+    forward_then_with(x, wt, s, Winograd::F2x2, then)
+}
+
+/// [`forward_then`], with `winograd` computing 3x3 stride-1 layers in f32.
+pub fn forward_then_with<T: Element, F>(
+    x: &[T],
+    wt: &[T],
+    s: &ConvShape,
+    winograd: Winograd,
+    then: F,
+) -> Vec<T>
+where
+    F: Fn(usize, &mut [T]) + Sync,
+{
     let (rows, kkc, o) = (s.rows(), s.kkc(), s.o);
     let chunk = s.rows_per_task(min_tasks());
     if let (Some(xf), Some(wf)) = (as_f32(x), as_f32(wt)) {
         if let Some(isa) = super::winograd::path(s) {
-            let u = super::winograd::transform_weights(wf, s);
-            let block = super::winograd::block_len(s);
+            use super::winograd::{four, transform_weights};
+            let f4 = winograd == Winograd::F4x4;
+            let u = if f4 {
+                four::transform_weights(wf, s)
+            } else {
+                transform_weights(wf, s)
+            };
+            let block = if f4 {
+                four::block_len(s)
+            } else {
+                super::winograd::block_len(s)
+            };
             return par_build(rows * o, block, T::zero(), |i, dst| {
-                super::winograd::block(isa, xf, &u, s, i, as_f32_mut(dst).expect("same type"));
+                let out = as_f32_mut(dst).expect("same type");
+                if f4 {
+                    four::block(isa, xf, &u, s, i, out);
+                } else {
+                    super::winograd::block(isa, xf, &u, s, i, out);
+                }
                 then(i * block / o, dst);
             });
         }
@@ -267,11 +309,26 @@ pub fn input_grad_then<T: Element, F>(dy: &[T], wt: &[T], s: &ConvShape, then: F
 where
     F: Fn(usize, &mut [T]) + Sync,
 {
+    input_grad_then_with(dy, wt, s, Winograd::F2x2, then)
+}
+
+/// [`input_grad_then`], with `winograd` computing the input gradients of 3x3 stride-1 layers in
+/// f32 (convolutions themselves).
+pub fn input_grad_then_with<T: Element, F>(
+    dy: &[T],
+    wt: &[T],
+    s: &ConvShape,
+    winograd: Winograd,
+    then: F,
+) -> Vec<T>
+where
+    F: Fn(usize, &mut [T]) + Sync,
+{
     if s.stride == 1 && s.k > 1 && s.pad < s.k {
         if s.c >= 8 {
             let (flipped, shape) = transposed_as_forward(wt, s);
             if shape.oh() == s.h && shape.ow() == s.w {
-                return forward_then(dy, &flipped, &shape, then);
+                return forward_then_with(dy, &flipped, &shape, winograd, then);
             }
         } else if let Some(mut dx) = narrow_input_grad(dy, wt, s) {
             // a first layer's gradient: a pass of its own after the kernel's
@@ -394,5 +451,7 @@ pub fn weight_grad<T: Element>(x: &[T], dy: &[T], s: &ConvShape) -> Vec<T> {
 mod layout;
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod winograd4_tests;
 #[cfg(test)]
 mod winograd_tests;

@@ -2,7 +2,8 @@
 //!
 //! Fast CPU kernels over plain slices, used by the custom operations of rossl-nn: convolution
 //! (forward, input gradient, weight gradient) on channels-last (NHWC) tensors on every core, by
-//! Winograd's F(2x2, 3x3) ([`winograd`]) for 3x3 stride-1 layers in f32, direct kernels
+//! Winograd's F(2x2, 3x3) ([`winograd`]) for 3x3 stride-1 layers in f32 (F(4x4, 3x3),
+//! [`winograd::four`], where the caller asks for it: a frozen encoder), direct kernels
 //! ([`direct`], [`narrow`]) for other narrow layers and im2col + GEMM otherwise, and
 //! channels-last batch normalisation; and the step profiler
 //! ([`profile`]). No candle: tensors are slices and shapes.

@@ -20,6 +20,7 @@
 use super::isa::{self, Isa};
 use super::shape::ConvShape;
 
+pub mod four;
 pub(crate) mod grad;
 mod kernel;
 
@@ -174,8 +175,9 @@ pub fn block_len(s: &ConvShape) -> usize {
     output_rows * s.w * s.o
 }
 
-/// A block of work: tile rows `first_row..first_row + rows` (tile row g is output rows 2 (g mod
-/// ⌈H/2⌉) and the next, if any, of image g div ⌈H/2⌉), `tiles` = rows x ⌈W/2⌉.
+/// A block of work: tile rows `first_row..first_row + rows` (for F(2x2, 3x3), tile row g is
+/// output rows 2 (g mod ⌈H/2⌉) and the next, if any, of image g div ⌈H/2⌉; for F(4x4, 3x3),
+/// rows 4 (g mod ⌈H/4⌉) and up to three more), `tiles` = rows x the tiles across a row.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Block {
     /// The first tile row, counted over the whole batch.
@@ -265,12 +267,26 @@ fn run_block(
                         v.as_mut_ptr(),
                         b.tiles,
                     );
-                    kernel::avx512::products(v.as_ptr(), u.as_ptr(), s, b, m.as_mut_ptr());
+                    kernel::avx512::products(
+                        v.as_ptr(),
+                        u.as_ptr(),
+                        s,
+                        (b.tiles, 16),
+                        false,
+                        m.as_mut_ptr(),
+                    );
                     kernel::avx512::output(m.as_ptr(), s, b, out.as_mut_ptr());
                 }
                 _ => {
                     kernel::avx2::input(x.as_ptr(), zeros.as_ptr(), s, b, v.as_mut_ptr(), b.tiles);
-                    kernel::avx2::products(v.as_ptr(), u.as_ptr(), s, b, m.as_mut_ptr());
+                    kernel::avx2::products(
+                        v.as_ptr(),
+                        u.as_ptr(),
+                        s,
+                        (b.tiles, 16),
+                        false,
+                        m.as_mut_ptr(),
+                    );
                     kernel::avx2::output(m.as_ptr(), s, b, out.as_mut_ptr());
                 }
             }

@@ -14,7 +14,7 @@ use crate::winograd::{
 /// leave 1 or 2 vectors after the widest column blocks (80 = 64 + 16, 96 = 64 + 32), odd heights
 /// and widths (blocks of whole images: 3, 3 and 1 images of 7x7), a 1x1 image, and the fewest
 /// channels.
-const SHAPES: [(usize, usize, usize, usize, usize); 10] = [
+pub(super) const SHAPES: [(usize, usize, usize, usize, usize); 10] = [
     (2, 6, 8, 64, 64),
     (3, 2, 2, 64, 80),
     (3, 20, 4, 80, 64),
@@ -28,7 +28,7 @@ const SHAPES: [(usize, usize, usize, usize, usize); 10] = [
 ];
 
 /// The larger error of two, NaN (a value never written) the largest.
-fn worse(a: f64, b: f64) -> f64 {
+pub(super) fn worse(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() {
         f64::NAN
     } else {

@@ -1,5 +1,6 @@
-//! The Winograd kernels for one instruction set: the input transform, the 16 products in the
-//! transformed domain and the output transform, on vectors of channels.
+//! The Winograd kernels for one instruction set: F(2x2, 3x3)'s input transform, the products in
+//! the transformed domain (16 planes, or F(4x4, 3x3)'s 36) and F(2x2, 3x3)'s output transform, on
+//! vectors of channels.
 
 // Register tiles and transform terms are indexed on purpose: the loops unroll over constants.
 /// A module of the Winograd kernels for one instruction set: its vector type, width, target
@@ -100,13 +101,13 @@ macro_rules! winograd_kernel {
 
             /// `R` rows of one product: `m[i][..B vectors] = Σ_j v[i][j] u[j][..B vectors]`
             /// over the C input channels j, in order, one fused multiply-add each. Rows of `v`
-            /// are C apart, of `u` and `m` O apart.
+            /// are `rows.0` apart, of `m` `rows.1`, of `u` O.
             #[target_feature(enable = $features)]
             unsafe fn tile<const R: usize, const B: usize>(
                 v: *const f32,
                 u: *const f32,
-                c: usize,
-                o: usize,
+                (c, o): (usize, usize),
+                rows: (usize, usize),
                 m: *mut f32,
             ) {
                 let mut acc: [[$vector; B]; R] = [[$zero(); B]; R];
@@ -117,7 +118,7 @@ macro_rules! winograd_kernel {
                         *wk = $load(urow.add($lanes * k));
                     }
                     for i in 0..R {
-                        let a = $splat(*v.add(i * c + j));
+                        let a = $splat(*v.add(i * rows.0 + j));
                         for k in 0..B {
                             acc[i][k] = $fma(a, w[k], acc[i][k]);
                         }
@@ -126,68 +127,80 @@ macro_rules! winograd_kernel {
                 }
                 for i in 0..R {
                     for k in 0..B {
-                        $store(m.add(i * o + $lanes * k), acc[i][k]);
+                        $store(m.add(i * rows.1 + $lanes * k), acc[i][k]);
                     }
                 }
             }
 
             /// Every row group of one column block of `B` vectors: register tiles of
-            /// [`rows_for`]`(B)` rows, then one of the rows left.
+            /// [`rows_for`]`(B)` rows, then one of the rows left. Rows of `v` are `rows.0`
+            /// apart, of `m` `rows.1`.
             #[target_feature(enable = $features)]
             unsafe fn columns<const B: usize>(
                 v: *const f32,
                 u: *const f32,
                 tiles: usize,
-                c: usize,
-                o: usize,
+                co: (usize, usize),
+                rows: (usize, usize),
                 m: *mut f32,
             ) {
                 let mut t = 0;
                 while t < tiles {
-                    let (vt, mt) = (v.add(t * c), m.add(t * o));
-                    let rows = (tiles - t).min(rows_for(B));
-                    match rows {
-                        12 => tile::<12, B>(vt, u, c, o, mt),
-                        11 => tile::<11, B>(vt, u, c, o, mt),
-                        10 => tile::<10, B>(vt, u, c, o, mt),
-                        9 => tile::<9, B>(vt, u, c, o, mt),
-                        8 => tile::<8, B>(vt, u, c, o, mt),
-                        7 => tile::<7, B>(vt, u, c, o, mt),
-                        6 => tile::<6, B>(vt, u, c, o, mt),
-                        5 => tile::<5, B>(vt, u, c, o, mt),
-                        4 => tile::<4, B>(vt, u, c, o, mt),
-                        3 => tile::<3, B>(vt, u, c, o, mt),
-                        2 => tile::<2, B>(vt, u, c, o, mt),
-                        _ => tile::<1, B>(vt, u, c, o, mt),
+                    let (vt, mt) = (v.add(t * rows.0), m.add(t * rows.1));
+                    let count = (tiles - t).min(rows_for(B));
+                    match count {
+                        12 => tile::<12, B>(vt, u, co, rows, mt),
+                        11 => tile::<11, B>(vt, u, co, rows, mt),
+                        10 => tile::<10, B>(vt, u, co, rows, mt),
+                        9 => tile::<9, B>(vt, u, co, rows, mt),
+                        8 => tile::<8, B>(vt, u, co, rows, mt),
+                        7 => tile::<7, B>(vt, u, co, rows, mt),
+                        6 => tile::<6, B>(vt, u, co, rows, mt),
+                        5 => tile::<5, B>(vt, u, co, rows, mt),
+                        4 => tile::<4, B>(vt, u, co, rows, mt),
+                        3 => tile::<3, B>(vt, u, co, rows, mt),
+                        2 => tile::<2, B>(vt, u, co, rows, mt),
+                        _ => tile::<1, B>(vt, u, co, rows, mt),
                     }
-                    t += rows;
+                    t += count;
                 }
             }
 
-            /// The 16 products of block `b`: plane ξ of `m` (tiles x O) is plane ξ of `v`
-            /// (tiles x C) times plane ξ of `u` (C x O), in column blocks of the widest register
-            /// tile that fits.
+            /// The `planes` products of a block of `tiles` tiles (16 for F(2x2, 3x3), 36 for
+            /// F(4x4, 3x3)): plane ξ of `m` (tiles x O) is plane ξ of `v` (tiles x C) times plane
+            /// ξ of `u` (C x O), in column blocks of the widest register tile that fits. Planes
+            /// of `v` and `m` follow one another (tiles x C, then the next plane), or, with
+            /// `tile_major`, each tile holds its values of every plane (planes x C, then the
+            /// next tile).
             ///
             /// # Safety
-            /// The host has the features; `v` holds 16 x tiles x C values, `u` 16 x C x O, `m`
-            /// 16 x tiles x O; O is a multiple of the width.
+            /// The host has the features; `v` holds `planes` x tiles x C values, `u` `planes` x
+            /// C x O, `m` `planes` x tiles x O; O is a multiple of the width.
             #[target_feature(enable = $features)]
             pub(crate) unsafe fn products(
                 v: *const f32,
                 u: *const f32,
                 s: &ConvShape,
-                b: Block,
+                (tiles, planes): (usize, usize),
+                tile_major: bool,
                 m: *mut f32,
             ) {
-                let (c, o, tiles) = (s.c, s.o, b.tiles);
-                for xi in 0..16 {
-                    let (vx, ux, mx) = (v.add(xi * tiles * c), u.add(xi * c * o), m.add(xi * tiles * o));
+                let (c, o) = (s.c, s.o);
+                // (from one plane to the next, from one tile to the next) in v and in m
+                let (v_steps, m_steps) = if tile_major {
+                    ((c, planes * c), (o, planes * o))
+                } else {
+                    ((tiles * c, c), (tiles * o, o))
+                };
+                let rows = (v_steps.1, m_steps.1);
+                for xi in 0..planes {
+                    let (vx, ux, mx) = (v.add(xi * v_steps.0), u.add(xi * c * o), m.add(xi * m_steps.0));
                     let mut ob = 0;
                     while ob < o {
                         let left = (o - ob) / $lanes;
                         $(
                             if left >= $vectors {
-                                columns::<$vectors>(vx, ux.add(ob), tiles, c, o, mx.add(ob));
+                                columns::<$vectors>(vx, ux.add(ob), tiles, (c, o), rows, mx.add(ob));
                                 ob += $vectors * $lanes;
                                 continue;
                             }

@@ -5,8 +5,8 @@ use rossl_kernels::batch_norm::{
     backward_train, moments,
 };
 use rossl_kernels::conv::{
-    forward as conv_forward, forward_then as conv_forward_then, input_grad, input_grad_then,
-    weight_grad, weights_from_kkco_into, weights_to_kkco, ConvShape,
+    forward as conv_forward, forward_then_with as conv_forward_then, input_grad_then_with,
+    weight_grad, weights_from_kkco_into, weights_to_kkco, ConvShape, Winograd,
 };
 use rossl_kernels::elementwise::{
     add_in_place, add_relu, global_average_pool, global_average_pool_backward, nchw_to_nhwc,
@@ -96,7 +96,12 @@ pub(super) fn conv_bn(
             Some(r) => add_relu(&affine(&z, o, &saved.scale, &shift, false), r),
             None => affine(&z, o, &saved.scale, &shift, relu),
         };
-        let conv = SavedConv { shape, kkco };
+        let winograd = Winograd::F2x2;
+        let conv = SavedConv {
+            shape,
+            kkco,
+            winograd,
+        };
         return Ok(ConvBn {
             conv,
             z,
@@ -107,11 +112,18 @@ pub(super) fn conv_bn(
     let (saved, shift) = bn_state(&[], o, bn, false)?;
     let scale = &saved.scale;
     let _t = profile::scope("conv.forward (frozen batch norm fused)");
-    let y = conv_forward_then(x, &kkco, &shape, |row, part| match residual {
+    // evaluation mode (evaluations and the attacks on them, training attacks run in evaluation
+    // mode, DeACL's frozen teacher): F(4x4, 3x3), whose bits no test pins
+    let winograd = Winograd::F4x4;
+    let y = conv_forward_then(x, &kkco, &shape, winograd, |row, part| match residual {
         Some(r) => affine_add_relu_in_place(part, o, scale, &shift, &r[row * o..][..part.len()]),
         None => affine_in_place(part, o, scale, &shift, relu),
     });
-    let conv = SavedConv { shape, kkco };
+    let conv = SavedConv {
+        shape,
+        kkco,
+        winograd,
+    };
     Ok(ConvBn {
         conv,
         z: Vec::new(),
@@ -142,6 +154,8 @@ pub(super) fn bn_backward(
 pub(super) struct SavedConv {
     pub(super) shape: ConvShape,
     pub(super) kkco: Vec<f32>,
+    /// The algorithm of its forward pass, which its input gradient uses too.
+    pub(super) winograd: Winograd,
 }
 
 pub(super) struct SavedBlock {
@@ -298,15 +312,20 @@ fn first_bn_backward(dz2: &[f32], b: &SavedBlock, oc: usize) -> (Vec<f32>, Vec<f
     }
     let _t = profile::scope("conv.backward.input (frozen batch norm fused)");
     let scale = &b.bn1.scale;
-    let dz1 = input_grad_then(dz2, &b.conv2.kkco, &b.conv2.shape, |at, part| {
-        backward_affine_in_place(part, &b.a1[at * oc..][..part.len()], oc, scale, true)
-    });
+    let conv2 = &b.conv2;
+    let dz1 = input_grad_then_with(
+        dz2,
+        &conv2.kkco,
+        &conv2.shape,
+        conv2.winograd,
+        |at, part| backward_affine_in_place(part, &b.a1[at * oc..][..part.len()], oc, scale, true),
+    );
     (dz1, vec![0.0; oc], vec![0.0; oc])
 }
 
 pub(super) fn timed_input_grad(dz: &[f32], conv: &SavedConv) -> Vec<f32> {
     let _t = profile::scope("conv.backward.input");
-    input_grad(dz, &conv.kkco, &conv.shape)
+    input_grad_then_with(dz, &conv.kkco, &conv.shape, conv.winograd, |_, _| {})
 }
 
 /// The weight gradient, written in PyTorch's layout into `out`.
@@ -393,9 +412,14 @@ pub(super) fn backward(
         // the shortcut's gradient added as the epilogue of the first convolution's
         let c_in = b.conv1.shape.c;
         let _t = profile::scope("conv.backward.input");
-        let dx = input_grad_then(&dz1, &b.conv1.kkco, &b.conv1.shape, |at, part| {
-            add_in_place(part, &dx_in[at * c_in..][..part.len()])
-        });
+        let conv1 = &b.conv1;
+        let dx = input_grad_then_with(
+            &dz1,
+            &conv1.kkco,
+            &conv1.shape,
+            conv1.winograd,
+            |at, part| add_in_place(part, &dx_in[at * c_in..][..part.len()]),
+        );
         drop(_t);
         packed.layer(
             &b.conv1,
