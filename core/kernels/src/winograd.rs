@@ -78,21 +78,36 @@ pub const MIN_CHANNELS: usize = 16;
 /// of C x O values, `U[ξ][c][o] = (G g Gᵀ)[i][j]` for the 3x3 kernel g of channels (c, o), with
 /// `G = [[1, 0, 0], [½, ½, ½], [½, -½, ½], [0, 0, 1]]`.
 pub fn transform_weights(wt: &[f32], s: &ConvShape) -> Vec<f32> {
+    transformed_weights(wt, s, 16, transform_kernel)
+}
+
+/// The weights `wt` (K K C x O, K = 3) in a Winograd domain of `planes` planes of C x O values:
+/// `kernel(wt, ch, C, O, out)` writes input channel `ch`'s `planes` rows of O values into `out`.
+/// Tasks take whole input channels.
+pub(crate) fn transformed_weights<K>(
+    wt: &[f32],
+    s: &ConvShape,
+    planes: usize,
+    kernel: K,
+) -> Vec<f32>
+where
+    K: Fn(&[f32], usize, usize, usize, &mut [f32]) + Sync,
+{
     let (c, o) = (s.c, s.o);
     assert!(s.k == 3 && wt.len() >= 9 * c * o, "3x3 weights (K K C x O)");
     let plane = c * o;
     // channels per task: about 64 KiB of output rows
-    let per_task = ((1usize << 14) / (16 * o).max(1)).max(1);
-    let mut u = zeroed(16 * plane);
-    crate::share::for_each_part(by_channels(&mut u, plane, per_task * o), |t, mut planes| {
-        let mut scratch = vec![0.0f32; 16 * o];
-        for local in 0..planes[0].len() / o {
+    let per_task = ((1usize << 14) / (planes * o).max(1)).max(1);
+    let mut u = zeroed(planes * plane);
+    crate::share::for_each_part(by_channels(&mut u, plane, per_task * o), |t, mut parts| {
+        let mut scratch = vec![0.0f32; planes * o];
+        for local in 0..parts[0].len() / o {
             let ch = t * per_task + local;
             crate::simd::vectorised(
                 #[inline(always)]
-                || transform_kernel(wt, ch, c, o, &mut scratch),
+                || kernel(wt, ch, c, o, &mut scratch),
             );
-            for (xi, p) in planes.iter_mut().enumerate() {
+            for (xi, p) in parts.iter_mut().enumerate() {
                 p[local * o..(local + 1) * o].copy_from_slice(&scratch[xi * o..(xi + 1) * o]);
             }
         }
@@ -137,6 +152,36 @@ fn transform_kernel(wt: &[f32], ch: usize, c: usize, o: usize, out: &mut [f32]) 
             out[(4 * i + 1) * o + v] = (row[0] + row[1] + row[2]) * 0.5;
             out[(4 * i + 2) * o + v] = (row[0] - row[1] + row[2]) * 0.5;
             out[(4 * i + 3) * o + v] = row[2];
+        }
+    }
+}
+
+/// The pointers to the `side` x `side` input pixels (C values each) of the patch whose top left
+/// pixel is (`top`, `left`) of image `n` of `x` (N, H, W, C), row by row into `p`; pixels
+/// outside the image point to `zeros` (C zeros).
+///
+/// # Safety
+/// `x` holds the input of `s` and `n` is one of its images.
+#[inline(always)]
+pub(crate) unsafe fn patch(
+    x: *const f32,
+    zeros: *const f32,
+    s: &ConvShape,
+    (n, top, left): (usize, isize, isize),
+    side: usize,
+    p: &mut [*const f32],
+) {
+    p[..side * side].fill(zeros);
+    for r in 0..side {
+        let iy = top + r as isize;
+        if iy < 0 || iy as usize >= s.h {
+            continue;
+        }
+        for q in 0..side {
+            let ix = left + q as isize;
+            if ix >= 0 && (ix as usize) < s.w {
+                p[side * r + q] = x.add(((n * s.h + iy as usize) * s.w + ix as usize) * s.c);
+            }
         }
     }
 }

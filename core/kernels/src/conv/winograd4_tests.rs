@@ -2,11 +2,11 @@
 //! through the convolution's entry points that choose it ([`Winograd::F4x4`]).
 
 use super::tests::{reference, values};
-use super::winograd_tests::{worse, SHAPES};
+use super::winograd_tests::{assert_transform_is_g_g_gt, worse, SHAPES};
 use super::Winograd;
 use super::{forward_then_with, input_grad, input_grad_then_with, weights_to_kkco, ConvShape};
 use crate::isa::{self, Isa};
-use crate::winograd::four::{block, block_len, transform_weights, PLANES};
+use crate::winograd::four::{block, block_len, transform_weights};
 use crate::winograd::path;
 
 /// [`SHAPES`], whose heights leave 0 to 3 rows past the last whole tile, and two with blocks of
@@ -90,7 +90,7 @@ fn every_f4x4_path_the_host_has_matches_the_definition_and_the_others_bit_for_bi
 
 #[test]
 fn the_f4x4_weight_transform_is_g_g_gt() {
-    // Lavin and Gray's G for the points 0, 1, -1, 2, -2 (and infinity), U = G g Gᵀ in f64
+    // Lavin and Gray's G for the points 0, 1, -1, 2, -2 (and infinity)
     let gm = [
         [1.0 / 4.0, 0.0, 0.0],
         [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
@@ -99,40 +99,7 @@ fn the_f4x4_weight_transform_is_g_g_gt() {
         [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
         [0.0, 0.0, 1.0],
     ];
-    let s = ConvShape {
-        n: 1,
-        h: 4,
-        w: 4,
-        c: 3,
-        o: 40,
-        k: 3,
-        stride: 1,
-        pad: 1,
-    };
-    let wt = values(s.o * s.c * 9, 43);
-    let kkco: Vec<f32> = weights_to_kkco(&wt, &s).iter().map(|v| *v as f32).collect();
-    let u = transform_weights(&kkco, &s);
-    assert_eq!(u.len(), PLANES * s.c * s.o);
-    for c in 0..s.c {
-        for o in 0..s.o {
-            let g = |ky: usize, kx: usize| f64::from(kkco[((ky * 3 + kx) * s.c + c) * s.o + o]);
-            for i in 0..6 {
-                for j in 0..6 {
-                    let mut want = 0.0;
-                    for ky in 0..3 {
-                        for kx in 0..3 {
-                            want += gm[i][ky] * g(ky, kx) * gm[j][kx];
-                        }
-                    }
-                    let got = f64::from(u[((6 * i + j) * s.c + c) * s.o + o]);
-                    assert!(
-                        (got - want).abs() < 1e-6,
-                        "c{c} o{o} ξ{i}{j}: {got} vs {want}"
-                    );
-                }
-            }
-        }
-    }
+    assert_transform_is_g_g_gt(&gm, transform_weights, 43);
 }
 
 #[test]

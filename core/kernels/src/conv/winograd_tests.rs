@@ -97,29 +97,40 @@ fn every_winograd_path_the_host_has_matches_the_definition_and_the_others_bit_fo
 
 #[test]
 fn the_weight_transform_is_g_g_gt() {
-    // G as a matrix, and U = G g Gᵀ by plain matrix products in f64
     let gm = [
         [1.0, 0.0, 0.0],
         [0.5, 0.5, 0.5],
         [0.5, -0.5, 0.5],
         [0.0, 0.0, 1.0],
     ];
+    assert_transform_is_g_g_gt(&gm, transform_weights, 23);
+}
+
+/// `transform` gives `U = G g Gᵀ` (plane ξ = rows(G) i + j, C x O values each), `G` being `gm`,
+/// computed here by plain matrix products in f64, for every kernel of random weights (`seed`).
+pub(super) fn assert_transform_is_g_g_gt(
+    gm: &[[f64; 3]],
+    transform: fn(&[f32], &ConvShape) -> Vec<f32>,
+    seed: u64,
+) {
     let s = shape(1, 2, 2, 3, 40);
-    let wt = values(s.o * s.c * 9, 23);
+    let wt = values(s.o * s.c * 9, seed);
     let kkco: Vec<f32> = weights_to_kkco(&wt, &s).iter().map(|v| *v as f32).collect();
-    let u = transform_weights(&kkco, &s);
+    let u = transform(&kkco, &s);
+    let side = gm.len();
+    assert_eq!(u.len(), side * side * s.c * s.o);
     for c in 0..s.c {
         for o in 0..s.o {
             let g = |ky: usize, kx: usize| f64::from(kkco[((ky * 3 + kx) * s.c + c) * s.o + o]);
-            for i in 0..4 {
-                for j in 0..4 {
+            for i in 0..side {
+                for j in 0..side {
                     let mut want = 0.0;
                     for ky in 0..3 {
                         for kx in 0..3 {
                             want += gm[i][ky] * g(ky, kx) * gm[j][kx];
                         }
                     }
-                    let got = f64::from(u[((4 * i + j) * s.c + c) * s.o + o]);
+                    let got = f64::from(u[((side * i + j) * s.c + c) * s.o + o]);
                     assert!(
                         (got - want).abs() < 1e-6,
                         "c{c} o{o} ξ{i}{j}: {got} vs {want}"

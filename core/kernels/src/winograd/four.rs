@@ -16,7 +16,7 @@
 //! that the input transform writes one stream rather than 36 planes. The AVX2 and AVX-512 paths
 //! do the same operations in the same order, so they give identical bits.
 
-use super::{by_channels, with_scratch, zeroed};
+use super::with_scratch;
 use crate::isa::{self, Isa};
 use crate::shape::ConvShape;
 
@@ -37,26 +37,7 @@ const SIDE: usize = 4;
 /// with `G = [[1/4, 0, 0], [-1/6, -1/6, -1/6], [-1/6, 1/6, -1/6], [1/24, 1/12, 1/6], [1/24,
 /// -1/12, 1/6], [0, 0, 1]]`.
 pub fn transform_weights(wt: &[f32], s: &ConvShape) -> Vec<f32> {
-    let (c, o) = (s.c, s.o);
-    assert!(s.k == 3 && wt.len() >= 9 * c * o, "3x3 weights (K K C x O)");
-    let plane = c * o;
-    // channels per task: about 64 KiB of output rows
-    let per_task = ((1usize << 14) / (PLANES * o).max(1)).max(1);
-    let mut u = zeroed(PLANES * plane);
-    crate::share::for_each_part(by_channels(&mut u, plane, per_task * o), |t, mut planes| {
-        let mut scratch = vec![0.0f32; PLANES * o];
-        for local in 0..planes[0].len() / o {
-            let ch = t * per_task + local;
-            crate::simd::vectorised(
-                #[inline(always)]
-                || transform_kernel(wt, ch, c, o, &mut scratch),
-            );
-            for (xi, p) in planes.iter_mut().enumerate() {
-                p[local * o..(local + 1) * o].copy_from_slice(&scratch[xi * o..(xi + 1) * o]);
-            }
-        }
-    });
-    u
+    super::transformed_weights(wt, s, PLANES, transform_kernel)
 }
 
 /// `G` times the three values `g` (a column or a row of a 3x3 kernel).

@@ -58,19 +58,8 @@ macro_rules! winograd_kernel {
                     let g = b.first_row + t / tw;
                     let (n, ty, tx) = (g / th, g % th, t % tw);
                     let mut p = [zeros; 16];
-                    for r in 0..4 {
-                        let iy = (2 * ty + r) as isize - 1;
-                        if iy < 0 || iy as usize >= s.h {
-                            continue;
-                        }
-                        for q in 0..4 {
-                            let ix = (2 * tx + q) as isize - 1;
-                            if ix >= 0 && (ix as usize) < s.w {
-                                p[4 * r + q] =
-                                    x.add(((n * s.h + iy as usize) * s.w + ix as usize) * c);
-                            }
-                        }
-                    }
+                    let corner = (2 * ty as isize - 1, 2 * tx as isize - 1);
+                    crate::winograd::patch(x, zeros, s, (n, corner.0, corner.1), 4, &mut p);
                     let dst = v.add(t * c);
                     let mut cc = 0;
                     while cc < c {

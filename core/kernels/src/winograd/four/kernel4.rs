@@ -70,19 +70,8 @@ macro_rules! winograd4_kernel {
                     let g = b.first_row + t / tw;
                     let (n, ty, tx) = (g / th, g % th, t % tw);
                     let mut p = [zeros; PLANES];
-                    for r in 0..6 {
-                        let iy = (4 * ty + r) as isize - 1;
-                        if iy < 0 || iy as usize >= s.h {
-                            continue;
-                        }
-                        for q in 0..6 {
-                            let ix = (4 * tx + q) as isize - 1;
-                            if ix >= 0 && (ix as usize) < s.w {
-                                p[6 * r + q] =
-                                    x.add(((n * s.h + iy as usize) * s.w + ix as usize) * c);
-                            }
-                        }
-                    }
+                    let corner = (4 * ty as isize - 1, 4 * tx as isize - 1);
+                    crate::winograd::patch(x, zeros, s, (n, corner.0, corner.1), 6, &mut p);
                     // the tile's 36 x C values
                     let dst = v.add(t * PLANES * c);
                     let mut cc = 0;
