@@ -1,8 +1,8 @@
 //! Tests of F(4x4, 3x3) ([`crate::winograd::four`]) against the definition, through its blocks and
 //! through the convolution's entry points that choose it ([`Winograd::F4x4`]).
 
-use super::tests::{reference, values};
-use super::winograd_tests::{assert_transform_is_g_g_gt, worse, SHAPES};
+use super::tests::values;
+use super::winograd_tests::{assert_transform_is_g_g_gt, paths_match_the_definition, SHAPES};
 use super::Winograd;
 use super::{forward_then_with, input_grad, input_grad_then_with, weights_to_kkco, ConvShape};
 use crate::isa::{self, Isa};
@@ -43,33 +43,13 @@ fn all_blocks(isa: Isa, x: &[f32], wt: &[f32], s: &ConvShape) -> Vec<f32> {
 fn every_f4x4_path_the_host_has_matches_the_definition_and_the_others_bit_for_bit() {
     let _serial = isa::test_lock();
     for s in shapes() {
-        let x = values(s.n * s.h * s.w * s.c, 41);
-        let wt = values(s.o * s.c * 9, 42);
-        let expected = reference(&x, &wt, &s);
-        let xf: Vec<f32> = x.iter().map(|v| *v as f32).collect();
-        let wf: Vec<f32> = weights_to_kkco(&wt, &s).iter().map(|v| *v as f32).collect();
-        let mut results = Vec::new();
-        for isa in [Isa::Avx2, Isa::Avx512] {
-            if isa > isa::detected() {
-                continue; // not on this host
-            }
-            let out = all_blocks(isa, &xf, &wf, &s);
-            // sums of 9 C = 144 to 1152 products of values in [-1, 1): up to about 8 in size;
-            // F(2x2, 3x3) stays within 1e-4 of the definition, F(4x4, 3x3) within 3.2e-4 (its
-            // worst, at C = 128, on 2026-12-07); a wrong transform is off by whole units (NaN:
-            // a value never written)
-            let worst = out
-                .iter()
-                .zip(&expected)
-                .map(|(a, b)| (f64::from(*a) - b).abs())
-                .fold(0.0, worse);
-            assert!(worst < 6e-4, "{isa} {s:?}: worst error {worst}");
-            results.push(out);
-        }
-        let [first, rest @ ..] = results.as_slice() else {
+        // sums of 9 C = 144 to 1152 products of values in [-1, 1): up to about 8 in size;
+        // F(2x2, 3x3) stays within 1e-4 of the definition, F(4x4, 3x3) within 3.2e-4 (its
+        // worst, at C = 128, on 2026-12-07); a wrong transform is off by whole units (NaN: a
+        // value never written)
+        let Some((xf, wf, first)) = paths_match_the_definition(&s, 41, all_blocks, 6e-4) else {
             continue;
         };
-        assert!(rest.iter().all(|r| r == first), "paths differ on {s:?}");
         if path(&s).is_none() {
             continue;
         }
@@ -83,7 +63,7 @@ fn every_f4x4_path_the_host_has_matches_the_definition_and_the_others_bit_for_bi
                 .iter_mut()
                 .for_each(|n| *n += 1);
         });
-        assert_eq!(&got, first, "{s:?}");
+        assert_eq!(got, first, "{s:?}");
         assert!(seen.into_inner().unwrap().iter().all(|&n| n == 1), "{s:?}");
     }
 }

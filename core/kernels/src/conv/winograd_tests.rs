@@ -64,35 +64,51 @@ fn every_winograd_path_the_host_has_matches_the_definition_and_the_others_bit_fo
     let _serial = isa::test_lock();
     for &(n, h, w, c, o) in &SHAPES {
         let s = shape(n, h, w, c, o);
-        let x = values(n * h * w * c, 21);
-        let wt = values(o * c * 9, 22);
-        let expected = reference(&x, &wt, &s);
-        let xf: Vec<f32> = x.iter().map(|v| *v as f32).collect();
-        let wf: Vec<f32> = weights_to_kkco(&wt, &s).iter().map(|v| *v as f32).collect();
-        let mut results = Vec::new();
-        for isa in [Isa::Avx2, Isa::Avx512] {
-            if isa > isa::detected() {
-                continue; // not on this host
-            }
-            let out = all_blocks(isa, &xf, &wf, &s);
-            // sums of 9 C = 576 to 1152 products of values in [-1, 1): about 8 in size; f32
-            // rounding of the direct sum alone is about 1e-5 of that
-            let worst = out
-                .iter()
-                .zip(&expected)
-                .map(|(a, b)| (f64::from(*a) - b).abs())
-                .fold(0.0, worse);
-            assert!(worst < 1e-4, "{isa} {s:?}: worst error {worst}");
-            results.push(out);
-        }
-        if let [first, rest @ ..] = results.as_slice() {
-            assert!(rest.iter().all(|r| r == first), "paths differ on {s:?}");
-            // and through the public entry point, on whichever path is active
-            if path(&s).is_some() {
-                assert_eq!(&forward(&xf, &wf, &s), first, "{s:?}");
-            }
+        // sums of 9 C = 576 to 1152 products of values in [-1, 1): about 8 in size; f32
+        // rounding of the direct sum alone is about 1e-5 of that
+        let Some((xf, wf, first)) = paths_match_the_definition(&s, 21, all_blocks, 1e-4) else {
+            continue;
+        };
+        // and through the public entry point, on whichever path is active
+        if path(&s).is_some() {
+            assert_eq!(forward(&xf, &wf, &s), first, "{s:?}");
         }
     }
+}
+
+/// Every block of `s` by `all_blocks` on each path the host has, on random input and weights
+/// (`seed`, `seed + 1`): within `tolerance` of the definition in f64, and the same bits on every
+/// path. Returns the f32 input, weights (K K C x O) and output, if the host has a path.
+#[allow(clippy::type_complexity)]
+pub(super) fn paths_match_the_definition(
+    s: &ConvShape,
+    seed: u64,
+    all_blocks: fn(Isa, &[f32], &[f32], &ConvShape) -> Vec<f32>,
+    tolerance: f64,
+) -> Option<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+    let x = values(s.n * s.h * s.w * s.c, seed);
+    let wt = values(s.o * s.c * 9, seed + 1);
+    let expected = reference(&x, &wt, s);
+    let xf: Vec<f32> = x.iter().map(|v| *v as f32).collect();
+    let wf: Vec<f32> = weights_to_kkco(&wt, s).iter().map(|v| *v as f32).collect();
+    let mut results: Vec<Vec<f32>> = Vec::new();
+    for isa in [Isa::Avx2, Isa::Avx512] {
+        if isa > isa::detected() {
+            continue; // not on this host
+        }
+        let out = all_blocks(isa, &xf, &wf, s);
+        let worst = out
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (f64::from(*a) - b).abs())
+            .fold(0.0, worse);
+        assert!(worst < tolerance, "{isa} {s:?}: worst error {worst}");
+        if let Some(first) = results.first() {
+            assert_eq!(&out, first, "paths differ on {s:?}");
+        }
+        results.push(out);
+    }
+    results.pop().map(|out| (xf, wf, out))
 }
 
 #[test]
