@@ -139,6 +139,26 @@ pub enum Winograd {
     F4x4,
 }
 
+/// A Winograd algorithm's entry points: the weight transform, the output values of a block and
+/// the block itself.
+type WinogradKernels = (
+    fn(&[f32], &ConvShape) -> Vec<f32>,
+    fn(&ConvShape) -> usize,
+    fn(super::isa::Isa, &[f32], &[f32], &ConvShape, usize, &mut [f32]),
+);
+
+impl Winograd {
+    /// Its weight transform, block length and block, from [`crate::winograd`] or
+    /// [`crate::winograd::four`].
+    pub(crate) fn kernels(self) -> WinogradKernels {
+        use super::winograd::{self as two, four};
+        match self {
+            Winograd::F2x2 => (two::transform_weights, two::block_len, two::block),
+            Winograd::F4x4 => (four::transform_weights, four::block_len, four::block),
+        }
+    }
+}
+
 /// [`forward`], with `then(first_row, part)` applied to each part of the output (whole rows,
 /// `part.len() / O` of them from row `first_row`) right after the kernel wrote it, on the same
 /// thread while it is in cache: an element-wise epilogue (a frozen batch norm, a ReLU, a residual
@@ -166,25 +186,11 @@ where
     let chunk = s.rows_per_task(min_tasks());
     if let (Some(xf), Some(wf)) = (as_f32(x), as_f32(wt)) {
         if let Some(isa) = super::winograd::path(s) {
-            use super::winograd::{four, transform_weights};
-            let f4 = winograd == Winograd::F4x4;
-            let u = if f4 {
-                four::transform_weights(wf, s)
-            } else {
-                transform_weights(wf, s)
-            };
-            let block = if f4 {
-                four::block_len(s)
-            } else {
-                super::winograd::block_len(s)
-            };
+            let (transform_weights, block_len, run_block) = winograd.kernels();
+            let u = transform_weights(wf, s);
+            let block = block_len(s);
             return par_build(rows * o, block, T::zero(), |i, dst| {
-                let out = as_f32_mut(dst).expect("same type");
-                if f4 {
-                    four::block(isa, xf, &u, s, i, out);
-                } else {
-                    super::winograd::block(isa, xf, &u, s, i, out);
-                }
+                run_block(isa, xf, &u, s, i, as_f32_mut(dst).expect("same type"));
                 then(i * block / o, dst);
             });
         }

@@ -264,12 +264,26 @@ pub fn block(isa: Isa, x: &[f32], u: &[f32], s: &ConvShape, i: usize, out: &mut 
         first_row,
         tiles: rows * tiles_wide(s),
     };
-    let (v_len, m_len) = (16 * b.tiles * s.c, 16 * b.tiles * s.o);
+    with_block_scratch(16, b.tiles, s, |v, m, zeros| {
+        run_block(isa, x, u, s, b, v, m, zeros, out)
+    });
+}
+
+/// Runs `f(v, m, zeros)` on this thread's working space for a block of `tiles` tiles of `s` in a
+/// domain of `planes` planes: `planes` x tiles x C values for the input's transform, as many x O
+/// for the output's (contents left over from earlier blocks), and C zeros.
+pub(crate) fn with_block_scratch(
+    planes: usize,
+    tiles: usize,
+    s: &ConvShape,
+    f: impl FnOnce(&mut [f32], &mut [f32], &[f32]),
+) {
+    let (v_len, m_len) = (planes * tiles * s.c, planes * tiles * s.o);
     with_scratch(v_len + m_len + s.c, |scratch| {
         let (v, rest) = scratch.split_at_mut(v_len);
         let (m, zeros) = rest.split_at_mut(m_len);
         zeros.fill(0.0);
-        run_block(isa, x, u, s, b, v, m, zeros, out);
+        f(v, m, zeros)
     });
 }
 

@@ -5,8 +5,8 @@ use super::tests::values;
 use super::winograd_tests::{assert_transform_is_g_g_gt, paths_match_the_definition, SHAPES};
 use super::Winograd;
 use super::{forward_then_with, input_grad, input_grad_then_with, weights_to_kkco, ConvShape};
-use crate::isa::{self, Isa};
-use crate::winograd::four::{block, block_len, transform_weights};
+use crate::isa;
+use crate::winograd::four::transform_weights;
 use crate::winograd::path;
 
 /// [`SHAPES`], whose heights leave 0 to 3 rows past the last whole tile, and two with blocks of
@@ -29,16 +29,6 @@ fn shapes() -> Vec<ConvShape> {
         .collect()
 }
 
-/// Every block of `s` on the path `isa`, one after another.
-fn all_blocks(isa: Isa, x: &[f32], wt: &[f32], s: &ConvShape) -> Vec<f32> {
-    let u = transform_weights(wt, s);
-    let mut out = vec![f32::NAN; s.rows() * s.o];
-    for (i, part) in out.chunks_mut(block_len(s)).enumerate() {
-        block(isa, x, &u, s, i, part);
-    }
-    out
-}
-
 #[test]
 fn every_f4x4_path_the_host_has_matches_the_definition_and_the_others_bit_for_bit() {
     let _serial = isa::test_lock();
@@ -47,7 +37,7 @@ fn every_f4x4_path_the_host_has_matches_the_definition_and_the_others_bit_for_bi
         // F(2x2, 3x3) stays within 1e-4 of the definition, F(4x4, 3x3) within 3.2e-4 (its
         // worst, at C = 128, on 2026-12-07); a wrong transform is off by whole units (NaN: a
         // value never written)
-        let Some((xf, wf, first)) = paths_match_the_definition(&s, 41, all_blocks, 6e-4) else {
+        let Some((xf, wf, first)) = paths_match_the_definition(&s, 41, Winograd::F4x4, 6e-4) else {
             continue;
         };
         if path(&s).is_none() {

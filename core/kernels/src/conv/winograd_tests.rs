@@ -2,11 +2,9 @@
 //! reference implementations, because the entry points that choose it are the convolution's).
 
 use super::tests::{reference, reference_weight_grad, values};
-use super::{forward, input_grad, weight_grad, weights_to_kkco, ConvShape};
+use super::{forward, input_grad, weight_grad, weights_to_kkco, ConvShape, Winograd};
 use crate::isa::{self, Isa};
-use crate::winograd::{
-    block, block_len, grad, grad_path, path, transform_weights, NARROW_ACCUMULATOR,
-};
+use crate::winograd::{grad, grad_path, path, transform_weights, NARROW_ACCUMULATOR};
 
 /// Shapes (N, H, W, C, O) that cover: tiles on every border, one-tile images, blocks that end
 /// part-way through the batch (20 tile rows of 2 tiles: blocks of 24 rows), tile rows longer than
@@ -49,8 +47,9 @@ fn shape(n: usize, h: usize, w: usize, c: usize, o: usize) -> ConvShape {
     }
 }
 
-/// Every block of `s` on the path `isa`, one after another.
-fn all_blocks(isa: Isa, x: &[f32], wt: &[f32], s: &ConvShape) -> Vec<f32> {
+/// Every block of `s` by `winograd` on the path `isa`, one after another.
+fn all_blocks(winograd: Winograd, isa: Isa, x: &[f32], wt: &[f32], s: &ConvShape) -> Vec<f32> {
+    let (transform_weights, block_len, block) = winograd.kernels();
     let u = transform_weights(wt, s);
     let mut out = vec![f32::NAN; s.rows() * s.o];
     for (i, part) in out.chunks_mut(block_len(s)).enumerate() {
@@ -66,7 +65,7 @@ fn every_winograd_path_the_host_has_matches_the_definition_and_the_others_bit_fo
         let s = shape(n, h, w, c, o);
         // sums of 9 C = 576 to 1152 products of values in [-1, 1): about 8 in size; f32
         // rounding of the direct sum alone is about 1e-5 of that
-        let Some((xf, wf, first)) = paths_match_the_definition(&s, 21, all_blocks, 1e-4) else {
+        let Some((xf, wf, first)) = paths_match_the_definition(&s, 21, Winograd::F2x2, 1e-4) else {
             continue;
         };
         // and through the public entry point, on whichever path is active
@@ -76,14 +75,14 @@ fn every_winograd_path_the_host_has_matches_the_definition_and_the_others_bit_fo
     }
 }
 
-/// Every block of `s` by `all_blocks` on each path the host has, on random input and weights
+/// Every block of `s` by `winograd` on each path the host has, on random input and weights
 /// (`seed`, `seed + 1`): within `tolerance` of the definition in f64, and the same bits on every
 /// path. Returns the f32 input, weights (K K C x O) and output, if the host has a path.
 #[allow(clippy::type_complexity)]
 pub(super) fn paths_match_the_definition(
     s: &ConvShape,
     seed: u64,
-    all_blocks: fn(Isa, &[f32], &[f32], &ConvShape) -> Vec<f32>,
+    winograd: Winograd,
     tolerance: f64,
 ) -> Option<(Vec<f32>, Vec<f32>, Vec<f32>)> {
     let x = values(s.n * s.h * s.w * s.c, seed);
@@ -96,7 +95,7 @@ pub(super) fn paths_match_the_definition(
         if isa > isa::detected() {
             continue; // not on this host
         }
-        let out = all_blocks(isa, &xf, &wf, s);
+        let out = all_blocks(winograd, isa, &xf, &wf, s);
         let worst = out
             .iter()
             .zip(&expected)

@@ -16,7 +16,6 @@
 //! that the input transform writes one stream rather than 36 planes. The AVX2 and AVX-512 paths
 //! do the same operations in the same order, so they give identical bits.
 
-use super::with_scratch;
 use crate::isa::{self, Isa};
 use crate::shape::ConvShape;
 
@@ -136,11 +135,7 @@ pub fn block(isa: Isa, x: &[f32], u: &[f32], s: &ConvShape, i: usize, out: &mut 
         first_row,
         tiles: rows * tiles_wide(s),
     };
-    let (v_len, m_len) = (PLANES * b.tiles * s.c, PLANES * b.tiles * s.o);
-    with_scratch(v_len + m_len + s.c, |scratch| {
-        let (v, rest) = scratch.split_at_mut(v_len);
-        let (m, zeros) = rest.split_at_mut(m_len);
-        zeros.fill(0.0);
+    super::with_block_scratch(PLANES, b.tiles, s, |v, m, zeros| {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the host has the instruction set, the block lies inside the batch, the channels
         // come in whole vectors of the path's width, `out` holds the block's output rows (all
