@@ -3,6 +3,7 @@
 
 mod eval;
 mod host;
+mod layers;
 mod step;
 mod views;
 mod wakeup;
@@ -24,6 +25,9 @@ pub enum Workload {
     /// An evaluation attack step (input gradient through the frozen small ResNet and a linear
     /// head) against a training step, on the `small` workload's batch of 256 images.
     Eval,
+    /// The small ResNet's convolutions one at a time in evaluation mode (forward pass and input
+    /// gradient on 256 images): where an evaluation's encoder passes spend their time.
+    Layers,
     /// The time of a two-thread parallel region on rossl's pool after idle gaps of 0 to 20 ms
     /// (`--steps` x 100 regions per gap): how long parked workers take to wake.
     Wakeup,
@@ -121,6 +125,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     match args.workload {
         Workload::Views => views::bench_views(args)?,
         Workload::Eval => eval::bench_eval(args)?,
+        Workload::Layers => layers::bench_layers(args)?,
         Workload::Wakeup => wakeup::bench_wakeup(args)?,
         workload => step::bench_step(workload, args)?,
     }

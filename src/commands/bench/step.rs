@@ -43,7 +43,11 @@ pub(super) fn shapes(workload: Workload) -> Shapes {
     match workload {
         Workload::Resnet18 => resnet18(4),
         Workload::Resnet18Paper => resnet18(100),
-        Workload::Small | Workload::Views | Workload::Eval | Workload::Wakeup => Shapes {
+        Workload::Small
+        | Workload::Views
+        | Workload::Eval
+        | Workload::Layers
+        | Workload::Wakeup => Shapes {
             in_ch: 1,
             hw: 28,
             widths: vec![16, 32, 64, 128],
