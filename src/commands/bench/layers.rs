@@ -1,8 +1,9 @@
 //! The `small` workload's convolutions one at a time, as an evaluation runs them: the encoder in
-//! evaluation mode (F(4x4, 3x3) for the 3x3 stride-1 layers, the direct kernel for the others),
-//! each layer's forward pass (with a ReLU epilogue, as a frozen batch norm's) and its input
-//! gradient (what an attack's backward pass computes), on 256 images. It shows where an
-//! evaluation's encoder passes spend their time, layer by layer.
+//! evaluation mode (F(4x4, 3x3) for the 3x3 stride-1 layers after the stem, the direct kernel for
+//! the other forward passes), each layer's forward pass (with a ReLU epilogue standing in for the
+//! frozen batch norm's) and its input gradient (what an attack's backward pass computes), on 256
+//! images of the CPU. It shows where an evaluation's encoder passes spend their time, layer by
+//! layer. `--steps`, `--warmup`, `--threads` and `--isa` apply; the training options do not.
 
 use super::step::shapes;
 use super::{median, BenchArgs, Workload};
@@ -54,7 +55,7 @@ fn convolutions(
 }
 
 /// `len` values drawn uniformly from [-0.5, 0.5).
-fn values(len: usize, rng: &mut Rng) -> Vec<f32> {
+fn uniform_values(len: usize, rng: &mut Rng) -> Vec<f32> {
     (0..len).map(|_| rng.uniform() as f32 - 0.5).collect()
 }
 
@@ -63,14 +64,26 @@ fn values(len: usize, rng: &mut Rng) -> Vec<f32> {
 /// multiply-adds per second as the direct convolution counts them) and a `RESULT` line with
 /// the sums over the layers.
 pub(super) fn bench_layers(args: &BenchArgs) -> anyhow::Result<()> {
-    let s = shapes(Workload::Small);
+    anyhow::ensure!(
+        args.steps > 0,
+        "--steps {}: the layers workload needs at least one timed call",
+        args.steps
+    );
+    anyhow::ensure!(
+        args.device == "cpu",
+        "--device {}: the layers workload times the CPU kernels (use --device cpu)",
+        args.device
+    );
+    let small = shapes(Workload::Small);
     let mut rng = Rng::new(11);
     let (mut forward_total, mut grad_total) = (0.0, 0.0);
-    for (name, shape) in convolutions(IMAGES, s.in_ch, s.hw, &s.widths, s.blocks) {
+    let layers = convolutions(IMAGES, small.in_ch, small.hw, &small.widths, small.blocks);
+    for (name, shape) in layers {
         let k2 = shape.k * shape.k;
-        let x = values(shape.n * shape.h * shape.w * shape.c, &mut rng);
-        let kkco = weights_to_kkco(&values(shape.o * shape.c * k2, &mut rng), &shape);
-        let (mut forward, mut grad) = (Vec::new(), Vec::new());
+        let x = uniform_values(shape.n * shape.h * shape.w * shape.c, &mut rng);
+        let weights = uniform_values(shape.o * shape.c * k2, &mut rng);
+        let kkco = weights_to_kkco(&weights, &shape);
+        let (mut forward_times, mut grad_times) = (Vec::new(), Vec::new());
         for step in 0..args.warmup + args.steps {
             let t0 = Instant::now();
             let y = rossl_kernels::on_pool(|| {
@@ -85,11 +98,11 @@ pub(super) fn bench_layers(args: &BenchArgs) -> anyhow::Result<()> {
             let t2 = Instant::now();
             std::hint::black_box(&dx);
             if step >= args.warmup {
-                forward.push((t1 - t0).as_secs_f64());
-                grad.push((t2 - t1).as_secs_f64());
+                forward_times.push((t1 - t0).as_secs_f64());
+                grad_times.push((t2 - t1).as_secs_f64());
             }
         }
-        let (f, g) = (median(&mut forward), median(&mut grad));
+        let (f, g) = (median(&mut forward_times), median(&mut grad_times));
         let macs = (shape.rows() * shape.o * shape.c * k2) as f64;
         let geometry = format!(
             "{}x{} {} -> {}, {}x{} stride {}",
@@ -118,49 +131,70 @@ pub(super) fn bench_layers(args: &BenchArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::convolutions;
+    use candle_core::Device;
+    use rossl_api::components::Encoder;
+    use rossl_encoders::resnet::{ResNetEncoder, ResNetSpec};
+    use std::collections::BTreeMap;
+
+    /// The weight name a convolution of [`convolutions`] has in the encoder's `state_dict`.
+    fn state_dict_name(name: &str) -> String {
+        if name == "stem" {
+            return "backbone.conv1.weight".into();
+        }
+        let words: Vec<&str> = name.split(' ').collect();
+        let (stage, block) = (words[1], words[3].parse::<usize>().expect("a block number"));
+        let conv = if words[4] == "shortcut" {
+            "downsample.0"
+        } else {
+            words[4]
+        };
+        format!("backbone.layer{stage}.{}.{conv}.weight", block - 1)
+    }
 
     #[test]
-    fn the_small_resnet_has_its_twelve_convolutions_in_forward_order() {
-        let layers = convolutions(2, 1, 28, &[16, 32, 64, 128], 1);
-        let got: Vec<(&str, usize, usize, usize, usize, usize, usize)> = layers
-            .iter()
-            .map(|(name, s)| (name.as_str(), s.h, s.c, s.o, s.k, s.stride, s.pad))
-            .collect();
-        let expected = vec![
-            ("stem", 28, 1, 16, 3, 1, 1),
-            ("stage 1 block 1 conv1", 28, 16, 16, 3, 1, 1),
-            ("stage 1 block 1 conv2", 28, 16, 16, 3, 1, 1),
-            ("stage 2 block 1 conv1", 28, 16, 32, 3, 2, 1),
-            ("stage 2 block 1 shortcut", 28, 16, 32, 1, 2, 0),
-            ("stage 2 block 1 conv2", 14, 32, 32, 3, 1, 1),
-            ("stage 3 block 1 conv1", 14, 32, 64, 3, 2, 1),
-            ("stage 3 block 1 shortcut", 14, 32, 64, 1, 2, 0),
-            ("stage 3 block 1 conv2", 7, 64, 64, 3, 1, 1),
-            ("stage 4 block 1 conv1", 7, 64, 128, 3, 2, 1),
-            ("stage 4 block 1 shortcut", 7, 64, 128, 1, 2, 0),
-            ("stage 4 block 1 conv2", 4, 128, 128, 3, 1, 1),
-        ];
-        assert_eq!(got, expected);
-        // two blocks per stage: the second block of a stage keeps its resolution and width
-        let two = convolutions(2, 3, 32, &[64, 128], 2);
-        let names: Vec<&str> = two.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "stem",
-                "stage 1 block 1 conv1",
-                "stage 1 block 1 conv2",
-                "stage 1 block 2 conv1",
-                "stage 1 block 2 conv2",
-                "stage 2 block 1 conv1",
-                "stage 2 block 1 shortcut",
-                "stage 2 block 1 conv2",
-                "stage 2 block 2 conv1",
-                "stage 2 block 2 conv2",
-            ]
-        );
-        assert!(two[8..]
-            .iter()
-            .all(|(_, s)| s.h == 16 && s.c == 128 && s.stride == 1));
+    fn the_layers_are_the_encoders_convolutions_in_forward_order() {
+        for (in_ch, hw, widths, blocks) in
+            [(1, 28, vec![16, 32, 64, 128], 1), (3, 32, vec![16, 32], 2)]
+        {
+            let spec = ResNetSpec {
+                in_channels: in_ch,
+                widths: widths.clone(),
+                blocks: vec![blocks; widths.len()],
+                hidden: 32,
+                z_dim: 8,
+            };
+            let encoder = ResNetEncoder::new(spec, 0, &Device::Cpu).unwrap();
+            // every 4-dimensional weight of the encoder is a convolution's (O, C, K, K)
+            let expected: BTreeMap<String, Vec<usize>> = encoder
+                .parameters()
+                .iter()
+                .filter(|p| p.var.as_tensor().rank() == 4)
+                .map(|p| (p.name.clone(), p.var.as_tensor().dims().to_vec()))
+                .collect();
+            let layers = convolutions(2, in_ch, hw, &widths, blocks);
+            let got: BTreeMap<String, Vec<usize>> = layers
+                .iter()
+                .map(|(name, s)| (state_dict_name(name), vec![s.o, s.c, s.k, s.k]))
+                .collect();
+            assert_eq!(got, expected, "{widths:?} x {blocks}");
+            // in forward order: each layer reads the resolution and width the one before left
+            // (a shortcut reads its block's input, as the block's first convolution does)
+            let mut at = (hw, in_ch);
+            let mut halvings = 0;
+            for (name, s) in layers
+                .iter()
+                .filter(|(name, _)| !name.ends_with("shortcut"))
+            {
+                assert_eq!((s.h, s.c), at, "{name}");
+                halvings += usize::from(s.stride == 2);
+                at = (s.oh(), s.o);
+            }
+            assert_eq!(
+                halvings,
+                widths.len() - 1,
+                "{widths:?}: one per stage after the first"
+            );
+            assert_eq!(at.1, widths[widths.len() - 1]);
+        }
     }
 }
