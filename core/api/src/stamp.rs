@@ -17,15 +17,16 @@
 /// and `Encoder::select_branch` (dual batch norm). 8: `FitContext::copy_encoder` (fine-tuning
 /// evaluators), `Classifier::fit_cost`, and the evaluator keys the runtime reserves
 /// (`RUNTIME_KEYS`). 9: `Objective::score_rows` (score-based attacks query some rows of a
-/// batch).
-pub const PLUGIN_API_VERSION: u32 = 9;
+/// batch). 10: `Encoder::windowed`, `Classifier::windowed` and `Objective::windowed` (passes
+/// over images changed inside one window each).
+pub const PLUGIN_API_VERSION: u32 = 10;
 
 /// The name of the ELF section that holds a plugin's stamp.
 pub const STAMP_SECTION: &str = ".rossl_abi";
 
 /// This build's stamp: `field=value` pairs separated by `|`.
 pub const STAMP: &str = concat!(
-    "rossl-abi|api=9|version=",
+    "rossl-abi|api=10|version=",
     env!("CARGO_PKG_VERSION"),
     "|source=",
     env!("ROSSL_SOURCE_HASH"),

@@ -37,7 +37,7 @@
 
 use candle_core::{DType, Tensor};
 use rossl_api::adversarial::check_budget;
-use rossl_api::components::{Attack, AttackSpec, Objective};
+use rossl_api::components::{Attack, AttackSpec, Objective, Window, WindowedScore};
 use rossl_api::norm::Norm;
 use rossl_api::registry::{ParamError, Params};
 use rossl_api::rng::Rng;
@@ -194,22 +194,33 @@ fn score_active(
         if let Some((loss, success)) =
             objective.score_rows(&candidate.rows(rows).to_tensor(like)?, rows)?
         {
-            let mut full_loss = vec![f32::NEG_INFINITY; b];
-            for (&r, value) in rows.iter().zip(per_example(&loss, rows.len())?) {
-                full_loss[r] = value;
-            }
-            let full_success = success.filter(|s| s.len() == rows.len()).map(|s| {
-                let mut full = vec![false; b];
-                for (&r, fooled) in rows.iter().zip(s) {
-                    full[r] = fooled;
-                }
-                full
-            });
-            return Ok((full_loss, full_success));
+            return spread(&loss, success, rows, b);
         }
     }
     let (loss, success) = objective.score(&candidate.to_tensor(like)?)?;
     Ok((per_example(&loss, b)?, success.filter(|s| s.len() == b)))
+}
+
+/// The loss and success of the images `rows` (ascending) as entries of a batch of `b`: -inf and
+/// no success for the images not scored.
+fn spread(
+    loss: &Tensor,
+    success: Option<Vec<bool>>,
+    rows: &[usize],
+    b: usize,
+) -> Result<(Vec<f32>, Option<Vec<bool>>)> {
+    let mut full_loss = vec![f32::NEG_INFINITY; b];
+    for (&r, value) in rows.iter().zip(per_example(loss, rows.len())?) {
+        full_loss[r] = value;
+    }
+    let full_success = success.filter(|s| s.len() == rows.len()).map(|s| {
+        let mut full = vec![false; b];
+        for (&r, fooled) in rows.iter().zip(s) {
+            full[r] = fooled;
+        }
+        full
+    });
+    Ok((full_loss, full_success))
 }
 
 fn per_example(loss: &Tensor, rows: usize) -> Result<Vec<f32>> {
@@ -248,7 +259,8 @@ impl Square {
 
     /// Proposes, for each image marked `active`, one square window of side `side` set to
     /// +-eps around the clean image; a proposal equal to the current window is drawn again.
-    /// Image `i` draws from `rngs[i]`.
+    /// Image `i` draws from `rngs[i]`. Also returns each image's window (the whole image's
+    /// first pixel for those not active).
     fn propose(
         &self,
         clean: &Batch,
@@ -256,15 +268,24 @@ impl Square {
         active: &[bool],
         side: usize,
         rngs: &mut [Rng],
-    ) -> Batch {
+    ) -> (Batch, Vec<Window>) {
         let (_, c, h, w) = clean.shape;
         let eps = self.params.eps as f32;
         let mut values = best.values.clone();
         let len = clean.image_len();
+        let mut windows = vec![
+            Window {
+                top: 0,
+                left: 0,
+                side: 1
+            };
+            active.len()
+        ];
         for (i, _) in active.iter().enumerate().filter(|(_, a)| **a) {
             let rng = &mut rngs[i];
             let top = rng.below((h - side + 1) as u64) as usize;
             let left = rng.below((w - side + 1) as u64) as usize;
+            windows[i] = Window { top, left, side };
             for _attempt in 0..10 {
                 let mut changed = false;
                 for ch in 0..c {
@@ -283,10 +304,11 @@ impl Square {
                 }
             }
         }
-        Batch {
+        let proposal = Batch {
             shape: clean.shape,
             values,
-        }
+        };
+        (proposal, windows)
     }
 }
 
@@ -313,13 +335,46 @@ impl Attack for Square {
         };
         let norm = self.params.norm;
         let mut rngs = row_streams(rng, b);
-        let mut best = match norm {
+        let best = match norm {
             Norm::Linf => self.stripes(&clean, &mut rngs),
             Norm::L2 => self.l2_start(&clean, &mut rngs),
         };
         let (loss, success) = objective.score(&best.to_tensor(&x)?)?;
-        let mut best_loss = per_example(&loss, b)?;
-        let mut fooled = success.filter(|s| s.len() == b).unwrap_or(vec![false; b]);
+        let search = Search {
+            x: &x,
+            best_loss: per_example(&loss, b)?,
+            fooled: success.filter(|s| s.len() == b).unwrap_or(vec![false; b]),
+            clean,
+            best,
+            rngs,
+        };
+        // under L-infinity a proposal changes one window of each image: an objective that can
+        // recompute only what a window reaches scores it so
+        if norm == Norm::Linf {
+            if let Some(windowed) = objective.windowed(&search.best.to_tensor(&x)?)? {
+                return self.search(search, &mut ByWindow(windowed));
+            }
+        }
+        self.search(search, &mut Whole(objective))
+    }
+}
+
+/// Square's state between queries: the images, the best point so far and its loss, the images
+/// fooled, each image's stream.
+struct Search<'x> {
+    x: &'x Tensor,
+    clean: Batch,
+    best: Batch,
+    best_loss: Vec<f32>,
+    fooled: Vec<bool>,
+    rngs: Vec<Rng>,
+}
+
+impl Square {
+    /// The queries from the start in `state`, each proposal scored by `scorer`; the best point.
+    fn search(&self, mut state: Search, scorer: &mut dyn Scorer) -> Result<Tensor> {
+        let (b, _, h, w) = state.clean.shape;
+        let norm = self.params.norm;
         let schedule_length = if self.params.rescale_schedule {
             self.params.queries
         } else {
@@ -328,34 +383,99 @@ impl Attack for Square {
         // as AutoAttack's `for i_iter in range(n_queries)`: `queries` proposals after the start,
         // the window schedule read at the proposal's index from 0
         for query in 0..self.params.queries {
-            let active: Vec<bool> = fooled.iter().map(|f| !f).collect();
+            let active: Vec<bool> = state.fooled.iter().map(|f| !f).collect();
             if !active.iter().any(|&a| a) {
                 break;
             }
             let share = window_share(self.params.p_init, query, schedule_length);
             let side = window_side(norm, share, h, w);
-            let candidate = match norm {
-                Norm::Linf => self.propose(&clean, &best, &active, side, &mut rngs),
-                Norm::L2 => self.propose_l2(&clean, &best, &active, side, &mut rngs),
+            let (clean, best) = (&state.clean, &state.best);
+            let (candidate, windows) = match norm {
+                Norm::Linf => self.propose(clean, best, &active, side, &mut state.rngs),
+                Norm::L2 => (
+                    self.propose_l2(clean, best, &active, side, &mut state.rngs),
+                    Vec::new(),
+                ),
             };
             let rows: Vec<usize> = (0..b).filter(|&i| active[i]).collect();
-            let (loss, success) = score_active(objective, &candidate, &rows, &x)?;
-            let len = clean.image_len();
+            let (loss, success) = scorer.score(&candidate, &rows, &windows, state.x)?;
+            let len = state.clean.image_len();
             let misclassified = |i: usize| success.as_ref().is_some_and(|s| s[i]);
             // as AutoAttack's square.py (`idx_improved = max(idx_improved, idx_miscl)`): a
             // proposal that misclassifies is kept even where it does not raise the loss (under
             // EOT the loss is an average over other draws than the prediction's)
             let kept: Vec<usize> = (0..b)
-                .filter(|&i| active[i] && (loss[i] > best_loss[i] || misclassified(i)))
+                .filter(|&i| active[i] && (loss[i] > state.best_loss[i] || misclassified(i)))
                 .collect();
-            for i in kept {
-                best_loss[i] = best_loss[i].max(loss[i]);
-                best.values[i * len..(i + 1) * len]
+            scorer.keep(&kept)?;
+            for &i in &kept {
+                state.best_loss[i] = state.best_loss[i].max(loss[i]);
+                state.best.values[i * len..(i + 1) * len]
                     .copy_from_slice(&candidate.values[i * len..(i + 1) * len]);
-                fooled[i] |= misclassified(i);
+                state.fooled[i] |= misclassified(i);
             }
         }
-        best.to_tensor(&x)
+        state.best.to_tensor(state.x)
+    }
+}
+
+/// How the queries' proposals are scored: each image's loss and success (one entry per image of
+/// the batch; an image not in `rows` gets the loss -inf and no success), and which proposals
+/// became the best points.
+trait Scorer {
+    /// The scores of `candidate`'s images `rows` (ascending: those still to fool), each changed
+    /// from the best point inside its window of `windows` (one per image of the batch, or none
+    /// when a proposal changes the whole image).
+    fn score(
+        &mut self,
+        candidate: &Batch,
+        rows: &[usize],
+        windows: &[Window],
+        like: &Tensor,
+    ) -> Result<(Vec<f32>, Option<Vec<bool>>)>;
+
+    /// The images of the last scored proposal that became the best points.
+    fn keep(&mut self, rows: &[usize]) -> Result<()>;
+}
+
+/// Whole images through the objective ([`score_active`]).
+struct Whole<'o>(&'o mut dyn Objective);
+
+impl Scorer for Whole<'_> {
+    fn score(
+        &mut self,
+        candidate: &Batch,
+        rows: &[usize],
+        _windows: &[Window],
+        like: &Tensor,
+    ) -> Result<(Vec<f32>, Option<Vec<bool>>)> {
+        score_active(self.0, candidate, rows, like)
+    }
+
+    fn keep(&mut self, _rows: &[usize]) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The objective's windowed score: only what each image's window reaches is recomputed.
+struct ByWindow<'o>(Box<dyn WindowedScore + 'o>);
+
+impl Scorer for ByWindow<'_> {
+    fn score(
+        &mut self,
+        candidate: &Batch,
+        rows: &[usize],
+        windows: &[Window],
+        like: &Tensor,
+    ) -> Result<(Vec<f32>, Option<Vec<bool>>)> {
+        let picked: Vec<Window> = rows.iter().map(|&r| windows[r]).collect();
+        let images = candidate.rows(rows).to_tensor(like)?;
+        let (loss, success) = self.0.score_rows(&images, rows, &picked)?;
+        spread(&loss, success, rows, candidate.shape.0)
+    }
+
+    fn keep(&mut self, rows: &[usize]) -> Result<()> {
+        self.0.keep(rows)
     }
 }
 

@@ -14,10 +14,14 @@
 
 use crate::block::{BasicBlock, BlockShape};
 use crate::dual_norm::DualNorm;
-use crate::fused::{BackboneDesc, BackboneOp, BlockDesc, BnDesc, ConvDesc, FlatGradient};
+use crate::fused::{
+    BackboneDesc, BackboneOp, BlockDesc, BnDesc, ConvDesc, FlatGradient, WindowedBackbone,
+};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
-use rossl_api::components::{BnBranch, Buffer, Embedding, Encoder, Mode, Parameter};
+use rossl_api::components::{
+    BnBranch, Buffer, Embedding, Encoder, Mode, Parameter, Window, WindowedPass,
+};
 use rossl_api::rng::{stream, Rng};
 use rossl_api::{Error, Result};
 use rossl_nn::{l2_normalize, uniform_fan_in, BatchNorm, Conv2d, Linear, Module};
@@ -302,6 +306,16 @@ impl ResNetEncoder {
         Ok(h.mean((1, 2))?)
     }
 
+    /// The probed feature (the head's first layer) of pooled backbone outputs.
+    fn feature_of_pooled(&self, pooled: &Tensor, mode: Mode) -> Result<Tensor> {
+        self.pre_bn.forward(
+            &self.pre_linear.forward(pooled, mode)?,
+            mode,
+            true,
+            self.branch(),
+        )
+    }
+
     fn modules(&self) -> Vec<&dyn Module> {
         let mut m: Vec<&dyn Module> = vec![&self.conv1];
         m.extend(self.bn1.modules());
@@ -338,13 +352,7 @@ impl Encoder for ResNetEncoder {
     }
 
     fn features(&self, images: &Tensor, mode: Mode) -> Result<Tensor> {
-        let pooled = self.backbone(images, mode)?;
-        self.pre_bn.forward(
-            &self.pre_linear.forward(&pooled, mode)?,
-            mode,
-            true,
-            self.branch(),
-        )
+        self.feature_of_pooled(&self.backbone(images, mode)?, mode)
     }
 
     fn feature_dim(&self) -> usize {
@@ -399,5 +407,43 @@ impl Encoder for ResNetEncoder {
             self.dual && branch == BnBranch::Adversarial,
             Ordering::Relaxed,
         );
+    }
+
+    fn windowed(&self, base: &Tensor) -> Result<Option<Box<dyn WindowedPass + '_>>> {
+        let fused = self
+            .fused
+            .get(usize::from(self.branch() == BnBranch::Adversarial));
+        let Some(fused) = fused.filter(|_| base.device().is_cpu() && base.dtype() == DType::F32)
+        else {
+            return Ok(None);
+        };
+        let dims = base.dims4()?;
+        let values = base.flatten_all()?.to_vec1::<f32>()?;
+        let backbone = WindowedBackbone::new(fused.desc.clone(), &values, dims)?;
+        Ok(Some(Box::new(WindowedFeatures {
+            encoder: self,
+            backbone,
+        })))
+    }
+}
+
+/// The encoder's features, in evaluation mode, of images changed inside one window each from a
+/// base batch: the fused backbone recomputes what each window reaches, the head runs as usual.
+struct WindowedFeatures<'a> {
+    encoder: &'a ResNetEncoder,
+    backbone: WindowedBackbone,
+}
+
+impl WindowedPass for WindowedFeatures<'_> {
+    fn run(&mut self, images: &Tensor, rows: &[usize], windows: &[Window]) -> Result<Tensor> {
+        let values = images.flatten_all()?.to_vec1::<f32>()?;
+        let pooled = self.backbone.pooled(&values, rows, windows)?;
+        let width = pooled.len() / rows.len().max(1);
+        let pooled = Tensor::from_vec(pooled, (rows.len(), width), images.device())?;
+        self.encoder.feature_of_pooled(&pooled, Mode::Eval)
+    }
+
+    fn keep(&mut self, rows: &[usize]) -> Result<()> {
+        Ok(self.backbone.keep(rows)?)
     }
 }

@@ -2,7 +2,9 @@
 
 use crate::training::{train_on_features, HeadTraining, LinearHead};
 use candle_core::Tensor;
-use rossl_api::components::{Classifier, Evaluator, FitContext, FrozenEncoder};
+use rossl_api::components::{
+    Classifier, Evaluator, FitContext, FrozenEncoder, Window, WindowedPass,
+};
 use rossl_api::rng::Rng;
 use rossl_api::Result;
 use rossl_nn::classify::extract_features;
@@ -30,6 +32,32 @@ impl Classifier for LinearClassifier<'_> {
 
     fn tensors(&self) -> Vec<(String, Tensor)> {
         self.head.tensors()
+    }
+
+    fn windowed(&self, base: &Tensor) -> Result<Option<Box<dyn WindowedPass + '_>>> {
+        Ok(self.encoder.windowed(base)?.map(|features| {
+            Box::new(HeadOnWindows {
+                features,
+                head: &self.head,
+            }) as Box<dyn WindowedPass + '_>
+        }))
+    }
+}
+
+/// The head on the encoder's windowed features: logits of images changed inside windows.
+struct HeadOnWindows<'a> {
+    features: Box<dyn WindowedPass + 'a>,
+    head: &'a LinearHead,
+}
+
+impl WindowedPass for HeadOnWindows<'_> {
+    fn run(&mut self, images: &Tensor, rows: &[usize], windows: &[Window]) -> Result<Tensor> {
+        self.head
+            .logits_detached(&self.features.run(images, rows, windows)?)
+    }
+
+    fn keep(&mut self, rows: &[usize]) -> Result<()> {
+        self.features.keep(rows)
     }
 }
 

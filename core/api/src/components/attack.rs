@@ -1,5 +1,6 @@
 //! Attacks: perturbations within an L-infinity ball that maximise an objective.
 
+use super::windowed::WindowedScore;
 use crate::rng::Rng;
 use crate::Result;
 use candle_core::Tensor;
@@ -48,6 +49,14 @@ pub trait Objective {
     fn loss_and_success(&mut self, x: &Tensor) -> Result<(Tensor, Option<Vec<bool>>)> {
         let loss = self.loss(x)?;
         Ok((loss, self.succeeded(&x.detach())?))
+    }
+
+    /// A scorer of images that differ from `base` (this objective's batch) only inside one window
+    /// each, scoring rows as [`Objective::score_rows`] does while recomputing only what each
+    /// window reaches; `None` (the default) when the objective cannot. Square under L-infinity
+    /// queries through it.
+    fn windowed(&self, _base: &Tensor) -> Result<Option<Box<dyn WindowedScore + '_>>> {
+        Ok(None)
     }
 }
 

@@ -1,5 +1,6 @@
 //! Encoders: images to the probed feature and the normalised projection.
 
+use super::windowed::WindowedPass;
 use crate::Result;
 use candle_core::{Tensor, Var};
 
@@ -140,6 +141,14 @@ pub trait Encoder: Send + Sync {
     /// of the perturbed views, and the evaluation's branch (`eval.bn_branch`) before evaluating.
     /// Encoders without dual batch norm ignore it.
     fn select_branch(&self, _branch: BnBranch) {}
+
+    /// A pass, in evaluation mode, giving the probed features ([`Encoder::features`]) of images
+    /// that differ from `base` (B, C, H, W) only inside one window each, recomputing only what
+    /// each window reaches; `None` (the default) when the encoder cannot, and its callers then
+    /// run whole images through [`Encoder::features`].
+    fn windowed(&self, _base: &Tensor) -> Result<Option<Box<dyn WindowedPass + '_>>> {
+        Ok(None)
+    }
 }
 
 /// An encoder that can only run in evaluation mode: what evaluators receive. Gradients flow to the
@@ -163,5 +172,10 @@ impl<'a> FrozenEncoder<'a> {
     /// Width of the probed feature.
     pub fn feature_dim(&self) -> usize {
         self.inner.feature_dim()
+    }
+
+    /// The encoder's [`Encoder::windowed`] pass from `base`, in evaluation mode.
+    pub fn windowed(&self, base: &Tensor) -> Result<Option<Box<dyn WindowedPass + 'a>>> {
+        self.inner.windowed(base)
     }
 }

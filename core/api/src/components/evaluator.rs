@@ -1,6 +1,6 @@
 //! Evaluators: classifiers fitted on a frozen encoder.
 
-use super::{Encoder, FrozenEncoder, ImageSet};
+use super::{Encoder, FrozenEncoder, ImageSet, WindowedPass};
 use crate::rng::Rng;
 use crate::Result;
 use candle_core::{Device, Tensor};
@@ -101,6 +101,13 @@ pub trait Classifier: Send + Sync {
     /// encoder (a fine-tuned copy); `None` (the default) for heads fitted on frozen features.
     fn fit_cost(&self) -> Option<FitCost> {
         None
+    }
+
+    /// A pass giving the logits of images that differ from `base` only inside one window each,
+    /// recomputing only what each window reaches, for a deterministic classifier whose encoder
+    /// offers one ([`crate::components::Encoder::windowed`]); `None` (the default) otherwise.
+    fn windowed(&self, _base: &Tensor) -> Result<Option<Box<dyn WindowedPass + '_>>> {
+        Ok(None)
     }
 }
 

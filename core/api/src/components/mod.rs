@@ -18,6 +18,7 @@ mod loss;
 mod preset;
 mod resize;
 mod views;
+mod windowed;
 
 pub use attack::{Attack, AttackSpec, Objective};
 pub use build::{BuildContext, InputShape};
@@ -32,3 +33,4 @@ pub use preset::{
     PresetSettings, Stage,
 };
 pub use views::{ImageRef, ViewStrategy};
+pub use windowed::{Window, WindowedPass, WindowedScore};

@@ -1,7 +1,7 @@
 //! A classifier judged on some rows of a batch under the draws of the whole batch.
 
 use candle_core::Tensor;
-use rossl_api::components::Classifier;
+use rossl_api::components::{Classifier, WindowedPass};
 use rossl_api::rng::Rng;
 use rossl_api::Result;
 
@@ -43,6 +43,15 @@ impl Classifier for BatchRows<'_> {
 
     fn tensors(&self) -> Vec<(String, Tensor)> {
         self.classifier.tensors()
+    }
+
+    fn windowed(&self, base: &Tensor) -> Result<Option<Box<dyn WindowedPass + '_>>> {
+        // a deterministic classifier judges an image whatever its row: the base batch's rows are
+        // the rows a windowed pass is asked for; a random one's draws follow the whole batch
+        if self.classifier.is_random() {
+            return Ok(None);
+        }
+        self.classifier.windowed(base)
     }
 }
 

@@ -4,7 +4,9 @@
 
 use super::batch_rows::rows_of;
 use candle_core::Tensor;
-use rossl_api::components::{AttackLoss, Classifier, Objective};
+use rossl_api::components::{
+    AttackLoss, Classifier, Objective, Window, WindowedPass, WindowedScore,
+};
 use rossl_api::rng::Rng;
 use rossl_api::Result;
 use rossl_nn::classify::{
@@ -74,6 +76,18 @@ impl ClassifierObjective<'_> {
             self.loss_with(logits, labels, targets)?,
             Some(misclassified),
         ))
+    }
+
+    /// [`Self::scored`] of `logits`, the rows `rows` of the batch.
+    fn scored_rows(&self, logits: &Tensor, rows: &[usize]) -> Result<(Tensor, Option<Vec<bool>>)> {
+        let targets = self
+            .targets
+            .as_ref()
+            .map(|t| rows_of(t, rows))
+            .transpose()?;
+        let values: Vec<u32> = rows.iter().map(|&r| self.label_values[r]).collect();
+        let labels = rows_of(&self.labels, rows)?;
+        self.scored(logits, (&labels, &values), targets.as_ref())
     }
 
     fn misclassified(&self, predicted: &[u32]) -> Vec<bool> {
@@ -156,15 +170,19 @@ impl Objective for ClassifierObjective<'_> {
                 &mut self.prediction_rng.clone(),
             )?
             .detach();
-        let targets = self
-            .targets
-            .as_ref()
-            .map(|t| rows_of(t, rows))
-            .transpose()?;
-        let values: Vec<u32> = rows.iter().map(|&r| self.label_values[r]).collect();
-        let labels = rows_of(&self.labels, rows)?;
-        self.scored(&logits, (&labels, &values), targets.as_ref())
-            .map(Some)
+        self.scored_rows(&logits, rows).map(Some)
+    }
+
+    fn windowed(&self, base: &Tensor) -> Result<Option<Box<dyn WindowedScore + '_>>> {
+        if self.classifier.is_random() || base.dim(0)? != self.label_values.len() {
+            return Ok(None);
+        }
+        Ok(self.classifier.windowed(&base.detach())?.map(|pass| {
+            Box::new(WindowedClassifierScore {
+                objective: self,
+                pass,
+            }) as Box<dyn WindowedScore + '_>
+        }))
     }
 
     fn loss_and_success(&mut self, x: &Tensor) -> Result<(Tensor, Option<Vec<bool>>)> {
@@ -179,6 +197,34 @@ impl Objective for ClassifierObjective<'_> {
             .logits(x, &mut self.prediction_rng.clone())?;
         let predicted = predictions(&logits.detach())?;
         Ok((self.loss_of(&logits)?, Some(self.misclassified(&predicted))))
+    }
+}
+
+/// The objective's score of images changed inside windows, from its classifier's windowed pass.
+struct WindowedClassifierScore<'o, 'a> {
+    objective: &'o ClassifierObjective<'a>,
+    pass: Box<dyn WindowedPass + 'o>,
+}
+
+impl WindowedScore for WindowedClassifierScore<'_, '_> {
+    fn score_rows(
+        &mut self,
+        images: &Tensor,
+        rows: &[usize],
+        windows: &[Window],
+    ) -> Result<(Tensor, Option<Vec<bool>>)> {
+        if rows.iter().any(|&r| r >= self.objective.label_values.len()) {
+            return Err(rossl_api::Error::Msg(format!(
+                "windowed score: rows {rows:?} of a batch of {}",
+                self.objective.label_values.len()
+            )));
+        }
+        let logits = self.pass.run(&images.detach(), rows, windows)?.detach();
+        self.objective.scored_rows(&logits, rows)
+    }
+
+    fn keep(&mut self, rows: &[usize]) -> Result<()> {
+        self.pass.keep(rows)
     }
 }
 

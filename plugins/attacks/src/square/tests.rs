@@ -238,3 +238,114 @@ fn a_proposal_that_misclassifies_is_kept_even_when_its_loss_does_not_rise() {
         );
     }
 }
+
+/// [`PerImage`] with a windowed score that checks Square's side of the contract: every image
+/// it scores differs from its base image (the start, then each proposal kept) only inside the
+/// window Square names, and what Square keeps becomes the base. Counts the queries it scored.
+struct CheckedWindows {
+    inner: PerImage,
+    queries: std::cell::Cell<usize>,
+}
+
+impl Objective for CheckedWindows {
+    fn loss(&mut self, x: &Tensor) -> Result<Tensor> {
+        self.inner.loss(x)
+    }
+
+    fn succeeded(&mut self, x: &Tensor) -> Result<Option<Vec<bool>>> {
+        self.inner.succeeded(x)
+    }
+
+    fn windowed(&self, base: &Tensor) -> Result<Option<Box<dyn WindowedScore + '_>>> {
+        let (_, _, h, w) = base.dims4()?;
+        Ok(Some(Box::new(Checker {
+            of: self,
+            base: base.flatten_all()?.to_vec1::<f32>()?,
+            side: (h, w),
+            last: None,
+        })))
+    }
+}
+
+struct Checker<'a> {
+    of: &'a CheckedWindows,
+    base: Vec<f32>,
+    side: (usize, usize),
+    last: Option<(Vec<usize>, Vec<f32>)>,
+}
+
+impl WindowedScore for Checker<'_> {
+    fn score_rows(
+        &mut self,
+        images: &Tensor,
+        rows: &[usize],
+        windows: &[Window],
+    ) -> Result<(Tensor, Option<Vec<bool>>)> {
+        let values = images.flatten_all()?.to_vec1::<f32>()?;
+        let (h, w) = self.side;
+        for (j, (&row, v)) in rows.iter().zip(windows).enumerate() {
+            for (k, (new, old)) in values[j * h * w..(j + 1) * h * w]
+                .iter()
+                .zip(&self.base[row * h * w..(row + 1) * h * w])
+                .enumerate()
+            {
+                let (y, x) = (k / w, k % w);
+                let inside =
+                    (v.top..v.top + v.side).contains(&y) && (v.left..v.left + v.side).contains(&x);
+                assert!(
+                    inside || new == old,
+                    "row {row}: ({y}, {x}) changed outside {v:?}"
+                );
+            }
+        }
+        self.of.queries.set(self.of.queries.get() + 1);
+        self.last = Some((rows.to_vec(), values));
+        let mut inner = PerImage {
+            weights: self.of.inner.weights.clone(),
+            fooled_above: self.of.inner.fooled_above,
+        };
+        Ok((inner.loss(images)?, inner.succeeded(images)?))
+    }
+
+    fn keep(&mut self, rows: &[usize]) -> Result<()> {
+        let (h, w) = self.side;
+        let (scored, values) = self.last.as_ref().expect("keep after a score");
+        for &row in rows {
+            let j = scored.binary_search(&row).expect("a kept row was scored");
+            self.base[row * h * w..(row + 1) * h * w]
+                .copy_from_slice(&values[j * h * w..(j + 1) * h * w]);
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn square_scores_by_window_under_linf_and_ends_where_whole_images_take_it() {
+    let device = candle_core::Device::Cpu;
+    let (rows, side) = (3, 6);
+    let pixels: Vec<f32> = (0..rows * side * side)
+        .map(|k| ((k * 5) % 13) as f32 / 12.0)
+        .collect();
+    let x = Tensor::from_vec(pixels, (rows, 1, side, side), &device).unwrap();
+    let weights: Vec<f32> = (0..side * side).map(|k| (k as f32 * 0.9).cos()).collect();
+    let per_image = || PerImage {
+        weights: weights.clone(),
+        fooled_above: 1.5,
+    };
+    for norm in [Norm::Linf, Norm::L2] {
+        let square = small_square(norm, if norm == Norm::Linf { 0.1 } else { 0.5 }, 40);
+        let whole = square
+            .perturb(&x, &mut per_image(), &mut Rng::new(3))
+            .unwrap();
+        let mut checked = CheckedWindows {
+            inner: per_image(),
+            queries: std::cell::Cell::new(0),
+        };
+        let windowed = square.perturb(&x, &mut checked, &mut Rng::new(3)).unwrap();
+        let values = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(values(&windowed), values(&whole), "{norm}");
+        // L2 proposals change whole images: never scored by window
+        let expected = if norm == Norm::Linf { 40 } else { 0 };
+        assert_eq!(checked.queries.get(), expected, "{norm}");
+    }
+}

@@ -18,11 +18,13 @@
 
 mod desc;
 mod passes;
+mod windowed;
 
 use desc::*;
 pub(crate) use desc::{BackboneDesc, BlockDesc, BnDesc, ConvDesc};
 pub(crate) use passes::BatchMoments;
 use passes::*;
+pub(crate) use windowed::WindowedBackbone;
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rossl_kernels::profile;
