@@ -350,7 +350,7 @@ impl Attack for Square {
         };
         // under L-infinity a proposal changes one window of each image: an objective that can
         // recompute only what a window reaches scores it so
-        if norm == Norm::Linf {
+        if norm == Norm::Linf && search.fooled.iter().any(|f| !f) {
             if let Some(windowed) = objective.windowed(&search.best.to_tensor(&x)?)? {
                 return self.search(search, &mut ByWindow(windowed));
             }

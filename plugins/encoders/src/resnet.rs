@@ -306,14 +306,11 @@ impl ResNetEncoder {
         Ok(h.mean((1, 2))?)
     }
 
-    /// The probed feature (the head's first layer) of pooled backbone outputs.
-    fn feature_of_pooled(&self, pooled: &Tensor, mode: Mode) -> Result<Tensor> {
-        self.pre_bn.forward(
-            &self.pre_linear.forward(pooled, mode)?,
-            mode,
-            true,
-            self.branch(),
-        )
+    /// The probed feature (the head's first layer) of pooled backbone outputs, through the
+    /// batch-norm branch `branch`.
+    fn feature_of_pooled(&self, pooled: &Tensor, mode: Mode, branch: BnBranch) -> Result<Tensor> {
+        self.pre_bn
+            .forward(&self.pre_linear.forward(pooled, mode)?, mode, true, branch)
     }
 
     fn modules(&self) -> Vec<&dyn Module> {
@@ -352,7 +349,7 @@ impl Encoder for ResNetEncoder {
     }
 
     fn features(&self, images: &Tensor, mode: Mode) -> Result<Tensor> {
-        self.feature_of_pooled(&self.backbone(images, mode)?, mode)
+        self.feature_of_pooled(&self.backbone(images, mode)?, mode, self.branch())
     }
 
     fn feature_dim(&self) -> usize {
@@ -423,6 +420,7 @@ impl Encoder for ResNetEncoder {
         Ok(Some(Box::new(WindowedFeatures {
             encoder: self,
             backbone,
+            branch: self.branch(),
         })))
     }
 }
@@ -432,18 +430,24 @@ impl Encoder for ResNetEncoder {
 struct WindowedFeatures<'a> {
     encoder: &'a ResNetEncoder,
     backbone: WindowedBackbone,
+    /// The batch-norm branch the backbone's maps were computed through; the head's too.
+    branch: BnBranch,
 }
 
 impl WindowedPass for WindowedFeatures<'_> {
     fn run(&mut self, images: &Tensor, rows: &[usize], windows: &[Window]) -> Result<Tensor> {
         let values = images.flatten_all()?.to_vec1::<f32>()?;
         let pooled = self.backbone.pooled(&values, rows, windows)?;
-        let width = pooled.len() / rows.len().max(1);
+        let width = self.backbone.width();
         let pooled = Tensor::from_vec(pooled, (rows.len(), width), images.device())?;
-        self.encoder.feature_of_pooled(&pooled, Mode::Eval)
+        self.encoder
+            .feature_of_pooled(&pooled, Mode::Eval, self.branch)
     }
 
     fn keep(&mut self, rows: &[usize]) -> Result<()> {
         Ok(self.backbone.keep(rows)?)
     }
 }
+
+#[cfg(test)]
+mod windowed_tests;

@@ -254,6 +254,23 @@ mod tests {
         fn tensors(&self) -> Vec<(String, Tensor)> {
             Vec::new()
         }
+
+        fn windowed(&self, _base: &Tensor) -> Result<Option<Box<dyn WindowedPass + '_>>> {
+            Ok(Some(Box::new(IdentityPass)))
+        }
+    }
+
+    /// The identity's windowed pass: the images are their logits.
+    struct IdentityPass;
+
+    impl WindowedPass for IdentityPass {
+        fn run(&mut self, images: &Tensor, _rows: &[usize], _windows: &[Window]) -> Result<Tensor> {
+            Ok(images.clone())
+        }
+
+        fn keep(&mut self, _rows: &[usize]) -> Result<()> {
+            Ok(())
+        }
     }
 
     #[test]
@@ -287,15 +304,22 @@ mod tests {
             let (part, part_success) = objective.score_rows(&picked, &rows).unwrap().unwrap();
             let whole = whole.to_vec1::<f32>().unwrap();
             let whole_success = whole_success.unwrap();
-            assert_eq!(
-                part.to_vec1::<f32>().unwrap(),
-                rows.map(|r| whole[r]).to_vec(),
-                "{loss:?}, targeted {targeted}"
-            );
-            assert_eq!(
-                part_success.unwrap(),
-                rows.map(|r| whole_success[r]).to_vec()
-            );
+            let expected = rows.map(|r| whole[r]).to_vec();
+            let what = format!("{loss:?}, targeted {targeted}");
+            assert_eq!(part.to_vec1::<f32>().unwrap(), expected, "{what}");
+            let expected_success = rows.map(|r| whole_success[r]).to_vec();
+            assert_eq!(part_success.unwrap(), expected_success);
+            // the windowed score reads the same rows' labels and targets
+            let window = Window {
+                top: 0,
+                left: 0,
+                side: 1,
+            };
+            let mut windowed = objective.windowed(&x).unwrap().expect("deterministic");
+            let (by_window, by_window_success) =
+                windowed.score_rows(&picked, &rows, &[window; 3]).unwrap();
+            assert_eq!(by_window.to_vec1::<f32>().unwrap(), expected, "{what}");
+            assert_eq!(by_window_success.unwrap(), expected_success);
         }
         // a random classifier's draws follow the whole batch: it is not scored in part
         let random = Identity(true);
@@ -310,5 +334,6 @@ mod tests {
             targets: None,
         };
         assert!(objective.score_rows(&picked, &rows).unwrap().is_none());
+        assert!(objective.windowed(&x).unwrap().is_none());
     }
 }

@@ -257,11 +257,11 @@ impl Objective for CheckedWindows {
     }
 
     fn windowed(&self, base: &Tensor) -> Result<Option<Box<dyn WindowedScore + '_>>> {
-        let (_, _, h, w) = base.dims4()?;
+        let (_, c, h, w) = base.dims4()?;
         Ok(Some(Box::new(Checker {
             of: self,
             base: base.flatten_all()?.to_vec1::<f32>()?,
-            side: (h, w),
+            dims: (c, h, w),
             last: None,
         })))
     }
@@ -270,7 +270,7 @@ impl Objective for CheckedWindows {
 struct Checker<'a> {
     of: &'a CheckedWindows,
     base: Vec<f32>,
-    side: (usize, usize),
+    dims: (usize, usize, usize),
     last: Option<(Vec<usize>, Vec<f32>)>,
 }
 
@@ -282,14 +282,15 @@ impl WindowedScore for Checker<'_> {
         windows: &[Window],
     ) -> Result<(Tensor, Option<Vec<bool>>)> {
         let values = images.flatten_all()?.to_vec1::<f32>()?;
-        let (h, w) = self.side;
+        let (c, h, w) = self.dims;
+        let len = c * h * w;
         for (j, (&row, v)) in rows.iter().zip(windows).enumerate() {
-            for (k, (new, old)) in values[j * h * w..(j + 1) * h * w]
+            for (k, (new, old)) in values[j * len..(j + 1) * len]
                 .iter()
-                .zip(&self.base[row * h * w..(row + 1) * h * w])
+                .zip(&self.base[row * len..(row + 1) * len])
                 .enumerate()
             {
-                let (y, x) = (k / w, k % w);
+                let (y, x) = ((k / w) % h, k % w);
                 let inside =
                     (v.top..v.top + v.side).contains(&y) && (v.left..v.left + v.side).contains(&x);
                 assert!(
@@ -308,12 +309,12 @@ impl WindowedScore for Checker<'_> {
     }
 
     fn keep(&mut self, rows: &[usize]) -> Result<()> {
-        let (h, w) = self.side;
+        let (c, h, w) = self.dims;
+        let len = c * h * w;
         let (scored, values) = self.last.as_ref().expect("keep after a score");
         for &row in rows {
             let j = scored.binary_search(&row).expect("a kept row was scored");
-            self.base[row * h * w..(row + 1) * h * w]
-                .copy_from_slice(&values[j * h * w..(j + 1) * h * w]);
+            self.base[row * len..(row + 1) * len].copy_from_slice(&values[j * len..(j + 1) * len]);
         }
         Ok(())
     }
@@ -322,12 +323,15 @@ impl WindowedScore for Checker<'_> {
 #[test]
 fn square_scores_by_window_under_linf_and_ends_where_whole_images_take_it() {
     let device = candle_core::Device::Cpu;
-    let (rows, side) = (3, 6);
-    let pixels: Vec<f32> = (0..rows * side * side)
+    // two channels: a window changes both
+    let (rows, channels, side) = (3, 2, 6);
+    let pixels: Vec<f32> = (0..rows * channels * side * side)
         .map(|k| ((k * 5) % 13) as f32 / 12.0)
         .collect();
-    let x = Tensor::from_vec(pixels, (rows, 1, side, side), &device).unwrap();
-    let weights: Vec<f32> = (0..side * side).map(|k| (k as f32 * 0.9).cos()).collect();
+    let x = Tensor::from_vec(pixels, (rows, channels, side, side), &device).unwrap();
+    let weights: Vec<f32> = (0..channels * side * side)
+        .map(|k| (k as f32 * 0.9).cos())
+        .collect();
     let per_image = || PerImage {
         weights: weights.clone(),
         fooled_above: 1.5,
@@ -345,7 +349,6 @@ fn square_scores_by_window_under_linf_and_ends_where_whole_images_take_it() {
         let values = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(values(&windowed), values(&whole), "{norm}");
         // L2 proposals change whole images: never scored by window
-        let expected = if norm == Norm::Linf { 40 } else { 0 };
-        assert_eq!(checked.queries.get(), expected, "{norm}");
+        assert_eq!(checked.queries.get() > 0, norm == Norm::Linf, "{norm}");
     }
 }

@@ -1,8 +1,9 @@
 //! The backbone's forward pass, in evaluation mode, over images that differ from a base batch
 //! only inside one window each (a Square query under L-infinity changes one window of each
 //! image): every layer recomputes only the part of its output that the window reaches, from the
-//! base batch's maps with the query's new values in place, until that part is half its map or
-//! more; from there on layers run whole, as [`super::passes::forward`] does.
+//! base batch's maps with the query's new values in place, until that part is half its map (a
+//! 3x3 stride-1 layer, which runs whole on Winograd's algorithm) or three quarters of it (other
+//! layers); from there on layers run whole, as [`super::passes::forward`] does.
 //!
 //! A window of 3 pixels on a 28x28 image reaches 5x5 outputs of the stem, 9x9 of the first
 //! stage and 7x7 of the second stage's 14x14 maps: about a tenth of the first layers' work.
@@ -134,6 +135,8 @@ impl WindowedBackbone {
     /// changed inside `windows` only.
     pub fn pooled(&mut self, x: &[f32], rows: &[usize], windows: &[Window]) -> CResult<Vec<f32>> {
         let (_, c, h, w) = self.images;
+        // a failed query leaves nothing to keep
+        self.last = None;
         check_query(x.len(), rows, windows, self.images)?;
         let r = rows.len();
         let x = nchw_to_nhwc(x, (r, c, h, w));
@@ -187,6 +190,11 @@ impl WindowedBackbone {
             blocks,
         });
         Ok(pooled)
+    }
+
+    /// Width of the pooled features: the last map's channels.
+    pub fn width(&self) -> usize {
+        self.blocks.last().map_or(self.stem.c, |b| b.y.c)
     }
 
     /// Makes the images of the last query at `rows` (a subset of its rows) the base images of
@@ -345,7 +353,7 @@ fn check_query(
     }
     if let Some(bad) = windows
         .iter()
-        .find(|v| v.side == 0 || v.top + v.side > h || v.left + v.side > w)
+        .find(|v| v.side == 0 || v.side > h.min(w) || v.top > h - v.side || v.left > w - v.side)
     {
         return fail(format!(
             "windowed backbone: window {bad:?} is not inside a {h}x{w} image"
@@ -353,6 +361,3 @@ fn check_query(
     }
     Ok(())
 }
-
-#[cfg(test)]
-mod tests;
