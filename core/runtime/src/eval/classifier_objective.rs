@@ -78,6 +78,19 @@ impl ClassifierObjective<'_> {
         ))
     }
 
+    /// An error naming `what` unless `x` holds one image per row of `rows`, each a row of the
+    /// batch.
+    fn check_rows(&self, x: &Tensor, rows: &[usize], what: &str) -> Result<()> {
+        if x.dim(0)? != rows.len() || rows.iter().any(|&r| r >= self.label_values.len()) {
+            return Err(rossl_api::Error::Msg(format!(
+                "{what}: {} images for rows {rows:?} of a batch of {}",
+                x.dim(0)?,
+                self.label_values.len()
+            )));
+        }
+        Ok(())
+    }
+
     /// [`Self::scored`] of `logits`, the rows `rows` of the batch.
     fn scored_rows(&self, logits: &Tensor, rows: &[usize]) -> Result<(Tensor, Option<Vec<bool>>)> {
         let targets = self
@@ -154,13 +167,7 @@ impl Objective for ClassifierObjective<'_> {
         if self.classifier.is_random() {
             return Ok(None);
         }
-        if x.dim(0)? != rows.len() || rows.iter().any(|&r| r >= self.label_values.len()) {
-            return Err(rossl_api::Error::Msg(format!(
-                "score_rows: {} images for rows {rows:?} of a batch of {}",
-                x.dim(0)?,
-                self.label_values.len()
-            )));
-        }
+        self.check_rows(x, rows, "score_rows")?;
         let logits = self
             .classifier
             .logits_at_rows(
@@ -213,12 +220,7 @@ impl WindowedScore for WindowedClassifierScore<'_, '_> {
         rows: &[usize],
         windows: &[Window],
     ) -> Result<(Tensor, Option<Vec<bool>>)> {
-        if rows.iter().any(|&r| r >= self.objective.label_values.len()) {
-            return Err(rossl_api::Error::Msg(format!(
-                "windowed score: rows {rows:?} of a batch of {}",
-                self.objective.label_values.len()
-            )));
-        }
+        self.objective.check_rows(images, rows, "windowed score")?;
         let logits = self.pass.run(&images.detach(), rows, windows)?.detach();
         self.objective.scored_rows(&logits, rows)
     }

@@ -173,16 +173,13 @@ impl WindowedBackbone {
             None => (&self.stem, &stem),
         };
         let whole = (last_map.h, last_map.w);
-        let last = if last_patch.rects.size == whole {
-            last_patch.values.clone()
-        } else {
-            let source = Source::Base {
-                map: last_map,
-                rows,
-                patch: last_patch,
-            };
-            source.gather(&vec![(0, 0); r], 0, whole)
+        // the last map whole: the query's values where the last layer ran whole, else put together
+        let source = Source::Base {
+            map: last_map,
+            rows,
+            patch: last_patch,
         };
+        let last = source.windows(&vec![(0, 0); r], 0, whole);
         let pooled = global_average_pool(&last, r, whole.0 * whole.1, last_map.c);
         self.last = Some(Query {
             rows: rows.to_vec(),
